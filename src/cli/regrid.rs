@@ -1,0 +1,224 @@
+//! `wangge regrid`.
+
+use crate::geom::crs::{Crs, Transformer};
+use crate::io::geojson::{LoadNotes, read_buildings, read_communities, read_roads};
+use crate::io::write::{assignments_csv, grids_geojson, write_atomic};
+use crate::model::{EstimateParams, Road};
+use crate::partition::{Band, RegridParams, regrid};
+use anyhow::{Context, Result, bail};
+use geo::{Coord, LineString, Polygon};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Arguments of `wangge regrid`.
+#[derive(Debug, clap::Args)]
+pub struct RegridArgs {
+    /// Community boundaries (GeoJSON polygons with `code`, optional `name`, `street`).
+    #[arg(long)]
+    pub communities: PathBuf,
+    /// Building footprints (GeoJSON polygons with an id and optional `households`).
+    #[arg(long, required_unless_present = "osm")]
+    pub buildings: Option<PathBuf>,
+    /// Road centrelines (GeoJSON lines with `highway`, `name`); boundaries follow them.
+    #[arg(long)]
+    pub roads: Option<PathBuf>,
+    /// Take buildings and roads from an OpenStreetMap PBF extract.
+    #[arg(long)]
+    pub osm: Option<PathBuf>,
+    /// Target households per grid.
+    #[arg(long, default_value_t = 300.0)]
+    pub target: f64,
+    /// Minimum households per grid.
+    #[arg(long, default_value_t = 200.0)]
+    pub min: f64,
+    /// Maximum households per grid.
+    #[arg(long, default_value_t = 400.0)]
+    pub max: f64,
+    /// Seed of the local search (same inputs and seed give the same bytes).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// CRS of the inputs: wgs84 (default), gcj02, bd09, or EPSG:<code>.
+    #[arg(long, default_value = "wgs84")]
+    pub crs: String,
+    /// CRS of the output grids.
+    #[arg(long, default_value = "wgs84")]
+    pub out_crs: String,
+    /// Output grid layer (GeoJSON).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write `building_id,grid_code` for every building.
+    #[arg(long)]
+    pub assignments: Option<PathBuf>,
+    /// Also write a JSON report per community and in total.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Road classes that bound blocks (comma-separated OSM highway values).
+    #[arg(long, value_delimiter = ',')]
+    pub road_classes: Option<Vec<String>>,
+    /// Storey height (m) for estimating households from `height`.
+    #[arg(long, default_value_t = 3.0)]
+    pub storey_height: f64,
+    /// Gross floor area per household (m²) for estimates.
+    #[arg(long, default_value_t = 100.0)]
+    pub dwelling_m2: f64,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn merge(into: &mut LoadNotes, n: LoadNotes) {
+    into.repaired.extend(n.repaired);
+    into.estimated_households += n.estimated_households;
+    into.skipped.extend(n.skipped);
+}
+
+/// Run `wangge regrid`.
+///
+/// # Errors
+/// Bad arguments or input, named; nothing is written then.
+#[allow(clippy::too_many_lines)]
+pub fn run(a: &RegridArgs) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    if !(a.min.is_finite() && a.max.is_finite() && a.target.is_finite()) || a.min < 0.0 {
+        bail!("--min, --max and --target must be non-negative numbers");
+    }
+    if a.min > a.max {
+        bail!("--min {} is above --max {}: the band is empty", a.min, a.max);
+    }
+    if a.target < a.min || a.target > a.max {
+        bail!("--target {} must lie between --min {} and --max {}", a.target, a.min, a.max);
+    }
+    if a.storey_height <= 0.0 || a.dwelling_m2 <= 0.0 {
+        bail!("--storey-height and --dwelling-m2 must be positive");
+    }
+    let in_crs: Crs = a.crs.parse().context("--crs")?;
+    let out_crs: Crs = a.out_crs.parse().context("--out-crs")?;
+    let to_wgs = Transformer::new(in_crs, Crs::Wgs84)?;
+    let from_wgs = Transformer::new(Crs::Wgs84, out_crs)?;
+    let est = EstimateParams { storey_height_m: a.storey_height, dwelling_m2: a.dwelling_m2, ..EstimateParams::default() };
+    let mut notes = LoadNotes::default();
+    let (communities, n) = read_communities(&a.communities, &to_wgs)?;
+    merge(&mut notes, n);
+    let (buildings, mut roads): (Vec<_>, Vec<Road>) = match (&a.buildings, &a.osm) {
+        (Some(b), _) => {
+            let (bs, n) = read_buildings(b, &to_wgs, &est)?;
+            merge(&mut notes, n);
+            let roads = match &a.osm {
+                Some(o) => {
+                    let (_, r, n) = crate::io::osm::read_osm(o, &est)?;
+                    merge(&mut notes, n);
+                    r
+                }
+                None => Vec::new(),
+            };
+            (bs, roads)
+        }
+        (None, Some(o)) => {
+            let (bs, r, n) = crate::io::osm::read_osm(o, &est)?;
+            merge(&mut notes, n);
+            (bs, r)
+        }
+        (None, None) => bail!("give --buildings or --osm"),
+    };
+    if buildings.is_empty() {
+        bail!("no buildings were read: the building layer is empty");
+    }
+    if let Some(r) = &a.roads {
+        let (rs, n) = read_roads(r, &to_wgs)?;
+        merge(&mut notes, n);
+        roads.extend(rs);
+    }
+    let mut params = RegridParams {
+        band: Band { min: a.min, max: a.max, target: a.target },
+        seed: a.seed,
+        ..RegridParams::default()
+    };
+    if let Some(c) = &a.road_classes {
+        params.cut_classes = c.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    }
+    let bar = ProgressBar::new(communities.len() as u64);
+    if std::io::stderr().is_terminal() {
+        bar.set_style(ProgressStyle::with_template("{spinner} regrid {bar:30} {pos}/{len} communities {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let tick = || bar.inc(1);
+    let result = regrid(&communities, &buildings, &roads, &params, &tick)?;
+    bar.finish_and_clear();
+
+    // output geometries in the output CRS
+    let tf_ring = |l: &LineString| -> Result<LineString> {
+        l.0.iter().map(|c| from_wgs.apply(*c).map_err(anyhow::Error::from)).collect::<Result<Vec<Coord>>>().map(LineString)
+    };
+    let geoms: Vec<Polygon> = result
+        .grids
+        .iter()
+        .map(|g| Ok(Polygon::new(tf_ring(g.geometry.exterior())?, g.geometry.interiors().iter().map(tf_ring).collect::<Result<_>>()?)))
+        .collect::<Result<_>>()?;
+    let mut fc = grids_geojson(&result.grids, &geoms, false);
+    if out_crs != Crs::Wgs84 {
+        fc["crs"] = json!({ "type": "name", "properties": { "name": out_crs.to_string() } });
+    }
+    let grids_bytes = serde_json::to_vec(&fc)?;
+    let ids: Vec<String> = buildings.iter().map(|b| b.id.clone()).collect();
+    let assign_bytes = a.assignments.as_ref().map(|_| assignments_csv(&result, &ids));
+    let seconds = t0.elapsed().as_secs_f64();
+    let report = json!({
+        "params": {
+            "min": a.min, "max": a.max, "target": a.target, "seed": a.seed,
+            "crs": in_crs.to_string(), "out_crs": out_crs.to_string(),
+            "road_classes": params.cut_classes,
+            "estimate": est,
+        },
+        "inputs": {
+            "communities": communities.len(),
+            "buildings": buildings.len(),
+            "roads": roads.len(),
+            "buildings_outside_communities": result.outside_buildings,
+            "households_estimated_buildings": notes.estimated_households,
+            "households_note": if notes.estimated_households > 0 {
+                format!("{} buildings had no `households`; their counts are estimates (floors × footprint × residential share ÷ {} m²)", notes.estimated_households, a.dwelling_m2)
+            } else { "all household counts were given".to_string() },
+            "repaired": notes.repaired,
+            "skipped": notes.skipped,
+        },
+        "total": result.total,
+        "communities": result.communities,
+        "seconds": seconds,
+    });
+    let report_bytes = serde_json::to_vec_pretty(&report)?;
+    write_atomic(&a.out, &grids_bytes)?;
+    if let (Some(p), Some(b)) = (&a.assignments, &assign_bytes) {
+        write_atomic(p, b)?;
+    }
+    if let Some(p) = &a.report {
+        write_atomic(p, &report_bytes)?;
+    }
+    let t = &result.total;
+    if a.json {
+        println!("{}", serde_json::to_string(&json!({ "out": a.out, "total": t, "seconds": seconds }))?);
+    } else {
+        println!(
+            "{} grids in {} communities → {}\n  households {} (grid min {}, max {}), in band {:.1}% ({} oversize single-building grids)\n  Polsby-Popper mean {:.3} min {:.3}{}\n  {:.2} s{}",
+            t.grids,
+            communities.len(),
+            a.out.display(),
+            t.households,
+            t.households_min,
+            t.households_max,
+            t.in_band_pct,
+            t.oversize_grids,
+            t.polsby_popper_mean,
+            t.polsby_popper_min,
+            t.road_following_pct.map(|r| format!(", boundary along roads {r:.1}%")).unwrap_or_default(),
+            seconds,
+            if result.outside_buildings > 0 { format!("; {} buildings lie outside every community", result.outside_buildings) } else { String::new() },
+        );
+        if notes.estimated_households > 0 {
+            println!("  note: households of {} buildings are estimates", notes.estimated_households);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,388 @@
+//! Reading GeoJSON layers (communities, buildings, roads) with errors that name the file, the
+//! feature and the field.
+
+use super::error::InputError;
+use crate::geom::crs::Transformer;
+use crate::geom::validate::check_polygon;
+use crate::model::{Building, Community, EstimateParams, HouseholdSource, Road};
+use geo::{Area, Coord, LineString, MultiPolygon, Polygon};
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// One feature as read, before it is interpreted as a layer's type.
+#[derive(Debug, Clone)]
+pub struct RawFeature {
+    /// 0-based position in the file.
+    pub index: usize,
+    /// The GeoJSON feature `id`, as text.
+    pub id: Option<String>,
+    /// Properties (empty when null).
+    pub properties: Map<String, Value>,
+    /// The geometry object (None when null).
+    pub geometry: Option<Value>,
+}
+
+impl RawFeature {
+    /// How errors name this feature.
+    #[must_use]
+    pub fn label(&self) -> String {
+        let id = self
+            .id
+            .clone()
+            .or_else(|| self.properties.get("code").and_then(value_text))
+            .or_else(|| self.properties.get("id").and_then(value_text));
+        match id {
+            Some(i) => format!("feature #{} (id {i})", self.index),
+            None => format!("feature #{}", self.index),
+        }
+    }
+}
+
+/// Text of a string or number value.
+#[must_use]
+pub fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A number from a number or numeric string (`"12"`, `"30 m"` → 30).
+#[must_use]
+pub fn value_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64().filter(|x| x.is_finite()),
+        Value::String(s) => {
+            let t = s.trim().trim_end_matches('m').trim();
+            t.parse::<f64>().ok().filter(|x| x.is_finite())
+        }
+        _ => None,
+    }
+}
+
+/// Read a GeoJSON FeatureCollection (or a single Feature).
+///
+/// # Errors
+/// Unreadable file, invalid JSON (with line and column), or not a FeatureCollection.
+pub fn read_features(path: &Path) -> Result<Vec<RawFeature>, InputError> {
+    let text = std::fs::read(path).map_err(|source| InputError::Read { file: path.to_path_buf(), source })?;
+    let v: Value = serde_json::from_slice(&text).map_err(|e| InputError::file(path, format!("not valid JSON: {e}")))?;
+    parse_features(path, v)
+}
+
+fn parse_features(path: &Path, v: Value) -> Result<Vec<RawFeature>, InputError> {
+    let Value::Object(mut obj) = v else {
+        return Err(InputError::file(path, "expected a GeoJSON object (FeatureCollection)"));
+    };
+    let kind = obj.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let feats = match kind.as_str() {
+        "FeatureCollection" => match obj.remove("features") {
+            Some(Value::Array(a)) => a,
+            _ => return Err(InputError::file(path, "FeatureCollection has no `features` array")),
+        },
+        "Feature" => vec![Value::Object(obj)],
+        other => {
+            return Err(InputError::file(
+                path,
+                format!("expected a GeoJSON FeatureCollection, found type {other:?}"),
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(feats.len());
+    for (index, f) in feats.into_iter().enumerate() {
+        let Value::Object(mut f) = f else {
+            return Err(InputError::item(path, format!("feature #{index}"), None, "is not a JSON object"));
+        };
+        let id = f.get("id").and_then(value_text);
+        let properties = match f.remove("properties") {
+            Some(Value::Object(m)) => m,
+            Some(Value::Null) | None => Map::new(),
+            Some(_) => {
+                return Err(InputError::item(path, format!("feature #{index}"), Some("properties"), "expected an object"));
+            }
+        };
+        let geometry = match f.remove("geometry") {
+            Some(Value::Null) | None => None,
+            Some(g) => Some(g),
+        };
+        out.push(RawFeature { index, id, properties, geometry });
+    }
+    Ok(out)
+}
+
+/// A geometry read from GeoJSON.
+#[derive(Debug, Clone)]
+pub enum Geom {
+    Point(Coord),
+    Lines(Vec<LineString>),
+    Polygons(MultiPolygon),
+}
+
+fn coord(v: &Value) -> Result<Coord, String> {
+    let a = v.as_array().ok_or("a position must be an array [x, y]")?;
+    if a.len() < 2 {
+        return Err("a position needs at least two numbers".into());
+    }
+    let x = a[0].as_f64().ok_or("a coordinate is not a number")?;
+    let y = a[1].as_f64().ok_or("a coordinate is not a number")?;
+    if !x.is_finite() || !y.is_finite() {
+        return Err("a coordinate is not a finite number".into());
+    }
+    Ok(Coord { x, y })
+}
+
+fn line(v: &Value) -> Result<LineString, String> {
+    let a = v.as_array().ok_or("expected an array of positions")?;
+    a.iter().map(coord).collect::<Result<Vec<_>, _>>().map(LineString)
+}
+
+fn polygon(v: &Value) -> Result<Polygon, String> {
+    let rings = v.as_array().ok_or("expected an array of rings")?;
+    if rings.is_empty() {
+        return Err("a polygon has no rings".into());
+    }
+    let mut it = rings.iter().map(line);
+    let shell = it.next().ok_or("a polygon has no rings")??;
+    let holes = it.collect::<Result<Vec<_>, _>>()?;
+    Ok(Polygon::new(shell, holes))
+}
+
+/// Parse a GeoJSON geometry object.
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn parse_geometry(g: &Value) -> Result<Geom, String> {
+    let t = g.get("type").and_then(Value::as_str).ok_or("geometry has no `type`")?;
+    let c = g.get("coordinates");
+    let need = || c.ok_or_else(|| format!("{t} geometry has no `coordinates`"));
+    match t {
+        "Point" => Ok(Geom::Point(coord(need()?)?)),
+        "LineString" => Ok(Geom::Lines(vec![line(need()?)?])),
+        "MultiLineString" => {
+            let a = need()?.as_array().ok_or("expected an array of lines")?;
+            Ok(Geom::Lines(a.iter().map(line).collect::<Result<_, _>>()?))
+        }
+        "Polygon" => Ok(Geom::Polygons(MultiPolygon(vec![polygon(need()?)?]))),
+        "MultiPolygon" => {
+            let a = need()?.as_array().ok_or("expected an array of polygons")?;
+            Ok(Geom::Polygons(MultiPolygon(a.iter().map(polygon).collect::<Result<_, _>>()?)))
+        }
+        other => Err(format!("unsupported geometry type {other}")),
+    }
+}
+
+fn transform_coord(tf: &Transformer, c: Coord) -> Result<Coord, String> {
+    tf.apply(c).map_err(|e| e.to_string())
+}
+
+fn transform_mp(tf: &Transformer, mp: MultiPolygon) -> Result<MultiPolygon, String> {
+    if tf.is_identity() {
+        return Ok(mp);
+    }
+    let ring = |l: &LineString| -> Result<LineString, String> {
+        l.0.iter().map(|c| transform_coord(tf, *c)).collect::<Result<Vec<_>, _>>().map(LineString)
+    };
+    mp.0.iter()
+        .map(|p| Ok(Polygon::new(ring(p.exterior())?, p.interiors().iter().map(ring).collect::<Result<_, _>>()?)))
+        .collect::<Result<Vec<_>, String>>()
+        .map(MultiPolygon)
+}
+
+/// Validate a polygonal feature: transform to WGS84, check, repair if safe.
+fn polygons_of(path: &Path, f: &RawFeature, tf: &Transformer, repaired: &mut Vec<String>) -> Result<MultiPolygon, InputError> {
+    let label = f.label();
+    let g = f.geometry.as_ref().ok_or_else(|| InputError::item(path, &label, Some("geometry"), "is missing; expected a Polygon or MultiPolygon"))?;
+    let mp = match parse_geometry(g).map_err(|m| InputError::item(path, &label, Some("geometry"), m))? {
+        Geom::Polygons(mp) => mp,
+        Geom::Point(_) => return Err(InputError::item(path, &label, Some("geometry"), "is a Point; expected a Polygon or MultiPolygon")),
+        Geom::Lines(_) => return Err(InputError::item(path, &label, Some("geometry"), "is a line; expected a Polygon or MultiPolygon")),
+    };
+    let mp = transform_mp(tf, mp).map_err(|m| InputError::item(path, &label, Some("geometry"), m))?;
+    let mut parts = Vec::new();
+    let mut was_repaired = false;
+    for p in &mp.0 {
+        let c = check_polygon(p, true).map_err(|e| InputError::item(path, &label, Some("geometry"), e.to_string()))?;
+        was_repaired |= c.repaired;
+        parts.extend(c.geometry.0);
+    }
+    if parts.is_empty() {
+        return Err(InputError::item(path, &label, Some("geometry"), "is empty; expected a Polygon or MultiPolygon"));
+    }
+    if was_repaired {
+        repaired.push(label);
+    }
+    Ok(MultiPolygon(parts))
+}
+
+/// Notes from loading a layer that are not errors.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoadNotes {
+    /// Features whose self-intersecting geometry was repaired.
+    pub repaired: Vec<String>,
+    /// Buildings whose households were estimated.
+    pub estimated_households: usize,
+    /// Features skipped, with the reason (roads of other geometry types, empty geometries).
+    pub skipped: Vec<String>,
+}
+
+/// Read the community layer: polygons with a unique `code`, optional `name` and `street`.
+///
+/// # Errors
+/// Any feature without a usable code or polygon, duplicate codes, or an empty layer.
+pub fn read_communities(path: &Path, tf: &Transformer) -> Result<(Vec<Community>, LoadNotes), InputError> {
+    let feats = read_features(path)?;
+    communities_from(path, &feats, tf)
+}
+
+/// Interpret features as communities (see [`read_communities`]).
+///
+/// # Errors
+/// As [`read_communities`].
+pub fn communities_from(path: &Path, feats: &[RawFeature], tf: &Transformer) -> Result<(Vec<Community>, LoadNotes), InputError> {
+    if feats.is_empty() {
+        return Err(InputError::file(path, "the community layer has no features"));
+    }
+    let mut notes = LoadNotes::default();
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(feats.len());
+    for f in feats {
+        let label = f.label();
+        let code = match f.properties.get("code") {
+            None | Some(Value::Null) => {
+                return Err(InputError::item(path, &label, Some("code"), "is missing; every community needs a unique code"));
+            }
+            Some(v) => value_text(v).ok_or_else(|| InputError::item(path, &label, Some("code"), "expected a non-empty string or number"))?,
+        };
+        if !seen.insert(code.clone()) {
+            return Err(InputError::item(path, &label, Some("code"), format!("duplicate code {code:?}; community codes must be unique")));
+        }
+        let geometry = polygons_of(path, f, tf, &mut notes.repaired)?;
+        out.push(Community {
+            code,
+            name: f.properties.get("name").and_then(value_text),
+            street: f.properties.get("street").and_then(value_text),
+            geometry,
+        });
+    }
+    Ok((out, notes))
+}
+
+/// Read the building layer: footprints with an id and households (given or estimated).
+///
+/// # Errors
+/// Missing or duplicate ids, bad geometry, a negative or non-numeric `households`, an empty layer.
+pub fn read_buildings(path: &Path, tf: &Transformer, est: &EstimateParams) -> Result<(Vec<Building>, LoadNotes), InputError> {
+    let feats = read_features(path)?;
+    buildings_from(path, &feats, tf, est)
+}
+
+/// Interpret features as buildings (see [`read_buildings`]).
+///
+/// # Errors
+/// As [`read_buildings`].
+pub fn buildings_from(path: &Path, feats: &[RawFeature], tf: &Transformer, est: &EstimateParams) -> Result<(Vec<Building>, LoadNotes), InputError> {
+    if feats.is_empty() {
+        return Err(InputError::file(path, "the building layer has no features"));
+    }
+    let mut notes = LoadNotes::default();
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(feats.len());
+    for f in feats {
+        let label = f.label();
+        let id = f
+            .properties
+            .get("id")
+            .and_then(value_text)
+            .or_else(|| f.id.clone())
+            .or_else(|| f.properties.get("osm_id").and_then(value_text))
+            .ok_or_else(|| InputError::item(path, &label, Some("id"), "is missing; expected an `id` property, a feature id, or `osm_id`"))?;
+        if !seen.insert(id.clone()) {
+            return Err(InputError::item(path, &label, Some("id"), format!("duplicate building id {id:?}")));
+        }
+        let geometry = polygons_of(path, f, tf, &mut notes.repaired)?;
+        let (households, source) = match f.properties.get("households") {
+            None | Some(Value::Null) => {
+                let p = &f.properties;
+                let floors = est.floors(
+                    p.get("floors").and_then(value_number),
+                    p.get("building:levels").and_then(value_number),
+                    p.get("height").and_then(value_number),
+                );
+                let share = est.residential_share(p.get("building").and_then(Value::as_str));
+                notes.estimated_households += 1;
+                (est.estimate(geodesic_area_m2(&geometry), floors, share), HouseholdSource::Estimated)
+            }
+            Some(v) => {
+                let n = value_number(v).ok_or_else(|| InputError::item(path, &label, Some("households"), format!("expected a non-negative whole number, found {v}")))?;
+                if n < 0.0 || n.fract() != 0.0 || n > f64::from(u32::MAX) {
+                    return Err(InputError::item(path, &label, Some("households"), format!("expected a non-negative whole number, found {n}")));
+                }
+                (n as u32, HouseholdSource::Given)
+            }
+        };
+        out.push(Building { id, households, source, weight: f64::from(households), geometry });
+    }
+    Ok((out, notes))
+}
+
+/// Read the road layer: LineString/MultiLineString features with `highway` and `name`.
+///
+/// # Errors
+/// Unreadable file, bad coordinates, or a polygon/point where a line was expected.
+pub fn read_roads(path: &Path, tf: &Transformer) -> Result<(Vec<Road>, LoadNotes), InputError> {
+    let feats = read_features(path)?;
+    let mut notes = LoadNotes::default();
+    let mut out = Vec::new();
+    for f in &feats {
+        let label = f.label();
+        let Some(g) = f.geometry.as_ref() else {
+            notes.skipped.push(format!("{label}: no geometry"));
+            continue;
+        };
+        let lines = match parse_geometry(g).map_err(|m| InputError::item(path, &label, Some("geometry"), m))? {
+            Geom::Lines(l) => l,
+            _ => return Err(InputError::item(path, &label, Some("geometry"), "expected a LineString or MultiLineString road centreline")),
+        };
+        for l in lines {
+            let mut pts = Vec::with_capacity(l.0.len());
+            for c in &l.0 {
+                let w = transform_coord(tf, *c).map_err(|m| InputError::item(path, &label, Some("geometry"), m))?;
+                if w.x.abs() > 180.0 || w.y.abs() > 90.0 {
+                    return Err(InputError::item(path, &label, Some("geometry"), format!("coordinate ({}, {}) is out of range for longitude/latitude", w.x, w.y)));
+                }
+                if pts.last() != Some(&w) {
+                    pts.push(w);
+                }
+            }
+            if pts.len() < 2 {
+                notes.skipped.push(format!("{label}: a line with fewer than two distinct points"));
+                continue;
+            }
+            out.push(Road {
+                highway: f.properties.get("highway").and_then(value_text).unwrap_or_default(),
+                name: f.properties.get("name").and_then(value_text),
+                line: LineString(pts),
+            });
+        }
+    }
+    Ok((out, notes))
+}
+
+/// Area of a WGS84 multipolygon in m², in a local frame at its first vertex (relative error
+/// below 1e-4 for anything a building or community can be).
+#[must_use]
+pub fn geodesic_area_m2(mp: &MultiPolygon) -> f64 {
+    let Some(c) = mp.0.first().and_then(|p| p.exterior().0.first()) else { return 0.0 };
+    let f = crate::geom::frame::LocalFrame::new(c.x, c.y);
+    let m = MultiPolygon(
+        mp.0.iter()
+            .map(|p| {
+                let r = |l: &LineString| LineString(l.0.iter().map(|c| f.fwd(*c)).collect());
+                Polygon::new(r(p.exterior()), p.interiors().iter().map(r).collect())
+            })
+            .collect(),
+    );
+    m.unsigned_area()
+}

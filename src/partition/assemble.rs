@@ -1,0 +1,224 @@
+//! Grid polygons from the labelled tessellation: keep the piece edges whose two sides lie in
+//! different grids, chain them into rings, and sort rings into one shell with holes per grid.
+//!
+//! Rings are built from shared point ids, so neighbouring grids share their edges exactly.
+//! Where a grid touches itself at a point, the walk takes the edge that turns most sharply,
+//! which yields a shell and a hole that touch at that point (valid), never a self-crossing ring.
+
+use super::tessellation::{NONE, Pt, Tessellation};
+use geo::{Coord, LineString, Polygon};
+use std::collections::HashMap;
+
+/// Why a grid polygon could not be formed.
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    #[error("grid {grid} is not contiguous ({shells} separate parts)")]
+    NotContiguous { grid: usize, shells: usize },
+    #[error("grid {grid} has no boundary")]
+    Empty { grid: usize },
+}
+
+/// One grid's polygon in metres and in WGS84, with its perimeter.
+#[derive(Debug, Clone)]
+pub struct GridPolygon {
+    pub metres: Polygon,
+    pub wgs84: Polygon,
+}
+
+/// Assemble the polygons of `n_grids` grids; `grid_of_atom` maps atom labels to grids.
+///
+/// # Errors
+/// When a grid is empty or falls apart into several shells.
+pub fn assemble(t: &Tessellation, grid_of_atom: &[u32], n_grids: usize) -> Result<Vec<GridPolygon>, AssembleError> {
+    let nf = t.faces.len();
+    let gl = |l: u32| if l == NONE { NONE } else { grid_of_atom[l as usize] };
+    // directed edges per grid: (from, to, face for positions)
+    let mut edges: Vec<Vec<(Pt, Pt, usize)>> = vec![Vec::new(); n_grids];
+    for f in 1..nf {
+        if !t.inside[f] {
+            continue;
+        }
+        let lab = t.corner[f];
+        t.face_segments(
+            f,
+            lab,
+            |a, b, l, r, k, corner| {
+                let gl_l = gl(l);
+                let gr = match r {
+                    Some(r) => gl(r),
+                    None => {
+                        let nb = t.nbr[f][k];
+                        if nb == NONE || !t.inside[nb as usize] {
+                            NONE
+                        } else {
+                            gl(t.corner_label(nb as usize, t.faces[f][corner], &t.corner))
+                        }
+                    }
+                };
+                if gl_l != gr && gl_l != NONE {
+                    edges[gl_l as usize].push((a, b, f));
+                }
+            },
+            |_, _, _| {},
+        );
+    }
+    let mut out = Vec::with_capacity(n_grids);
+    for (gi, es) in edges.iter().enumerate() {
+        if es.is_empty() {
+            return Err(AssembleError::Empty { grid: gi });
+        }
+        let rings = chain(t, es);
+        let mut shells = Vec::new();
+        let mut holes = Vec::new();
+        for r in rings {
+            let a = signed_area(&r);
+            if a > 0.0 {
+                shells.push((a, r));
+            } else if a < 0.0 {
+                holes.push(r);
+            }
+        }
+        if shells.len() != 1 {
+            if std::env::var_os("WANGGE_DEBUG").is_some() {
+                for (a, r) in &shells {
+                    let c = t.frame.inv(r[0].1);
+                    eprintln!("grid {gi}: shell area {a:.2} m² at {:.7},{:.7} ({} pts)", c.x, c.y, r.len());
+                }
+            }
+            return Err(AssembleError::NotContiguous { grid: gi, shells: shells.len() });
+        }
+        let (_, shell) = shells.pop().ok_or(AssembleError::Empty { grid: gi })?;
+        let to_ll = |r: &[(Pt, Coord)]| -> LineString {
+            let mut v: Vec<Coord> = r
+                .iter()
+                .map(|(p, c)| {
+                    if (p.0 as usize) < t.verts.len() {
+                        t.orig[p.0 as usize].unwrap_or_else(|| t.frame.inv(*c))
+                    } else {
+                        t.frame.inv(*c)
+                    }
+                })
+                .collect();
+            v.push(v[0]);
+            LineString(v)
+        };
+        let to_m = |r: &[(Pt, Coord)]| -> LineString {
+            let mut v: Vec<Coord> = r.iter().map(|(_, c)| *c).collect();
+            v.push(v[0]);
+            LineString(v)
+        };
+        let metres = Polygon::new(to_m(&shell), holes.iter().map(|h| to_m(h)).collect());
+        let wgs84 = Polygon::new(to_ll(&shell), holes.iter().map(|h| to_ll(h)).collect());
+        out.push(GridPolygon { metres, wgs84 });
+    }
+    Ok(out)
+}
+
+fn signed_area(r: &[(Pt, Coord)]) -> f64 {
+    let mut a = 0.0;
+    for i in 0..r.len() {
+        let (p, q) = (r[i].1, r[(i + 1) % r.len()].1);
+        a += p.x * q.y - q.x * p.y;
+    }
+    a / 2.0
+}
+
+/// Chain directed edges into closed rings, dropping midpoints and collinear densify points.
+fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)]) -> Vec<Vec<(Pt, Coord)>> {
+    let mut out_of: HashMap<Pt, Vec<usize>> = HashMap::with_capacity(es.len());
+    for (i, e) in es.iter().enumerate() {
+        out_of.entry(e.0).or_default().push(i);
+    }
+    let pos = |p: Pt, f: usize| t.pos(p, f);
+    let mut used = vec![false; es.len()];
+    let mut rings = Vec::new();
+    // deterministic start order
+    let mut starts: Vec<usize> = (0..es.len()).collect();
+    starts.sort_by_key(|&i| (es[i].0, es[i].1));
+    for s in starts {
+        if used[s] {
+            continue;
+        }
+        let mut ring: Vec<(Pt, Coord)> = Vec::new();
+        let mut cur = s;
+        loop {
+            used[cur] = true;
+            let (a, b, f) = es[cur];
+            ring.push((a, pos(a, f)));
+            if b == es[s].0 {
+                break;
+            }
+            let Some(cands) = out_of.get(&b) else { break };
+            let free: Vec<usize> = cands.iter().copied().filter(|&i| !used[i]).collect();
+            let next = match free.len() {
+                0 => break,
+                1 => free[0],
+                _ => {
+                    // sharpest turn: first outgoing edge clockwise from the reversed incoming one
+                    let pb = pos(b, f);
+                    let pa = pos(a, f);
+                    let back = (pa.y - pb.y).atan2(pa.x - pb.x);
+                    *free
+                        .iter()
+                        .min_by(|&&i, &&j| {
+                            let ang = |k: usize| {
+                                let q = pos(es[k].1, es[k].2);
+                                let mut d = back - (q.y - pb.y).atan2(q.x - pb.x);
+                                while d <= 0.0 {
+                                    d += std::f64::consts::TAU;
+                                }
+                                d
+                            };
+                            ang(i).total_cmp(&ang(j)).then(i.cmp(&j))
+                        })
+                        .unwrap_or(&free[0])
+                }
+            };
+            cur = next;
+        }
+        if ring.len() >= 3 {
+            rings.push(simplify(t, ring));
+        }
+    }
+    rings
+}
+
+fn simplify(t: &Tessellation, ring: Vec<(Pt, Coord)>) -> Vec<(Pt, Coord)> {
+    let nv = t.verts.len() as u32;
+    let ne = t.n_edges as u32;
+    let removable = |p: Pt| {
+        (p.0 >= nv && p.0 < nv + ne) || (p.0 < nv && t.steiner[p.0 as usize])
+    };
+    let mut r = ring;
+    loop {
+        let n = r.len();
+        if n <= 3 {
+            return r;
+        }
+        let mut keep = vec![true; n];
+        let mut changed = false;
+        for i in 0..n {
+            let (p, c) = r[i];
+            if !removable(p) {
+                continue;
+            }
+            let prev = (i + n - 1) % n;
+            let next = (i + 1) % n;
+            if !keep[prev] {
+                continue;
+            }
+            let (a, b) = (r[prev].1, r[next].1);
+            let cross = (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x);
+            let len2 = (b.x - a.x).powi(2) + (b.y - a.y).powi(2);
+            let dot = (c.x - a.x) * (b.x - a.x) + (c.y - a.y) * (b.y - a.y);
+            if cross.abs() <= 1e-9 * len2.max(1e-12) && dot > 0.0 && dot < len2 {
+                keep[i] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            return r;
+        }
+        r = r.into_iter().zip(keep).filter_map(|(x, k)| k.then_some(x)).collect();
+    }
+}

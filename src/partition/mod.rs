@@ -1,0 +1,419 @@
+//! Regridding: communities + buildings (+ roads) → balanced, contiguous, street-bounded grids.
+//!
+//! - [`tessellation`]: atoms (one per building cluster or empty block) and their graph.
+//! - [`solve`]: the balanced partitioner (recursive bisection + local search).
+//! - [`assemble`]: grid polygons with exactly shared edges.
+//! - [`metrics`]: households, compactness, road following.
+//!
+//! No I/O here: plain values in, plain values out.
+
+pub mod assemble;
+pub mod metrics;
+pub mod solve;
+pub mod tessellation;
+
+use crate::geom::frame::LocalFrame;
+use crate::geom::interior_point::interior_point;
+use crate::model::{Building, Community, Road, grid_code, grid_name};
+use geo::{BoundingRect, Coord, LineString, MultiPolygon, Polygon};
+use rayon::prelude::*;
+use rstar::{AABB, RTree, RTreeObject};
+use serde::Serialize;
+pub use solve::{Band, Objective};
+use tessellation::{BuildingPart, TessellationSettings};
+
+/// Total order on f64 for heaps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct OrdF(pub f64);
+impl Eq for OrdF {}
+impl PartialOrd for OrdF {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for OrdF {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+/// Settings of a regrid run.
+#[derive(Debug, Clone)]
+pub struct RegridParams {
+    pub band: Band,
+    pub seed: u64,
+    /// Road classes that bound blocks.
+    pub cut_classes: Vec<String>,
+    pub tessellation: TessellationSettings,
+    pub objective: Objective,
+}
+
+impl Default for RegridParams {
+    fn default() -> Self {
+        RegridParams {
+            band: Band { min: 200.0, max: 400.0, target: 300.0 },
+            seed: 0,
+            cut_classes: crate::model::DEFAULT_CUT_CLASSES.iter().map(|s| (*s).to_string()).collect(),
+            tessellation: TessellationSettings::default(),
+            objective: Objective::default(),
+        }
+    }
+}
+
+/// One output grid.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    pub code: String,
+    pub name: Option<String>,
+    pub community: String,
+    pub street: Option<String>,
+    pub households: u64,
+    pub weight: f64,
+    pub buildings: Vec<usize>,
+    pub area_m2: f64,
+    pub perimeter_m: f64,
+    pub polsby_popper: f64,
+    pub oversize: bool,
+    pub geometry: Polygon,
+}
+
+/// Figures for one community (or the total).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Figures {
+    pub households: u64,
+    pub buildings: usize,
+    pub grids: usize,
+    pub in_band: usize,
+    /// Share of grids in band, oversize single-building grids excluded (percent).
+    pub in_band_pct: f64,
+    pub households_min: u64,
+    pub households_max: u64,
+    pub oversize_grids: usize,
+    pub polsby_popper_mean: f64,
+    pub polsby_popper_min: f64,
+    /// Internal boundary length, metres.
+    pub internal_boundary_m: f64,
+    /// Share of internal boundary within the road distance of a road (percent), when roads were given.
+    pub road_following_pct: Option<f64>,
+    pub seconds: f64,
+}
+
+/// The outcome for one community.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommunityReport {
+    pub code: String,
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub figures: Figures,
+    /// Why the band could not be met, when it could not.
+    pub notes: Vec<String>,
+}
+
+/// The result of a regrid run.
+#[derive(Debug, Clone)]
+pub struct RegridResult {
+    pub grids: Vec<Grid>,
+    /// (building index, grid index) for every building inside a community.
+    pub assignment: Vec<(usize, usize)>,
+    pub communities: Vec<CommunityReport>,
+    pub total: Figures,
+    /// Buildings whose representative point is in no community.
+    pub outside_buildings: usize,
+}
+
+/// Errors of a regrid run.
+#[derive(Debug, thiserror::Error)]
+pub enum RegridError {
+    #[error("community {code}: {message}")]
+    Community { code: String, message: String },
+    #[error("band is empty: --min {min} is above --max {max}")]
+    Band { min: f64, max: f64 },
+}
+
+#[derive(Clone)]
+struct Boxed(usize, AABB<[f64; 2]>);
+impl RTreeObject for Boxed {
+    type Envelope = AABB<[f64; 2]>;
+    fn envelope(&self) -> Self::Envelope {
+        self.1
+    }
+}
+
+fn bbox_of(mp: &MultiPolygon) -> Option<AABB<[f64; 2]>> {
+    mp.bounding_rect().map(|r| AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
+}
+
+/// Point in multipolygon, even-odd.
+#[must_use]
+pub fn point_in(mp: &MultiPolygon, p: Coord) -> bool {
+    let mut inside = false;
+    for poly in &mp.0 {
+        for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+            let pts = &ring.0;
+            let n = pts.len();
+            if n < 2 {
+                continue;
+            }
+            let mut j = n - 1;
+            for i in 0..n {
+                let (a, b) = (pts[i], pts[j]);
+                if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x {
+                    inside = !inside;
+                }
+                j = i;
+            }
+        }
+    }
+    inside
+}
+
+fn project_poly(f: &LocalFrame, p: &Polygon) -> Polygon {
+    let r = |l: &LineString| LineString(l.0.iter().map(|c| f.fwd(*c)).collect());
+    Polygon::new(r(p.exterior()), p.interiors().iter().map(r).collect())
+}
+
+/// Which community each building belongs to (by its GEOS-compatible interior point), or None.
+#[must_use]
+pub fn assign_buildings(communities: &[Community], buildings: &[Building]) -> Vec<Option<(usize, usize)>> {
+    let tree = RTree::bulk_load(
+        communities.iter().enumerate().filter_map(|(i, c)| bbox_of(&c.geometry).map(|b| Boxed(i, b))).collect(),
+    );
+    buildings
+        .par_iter()
+        .map(|b| {
+            let p = interior_point(&b.geometry)?;
+            let mut hits: Vec<usize> = tree.locate_in_envelope_intersecting(&AABB::from_point([p.x, p.y])).map(|x| x.0).collect();
+            hits.sort_unstable();
+            for ci in hits {
+                for (pi, part) in communities[ci].geometry.0.iter().enumerate() {
+                    if point_in(&MultiPolygon(vec![part.clone()]), p) {
+                        return Some((ci, pi));
+                    }
+                }
+            }
+            None
+        })
+        .collect()
+}
+
+/// Regrid every community. `progress` is called once per finished community.
+///
+/// # Errors
+/// An empty band, or a community whose geometry cannot be triangulated.
+pub fn regrid(
+    communities: &[Community],
+    buildings: &[Building],
+    roads: &[Road],
+    params: &RegridParams,
+    progress: &(dyn Fn() + Sync),
+) -> Result<RegridResult, RegridError> {
+    let band = params.band;
+    if band.min > band.max {
+        return Err(RegridError::Band { min: band.min, max: band.max });
+    }
+    let owner = assign_buildings(communities, buildings);
+    let outside_buildings = owner.iter().filter(|o| o.is_none()).count();
+    let mut per_comm: Vec<Vec<(usize, usize)>> = vec![Vec::new(); communities.len()];
+    for (bi, o) in owner.iter().enumerate() {
+        if let Some((ci, pi)) = o {
+            per_comm[*ci].push((bi, *pi));
+        }
+    }
+    // road segments in WGS84, indexed
+    let cut: std::collections::HashSet<&str> = params.cut_classes.iter().map(String::as_str).collect();
+    let mut segs: Vec<(Coord, Coord, bool)> = Vec::new();
+    for r in roads {
+        let is_cut = cut.contains(r.highway.as_str());
+        for w in r.line.0.windows(2) {
+            segs.push((w[0], w[1], is_cut));
+        }
+    }
+    let seg_tree = RTree::bulk_load(
+        segs.iter()
+            .enumerate()
+            .map(|(i, (a, b, _))| Boxed(i, AABB::from_corners([a.x.min(b.x), a.y.min(b.y)], [a.x.max(b.x), a.y.max(b.y)])))
+            .collect(),
+    );
+    let has_roads = !roads.is_empty();
+    let results: Vec<Result<(Vec<Grid>, CommunityReport), RegridError>> = communities
+        .par_iter()
+        .enumerate()
+        .map(|(ci, c)| {
+            let r = regrid_community(c, buildings, &per_comm[ci], &segs, &seg_tree, has_roads, params);
+            progress();
+            r
+        })
+        .collect();
+    let mut grids = Vec::new();
+    let mut reports = Vec::new();
+    for r in results {
+        let (g, rep) = r?;
+        grids.extend(g);
+        reports.push(rep);
+    }
+    let mut assignment = Vec::new();
+    for (gi, g) in grids.iter().enumerate() {
+        for &b in &g.buildings {
+            assignment.push((b, gi));
+        }
+    }
+    assignment.sort_unstable();
+    let total = metrics::total_figures(&grids, &reports, band, has_roads);
+    Ok(RegridResult { grids, assignment, communities: reports, total, outside_buildings })
+}
+
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+fn regrid_community(
+    c: &Community,
+    buildings: &[Building],
+    mine: &[(usize, usize)],
+    segs: &[(Coord, Coord, bool)],
+    seg_tree: &RTree<Boxed>,
+    has_roads: bool,
+    params: &RegridParams,
+) -> Result<(Vec<Grid>, CommunityReport), RegridError> {
+    let t0 = std::time::Instant::now();
+    let band = params.band;
+    let err = |m: String| RegridError::Community { code: c.code.clone(), message: m };
+    let Some(bb) = c.geometry.bounding_rect() else {
+        return Err(err("empty geometry".into()));
+    };
+    let frame = LocalFrame::new((bb.min().x + bb.max().x) / 2.0, (bb.min().y + bb.max().y) / 2.0);
+    let mut notes = Vec::new();
+    let mut grids: Vec<Grid> = Vec::new();
+    let mut internal_len = 0.0;
+    let mut internal_road = 0.0;
+    for (pi, part_ll) in c.geometry.0.iter().enumerate() {
+        let part = project_poly(&frame, part_ll);
+        let Some(pb) = part_ll.bounding_rect() else { continue };
+        let parts_b: Vec<BuildingPart> = mine
+            .iter()
+            .filter(|(_, p)| *p == pi)
+            .map(|&(bi, _)| BuildingPart {
+                building: bi as u32,
+                polygons: buildings[bi].geometry.0.iter().map(|p| project_poly(&frame, p)).collect(),
+                households: buildings[bi].households,
+                weight: buildings[bi].weight,
+            })
+            .collect();
+        let pad = 0.0005;
+        let env = AABB::from_corners([pb.min().x - pad, pb.min().y - pad], [pb.max().x + pad, pb.max().y + pad]);
+        let mut cut_roads = Vec::new();
+        let mut near_roads = Vec::new();
+        let mut ids: Vec<usize> = seg_tree.locate_in_envelope_intersecting(&env).map(|b| b.0).collect();
+        ids.sort_unstable();
+        for i in ids {
+            let (a, b, is_cut) = segs[i];
+            let s = (frame.fwd(a), frame.fwd(b));
+            near_roads.push(s);
+            if is_cut {
+                cut_roads.push(s);
+            }
+        }
+        let (tess, graph) = tessellation::tessellate(frame, &part, part_ll, &parts_b, &cut_roads, &near_roads, &params.tessellation)
+            .map_err(|e| err(e.to_string()))?;
+        let mut graph = graph;
+        // buildings that got no triangle (degenerate footprints) join the nearest atom
+        let mut placed = std::collections::HashSet::new();
+        for a in &graph.atoms {
+            placed.extend(a.buildings.iter().copied());
+        }
+        for bp in &parts_b {
+            if placed.contains(&bp.building) || graph.atoms.is_empty() {
+                continue;
+            }
+            let p = interior_point(&MultiPolygon(bp.polygons.clone())).unwrap_or(Coord { x: 0.0, y: 0.0 });
+            let best = (0..graph.atoms.len())
+                .min_by(|&i, &j| {
+                    let d = |k: usize| {
+                        let c = graph.atoms[k].centroid;
+                        (c.x - p.x).powi(2) + (c.y - p.y).powi(2)
+                    };
+                    d(i).total_cmp(&d(j)).then(i.cmp(&j))
+                })
+                .unwrap_or(0);
+            let a = &mut graph.atoms[best];
+            a.buildings.push(bp.building);
+            a.households += u64::from(bp.households);
+            a.weight += bp.weight;
+        }
+        if graph.is_empty() {
+            continue;
+        }
+        let sol = solve::partition(&graph, band, params.seed, params.objective);
+        let polys = assemble::assemble(&tess, &sol.grid_of, sol.n_grids).map_err(|e| err(e.to_string()))?;
+        // per grid figures
+        let mut hh = vec![0u64; sol.n_grids];
+        let mut wt = vec![0.0; sol.n_grids];
+        let mut blds: Vec<Vec<usize>> = vec![Vec::new(); sol.n_grids];
+        for (a, atom) in graph.atoms.iter().enumerate() {
+            let g = sol.grid_of[a] as usize;
+            hh[g] += atom.households;
+            wt[g] += atom.weight;
+            blds[g].extend(atom.buildings.iter().map(|&b| b as usize));
+            for e in graph.nbrs(a) {
+                if sol.grid_of[e.nbr as usize] as usize != g && (e.nbr as usize) > a {
+                    internal_len += e.len;
+                    internal_road += e.road;
+                }
+            }
+        }
+        for (g, poly) in polys.into_iter().enumerate() {
+            let (area, perim) = metrics::area_perimeter(&poly.metres);
+            let mut b = std::mem::take(&mut blds[g]);
+            b.sort_unstable();
+            let oversize = sol.oversize[g] && b.len() == 1;
+            if !band.contains(wt[g]) && !oversize {
+                notes.push(metrics::explain(&graph, &sol, g, band, wt[g]));
+            }
+            grids.push(Grid {
+                code: String::new(),
+                name: None,
+                community: c.code.clone(),
+                street: c.street.clone(),
+                households: hh[g],
+                weight: wt[g],
+                buildings: b,
+                area_m2: area,
+                perimeter_m: perim,
+                polsby_popper: if perim > 0.0 { 4.0 * std::f64::consts::PI * area / (perim * perim) } else { 0.0 },
+                oversize,
+                geometry: poly.wgs84,
+            });
+        }
+    }
+    number_grids(&mut grids, c, &frame);
+    let figures = metrics::community_figures(&grids, band, has_roads, internal_len, internal_road, t0.elapsed().as_secs_f64());
+    notes.sort();
+    notes.dedup();
+    Ok((grids, CommunityReport { code: c.code.clone(), name: c.name.clone(), figures, notes }))
+}
+
+/// Number grids west→east within rows taken north→south (DB11/T 2157 reading order).
+fn number_grids(grids: &mut [Grid], c: &Community, frame: &LocalFrame) {
+    if grids.is_empty() {
+        return;
+    }
+    let mean_area = grids.iter().map(|g| g.area_m2).sum::<f64>() / grids.len() as f64;
+    let row_h = mean_area.sqrt().max(1.0);
+    let top = c.geometry.bounding_rect().map_or(0.0, |r| frame.fwd(r.max()).y);
+    let mut keys: Vec<(i64, f64, usize)> = grids
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let p = interior_point(&MultiPolygon(vec![g.geometry.clone()])).unwrap_or(Coord { x: 0.0, y: 0.0 });
+            let m = frame.fwd(p);
+            (((top - m.y) / row_h).floor() as i64, m.x, i)
+        })
+        .collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut order = vec![0usize; grids.len()];
+    for (seq, k) in keys.iter().enumerate() {
+        order[k.2] = seq + 1;
+    }
+    for (i, g) in grids.iter_mut().enumerate() {
+        g.code = grid_code(&c.code, order[i]).to_string();
+        g.name = c.name.as_deref().map(|n| grid_name(n, order[i]));
+    }
+    grids.sort_by(|a, b| a.code.cmp(&b.code));
+}

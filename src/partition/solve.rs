@@ -1,0 +1,474 @@
+//! The balanced partitioner: atoms → contiguous grids whose weight lies in the band.
+//!
+//! 1. Atoms heavier than the band's maximum stand alone (a giant building is its own grid).
+//! 2. Each remaining connected component gets k grids (k ≈ weight / target, clamped so that the
+//!    band is reachable) and is split recursively in two. A split grows one side from an
+//!    extreme atom along one of 16 sweep directions, adjacent atoms only, and stops at the
+//!    prefix whose weight can still be split into its share of grids and whose cut is cheapest:
+//!    cut length off roads, plus a little of the whole cut, plus imbalance.
+//! 3. Local search moves boundary atoms between neighbouring grids while it lowers the
+//!    objective: band violation (dominant), deviation from target, shape (1/Polsby-Popper) and
+//!    boundary off roads. A move never disconnects a grid.
+//!
+//! Deterministic: ties break on atom index and the seed orders the local search.
+
+use super::tessellation::AtomGraph;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::BinaryHeap;
+
+/// The household (or workload) band of a grid.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Band {
+    pub min: f64,
+    pub max: f64,
+    pub target: f64,
+}
+
+impl Band {
+    /// True when `w` is inside the band.
+    #[must_use]
+    pub fn contains(&self, w: f64) -> bool {
+        w >= self.min - 1e-9 && w <= self.max + 1e-9
+    }
+}
+
+/// Weights of the local-search objective.
+#[derive(Debug, Clone, Copy)]
+pub struct Objective {
+    pub band: f64,
+    pub deviation: f64,
+    pub shape: f64,
+    pub off_road: f64,
+}
+
+impl Default for Objective {
+    fn default() -> Self {
+        Objective { band: 50.0, deviation: 0.6, shape: 0.35, off_road: 0.25 }
+    }
+}
+
+/// A partition of the atoms.
+#[derive(Debug, Clone)]
+pub struct Solution {
+    /// Grid index of each atom.
+    pub grid_of: Vec<u32>,
+    /// Number of grids.
+    pub n_grids: usize,
+    /// Grids that are one atom heavier than the maximum.
+    pub oversize: Vec<bool>,
+}
+
+struct Ctx<'a> {
+    g: &'a AtomGraph,
+    band: Band,
+    stamp: Vec<u32>,
+    cur: u32,
+    mark: Vec<u32>,
+}
+
+impl Ctx<'_> {
+    fn next_stamp(&mut self) -> u32 {
+        self.cur += 1;
+        self.cur
+    }
+}
+
+fn choose_k(w: f64, band: &Band) -> usize {
+    if w <= 0.0 {
+        return 1;
+    }
+    let lo = (w / band.max).ceil().max(1.0);
+    let hi = (w / band.min).floor();
+    let k = (w / band.target).round().max(1.0);
+    if lo <= hi { k.clamp(lo, hi) as usize } else { k as usize }
+}
+
+/// Partition the atom graph.
+#[must_use]
+pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Solution {
+    let n = g.len();
+    let mut grid_of = vec![u32::MAX; n];
+    let mut oversize = Vec::new();
+    let mut n_grids = 0u32;
+    for a in 0..n {
+        if g.atoms[a].weight > band.max && !g.atoms[a].buildings.is_empty() {
+            grid_of[a] = n_grids;
+            oversize.push(g.atoms[a].buildings.len() == 1);
+            n_grids += 1;
+        }
+    }
+    let fixed: Vec<bool> = grid_of.iter().map(|&x| x != u32::MAX).collect();
+    let mut ctx = Ctx { g, band, stamp: vec![0; n], cur: 0, mark: vec![0; n] };
+    // components of the rest
+    let mut comps: Vec<Vec<u32>> = Vec::new();
+    let mut seen = vec![false; n];
+    for s in 0..n {
+        if fixed[s] || seen[s] {
+            continue;
+        }
+        let mut comp = vec![s as u32];
+        seen[s] = true;
+        let mut i = 0;
+        while i < comp.len() {
+            let a = comp[i] as usize;
+            i += 1;
+            for e in g.nbrs(a) {
+                let b = e.nbr as usize;
+                if !fixed[b] && !seen[b] {
+                    seen[b] = true;
+                    comp.push(b as u32);
+                }
+            }
+        }
+        comp.sort_unstable();
+        comps.push(comp);
+    }
+    for comp in comps {
+        let w: f64 = comp.iter().map(|&a| g.atoms[a as usize].weight).sum();
+        let has_buildings = comp.iter().any(|&a| !g.atoms[a as usize].buildings.is_empty());
+        if !has_buildings {
+            // empty land cut off (e.g. by a giant building): join a neighbouring grid
+            let host = comp.iter().flat_map(|&a| g.nbrs(a as usize)).map(|e| grid_of[e.nbr as usize]).find(|&x| x != u32::MAX);
+            if let Some(h) = host {
+                for &a in &comp {
+                    grid_of[a as usize] = h;
+                }
+                continue;
+            }
+        }
+        let k = choose_k(w, &band);
+        let mut parts = Vec::new();
+        bisect(&mut ctx, comp, k, &mut parts);
+        for p in parts {
+            for a in p {
+                grid_of[a as usize] = n_grids;
+            }
+            oversize.push(false);
+            n_grids += 1;
+        }
+    }
+    let mut sol = Solution { grid_of, n_grids: n_grids as usize, oversize };
+    refine(g, &mut sol, &fixed, band, seed, obj);
+    sol
+}
+
+fn set_weight(g: &AtomGraph, set: &[u32]) -> f64 {
+    set.iter().map(|&a| g.atoms[a as usize].weight).sum()
+}
+
+#[allow(clippy::too_many_lines)]
+fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
+    if k <= 1 || set.len() <= 1 {
+        out.push(set);
+        return;
+    }
+    let g = ctx.g;
+    let band = ctx.band;
+    let w = set_weight(g, &set);
+    let k1 = k / 2;
+    let k2 = k - k1;
+    let ideal = w * k1 as f64 / k as f64;
+    let mut lo = (k1 as f64 * band.min).max(w - k2 as f64 * band.max);
+    let mut hi = (k1 as f64 * band.max).min(w - k2 as f64 * band.min);
+    if lo > hi {
+        let per = w / k as f64;
+        lo = ideal - 0.5 * per;
+        hi = ideal + 0.5 * per;
+    }
+    let area: f64 = set.iter().map(|&a| g.atoms[a as usize].area).sum();
+    let scale = area.sqrt().max(1.0);
+    let per = w / k as f64;
+    let st = ctx.next_stamp();
+    for &a in &set {
+        ctx.stamp[a as usize] = st;
+    }
+    // candidates: (score, direction, prefix length)
+    let mut cands: Vec<(f64, usize, usize)> = Vec::new();
+    let mut orders: Vec<Vec<u32>> = Vec::new();
+    const DIRS: usize = 16;
+    for di in 0..DIRS {
+        let ang = std::f64::consts::PI * 2.0 * di as f64 / DIRS as f64;
+        let (dx, dy) = (ang.cos(), ang.sin());
+        let proj = |a: u32| {
+            let c = g.atoms[a as usize].centroid;
+            c.x * dx + c.y * dy
+        };
+        let start = *set.iter().min_by(|&&a, &&b| proj(a).total_cmp(&proj(b)).then(a.cmp(&b))).unwrap_or(&set[0]);
+        let s1 = ctx.next_stamp();
+        let mut heap = BinaryHeap::new();
+        heap.push(std::cmp::Reverse((super::OrdF(proj(start)), start)));
+        ctx.mark[start as usize] = s1;
+        let mut order = Vec::with_capacity(set.len());
+        let mut w1 = 0.0;
+        let mut cut_off = 0.0;
+        let mut cut_all = 0.0;
+        let in1 = u32::MAX - 1; // mark value for "in S1" is s1 + big offset; use order membership
+        let _ = in1;
+        let mut member = std::collections::HashSet::new();
+        while let Some(std::cmp::Reverse((_, a))) = heap.pop() {
+            order.push(a);
+            member.insert(a);
+            w1 += g.atoms[a as usize].weight;
+            for e in g.nbrs(a as usize) {
+                let b = e.nbr;
+                if ctx.stamp[b as usize] != st {
+                    continue;
+                }
+                if member.contains(&b) {
+                    cut_off -= e.len - e.road;
+                    cut_all -= e.len;
+                } else {
+                    cut_off += e.len - e.road;
+                    cut_all += e.len;
+                    if ctx.mark[b as usize] != s1 {
+                        ctx.mark[b as usize] = s1;
+                        heap.push(std::cmp::Reverse((super::OrdF(proj(b)), b)));
+                    }
+                }
+            }
+            if order.len() < set.len() && w1 >= lo - 1e-9 && w1 <= hi + 1e-9 {
+                let dev = (w1 - ideal) / per;
+                let score = cut_off + 0.15 * cut_all + scale * 0.8 * dev * dev;
+                cands.push((score, orders.len(), order.len()));
+            }
+        }
+        orders.push(order);
+    }
+    cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut chosen: Option<(Vec<u32>, Vec<u32>)> = None;
+    for &(_, d, len) in cands.iter().take(12) {
+        let s1: Vec<u32> = orders[d][..len].to_vec();
+        if let Some(split) = fix_split(ctx, &set, s1, lo, hi, st) {
+            chosen = Some(split);
+            break;
+        }
+    }
+    let (s1, s2) = match chosen {
+        Some(x) => x,
+        None => {
+            // no clean split: take the best prefix anyway and let the parts sort themselves out
+            let Some(&(_, d, len)) = cands.first() else {
+                out.push(set);
+                return;
+            };
+            let s1: Vec<u32> = orders[d][..len].to_vec();
+            let mut in1 = std::collections::HashSet::new();
+            in1.extend(s1.iter().copied());
+            let s2: Vec<u32> = set.iter().copied().filter(|a| !in1.contains(a)).collect();
+            (s1, s2)
+        }
+    };
+    for comp in components(ctx, &s2) {
+        let cw = set_weight(g, &comp);
+        let ck = if comp.len() == s2.len() { k2 } else { choose_k(cw, &band) };
+        bisect(ctx, comp, ck, out);
+    }
+    bisect(ctx, s1, k1, out);
+}
+
+/// Connected components of `set` (induced subgraph), largest first.
+fn components(ctx: &mut Ctx, set: &[u32]) -> Vec<Vec<u32>> {
+    let g = ctx.g;
+    let st = ctx.next_stamp();
+    for &a in set {
+        ctx.stamp[a as usize] = st;
+    }
+    let seen_st = ctx.next_stamp();
+    let mut comps = Vec::new();
+    for &s in set {
+        if ctx.mark[s as usize] == seen_st {
+            continue;
+        }
+        ctx.mark[s as usize] = seen_st;
+        let mut comp = vec![s];
+        let mut i = 0;
+        while i < comp.len() {
+            let a = comp[i];
+            i += 1;
+            for e in g.nbrs(a as usize) {
+                let b = e.nbr as usize;
+                if ctx.stamp[b] == st && ctx.mark[b] != seen_st {
+                    ctx.mark[b] = seen_st;
+                    comp.push(b as u32);
+                }
+            }
+        }
+        comps.push(comp);
+    }
+    comps.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    comps
+}
+
+/// Make S2 = set − S1 connected by moving its smaller pieces into S1, if the weight allows.
+fn fix_split(ctx: &mut Ctx, set: &[u32], s1: Vec<u32>, lo: f64, hi: f64, _st: u32) -> Option<(Vec<u32>, Vec<u32>)> {
+    let g = ctx.g;
+    let in1: std::collections::HashSet<u32> = s1.iter().copied().collect();
+    let s2: Vec<u32> = set.iter().copied().filter(|a| !in1.contains(a)).collect();
+    if s2.is_empty() {
+        return None;
+    }
+    let comps = components(ctx, &s2);
+    if comps.len() == 1 {
+        return Some((s1, s2));
+    }
+    let mut s1 = s1;
+    let mut w1 = set_weight(g, &s1);
+    let mut it = comps.into_iter();
+    let main = it.next()?;
+    for c in it {
+        w1 += set_weight(g, &c);
+        s1.extend(c);
+    }
+    if w1 < lo - 1e-9 || w1 > hi + 1e-9 {
+        return None;
+    }
+    Some((s1, main))
+}
+
+/// Per-grid running totals.
+#[derive(Clone, Copy, Default)]
+struct GridStat {
+    w: f64,
+    area: f64,
+    perim: f64,
+    off_road: f64,
+    size: usize,
+}
+
+fn grid_cost(s: &GridStat, band: &Band, o: &Objective) -> f64 {
+    let t = band.target.max(1e-9);
+    let viol = (band.min - s.w).max(0.0) + (s.w - band.max).max(0.0);
+    let mut c = 0.0;
+    if viol > 1e-9 {
+        c += o.band * (1.0 + viol / t);
+    }
+    let dev = (s.w - band.target) / t;
+    c += o.deviation * dev * dev;
+    if s.area > 0.0 {
+        c += o.shape * s.perim * s.perim / (4.0 * std::f64::consts::PI * s.area);
+        c += o.off_road * s.off_road / s.area.sqrt();
+    }
+    c
+}
+
+#[allow(clippy::too_many_lines)]
+fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u64, o: Objective) {
+    let n = g.len();
+    let ng = sol.n_grids;
+    let mut st = vec![GridStat::default(); ng];
+    let tot_len: Vec<(f64, f64)> = (0..n)
+        .map(|a| g.nbrs(a).iter().fold((0.0, 0.0), |acc, e| (acc.0 + e.len, acc.1 + e.len - e.road)))
+        .collect();
+    for a in 0..n {
+        let gi = sol.grid_of[a] as usize;
+        let s = &mut st[gi];
+        s.w += g.atoms[a].weight;
+        s.area += g.atoms[a].area;
+        s.size += 1;
+        s.perim += g.atoms[a].outer;
+        for e in g.nbrs(a) {
+            if sol.grid_of[e.nbr as usize] as usize != gi {
+                s.perim += e.len;
+                s.off_road += e.len - e.road;
+            }
+        }
+    }
+    let fixed_grid: Vec<bool> = {
+        let mut f = vec![false; ng];
+        for a in 0..n {
+            if fixed[a] {
+                f[sol.grid_of[a] as usize] = true;
+            }
+        }
+        f
+    };
+    let mut order: Vec<usize> = (0..n).filter(|&a| !fixed[a]).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut mark = vec![0u32; n];
+    let mut stamp = 0u32;
+    let mut by_grid: Vec<(u32, f64, f64)> = Vec::new();
+    for _pass in 0..60 {
+        order.shuffle(&mut rng);
+        let mut moved = 0usize;
+        for &a in &order {
+            let from = sol.grid_of[a] as usize;
+            if st[from].size <= 1 {
+                continue;
+            }
+            // shared lengths with each neighbouring grid
+            by_grid.clear();
+            for e in g.nbrs(a) {
+                let gi = sol.grid_of[e.nbr as usize];
+                match by_grid.iter_mut().find(|x| x.0 == gi) {
+                    Some(x) => {
+                        x.1 += e.len;
+                        x.2 += e.len - e.road;
+                    }
+                    None => by_grid.push((gi, e.len, e.len - e.road)),
+                }
+            }
+            if by_grid.iter().all(|x| x.0 as usize == from) {
+                continue;
+            }
+            let (l_from, nr_from) = by_grid.iter().find(|x| x.0 as usize == from).map_or((0.0, 0.0), |x| (x.1, x.2));
+            let at = &g.atoms[a];
+            let (lt, nrt) = tot_len[a];
+            let mut f_new = st[from];
+            f_new.w -= at.weight;
+            f_new.area -= at.area;
+            f_new.size -= 1;
+            f_new.perim += -(lt - l_from) - at.outer + l_from;
+            f_new.off_road += -(nrt - nr_from) + nr_from;
+            let base_from = grid_cost(&st[from], &band, &o);
+            let new_from = grid_cost(&f_new, &band, &o);
+            let mut best: Option<(f64, usize, GridStat)> = None;
+            for &(gi, l_to, nr_to) in &by_grid {
+                let to = gi as usize;
+                if to == from || fixed_grid[to] {
+                    continue;
+                }
+                let mut t_new = st[to];
+                t_new.w += at.weight;
+                t_new.area += at.area;
+                t_new.size += 1;
+                t_new.perim += (lt - l_to) + at.outer - l_to;
+                t_new.off_road += (nrt - nr_to) - nr_to;
+                let d = new_from + grid_cost(&t_new, &band, &o) - base_from - grid_cost(&st[to], &band, &o);
+                if d < -1e-9 && best.as_ref().is_none_or(|b| d < b.0) {
+                    best = Some((d, to, t_new));
+                }
+            }
+            let Some((_, to, t_new)) = best else { continue };
+            // connectivity of `from` without a
+            stamp += 1;
+            let Some(startn) = g.nbrs(a).iter().map(|e| e.nbr as usize).find(|&b| sol.grid_of[b] as usize == from) else {
+                continue;
+            };
+            mark[a] = stamp;
+            mark[startn] = stamp;
+            let mut q = vec![startn];
+            let mut cnt = 1usize;
+            while let Some(x) = q.pop() {
+                for e in g.nbrs(x) {
+                    let y = e.nbr as usize;
+                    if mark[y] != stamp && sol.grid_of[y] as usize == from {
+                        mark[y] = stamp;
+                        cnt += 1;
+                        q.push(y);
+                    }
+                }
+            }
+            if cnt != st[from].size - 1 {
+                continue;
+            }
+            sol.grid_of[a] = to as u32;
+            st[from] = f_new;
+            st[to] = t_new;
+            moved += 1;
+        }
+        if moved == 0 {
+            break;
+        }
+    }
+}

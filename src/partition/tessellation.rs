@@ -1,0 +1,961 @@
+//! Atoms: a planar subdivision of one community part into indivisible pieces, one per building
+//! cluster (overlapping footprints merged) plus one per block without buildings.
+//!
+//! How: a constrained Delaunay triangulation (spade) of the community boundary, the footprints
+//! and the block-cutting roads, all densified so that the triangles are small near walls.
+//! Triangles inside a footprint belong to its building. Blocks are the triangles connected
+//! without crossing a road. Every triangle corner in free space takes the label of the nearest
+//! building of its block, by shortest path along triangle edges (Dijkstra), and each triangle is
+//! then cut through its edge midpoints and centroid where its corner labels differ (marching
+//! triangles). So atoms meet half-way between buildings, along roads where blocks meet, and
+//! along the shared wall of buildings that touch — never through a footprint.
+//!
+//! The same pieces give the atom graph (areas, shared boundary lengths, how much of each
+//! shared boundary runs along a road) and, after partitioning, the grid polygons, whose
+//! shared edges are identical by construction (no gaps, no overlaps).
+
+use crate::geom::frame::LocalFrame;
+use geo::{Coord, LineString, Polygon};
+use rstar::{AABB, RTree, RTreeObject, primitives::GeomWithData, primitives::Line};
+use spade::{ConstrainedDelaunayTriangulation, Point2, Triangulation};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+/// No face / no label.
+pub const NONE: u32 = u32::MAX;
+
+const F_BOUNDARY: u8 = 1;
+const F_ROAD: u8 = 2;
+
+/// A building handed to the tessellation (coordinates in the frame's metres).
+#[derive(Debug, Clone)]
+pub struct BuildingPart {
+    /// Index of the building in the caller's list.
+    pub building: u32,
+    /// Footprint in metres.
+    pub polygons: Vec<Polygon>,
+    /// Households.
+    pub households: u32,
+    /// Balancing weight.
+    pub weight: f64,
+}
+
+/// Settings of the tessellation.
+#[derive(Debug, Clone, Copy)]
+pub struct TessellationSettings {
+    /// Longest edge along walls, boundaries and roads before it is split (metres).
+    pub densify_m: f64,
+    /// Distance within which a boundary counts as following a road (metres).
+    pub road_near_m: f64,
+    /// Overlap (m²) above which two footprints become one atom (smaller ones are slivers of digitising).
+    pub merge_overlap_m2: f64,
+}
+
+impl Default for TessellationSettings {
+    fn default() -> Self {
+        TessellationSettings { densify_m: 6.0, road_near_m: 20.0, merge_overlap_m2: 0.05 }
+    }
+}
+
+/// An indivisible piece of a community.
+#[derive(Debug, Clone, Default)]
+pub struct Atom {
+    /// Buildings (caller's indices) whose footprint it holds.
+    pub buildings: Vec<u32>,
+    /// Households in it.
+    pub households: u64,
+    /// Balancing weight.
+    pub weight: f64,
+    /// Area in m².
+    pub area: f64,
+    /// Area centroid (metres).
+    pub centroid: Coord,
+    /// Length of community boundary it touches (metres).
+    pub outer: f64,
+}
+
+/// One adjacency: neighbour, shared boundary length, and the part of it near a road.
+#[derive(Debug, Clone, Copy)]
+pub struct Adj {
+    pub nbr: u32,
+    pub len: f64,
+    pub road: f64,
+}
+
+/// The atoms and their adjacency (CSR).
+#[derive(Debug, Clone, Default)]
+pub struct AtomGraph {
+    pub atoms: Vec<Atom>,
+    pub start: Vec<usize>,
+    pub adj: Vec<Adj>,
+}
+
+impl AtomGraph {
+    /// Neighbours of atom `a`.
+    #[must_use]
+    pub fn nbrs(&self, a: usize) -> &[Adj] {
+        &self.adj[self.start[a]..self.start[a + 1]]
+    }
+    /// Number of atoms.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.atoms.len()
+    }
+    /// True when there are no atoms.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.atoms.is_empty()
+    }
+}
+
+/// The triangulated, labelled community part.
+#[derive(Debug, Clone)]
+pub struct Tessellation {
+    pub frame: LocalFrame,
+    pub verts: Vec<Coord>,
+    /// Original WGS84 coordinate of input vertices (output exactly as given).
+    pub orig: Vec<Option<Coord>>,
+    /// Vertices added only to densify a straight edge (dropped from output rings when collinear).
+    pub steiner: Vec<bool>,
+    pub faces: Vec<[u32; 3]>,
+    pub nbr: Vec<[u32; 3]>,
+    pub edge: Vec<[u32; 3]>,
+    pub edge_flags: Vec<u8>,
+    pub inside: Vec<bool>,
+    /// Atom label of each corner of each inside face.
+    pub corner: Vec<[u32; 3]>,
+    pub n_edges: usize,
+}
+
+/// Why a tessellation could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TessellationError {
+    #[error("coordinate ({0:.3}, {1:.3}) m cannot be triangulated")]
+    Insert(f64, f64),
+    #[error("the triangulation failed on degenerate geometry")]
+    Degenerate,
+}
+
+type Seg = GeomWithData<Line<[f64; 2]>, ()>;
+
+fn seg_tree(segs: impl Iterator<Item = (Coord, Coord)>) -> RTree<Seg> {
+    RTree::bulk_load(segs.map(|(a, b)| GeomWithData::new(Line::new([a.x, a.y], [b.x, b.y]), ())).collect())
+}
+
+fn near(tree: &RTree<Seg>, p: Coord, d: f64) -> bool {
+    tree.locate_within_distance([p.x, p.y], d * d).next().is_some()
+}
+
+fn pip(polys: &[Polygon], p: Coord) -> bool {
+    let mut inside = false;
+    for poly in polys {
+        for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+            let pts = &ring.0;
+            let n = pts.len();
+            if n < 2 {
+                continue;
+            }
+            let mut j = n - 1;
+            for i in 0..n {
+                let (a, b) = (pts[i], pts[j]);
+                if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x {
+                    inside = !inside;
+                }
+                j = i;
+            }
+        }
+    }
+    inside
+}
+
+fn tri_area(a: Coord, b: Coord, c: Coord) -> f64 {
+    ((b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x)) / 2.0
+}
+
+fn dist(a: Coord, b: Coord) -> f64 {
+    ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt()
+}
+
+fn mid(a: Coord, b: Coord) -> Coord {
+    Coord { x: (a.x + b.x) / 2.0, y: (a.y + b.y) / 2.0 }
+}
+
+struct Builder {
+    cdt: ConstrainedDelaunayTriangulation<Point2<f64>>,
+    orig: HashMap<usize, Coord>,
+    steiner: HashMap<usize, bool>,
+    /// Constraint pieces spade could not insert (near-degenerate crossings); skipped.
+    skipped: usize,
+}
+
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Install (once) a panic hook that stays silent for panics caught inside the triangulation,
+/// and defers to the previous hook otherwise.
+fn quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                prev(info);
+            }
+        }));
+    });
+}
+
+/// Run `f` with panics silenced and caught.
+fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    quiet_hook();
+    QUIET.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    r.ok()
+}
+
+impl Builder {
+    fn insert(&mut self, p: Coord, orig: Option<Coord>, steiner: bool) -> Result<spade::handles::FixedVertexHandle, TessellationError> {
+        let h = self.cdt.insert(Point2::new(p.x, p.y)).map_err(|_| TessellationError::Insert(p.x, p.y))?;
+        if let Some(o) = orig {
+            self.orig.entry(h.index()).or_insert(o);
+        }
+        let e = self.steiner.entry(h.index()).or_insert(steiner);
+        *e = *e && steiner;
+        Ok(h)
+    }
+
+    /// Add one constraint edge, splitting crossed constraints; a piece that spade cannot
+    /// resolve (it asserts on some near-degenerate crossings) is skipped and counted.
+    fn constraint(&mut self, a: spade::handles::FixedVertexHandle, b: spade::handles::FixedVertexHandle) {
+        let cdt = &mut self.cdt;
+        if guarded(|| {
+            cdt.add_constraint_and_split(a, b, |p| p);
+        })
+        .is_none()
+        {
+            self.skipped += 1;
+        }
+    }
+
+    /// Insert a polyline (closed if `closed`) as constraints, densified.
+    fn polyline(&mut self, pts: &[Coord], orig: Option<&[Coord]>, closed: bool, densify: f64) -> Result<(), TessellationError> {
+        let n = pts.len();
+        if n < 2 {
+            return Ok(());
+        }
+        let last = if closed { n - 1 } else { n - 1 };
+        let mut prev = self.insert(pts[0], orig.map(|o| o[0]), false)?;
+        for i in 1..=last {
+            let (a, b) = (pts[i - 1], pts[i]);
+            let len = dist(a, b);
+            let k = (len / densify).ceil().max(1.0) as usize;
+            for j in 1..=k {
+                let h = if j == k {
+                    self.insert(b, orig.map(|o| o[i]), false)?
+                } else {
+                    let t = j as f64 / k as f64;
+                    self.insert(Coord { x: a.x + (b.x - a.x) * t, y: a.y + (b.y - a.y) * t }, None, true)?
+                };
+                if h != prev {
+                    self.constraint(prev, h);
+                }
+                prev = h;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Build the tessellation and atom graph of one community part.
+///
+/// `part` and `parts_ll` are the same polygon in metres and in WGS84; `cut_roads` are the
+/// block-cutting road segments and `near_roads` all road segments (both in metres).
+///
+/// # Errors
+/// When the triangulation cannot be built (degenerate input).
+pub fn tessellate(
+    frame: LocalFrame,
+    part: &Polygon,
+    part_ll: &Polygon,
+    buildings: &[BuildingPart],
+    cut_roads: &[(Coord, Coord)],
+    near_roads: &[(Coord, Coord)],
+    s: &TessellationSettings,
+) -> Result<(Tessellation, AtomGraph), TessellationError> {
+    // spade asserts on some degenerate configurations; never let input bring the process
+    // down: retry without the roads, and give a clear error if even that fails.
+    if let Some(Ok(r)) = guarded(|| build(frame, part, part_ll, buildings, cut_roads, near_roads, s)) {
+        return Ok(r);
+    }
+    match guarded(|| build(frame, part, part_ll, buildings, &[], near_roads, s)) {
+        Some(r) => r,
+        None => Err(TessellationError::Degenerate),
+    }
+}
+
+#[allow(clippy::too_many_lines)]
+fn build(
+    frame: LocalFrame,
+    part: &Polygon,
+    part_ll: &Polygon,
+    buildings: &[BuildingPart],
+    cut_roads: &[(Coord, Coord)],
+    near_roads: &[(Coord, Coord)],
+    s: &TessellationSettings,
+) -> Result<(Tessellation, AtomGraph), TessellationError> {
+    let mut b = Builder { cdt: ConstrainedDelaunayTriangulation::new(), orig: HashMap::new(), steiner: HashMap::new(), skipped: 0 };
+    // community rings (with original WGS84 coordinates)
+    let rings: Vec<(&LineString, &LineString)> = std::iter::once((part.exterior(), part_ll.exterior()))
+        .chain(part.interiors().iter().zip(part_ll.interiors()))
+        .collect();
+    let mut boundary_segs = Vec::new();
+    for (r, rl) in &rings {
+        b.polyline(&r.0, Some(&rl.0), true, s.densify_m)?;
+        for w in r.0.windows(2) {
+            boundary_segs.push((w[0], w[1]));
+        }
+    }
+    let boundary_tree = seg_tree(boundary_segs.iter().copied());
+    // footprints
+    for bp in buildings {
+        for p in &bp.polygons {
+            for r in std::iter::once(p.exterior()).chain(p.interiors()) {
+                b.polyline(&r.0, None, true, f64::INFINITY)?;
+            }
+        }
+    }
+    // block-cutting roads: skip pieces hugging the boundary (the boundary already cuts there)
+    let mut road_used = Vec::new();
+    let mut uniq: Vec<(Coord, Coord)> = cut_roads
+        .iter()
+        .map(|&(a, c)| if (a.x, a.y) <= (c.x, c.y) { (a, c) } else { (c, a) })
+        .collect();
+    uniq.sort_by(|p, q| (p.0.x, p.0.y, p.1.x, p.1.y).partial_cmp(&(q.0.x, q.0.y, q.1.x, q.1.y)).unwrap_or(std::cmp::Ordering::Equal));
+    uniq.dedup();
+    for &(a, c) in &uniq {
+        let m = mid(a, c);
+        if near(&boundary_tree, m, 3.0) && near(&boundary_tree, a, 3.0) && near(&boundary_tree, c, 3.0) {
+            continue;
+        }
+        road_used.push((a, c));
+        b.polyline(&[a, c], None, false, f64::INFINITY)?;
+    }
+    let road_tree = seg_tree(road_used.iter().copied());
+    let near_tree = seg_tree(near_roads.iter().copied());
+    let cdt = &b.cdt;
+
+    // compact arrays
+    let nv = cdt.num_vertices();
+    let mut verts = vec![Coord { x: 0.0, y: 0.0 }; nv];
+    let mut orig = vec![None; nv];
+    let mut steiner = vec![false; nv];
+    for v in cdt.vertices() {
+        let i = v.fix().index();
+        let p = v.position();
+        verts[i] = Coord { x: p.x, y: p.y };
+        orig[i] = b.orig.get(&i).copied();
+        steiner[i] = b.steiner.get(&i).copied().unwrap_or(false);
+    }
+    let ne = cdt.num_undirected_edges();
+    let mut edge_flags = vec![0u8; ne];
+    for e in cdt.undirected_edges() {
+        let ei = e.fix().index();
+        if !cdt.is_constraint_edge(e.fix()) {
+            continue;
+        }
+        let [p, q] = e.positions();
+        let m = Coord { x: (p.x + q.x) / 2.0, y: (p.y + q.y) / 2.0 };
+        if near(&boundary_tree, m, 1e-4) {
+            edge_flags[ei] |= F_BOUNDARY;
+        }
+        if near(&road_tree, m, 1e-4) {
+            edge_flags[ei] |= F_ROAD;
+        }
+    }
+    // faces: spade's inner face indices start at 1 (0 is the outer face)
+    let nf = cdt.num_all_faces();
+    let mut faces = vec![[NONE; 3]; nf];
+    let mut nbr = vec![[NONE; 3]; nf];
+    let mut edge = vec![[NONE; 3]; nf];
+    for f in cdt.inner_faces() {
+        let fi = f.fix().index();
+        let es = f.adjacent_edges();
+        for k in 0..3 {
+            faces[fi][k] = es[k].from().fix().index() as u32;
+            edge[fi][k] = es[k].as_undirected().fix().index() as u32;
+            nbr[fi][k] = es[k].rev().face().as_inner().map_or(NONE, |g| g.index() as u32);
+        }
+    }
+    // inside by parity across boundary edges, flooding from the hull
+    let mut parity = vec![u8::MAX; nf];
+    let mut stack = Vec::new();
+    for f in 1..nf {
+        for k in 0..3 {
+            if nbr[f][k] == NONE && parity[f] == u8::MAX {
+                parity[f] = u8::from(edge_flags[edge[f][k] as usize] & F_BOUNDARY != 0);
+                stack.push(f);
+            }
+        }
+    }
+    while let Some(f) = stack.pop() {
+        for k in 0..3 {
+            let g = nbr[f][k];
+            if g != NONE && parity[g as usize] == u8::MAX {
+                let flip = u8::from(edge_flags[edge[f][k] as usize] & F_BOUNDARY != 0);
+                parity[g as usize] = parity[f] ^ flip;
+                stack.push(g as usize);
+            }
+        }
+    }
+    let inside: Vec<bool> = (0..nf).map(|f| f > 0 && parity[f] == 1).collect();
+    let centroid = |f: usize| {
+        let [a, bb, c] = faces[f].map(|v| verts[v as usize]);
+        Coord { x: (a.x + bb.x + c.x) / 3.0, y: (a.y + bb.y + c.y) / 3.0 }
+    };
+    let farea = |f: usize| {
+        let [a, bb, c] = faces[f].map(|v| verts[v as usize]);
+        tri_area(a, bb, c)
+    };
+
+    // building membership of inside faces
+    #[derive(Clone)]
+    struct BBox(usize, AABB<[f64; 2]>);
+    impl RTreeObject for BBox {
+        type Envelope = AABB<[f64; 2]>;
+        fn envelope(&self) -> Self::Envelope {
+            self.1
+        }
+    }
+    let mut boxes = Vec::new();
+    let mut barea = vec![0.0; buildings.len()];
+    for (i, bp) in buildings.iter().enumerate() {
+        let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+        for p in &bp.polygons {
+            for c in &p.exterior().0 {
+                lo = [lo[0].min(c.x), lo[1].min(c.y)];
+                hi = [hi[0].max(c.x), hi[1].max(c.y)];
+            }
+            barea[i] += geo::Area::unsigned_area(p);
+        }
+        if lo[0].is_finite() {
+            boxes.push(BBox(i, AABB::from_corners(lo, hi)));
+        }
+    }
+    let btree = RTree::bulk_load(boxes);
+    let mut face_bld = vec![NONE; nf];
+    let mut overlap: HashMap<(u32, u32), f64> = HashMap::new();
+    let mut hits: Vec<usize> = Vec::new();
+    for f in 1..nf {
+        if !inside[f] {
+            continue;
+        }
+        let c = centroid(f);
+        hits.clear();
+        for bb in btree.locate_in_envelope_intersecting(&AABB::from_point([c.x, c.y])) {
+            if pip(&buildings[bb.0].polygons, c) {
+                hits.push(bb.0);
+            }
+        }
+        if hits.is_empty() {
+            continue;
+        }
+        hits.sort_unstable();
+        // the largest footprint keeps an overlap that is not merged
+        let best = *hits.iter().max_by(|&&x, &&y| barea[x].total_cmp(&barea[y]).then(y.cmp(&x))).unwrap_or(&hits[0]);
+        face_bld[f] = best as u32;
+        if hits.len() > 1 {
+            let a = farea(f);
+            for i in 0..hits.len() {
+                for j in i + 1..hits.len() {
+                    *overlap.entry((hits[i] as u32, hits[j] as u32)).or_insert(0.0) += a;
+                }
+            }
+        }
+    }
+    // clusters of overlapping buildings (union-find)
+    let mut parent: Vec<usize> = (0..buildings.len()).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    let mut pairs: Vec<_> = overlap.into_iter().collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    for ((i, j), a) in pairs {
+        let (i, j) = (i as usize, j as usize);
+        if a > s.merge_overlap_m2 {
+            let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
+            if ri != rj {
+                parent[ri.max(rj)] = ri.min(rj);
+            }
+        }
+    }
+    // atoms for clusters that have faces, numbered by their smallest building
+    let mut has_face = vec![false; buildings.len()];
+    for f in 1..nf {
+        if face_bld[f] != NONE {
+            has_face[face_bld[f] as usize] = true;
+        }
+    }
+    let mut cluster_atom = vec![NONE; buildings.len()];
+    let mut atoms: Vec<Atom> = Vec::new();
+    for i in 0..buildings.len() {
+        let r = find(&mut parent, i);
+        if !has_face[i] && cluster_atom[r] == NONE {
+            // a footprint with no triangle inside this part (outside, or degenerate)
+            let any = (0..buildings.len()).any(|j| has_face[j] && find(&mut parent, j) == r);
+            if !any {
+                continue;
+            }
+        }
+        if cluster_atom[r] == NONE {
+            cluster_atom[r] = atoms.len() as u32;
+            atoms.push(Atom::default());
+        }
+        let a = &mut atoms[cluster_atom[r] as usize];
+        a.buildings.push(buildings[i].building);
+        a.households += u64::from(buildings[i].households);
+        a.weight += buildings[i].weight;
+    }
+    let face_atom: Vec<u32> = (0..nf)
+        .map(|f| if face_bld[f] == NONE { NONE } else { cluster_atom[find(&mut parent, face_bld[f] as usize)] })
+        .collect();
+
+    // blocks
+    let mut block = vec![NONE; nf];
+    let mut nblocks = 0u32;
+    for f0 in 1..nf {
+        if !inside[f0] || block[f0] != NONE {
+            continue;
+        }
+        block[f0] = nblocks;
+        stack.clear();
+        stack.push(f0);
+        while let Some(f) = stack.pop() {
+            for k in 0..3 {
+                let g = nbr[f][k];
+                if g == NONE || !inside[g as usize] || block[g as usize] != NONE {
+                    continue;
+                }
+                if edge_flags[edge[f][k] as usize] & F_ROAD != 0 {
+                    continue;
+                }
+                block[g as usize] = nblocks;
+                stack.push(g as usize);
+            }
+        }
+        nblocks += 1;
+    }
+    // Dijkstra over (vertex, block) nodes
+    let mut node_of: HashMap<u64, u32> = HashMap::new();
+    let mut fnode = vec![[NONE; 3]; nf];
+    for f in 1..nf {
+        if !inside[f] {
+            continue;
+        }
+        for k in 0..3 {
+            let key = (u64::from(faces[f][k]) << 32) | u64::from(block[f]);
+            let n = node_of.len() as u32;
+            fnode[f][k] = *node_of.entry(key).or_insert(n);
+        }
+    }
+    let nn = node_of.len();
+    let mut deg = vec![0usize; nn + 1];
+    for f in 1..nf {
+        if inside[f] {
+            for k in 0..3 {
+                deg[fnode[f][k] as usize] += 2;
+            }
+        }
+    }
+    let mut start = vec![0usize; nn + 1];
+    for i in 0..nn {
+        start[i + 1] = start[i] + deg[i];
+    }
+    let mut fill = start.clone();
+    let mut adjn = vec![(0u32, 0.0f64); start[nn]];
+    for f in 1..nf {
+        if !inside[f] {
+            continue;
+        }
+        for k in 0..3 {
+            let (u, v) = (fnode[f][k], fnode[f][(k + 1) % 3]);
+            let l = dist(verts[faces[f][k] as usize], verts[faces[f][(k + 1) % 3] as usize]);
+            adjn[fill[u as usize]] = (v, l);
+            fill[u as usize] += 1;
+            adjn[fill[v as usize]] = (u, l);
+            fill[v as usize] += 1;
+        }
+    }
+    let mut dist_n = vec![f64::INFINITY; nn];
+    let mut label = vec![NONE; nn];
+    let mut heap = BinaryHeap::new();
+    for f in 1..nf {
+        if inside[f] && face_atom[f] != NONE {
+            for k in 0..3 {
+                let n = fnode[f][k] as usize;
+                if dist_n[n] > 0.0 || face_atom[f] < label[n] {
+                    dist_n[n] = 0.0;
+                    label[n] = face_atom[f];
+                }
+            }
+        }
+    }
+    for n in 0..nn {
+        if dist_n[n] == 0.0 {
+            heap.push(Reverse((OrdF(0.0), label[n], n as u32)));
+        }
+    }
+    while let Some(Reverse((OrdF(d), l, n))) = heap.pop() {
+        let n = n as usize;
+        if d > dist_n[n] || l != label[n] {
+            continue;
+        }
+        for &(m, w) in &adjn[start[n]..start[n + 1]] {
+            let nd = d + w;
+            let m = m as usize;
+            if nd < dist_n[m] || (nd == dist_n[m] && l < label[m]) {
+                dist_n[m] = nd;
+                label[m] = l;
+                heap.push(Reverse((OrdF(nd), l, m as u32)));
+            }
+        }
+    }
+    // blocks without buildings become atoms of their own
+    let mut block_atom = vec![NONE; nblocks as usize];
+    let mut corner = vec![[NONE; 3]; nf];
+    for f in 1..nf {
+        if !inside[f] {
+            continue;
+        }
+        for k in 0..3 {
+            corner[f][k] = if face_atom[f] != NONE {
+                face_atom[f]
+            } else {
+                let n = fnode[f][k] as usize;
+                if dist_n[n] == 0.0 {
+                    // v lies on a footprint (maybe on several that meet there): take the
+                    // building reached first when turning around v, so every piece stays
+                    // connected to its building through an edge, not just a point.
+                    nearest_around(&faces, &nbr, &edge, &edge_flags, &inside, &face_atom, f, faces[f][k]).unwrap_or(label[n])
+                } else if label[n] == NONE {
+                    let bk = block[f] as usize;
+                    if block_atom[bk] == NONE {
+                        block_atom[bk] = atoms.len() as u32;
+                        atoms.push(Atom::default());
+                    }
+                    block_atom[bk]
+                } else {
+                    label[n]
+                }
+            };
+        }
+    }
+
+    let tess = Tessellation {
+        frame,
+        verts,
+        orig,
+        steiner,
+        faces,
+        nbr,
+        edge,
+        edge_flags,
+        inside,
+        corner,
+        n_edges: ne,
+    };
+    let graph = atom_graph(&tess, atoms, &near_tree, s.road_near_m);
+    Ok((tess, graph))
+}
+
+/// Turning around vertex `v` from face `f` in both directions (not crossing roads or leaving
+/// the community), the atom of the first building face met; the nearer side wins, ties go
+/// counter-clockwise.
+#[allow(clippy::too_many_arguments)]
+fn nearest_around(
+    faces: &[[u32; 3]],
+    nbr: &[[u32; 3]],
+    edge: &[[u32; 3]],
+    flags: &[u8],
+    inside: &[bool],
+    face_atom: &[u32],
+    f: usize,
+    v: u32,
+) -> Option<u32> {
+    let walk = |dir: usize| -> Option<(usize, u32)> {
+        let mut cur = f;
+        for step in 1..64 {
+            let k = faces[cur].iter().position(|&x| x == v)?;
+            // dir 0: cross the edge leaving v (v → next); dir 1: the edge arriving at v
+            let e = if dir == 0 { k } else { (k + 2) % 3 };
+            if flags[edge[cur][e] as usize] & F_ROAD != 0 {
+                return None;
+            }
+            let g = nbr[cur][e];
+            if g == NONE || !inside[g as usize] || g as usize == f {
+                return None;
+            }
+            cur = g as usize;
+            if face_atom[cur] != NONE {
+                return Some((step, face_atom[cur]));
+            }
+        }
+        None
+    };
+    match (walk(0), walk(1)) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b.1 } else { a.1 }),
+        (Some(a), None) => Some(a.1),
+        (None, Some(b)) => Some(b.1),
+        (None, None) => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrdF(f64);
+impl Eq for OrdF {}
+impl PartialOrd for OrdF {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for OrdF {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+/// A point of the subdivision: a vertex, an edge midpoint or a face centroid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pt(pub u32);
+
+impl Tessellation {
+    /// Id of a vertex.
+    #[must_use]
+    pub fn vpt(&self, v: u32) -> Pt {
+        Pt(v)
+    }
+    /// Id of the midpoint of undirected edge `e`.
+    #[must_use]
+    pub fn mpt(&self, e: u32) -> Pt {
+        Pt(self.verts.len() as u32 + e)
+    }
+    /// Id of the centroid of face `f`.
+    #[must_use]
+    pub fn cpt(&self, f: usize) -> Pt {
+        Pt((self.verts.len() + self.n_edges + f) as u32)
+    }
+
+    /// Position (metres) of a point id; `face_hint` gives a face whose edges include it.
+    #[must_use]
+    pub fn pos(&self, p: Pt, face_hint: usize) -> Coord {
+        let nv = self.verts.len() as u32;
+        let ne = self.n_edges as u32;
+        if p.0 < nv {
+            self.verts[p.0 as usize]
+        } else if p.0 < nv + ne {
+            let e = p.0 - nv;
+            let f = &self.faces[face_hint];
+            for k in 0..3 {
+                if self.edge[face_hint][k] == e {
+                    return mid(self.verts[f[k] as usize], self.verts[f[(k + 1) % 3] as usize]);
+                }
+            }
+            Coord { x: f64::NAN, y: f64::NAN }
+        } else {
+            let fi = (p.0 - nv - ne) as usize;
+            let [a, b, c] = self.faces[fi].map(|v| self.verts[v as usize]);
+            Coord { x: (a.x + b.x + c.x) / 3.0, y: (a.y + b.y + c.y) / 3.0 }
+        }
+    }
+
+    /// Visit the directed boundary segments of face `f` between pieces of different labels,
+    /// as `(from, to, left_label, right_label)`, where the right label is `None` for a triangle
+    /// half-edge (the caller looks across to the neighbour) and `Some` inside the triangle.
+    /// Also reports each piece's area and centroid through `piece`.
+    pub fn face_segments(
+        &self,
+        f: usize,
+        lab: [u32; 3],
+        mut seg: impl FnMut(Pt, Pt, u32, Option<u32>, usize, usize),
+        mut piece: impl FnMut(u32, f64, Coord),
+    ) {
+        let v = self.faces[f];
+        let p = v.map(|x| self.verts[x as usize]);
+        let m = [0, 1, 2].map(|k| mid(p[k], p[(k + 1) % 3]));
+        let mp = [0, 1, 2].map(|k| self.mpt(self.edge[f][k]));
+        // triangle half-edges: vertex k → mid k (edge k is v[k]→v[k+1]) and mid k → vertex k+1
+        for k in 0..3 {
+            seg(Pt(v[k]), mp[k], lab[k], None, k, k);
+            seg(mp[k], Pt(v[(k + 1) % 3]), lab[(k + 1) % 3], None, k, (k + 1) % 3);
+        }
+        let g = Coord { x: (p[0].x + p[1].x + p[2].x) / 3.0, y: (p[0].y + p[1].y + p[2].y) / 3.0 };
+        let poly_area_centroid = |pts: &[Coord]| {
+            let mut a = 0.0;
+            let (mut cx, mut cy) = (0.0, 0.0);
+            for i in 0..pts.len() {
+                let (q, r) = (pts[i], pts[(i + 1) % pts.len()]);
+                let cr = q.x * r.y - r.x * q.y;
+                a += cr;
+                cx += (q.x + r.x) * cr;
+                cy += (q.y + r.y) * cr;
+            }
+            if a.abs() < 1e-300 {
+                return (0.0, pts[0]);
+            }
+            (a / 2.0, Coord { x: cx / (3.0 * a), y: cy / (3.0 * a) })
+        };
+        if lab[0] == lab[1] && lab[1] == lab[2] {
+            let (a, c) = poly_area_centroid(&p);
+            piece(lab[0], a, c);
+            return;
+        }
+        if lab[0] != lab[1] && lab[1] != lab[2] && lab[0] != lab[2] {
+            let cp = self.cpt(f);
+            for k in 0..3 {
+                // piece around vertex k: v[k], m[k], G, m[k-1]
+                let km1 = (k + 2) % 3;
+                let (a, c) = poly_area_centroid(&[p[k], m[k], g, m[km1]]);
+                piece(lab[k], a, c);
+                // cut m[k] → G has piece k on its left, piece k+1 on its right
+                seg(mp[k], cp, lab[k], Some(lab[(k + 1) % 3]), k, k);
+                seg(cp, mp[km1], lab[k], Some(lab[km1]), k, k);
+            }
+            return;
+        }
+        // two labels: rotate so that corner 2 is the odd one
+        let r = if lab[0] == lab[1] {
+            0
+        } else if lab[1] == lab[2] {
+            1
+        } else {
+            2
+        };
+        let (a, b, c) = (r, (r + 1) % 3, (r + 2) % 3);
+        // edges: b→c is edge b, c→a is edge c
+        let (pc_a, pc_c) = poly_area_centroid(&[m[b], p[c], m[c]]);
+        piece(lab[c], pc_a, pc_c);
+        let (pa_a, pa_c) = poly_area_centroid(&[p[a], m[a], p[b], m[b], m[c]]);
+        piece(lab[a], pa_a, pa_c);
+        seg(mp[c], mp[b], lab[c], Some(lab[a]), c, c);
+        seg(mp[b], mp[c], lab[a], Some(lab[c]), a, a);
+    }
+
+    /// The label of vertex `v` as a corner of face `f`.
+    #[must_use]
+    pub fn corner_label(&self, f: usize, v: u32, labels: &[[u32; 3]]) -> u32 {
+        let fv = self.faces[f];
+        for k in 0..3 {
+            if fv[k] == v {
+                return labels[f][k];
+            }
+        }
+        NONE
+    }
+
+    /// True when undirected edge `e` is a block-cutting road.
+    #[must_use]
+    pub fn is_road_edge(&self, e: u32) -> bool {
+        self.edge_flags[e as usize] & F_ROAD != 0
+    }
+}
+
+fn atom_graph(t: &Tessellation, mut atoms: Vec<Atom>, near_tree: &RTree<Seg>, near_m: f64) -> AtomGraph {
+    let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); atoms.len()];
+    let mut pairs: HashMap<(u32, u32), (f64, f64)> = HashMap::new();
+    let nf = t.faces.len();
+    for f in 1..nf {
+        if !t.inside[f] {
+            continue;
+        }
+        let lab = t.corner[f];
+        let mut cuts: Vec<(Coord, Coord, u32, u32)> = Vec::new();
+        let mut halves: Vec<(usize, usize, u32)> = Vec::new();
+        t.face_segments(
+            f,
+            lab,
+            |a, b, l, r, k, corner| match r {
+                Some(r) => {
+                    if l < r {
+                        cuts.push((t.pos(a, f), t.pos(b, f), l, r));
+                    }
+                }
+                None => {
+                    let _ = (a, b);
+                    halves.push((k, corner, l));
+                }
+            },
+            |l, a, c| {
+                let s = &mut sums[l as usize];
+                s.0 += a;
+                s.1 += a * c.x;
+                s.2 += a * c.y;
+            },
+        );
+        for (p, q, l, r) in cuts {
+            let len = dist(p, q);
+            let road = if near(near_tree, mid(p, q), near_m) { len } else { 0.0 };
+            let e = pairs.entry((l, r)).or_insert((0.0, 0.0));
+            e.0 += len;
+            e.1 += road;
+        }
+        for (k, corner, l) in halves {
+            let v = t.faces[f];
+            let (p, q) = (t.verts[v[k] as usize], t.verts[v[(k + 1) % 3] as usize]);
+            let half = dist(p, q) / 2.0;
+            let g = t.nbr[f][k];
+            if g == NONE || !t.inside[g as usize] {
+                atoms[l as usize].outer += half;
+                continue;
+            }
+            if (g as usize) < f {
+                continue; // counted from the other side
+            }
+            let r = t.corner_label(g as usize, v[corner], &t.corner);
+            if r == l || r == NONE {
+                continue;
+            }
+            let c = if corner == k { p } else { q };
+            let m = mid(p, q);
+            let is_road = t.is_road_edge(t.edge[f][k]) || near(near_tree, mid(c, m), near_m);
+            let key = if l < r { (l, r) } else { (r, l) };
+            let e = pairs.entry(key).or_insert((0.0, 0.0));
+            e.0 += half;
+            if is_road {
+                e.1 += half;
+            }
+        }
+    }
+    for (a, s) in atoms.iter_mut().zip(&sums) {
+        a.area = s.0;
+        a.centroid = if s.0 > 0.0 { Coord { x: s.1 / s.0, y: s.2 / s.0 } } else { Coord { x: 0.0, y: 0.0 } };
+    }
+    let mut list: Vec<((u32, u32), (f64, f64))> = pairs.into_iter().filter(|(_, v)| v.0 > 1e-9).collect();
+    list.sort_by(|a, b| a.0.cmp(&b.0));
+    let n = atoms.len();
+    let mut deg = vec![0usize; n];
+    for ((a, b), _) in &list {
+        deg[*a as usize] += 1;
+        deg[*b as usize] += 1;
+    }
+    let mut start = vec![0usize; n + 1];
+    for i in 0..n {
+        start[i + 1] = start[i] + deg[i];
+    }
+    let mut fill = start.clone();
+    let mut adj = vec![Adj { nbr: 0, len: 0.0, road: 0.0 }; start[n]];
+    for ((a, b), (len, road)) in list {
+        adj[fill[a as usize]] = Adj { nbr: b, len, road };
+        fill[a as usize] += 1;
+        adj[fill[b as usize]] = Adj { nbr: a, len, road };
+        fill[b as usize] += 1;
+    }
+    for a in 0..n {
+        adj[start[a]..start[a + 1]].sort_by_key(|x| x.nbr);
+    }
+    AtomGraph { atoms, start, adj }
+}

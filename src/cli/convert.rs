@@ -31,8 +31,12 @@ pub struct ConvertArgs {
 fn convert_coords(v: &mut Value, tf: &Transformer, path: &str) -> Result<()> {
     match v {
         Value::Array(a) if a.len() >= 2 && a[0].is_number() && a[1].is_number() => {
-            let x = a[0].as_f64().ok_or_else(|| anyhow!("{path}: not a number"))?;
-            let y = a[1].as_f64().ok_or_else(|| anyhow!("{path}: not a number"))?;
+            let x = a[0]
+                .as_f64()
+                .ok_or_else(|| anyhow!("{path}: not a number"))?;
+            let y = a[1]
+                .as_f64()
+                .ok_or_else(|| anyhow!("{path}: not a number"))?;
             let c = tf.apply(Coord { x, y }).with_context(|| path.to_string())?;
             a[0] = serde_json::json!(c.x);
             a[1] = serde_json::json!(c.y);
@@ -58,7 +62,9 @@ fn convert_geometry(g: &mut Value, tf: &Transformer, path: &str) -> Result<()> {
         }
         return Ok(());
     }
-    let c = g.get_mut("coordinates").ok_or_else(|| anyhow!("{path}: geometry has no coordinates"))?;
+    let c = g
+        .get_mut("coordinates")
+        .ok_or_else(|| anyhow!("{path}: geometry has no coordinates"))?;
     convert_coords(c, tf, path)
 }
 
@@ -71,13 +77,24 @@ pub fn run(a: &ConvertArgs) -> Result<()> {
     let to: Crs = a.to.parse()?;
     let tf = Transformer::new(from, to)?;
     let name = a.input.display().to_string();
-    let ext = a.input.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = a
+        .input
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let bytes = if ext == "csv" {
-        let mut rd = csv::Reader::from_path(&a.input).with_context(|| format!("{name}: cannot read"))?;
-        let headers = rd.headers().with_context(|| format!("{name}: no header row"))?.clone();
+        let mut rd =
+            csv::Reader::from_path(&a.input).with_context(|| format!("{name}: cannot read"))?;
+        let headers = rd
+            .headers()
+            .with_context(|| format!("{name}: no header row"))?
+            .clone();
         let find = |f: &str| headers.iter().position(|h| h.trim() == f);
-        let xi = find(&a.lon_field).ok_or_else(|| anyhow!("{name}: no column `{}` (use --lon-field)", a.lon_field))?;
-        let yi = find(&a.lat_field).ok_or_else(|| anyhow!("{name}: no column `{}` (use --lat-field)", a.lat_field))?;
+        let xi = find(&a.lon_field)
+            .ok_or_else(|| anyhow!("{name}: no column `{}` (use --lon-field)", a.lon_field))?;
+        let yi = find(&a.lat_field)
+            .ok_or_else(|| anyhow!("{name}: no column `{}` (use --lat-field)", a.lat_field))?;
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(&headers)?;
         for (i, rec) in rd.records().enumerate() {
@@ -85,23 +102,45 @@ pub fn run(a: &ConvertArgs) -> Result<()> {
             let rec = rec.with_context(|| format!("{name}: row {row}: not valid CSV"))?;
             let num = |k: usize, f: &str| -> Result<f64> {
                 let s = rec.get(k).unwrap_or("").trim();
-                s.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| anyhow!("{name}: row {row}: field `{f}`: expected a number, found {s:?}"))
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| {
+                        anyhow!("{name}: row {row}: field `{f}`: expected a number, found {s:?}")
+                    })
             };
-            let c = tf.apply(Coord { x: num(xi, &a.lon_field)?, y: num(yi, &a.lat_field)? }).with_context(|| format!("{name}: row {row}"))?;
+            let c = tf
+                .apply(Coord {
+                    x: num(xi, &a.lon_field)?,
+                    y: num(yi, &a.lat_field)?,
+                })
+                .with_context(|| format!("{name}: row {row}"))?;
             let out: Vec<String> = rec
                 .iter()
                 .enumerate()
-                .map(|(k, v)| if k == xi { format!("{}", c.x) } else if k == yi { format!("{}", c.y) } else { v.to_string() })
+                .map(|(k, v)| {
+                    if k == xi {
+                        format!("{}", c.x)
+                    } else if k == yi {
+                        format!("{}", c.y)
+                    } else {
+                        v.to_string()
+                    }
+                })
                 .collect();
             w.write_record(&out)?;
         }
         w.into_inner().map_err(|e| anyhow!("{e}"))?
     } else {
         let text = std::fs::read(&a.input).with_context(|| format!("{name}: cannot read"))?;
-        let mut v: Value = serde_json::from_slice(&text).with_context(|| format!("{name}: not valid JSON"))?;
+        let mut v: Value =
+            serde_json::from_slice(&text).with_context(|| format!("{name}: not valid JSON"))?;
         match v.get("type").and_then(Value::as_str) {
             Some("FeatureCollection") => {
-                let feats = v.get_mut("features").and_then(Value::as_array_mut).ok_or_else(|| anyhow!("{name}: no features array"))?;
+                let feats = v
+                    .get_mut("features")
+                    .and_then(Value::as_array_mut)
+                    .ok_or_else(|| anyhow!("{name}: no features array"))?;
                 for (i, f) in feats.iter_mut().enumerate() {
                     if let Some(g) = f.get_mut("geometry") {
                         convert_geometry(g, &tf, &format!("{name}: feature #{i}"))?;
@@ -120,7 +159,10 @@ pub fn run(a: &ConvertArgs) -> Result<()> {
             if to == Crs::Wgs84 {
                 o.remove("crs");
             } else {
-                o.insert("crs".into(), serde_json::json!({ "type": "name", "properties": { "name": to.to_string() } }));
+                o.insert(
+                    "crs".into(),
+                    serde_json::json!({ "type": "name", "properties": { "name": to.to_string() } }),
+                );
             }
         }
         serde_json::to_vec(&v)?

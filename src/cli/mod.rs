@@ -57,9 +57,14 @@ fn sample_city(a: &SampleArgs) -> Result<()> {
     if a.communities == 0 {
         anyhow::bail!("--communities must be at least 1");
     }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let city = crate::sample::generate(a.seed, a.communities);
-    for (name, v) in [("communities", &city.communities), ("buildings", &city.buildings), ("roads", &city.roads)] {
+    for (name, v) in [
+        ("communities", &city.communities),
+        ("buildings", &city.buildings),
+        ("roads", &city.roads),
+    ] {
         let path = a.out.join(format!("{name}.geojson"));
         crate::io::write::write_atomic(&path, serde_json::to_string(v)?.as_bytes())?;
     }

@@ -85,10 +85,19 @@ pub fn run(a: &RegridArgs) -> Result<()> {
         bail!("--min, --max and --target must be non-negative numbers");
     }
     if a.min > a.max {
-        bail!("--min {} is above --max {}: the band is empty", a.min, a.max);
+        bail!(
+            "--min {} is above --max {}: the band is empty",
+            a.min,
+            a.max
+        );
     }
     if a.target < a.min || a.target > a.max {
-        bail!("--target {} must lie between --min {} and --max {}", a.target, a.min, a.max);
+        bail!(
+            "--target {} must lie between --min {} and --max {}",
+            a.target,
+            a.min,
+            a.max
+        );
     }
     if a.storey_height <= 0.0 || a.dwelling_m2 <= 0.0 {
         bail!("--storey-height and --dwelling-m2 must be positive");
@@ -97,7 +106,11 @@ pub fn run(a: &RegridArgs) -> Result<()> {
     let out_crs: Crs = a.out_crs.parse().context("--out-crs")?;
     let to_wgs = Transformer::new(in_crs, Crs::Wgs84)?;
     let from_wgs = Transformer::new(Crs::Wgs84, out_crs)?;
-    let est = EstimateParams { storey_height_m: a.storey_height, dwelling_m2: a.dwelling_m2, ..EstimateParams::default() };
+    let est = EstimateParams {
+        storey_height_m: a.storey_height,
+        dwelling_m2: a.dwelling_m2,
+        ..EstimateParams::default()
+    };
     let mut notes = LoadNotes::default();
     let (communities, n) = read_communities(&a.communities, &to_wgs)?;
     merge(&mut notes, n);
@@ -131,16 +144,29 @@ pub fn run(a: &RegridArgs) -> Result<()> {
         roads.extend(rs);
     }
     let mut params = RegridParams {
-        band: Band { min: a.min, max: a.max, target: a.target },
+        band: Band {
+            min: a.min,
+            max: a.max,
+            target: a.target,
+        },
         seed: a.seed,
         ..RegridParams::default()
     };
     if let Some(c) = &a.road_classes {
-        params.cut_classes = c.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        params.cut_classes = c
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
     }
     let bar = ProgressBar::new(communities.len() as u64);
     if std::io::stderr().is_terminal() {
-        bar.set_style(ProgressStyle::with_template("{spinner} regrid {bar:30} {pos}/{len} communities {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} regrid {bar:30} {pos}/{len} communities {elapsed}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
     } else {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
@@ -150,12 +176,24 @@ pub fn run(a: &RegridArgs) -> Result<()> {
 
     // output geometries in the output CRS
     let tf_ring = |l: &LineString| -> Result<LineString> {
-        l.0.iter().map(|c| from_wgs.apply(*c).map_err(anyhow::Error::from)).collect::<Result<Vec<Coord>>>().map(LineString)
+        l.0.iter()
+            .map(|c| from_wgs.apply(*c).map_err(anyhow::Error::from))
+            .collect::<Result<Vec<Coord>>>()
+            .map(LineString)
     };
     let geoms: Vec<Polygon> = result
         .grids
         .iter()
-        .map(|g| Ok(Polygon::new(tf_ring(g.geometry.exterior())?, g.geometry.interiors().iter().map(tf_ring).collect::<Result<_>>()?)))
+        .map(|g| {
+            Ok(Polygon::new(
+                tf_ring(g.geometry.exterior())?,
+                g.geometry
+                    .interiors()
+                    .iter()
+                    .map(tf_ring)
+                    .collect::<Result<_>>()?,
+            ))
+        })
         .collect::<Result<_>>()?;
     let mut fc = grids_geojson(&result.grids, &geoms, false);
     if out_crs != Crs::Wgs84 {
@@ -163,7 +201,10 @@ pub fn run(a: &RegridArgs) -> Result<()> {
     }
     let grids_bytes = serde_json::to_vec(&fc)?;
     let ids: Vec<String> = buildings.iter().map(|b| b.id.clone()).collect();
-    let assign_bytes = a.assignments.as_ref().map(|_| assignments_csv(&result, &ids));
+    let assign_bytes = a
+        .assignments
+        .as_ref()
+        .map(|_| assignments_csv(&result, &ids));
     let seconds = t0.elapsed().as_secs_f64();
     let report = json!({
         "params": {
@@ -198,7 +239,10 @@ pub fn run(a: &RegridArgs) -> Result<()> {
     }
     let t = &result.total;
     if a.json {
-        println!("{}", serde_json::to_string(&json!({ "out": a.out, "total": t, "seconds": seconds }))?);
+        println!(
+            "{}",
+            serde_json::to_string(&json!({ "out": a.out, "total": t, "seconds": seconds }))?
+        );
     } else {
         println!(
             "{} grids in {} communities → {}\n  households {} (grid min {}, max {}), in band {:.1}% ({} oversize single-building grids)\n  Polsby-Popper mean {:.3} min {:.3}{}\n  {:.2} s{}",
@@ -212,12 +256,24 @@ pub fn run(a: &RegridArgs) -> Result<()> {
             t.oversize_grids,
             t.polsby_popper_mean,
             t.polsby_popper_min,
-            t.road_following_pct.map(|r| format!(", boundary along roads {r:.1}%")).unwrap_or_default(),
+            t.road_following_pct
+                .map(|r| format!(", boundary along roads {r:.1}%"))
+                .unwrap_or_default(),
             seconds,
-            if result.outside_buildings > 0 { format!("; {} buildings lie outside every community", result.outside_buildings) } else { String::new() },
+            if result.outside_buildings > 0 {
+                format!(
+                    "; {} buildings lie outside every community",
+                    result.outside_buildings
+                )
+            } else {
+                String::new()
+            },
         );
         if notes.estimated_households > 0 {
-            println!("  note: households of {} buildings are estimates", notes.estimated_households);
+            println!(
+                "  note: households of {} buildings are estimates",
+                notes.estimated_households
+            );
         }
     }
     Ok(())

@@ -23,7 +23,12 @@ pub enum CrsError {
     #[error("PROJ cannot use {crs}: {message}")]
     Proj { crs: String, message: String },
     #[error("coordinate ({x}, {y}) cannot be transformed from {from} to {to}")]
-    Transform { x: f64, y: f64, from: String, to: String },
+    Transform {
+        x: f64,
+        y: f64,
+        from: String,
+        to: String,
+    },
 }
 
 /// A coordinate reference system the tool understands.
@@ -106,7 +111,10 @@ fn proj_step(crs: Crs, to_wgs: bool) -> Result<Option<ProjStep>, CrsError> {
                 };
                 crate::geom::proj_ffi::Pipeline::new(&a, &b)
                     .map(Some)
-                    .map_err(|message| CrsError::Proj { crs: format!("EPSG:{c}"), message })
+                    .map_err(|message| CrsError::Proj {
+                        crs: format!("EPSG:{c}"),
+                        message,
+                    })
             }
             #[cfg(not(feature = "proj"))]
             {
@@ -124,9 +132,22 @@ impl Transformer {
     /// # Errors
     /// When an EPSG code is unknown to PROJ or PROJ is not built in.
     pub fn new(from: Crs, to: Crs) -> Result<Self, CrsError> {
-        let to_wgs = if from == to { None } else { proj_step(from, true)? };
-        let from_wgs = if from == to { None } else { proj_step(to, false)? };
-        Ok(Transformer { from, to, to_wgs, from_wgs })
+        let to_wgs = if from == to {
+            None
+        } else {
+            proj_step(from, true)?
+        };
+        let from_wgs = if from == to {
+            None
+        } else {
+            proj_step(to, false)?
+        };
+        Ok(Transformer {
+            from,
+            to,
+            to_wgs,
+            from_wgs,
+        })
     }
 
     /// True when the transform does nothing.
@@ -161,7 +182,11 @@ impl Transformer {
             Crs::Bd09 => gcj02_to_bd09(wgs84_to_gcj02(w)),
             Crs::Epsg(_) => apply_step(self.from_wgs.as_ref(), w).ok_or_else(err)?,
         };
-        if out.x.is_finite() && out.y.is_finite() { Ok(out) } else { Err(err()) }
+        if out.x.is_finite() && out.y.is_finite() {
+            Ok(out)
+        } else {
+            Err(err())
+        }
     }
 }
 
@@ -218,7 +243,10 @@ pub fn wgs84_to_gcj02(c: Coord) -> Coord {
     let sq = magic.sqrt();
     dlat = (dlat * 180.0) / ((GCJ_A * (1.0 - GCJ_EE)) / (magic * sq) * PI);
     dlon = (dlon * 180.0) / (GCJ_A / sq * rad.cos() * PI);
-    Coord { x: lon + dlon, y: lat + dlat }
+    Coord {
+        x: lon + dlon,
+        y: lat + dlat,
+    }
 }
 
 /// GCJ-02 → WGS84 by fixed-point iteration of the forward transform.
@@ -231,7 +259,10 @@ pub fn gcj02_to_wgs84(g: Coord) -> Coord {
     for _ in 0..30 {
         let f = wgs84_to_gcj02(w);
         let (dx, dy) = (f.x - g.x, f.y - g.y);
-        w = Coord { x: w.x - dx, y: w.y - dy };
+        w = Coord {
+            x: w.x - dx,
+            y: w.y - dy,
+        };
         if dx.abs() < 1e-11 && dy.abs() < 1e-11 {
             break;
         }
@@ -245,7 +276,10 @@ pub fn gcj02_to_bd09(g: Coord) -> Coord {
     let (x, y) = (g.x, g.y);
     let z = (x * x + y * y).sqrt() + 0.000_02 * (y * X_PI).sin();
     let t = y.atan2(x) + 0.000_003 * (x * X_PI).cos();
-    Coord { x: z * t.cos() + 0.0065, y: z * t.sin() + 0.006 }
+    Coord {
+        x: z * t.cos() + 0.0065,
+        y: z * t.sin() + 0.006,
+    }
 }
 
 /// BD-09 → GCJ-02: closed-form estimate refined by iterating the forward transform.
@@ -254,11 +288,17 @@ pub fn bd09_to_gcj02(b: Coord) -> Coord {
     let (x, y) = (b.x - 0.0065, b.y - 0.006);
     let z = (x * x + y * y).sqrt() - 0.000_02 * (y * X_PI).sin();
     let t = y.atan2(x) - 0.000_003 * (x * X_PI).cos();
-    let mut g = Coord { x: z * t.cos(), y: z * t.sin() };
+    let mut g = Coord {
+        x: z * t.cos(),
+        y: z * t.sin(),
+    };
     for _ in 0..20 {
         let f = gcj02_to_bd09(g);
         let (dx, dy) = (f.x - b.x, f.y - b.y);
-        g = Coord { x: g.x - dx, y: g.y - dy };
+        g = Coord {
+            x: g.x - dx,
+            y: g.y - dy,
+        };
         if dx.abs() < 1e-11 && dy.abs() < 1e-11 {
             break;
         }
@@ -278,7 +318,10 @@ mod tests {
 
     #[test]
     fn gcj_offset_in_beijing_is_a_few_hundred_metres_and_inverts() {
-        let w = Coord { x: 116.391_349, y: 39.907_375 };
+        let w = Coord {
+            x: 116.391_349,
+            y: 39.907_375,
+        };
         let g = wgs84_to_gcj02(w);
         let d = metres(w, g);
         assert!((100.0..800.0).contains(&d), "offset {d} m");
@@ -287,7 +330,12 @@ mod tests {
 
     #[test]
     fn bd09_round_trip_is_sub_millimetre() {
-        for &(x, y) in &[(116.4, 39.9), (121.47, 31.23), (113.26, 23.13), (87.6, 43.8)] {
+        for &(x, y) in &[
+            (116.4, 39.9),
+            (121.47, 31.23),
+            (113.26, 23.13),
+            (87.6, 43.8),
+        ] {
             let w = Coord { x, y };
             let b = gcj02_to_bd09(wgs84_to_gcj02(w));
             assert!(metres(w, b) > 100.0);
@@ -298,7 +346,10 @@ mod tests {
 
     #[test]
     fn outside_china_gcj_is_identity() {
-        let w = Coord { x: -73.98, y: 40.75 };
+        let w = Coord {
+            x: -73.98,
+            y: 40.75,
+        };
         assert_eq!(wgs84_to_gcj02(w), w);
     }
 

@@ -37,27 +37,41 @@ impl LocalFrame {
         let n = WGS84_A / w; // prime vertical radius
         let m = WGS84_A * (1.0 - WGS84_E2) / (w * w * w); // meridional radius
         let deg = std::f64::consts::PI / 180.0;
-        LocalFrame { lon0, lat0, kx: n * phi.cos() * deg, ky: m * deg }
+        LocalFrame {
+            lon0,
+            lat0,
+            kx: n * phi.cos() * deg,
+            ky: m * deg,
+        }
     }
 
     /// Degrees → metres.
     #[inline]
     #[must_use]
     pub fn fwd(&self, c: Coord) -> Coord {
-        Coord { x: (c.x - self.lon0) * self.kx, y: (c.y - self.lat0) * self.ky }
+        Coord {
+            x: (c.x - self.lon0) * self.kx,
+            y: (c.y - self.lat0) * self.ky,
+        }
     }
 
     /// Metres → degrees.
     #[inline]
     #[must_use]
     pub fn inv(&self, c: Coord) -> Coord {
-        Coord { x: c.x / self.kx + self.lon0, y: c.y / self.ky + self.lat0 }
+        Coord {
+            x: c.x / self.kx + self.lon0,
+            y: c.y / self.ky + self.lat0,
+        }
     }
 
     /// The centre of the frame (lon, lat).
     #[must_use]
     pub fn centre(&self) -> Coord {
-        Coord { x: self.lon0, y: self.lat0 }
+        Coord {
+            x: self.lon0,
+            y: self.lat0,
+        }
     }
 }
 

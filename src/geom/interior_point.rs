@@ -47,7 +47,10 @@ fn polygon_interior(p: &Polygon) -> Option<(Coord, f64)> {
         let (x1, x2) = (crossings[i], crossings[i + 1]);
         if x2 - x1 > width {
             width = x2 - x1;
-            best = Coord { x: (x1 + x2) / 2.0, y: scan_y };
+            best = Coord {
+                x: (x1 + x2) / 2.0,
+                y: scan_y,
+            };
         }
         i += 2;
     }
@@ -115,6 +118,9 @@ mod tests {
     fn square_point_matches_geos() {
         // GEOS gives POINT (1 1) for this square: scan line at y = 1, section 0..2.
         let p = polygon![(x: 0.0, y: 0.0), (x: 2.0, y: 0.0), (x: 2.0, y: 2.0), (x: 0.0, y: 2.0), (x: 0.0, y: 0.0)];
-        assert_eq!(interior_point(&MultiPolygon(vec![p])).unwrap(), Coord { x: 1.0, y: 1.0 });
+        assert_eq!(
+            interior_point(&MultiPolygon(vec![p])).unwrap(),
+            Coord { x: 1.0, y: 1.0 }
+        );
     }
 }

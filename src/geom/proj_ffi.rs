@@ -90,7 +90,15 @@ impl Pipeline {
     #[must_use]
     pub fn apply(&self, c: Coord) -> Option<Coord> {
         // SAFETY: self.pj is live; PJ_FWD = 1.
-        let out = unsafe { proj_trans(self.pj, 1, PjCoord { v: [c.x, c.y, 0.0, f64::INFINITY] }) };
+        let out = unsafe {
+            proj_trans(
+                self.pj,
+                1,
+                PjCoord {
+                    v: [c.x, c.y, 0.0, f64::INFINITY],
+                },
+            )
+        };
         let (x, y) = (out.v[0], out.v[1]);
         (x.is_finite() && y.is_finite()).then_some(Coord { x, y })
     }
@@ -114,7 +122,10 @@ mod tests {
     fn utm_50n_round_trip() {
         let f = Pipeline::new("EPSG:4326", "EPSG:32650").unwrap();
         let p = f.apply(Coord { x: 116.4, y: 39.9 }).unwrap();
-        assert!((p.x - 449_000.0).abs() < 2_000.0 && (p.y - 4_417_000.0).abs() < 5_000.0, "{p:?}");
+        assert!(
+            (p.x - 449_000.0).abs() < 2_000.0 && (p.y - 4_417_000.0).abs() < 5_000.0,
+            "{p:?}"
+        );
         let b = Pipeline::new("EPSG:32650", "EPSG:4326").unwrap();
         let q = b.apply(p).unwrap();
         assert!((q.x - 116.4).abs() < 1e-9 && (q.y - 39.9).abs() < 1e-9);

@@ -13,13 +13,17 @@ use geo::{Area, BooleanOps, Coord, LineString, MultiPolygon, Polygon};
 pub enum PolygonProblem {
     #[error("coordinate {0} is not a finite number")]
     NotFinite(usize),
-    #[error("coordinate ({x}, {y}) is out of range for longitude/latitude (expected -180..180, -90..90)")]
+    #[error(
+        "coordinate ({x}, {y}) is out of range for longitude/latitude (expected -180..180, -90..90)"
+    )]
     OutOfRange { x: f64, y: f64 },
     #[error("a ring has {0} distinct positions; a polygon ring needs at least 3")]
     TooFewPoints(usize),
     #[error("the polygon has zero area")]
     ZeroArea,
-    #[error("the polygon intersects itself near ({x:.7}, {y:.7}) and cannot be repaired safely (repair would change its area by {change_pct:.1}%)")]
+    #[error(
+        "the polygon intersects itself near ({x:.7}, {y:.7}) and cannot be repaired safely (repair would change its area by {change_pct:.1}%)"
+    )]
     SelfIntersection { x: f64, y: f64, change_pct: f64 },
 }
 
@@ -69,8 +73,15 @@ fn on_segment(a: Coord, b: Coord, p: Coord) -> bool {
 
 /// True when segments `ab` and `cd` intersect (including touching and collinear overlap).
 fn segments_meet(a: Coord, b: Coord, c: Coord, d: Coord) -> bool {
-    let (d1, d2, d3, d4) = (orient(c, d, a), orient(c, d, b), orient(a, b, c), orient(a, b, d));
-    if ((d1 > 0.0 && d2 < 0.0) || (d1 < 0.0 && d2 > 0.0)) && ((d3 > 0.0 && d4 < 0.0) || (d3 < 0.0 && d4 > 0.0)) {
+    let (d1, d2, d3, d4) = (
+        orient(c, d, a),
+        orient(c, d, b),
+        orient(a, b, c),
+        orient(a, b, d),
+    );
+    if ((d1 > 0.0 && d2 < 0.0) || (d1 < 0.0 && d2 > 0.0))
+        && ((d3 > 0.0 && d4 < 0.0) || (d3 < 0.0 && d4 > 0.0))
+    {
         return true;
     }
     (d1 == 0.0 && on_segment(c, d, a))
@@ -91,10 +102,19 @@ pub fn find_self_intersection(p: &Polygon) -> Option<Coord> {
         len: usize,
     }
     let mut segs = Vec::new();
-    for (r, ring) in std::iter::once(p.exterior()).chain(p.interiors()).enumerate() {
+    for (r, ring) in std::iter::once(p.exterior())
+        .chain(p.interiors())
+        .enumerate()
+    {
         let n = ring.0.len().saturating_sub(1);
         for i in 0..n {
-            segs.push(Seg { a: ring.0[i], b: ring.0[i + 1], ring: r, idx: i, len: n });
+            segs.push(Seg {
+                a: ring.0[i],
+                b: ring.0[i + 1],
+                ring: r,
+                idx: i,
+                len: n,
+            });
         }
     }
     segs.sort_by(|s, t| s.a.x.min(s.b.x).total_cmp(&t.a.x.min(t.b.x)));
@@ -121,7 +141,8 @@ pub fn find_self_intersection(p: &Polygon) -> Option<Coord> {
                     (si.a, si.b, sj.a)
                 };
                 if orient(p1, shared, p2) == 0.0
-                    && (p1.x - shared.x) * (p2.x - shared.x) + (p1.y - shared.y) * (p2.y - shared.y) > 0.0
+                    && (p1.x - shared.x) * (p2.x - shared.x) + (p1.y - shared.y) * (p2.y - shared.y)
+                        > 0.0
                 {
                     return Some(shared);
                 }
@@ -142,22 +163,41 @@ pub fn find_self_intersection(p: &Polygon) -> Option<Coord> {
 /// A [`PolygonProblem`] naming what is wrong.
 pub fn check_polygon(p: &Polygon, geographic: bool) -> Result<Checked, PolygonProblem> {
     let shell = clean_ring(p.exterior(), geographic)?;
-    let holes = p.interiors().iter().map(|h| clean_ring(h, geographic)).collect::<Result<Vec<_>, _>>()?;
+    let holes = p
+        .interiors()
+        .iter()
+        .map(|h| clean_ring(h, geographic))
+        .collect::<Result<Vec<_>, _>>()?;
     let poly = Polygon::new(shell, holes);
     let area = poly.unsigned_area();
-    if area <= 0.0 {
-        return Err(PolygonProblem::ZeroArea);
-    }
     match find_self_intersection(&poly) {
-        None => Ok(Checked { geometry: MultiPolygon(vec![poly]), repaired: false }),
+        None if area <= 0.0 => Err(PolygonProblem::ZeroArea),
+        None => Ok(Checked {
+            geometry: MultiPolygon(vec![poly]),
+            repaired: false,
+        }),
         Some(at) => {
             let fixed = MultiPolygon(vec![poly.clone()]).union(&MultiPolygon::<f64>(vec![]));
             let fa = fixed.unsigned_area();
-            let change = if area > 0.0 { (fa - area).abs() / area * 100.0 } else { 100.0 };
-            if fa > 0.0 && change <= 1.0 && fixed.0.iter().all(|q| find_self_intersection(q).is_none()) {
-                Ok(Checked { geometry: fixed, repaired: true })
+            let change = if area > 0.0 {
+                (fa - area).abs() / area * 100.0
             } else {
-                Err(PolygonProblem::SelfIntersection { x: at.x, y: at.y, change_pct: change })
+                100.0
+            };
+            if fa > 0.0
+                && change <= 1.0
+                && fixed.0.iter().all(|q| find_self_intersection(q).is_none())
+            {
+                Ok(Checked {
+                    geometry: fixed,
+                    repaired: true,
+                })
+            } else {
+                Err(PolygonProblem::SelfIntersection {
+                    x: at.x,
+                    y: at.y,
+                    change_pct: change,
+                })
             }
         }
     }
@@ -171,7 +211,10 @@ mod tests {
     #[test]
     fn bowtie_is_rejected() {
         let p = polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 1.0), (x: 1.0, y: 0.0), (x: 0.0, y: 1.0), (x: 0.0, y: 0.0)];
-        assert!(matches!(check_polygon(&p, true), Err(PolygonProblem::SelfIntersection { .. })));
+        assert!(matches!(
+            check_polygon(&p, true),
+            Err(PolygonProblem::SelfIntersection { .. })
+        ));
     }
 
     #[test]
@@ -189,7 +232,10 @@ mod tests {
     #[test]
     fn out_of_range() {
         let p = polygon![(x: 0.0, y: 0.0), (x: 200.0, y: 0.0), (x: 1.0, y: 1.0)];
-        assert!(matches!(check_polygon(&p, true), Err(PolygonProblem::OutOfRange { .. })));
+        assert!(matches!(
+            check_polygon(&p, true),
+            Err(PolygonProblem::OutOfRange { .. })
+        ));
         assert!(check_polygon(&p, false).is_ok());
     }
 }

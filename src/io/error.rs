@@ -32,7 +32,10 @@ impl fmt::Display for Location {
 pub enum InputError {
     /// The file cannot be read.
     #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is not valid JSON / CSV / PBF.
     #[error("{file}: {message}")]
     Syntax { file: PathBuf, message: String },
@@ -44,13 +47,25 @@ pub enum InputError {
 impl InputError {
     /// An error about the whole file.
     pub fn file(file: &Path, message: impl Into<String>) -> Self {
-        InputError::Syntax { file: file.to_path_buf(), message: message.into() }
+        InputError::Syntax {
+            file: file.to_path_buf(),
+            message: message.into(),
+        }
     }
 
     /// An error about one item (feature/row) and optionally a field.
-    pub fn item(file: &Path, item: impl Into<String>, field: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn item(
+        file: &Path,
+        item: impl Into<String>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         InputError::Invalid {
-            at: Location { file: file.to_path_buf(), item: Some(item.into()), field: field.map(str::to_string) },
+            at: Location {
+                file: file.to_path_buf(),
+                item: Some(item.into()),
+                field: field.map(str::to_string),
+            },
             message: message.into(),
         }
     }

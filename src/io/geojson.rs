@@ -67,20 +67,36 @@ pub fn value_number(v: &Value) -> Option<f64> {
 /// # Errors
 /// Unreadable file, invalid JSON (with line and column), or not a FeatureCollection.
 pub fn read_features(path: &Path) -> Result<Vec<RawFeature>, InputError> {
-    let text = std::fs::read(path).map_err(|source| InputError::Read { file: path.to_path_buf(), source })?;
-    let v: Value = serde_json::from_slice(&text).map_err(|e| InputError::file(path, format!("not valid JSON: {e}")))?;
+    let text = std::fs::read(path).map_err(|source| InputError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let v: Value = serde_json::from_slice(&text)
+        .map_err(|e| InputError::file(path, format!("not valid JSON: {e}")))?;
     parse_features(path, v)
 }
 
 fn parse_features(path: &Path, v: Value) -> Result<Vec<RawFeature>, InputError> {
     let Value::Object(mut obj) = v else {
-        return Err(InputError::file(path, "expected a GeoJSON object (FeatureCollection)"));
+        return Err(InputError::file(
+            path,
+            "expected a GeoJSON object (FeatureCollection)",
+        ));
     };
-    let kind = obj.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let feats = match kind.as_str() {
         "FeatureCollection" => match obj.remove("features") {
             Some(Value::Array(a)) => a,
-            _ => return Err(InputError::file(path, "FeatureCollection has no `features` array")),
+            _ => {
+                return Err(InputError::file(
+                    path,
+                    "FeatureCollection has no `features` array",
+                ));
+            }
         },
         "Feature" => vec![Value::Object(obj)],
         other => {
@@ -93,21 +109,36 @@ fn parse_features(path: &Path, v: Value) -> Result<Vec<RawFeature>, InputError> 
     let mut out = Vec::with_capacity(feats.len());
     for (index, f) in feats.into_iter().enumerate() {
         let Value::Object(mut f) = f else {
-            return Err(InputError::item(path, format!("feature #{index}"), None, "is not a JSON object"));
+            return Err(InputError::item(
+                path,
+                format!("feature #{index}"),
+                None,
+                "is not a JSON object",
+            ));
         };
         let id = f.get("id").and_then(value_text);
         let properties = match f.remove("properties") {
             Some(Value::Object(m)) => m,
             Some(Value::Null) | None => Map::new(),
             Some(_) => {
-                return Err(InputError::item(path, format!("feature #{index}"), Some("properties"), "expected an object"));
+                return Err(InputError::item(
+                    path,
+                    format!("feature #{index}"),
+                    Some("properties"),
+                    "expected an object",
+                ));
             }
         };
         let geometry = match f.remove("geometry") {
             Some(Value::Null) | None => None,
             Some(g) => Some(g),
         };
-        out.push(RawFeature { index, id, properties, geometry });
+        out.push(RawFeature {
+            index,
+            id,
+            properties,
+            geometry,
+        });
     }
     Ok(out)
 }
@@ -135,7 +166,10 @@ fn coord(v: &Value) -> Result<Coord, String> {
 
 fn line(v: &Value) -> Result<LineString, String> {
     let a = v.as_array().ok_or("expected an array of positions")?;
-    a.iter().map(coord).collect::<Result<Vec<_>, _>>().map(LineString)
+    a.iter()
+        .map(coord)
+        .collect::<Result<Vec<_>, _>>()
+        .map(LineString)
 }
 
 fn polygon(v: &Value) -> Result<Polygon, String> {
@@ -154,7 +188,10 @@ fn polygon(v: &Value) -> Result<Polygon, String> {
 /// # Errors
 /// A message saying what was expected.
 pub fn parse_geometry(g: &Value) -> Result<Geom, String> {
-    let t = g.get("type").and_then(Value::as_str).ok_or("geometry has no `type`")?;
+    let t = g
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("geometry has no `type`")?;
     let c = g.get("coordinates");
     let need = || c.ok_or_else(|| format!("{t} geometry has no `coordinates`"));
     match t {
@@ -167,7 +204,9 @@ pub fn parse_geometry(g: &Value) -> Result<Geom, String> {
         "Polygon" => Ok(Geom::Polygons(MultiPolygon(vec![polygon(need()?)?]))),
         "MultiPolygon" => {
             let a = need()?.as_array().ok_or("expected an array of polygons")?;
-            Ok(Geom::Polygons(MultiPolygon(a.iter().map(polygon).collect::<Result<_, _>>()?)))
+            Ok(Geom::Polygons(MultiPolygon(
+                a.iter().map(polygon).collect::<Result<_, _>>()?,
+            )))
         }
         other => Err(format!("unsupported geometry type {other}")),
     }
@@ -182,33 +221,75 @@ fn transform_mp(tf: &Transformer, mp: MultiPolygon) -> Result<MultiPolygon, Stri
         return Ok(mp);
     }
     let ring = |l: &LineString| -> Result<LineString, String> {
-        l.0.iter().map(|c| transform_coord(tf, *c)).collect::<Result<Vec<_>, _>>().map(LineString)
+        l.0.iter()
+            .map(|c| transform_coord(tf, *c))
+            .collect::<Result<Vec<_>, _>>()
+            .map(LineString)
     };
     mp.0.iter()
-        .map(|p| Ok(Polygon::new(ring(p.exterior())?, p.interiors().iter().map(ring).collect::<Result<_, _>>()?)))
+        .map(|p| {
+            Ok(Polygon::new(
+                ring(p.exterior())?,
+                p.interiors().iter().map(ring).collect::<Result<_, _>>()?,
+            ))
+        })
         .collect::<Result<Vec<_>, String>>()
         .map(MultiPolygon)
 }
 
 /// Validate a polygonal feature: transform to WGS84, check, repair if safe.
-fn polygons_of(path: &Path, f: &RawFeature, tf: &Transformer, repaired: &mut Vec<String>) -> Result<MultiPolygon, InputError> {
+fn polygons_of(
+    path: &Path,
+    f: &RawFeature,
+    tf: &Transformer,
+    repaired: &mut Vec<String>,
+) -> Result<MultiPolygon, InputError> {
     let label = f.label();
-    let g = f.geometry.as_ref().ok_or_else(|| InputError::item(path, &label, Some("geometry"), "is missing; expected a Polygon or MultiPolygon"))?;
-    let mp = match parse_geometry(g).map_err(|m| InputError::item(path, &label, Some("geometry"), m))? {
-        Geom::Polygons(mp) => mp,
-        Geom::Point(_) => return Err(InputError::item(path, &label, Some("geometry"), "is a Point; expected a Polygon or MultiPolygon")),
-        Geom::Lines(_) => return Err(InputError::item(path, &label, Some("geometry"), "is a line; expected a Polygon or MultiPolygon")),
-    };
-    let mp = transform_mp(tf, mp).map_err(|m| InputError::item(path, &label, Some("geometry"), m))?;
+    let g = f.geometry.as_ref().ok_or_else(|| {
+        InputError::item(
+            path,
+            &label,
+            Some("geometry"),
+            "is missing; expected a Polygon or MultiPolygon",
+        )
+    })?;
+    let mp =
+        match parse_geometry(g).map_err(|m| InputError::item(path, &label, Some("geometry"), m))? {
+            Geom::Polygons(mp) => mp,
+            Geom::Point(_) => {
+                return Err(InputError::item(
+                    path,
+                    &label,
+                    Some("geometry"),
+                    "is a Point; expected a Polygon or MultiPolygon",
+                ));
+            }
+            Geom::Lines(_) => {
+                return Err(InputError::item(
+                    path,
+                    &label,
+                    Some("geometry"),
+                    "is a line; expected a Polygon or MultiPolygon",
+                ));
+            }
+        };
+    let mp =
+        transform_mp(tf, mp).map_err(|m| InputError::item(path, &label, Some("geometry"), m))?;
     let mut parts = Vec::new();
     let mut was_repaired = false;
     for p in &mp.0 {
-        let c = check_polygon(p, true).map_err(|e| InputError::item(path, &label, Some("geometry"), e.to_string()))?;
+        let c = check_polygon(p, true)
+            .map_err(|e| InputError::item(path, &label, Some("geometry"), e.to_string()))?;
         was_repaired |= c.repaired;
         parts.extend(c.geometry.0);
     }
     if parts.is_empty() {
-        return Err(InputError::item(path, &label, Some("geometry"), "is empty; expected a Polygon or MultiPolygon"));
+        return Err(InputError::item(
+            path,
+            &label,
+            Some("geometry"),
+            "is empty; expected a Polygon or MultiPolygon",
+        ));
     }
     if was_repaired {
         repaired.push(label);
@@ -231,7 +312,10 @@ pub struct LoadNotes {
 ///
 /// # Errors
 /// Any feature without a usable code or polygon, duplicate codes, or an empty layer.
-pub fn read_communities(path: &Path, tf: &Transformer) -> Result<(Vec<Community>, LoadNotes), InputError> {
+pub fn read_communities(
+    path: &Path,
+    tf: &Transformer,
+) -> Result<(Vec<Community>, LoadNotes), InputError> {
     let feats = read_features(path)?;
     communities_from(path, &feats, tf)
 }
@@ -240,9 +324,16 @@ pub fn read_communities(path: &Path, tf: &Transformer) -> Result<(Vec<Community>
 ///
 /// # Errors
 /// As [`read_communities`].
-pub fn communities_from(path: &Path, feats: &[RawFeature], tf: &Transformer) -> Result<(Vec<Community>, LoadNotes), InputError> {
+pub fn communities_from(
+    path: &Path,
+    feats: &[RawFeature],
+    tf: &Transformer,
+) -> Result<(Vec<Community>, LoadNotes), InputError> {
     if feats.is_empty() {
-        return Err(InputError::file(path, "the community layer has no features"));
+        return Err(InputError::file(
+            path,
+            "the community layer has no features",
+        ));
     }
     let mut notes = LoadNotes::default();
     let mut seen = HashSet::new();
@@ -251,12 +342,29 @@ pub fn communities_from(path: &Path, feats: &[RawFeature], tf: &Transformer) -> 
         let label = f.label();
         let code = match f.properties.get("code") {
             None | Some(Value::Null) => {
-                return Err(InputError::item(path, &label, Some("code"), "is missing; every community needs a unique code"));
+                return Err(InputError::item(
+                    path,
+                    &label,
+                    Some("code"),
+                    "is missing; every community needs a unique code",
+                ));
             }
-            Some(v) => value_text(v).ok_or_else(|| InputError::item(path, &label, Some("code"), "expected a non-empty string or number"))?,
+            Some(v) => value_text(v).ok_or_else(|| {
+                InputError::item(
+                    path,
+                    &label,
+                    Some("code"),
+                    "expected a non-empty string or number",
+                )
+            })?,
         };
         if !seen.insert(code.clone()) {
-            return Err(InputError::item(path, &label, Some("code"), format!("duplicate code {code:?}; community codes must be unique")));
+            return Err(InputError::item(
+                path,
+                &label,
+                Some("code"),
+                format!("duplicate code {code:?}; community codes must be unique"),
+            ));
         }
         let geometry = polygons_of(path, f, tf, &mut notes.repaired)?;
         out.push(Community {
@@ -273,7 +381,11 @@ pub fn communities_from(path: &Path, feats: &[RawFeature], tf: &Transformer) -> 
 ///
 /// # Errors
 /// Missing or duplicate ids, bad geometry, a negative or non-numeric `households`, an empty layer.
-pub fn read_buildings(path: &Path, tf: &Transformer, est: &EstimateParams) -> Result<(Vec<Building>, LoadNotes), InputError> {
+pub fn read_buildings(
+    path: &Path,
+    tf: &Transformer,
+    est: &EstimateParams,
+) -> Result<(Vec<Building>, LoadNotes), InputError> {
     let feats = read_features(path)?;
     buildings_from(path, &feats, tf, est)
 }
@@ -282,7 +394,12 @@ pub fn read_buildings(path: &Path, tf: &Transformer, est: &EstimateParams) -> Re
 ///
 /// # Errors
 /// As [`read_buildings`].
-pub fn buildings_from(path: &Path, feats: &[RawFeature], tf: &Transformer, est: &EstimateParams) -> Result<(Vec<Building>, LoadNotes), InputError> {
+pub fn buildings_from(
+    path: &Path,
+    feats: &[RawFeature],
+    tf: &Transformer,
+    est: &EstimateParams,
+) -> Result<(Vec<Building>, LoadNotes), InputError> {
     if feats.is_empty() {
         return Err(InputError::file(path, "the building layer has no features"));
     }
@@ -297,9 +414,21 @@ pub fn buildings_from(path: &Path, feats: &[RawFeature], tf: &Transformer, est: 
             .and_then(value_text)
             .or_else(|| f.id.clone())
             .or_else(|| f.properties.get("osm_id").and_then(value_text))
-            .ok_or_else(|| InputError::item(path, &label, Some("id"), "is missing; expected an `id` property, a feature id, or `osm_id`"))?;
+            .ok_or_else(|| {
+                InputError::item(
+                    path,
+                    &label,
+                    Some("id"),
+                    "is missing; expected an `id` property, a feature id, or `osm_id`",
+                )
+            })?;
         if !seen.insert(id.clone()) {
-            return Err(InputError::item(path, &label, Some("id"), format!("duplicate building id {id:?}")));
+            return Err(InputError::item(
+                path,
+                &label,
+                Some("id"),
+                format!("duplicate building id {id:?}"),
+            ));
         }
         let geometry = polygons_of(path, f, tf, &mut notes.repaired)?;
         let (households, source) = match f.properties.get("households") {
@@ -312,17 +441,38 @@ pub fn buildings_from(path: &Path, feats: &[RawFeature], tf: &Transformer, est: 
                 );
                 let share = est.residential_share(p.get("building").and_then(Value::as_str));
                 notes.estimated_households += 1;
-                (est.estimate(geodesic_area_m2(&geometry), floors, share), HouseholdSource::Estimated)
+                (
+                    est.estimate(geodesic_area_m2(&geometry), floors, share),
+                    HouseholdSource::Estimated,
+                )
             }
             Some(v) => {
-                let n = value_number(v).ok_or_else(|| InputError::item(path, &label, Some("households"), format!("expected a non-negative whole number, found {v}")))?;
+                let n = value_number(v).ok_or_else(|| {
+                    InputError::item(
+                        path,
+                        &label,
+                        Some("households"),
+                        format!("expected a non-negative whole number, found {v}"),
+                    )
+                })?;
                 if n < 0.0 || n.fract() != 0.0 || n > f64::from(u32::MAX) {
-                    return Err(InputError::item(path, &label, Some("households"), format!("expected a non-negative whole number, found {n}")));
+                    return Err(InputError::item(
+                        path,
+                        &label,
+                        Some("households"),
+                        format!("expected a non-negative whole number, found {n}"),
+                    ));
                 }
                 (n as u32, HouseholdSource::Given)
             }
         };
-        out.push(Building { id, households, source, weight: f64::from(households), geometry });
+        out.push(Building {
+            id,
+            households,
+            source,
+            weight: f64::from(households),
+            geometry,
+        });
     }
     Ok((out, notes))
 }
@@ -341,27 +491,51 @@ pub fn read_roads(path: &Path, tf: &Transformer) -> Result<(Vec<Road>, LoadNotes
             notes.skipped.push(format!("{label}: no geometry"));
             continue;
         };
-        let lines = match parse_geometry(g).map_err(|m| InputError::item(path, &label, Some("geometry"), m))? {
+        let lines = match parse_geometry(g)
+            .map_err(|m| InputError::item(path, &label, Some("geometry"), m))?
+        {
             Geom::Lines(l) => l,
-            _ => return Err(InputError::item(path, &label, Some("geometry"), "expected a LineString or MultiLineString road centreline")),
+            _ => {
+                return Err(InputError::item(
+                    path,
+                    &label,
+                    Some("geometry"),
+                    "expected a LineString or MultiLineString road centreline",
+                ));
+            }
         };
         for l in lines {
             let mut pts = Vec::with_capacity(l.0.len());
             for c in &l.0 {
-                let w = transform_coord(tf, *c).map_err(|m| InputError::item(path, &label, Some("geometry"), m))?;
+                let w = transform_coord(tf, *c)
+                    .map_err(|m| InputError::item(path, &label, Some("geometry"), m))?;
                 if w.x.abs() > 180.0 || w.y.abs() > 90.0 {
-                    return Err(InputError::item(path, &label, Some("geometry"), format!("coordinate ({}, {}) is out of range for longitude/latitude", w.x, w.y)));
+                    return Err(InputError::item(
+                        path,
+                        &label,
+                        Some("geometry"),
+                        format!(
+                            "coordinate ({}, {}) is out of range for longitude/latitude",
+                            w.x, w.y
+                        ),
+                    ));
                 }
                 if pts.last() != Some(&w) {
                     pts.push(w);
                 }
             }
             if pts.len() < 2 {
-                notes.skipped.push(format!("{label}: a line with fewer than two distinct points"));
+                notes.skipped.push(format!(
+                    "{label}: a line with fewer than two distinct points"
+                ));
                 continue;
             }
             out.push(Road {
-                highway: f.properties.get("highway").and_then(value_text).unwrap_or_default(),
+                highway: f
+                    .properties
+                    .get("highway")
+                    .and_then(value_text)
+                    .unwrap_or_default(),
                 name: f.properties.get("name").and_then(value_text),
                 line: LineString(pts),
             });
@@ -374,7 +548,9 @@ pub fn read_roads(path: &Path, tf: &Transformer) -> Result<(Vec<Road>, LoadNotes
 /// below 1e-4 for anything a building or community can be).
 #[must_use]
 pub fn geodesic_area_m2(mp: &MultiPolygon) -> f64 {
-    let Some(c) = mp.0.first().and_then(|p| p.exterior().0.first()) else { return 0.0 };
+    let Some(c) = mp.0.first().and_then(|p| p.exterior().0.first()) else {
+        return 0.0;
+    };
     let f = crate::geom::frame::LocalFrame::new(c.x, c.y);
     let m = MultiPolygon(
         mp.0.iter()

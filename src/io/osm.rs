@@ -23,8 +23,12 @@ struct WayRec {
 ///
 /// # Errors
 /// Unreadable or corrupt PBF.
-pub fn read_osm(path: &Path, est: &EstimateParams) -> Result<(Vec<Building>, Vec<Road>, LoadNotes), InputError> {
-    let reader = ElementReader::from_path(path).map_err(|e| InputError::file(path, format!("cannot open as OSM PBF: {e}")))?;
+pub fn read_osm(
+    path: &Path,
+    est: &EstimateParams,
+) -> Result<(Vec<Building>, Vec<Road>, LoadNotes), InputError> {
+    let reader = ElementReader::from_path(path)
+        .map_err(|e| InputError::file(path, format!("cannot open as OSM PBF: {e}")))?;
     let mut nodes: HashMap<i64, Coord> = HashMap::new();
     let mut ways: Vec<WayRec> = Vec::new();
     let mut way_nodes: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -32,22 +36,46 @@ pub fn read_osm(path: &Path, est: &EstimateParams) -> Result<(Vec<Building>, Vec
     reader
         .for_each(|el| match el {
             Element::Node(n) => {
-                nodes.insert(n.id(), Coord { x: n.lon(), y: n.lat() });
+                nodes.insert(
+                    n.id(),
+                    Coord {
+                        x: n.lon(),
+                        y: n.lat(),
+                    },
+                );
             }
             Element::DenseNode(n) => {
-                nodes.insert(n.id(), Coord { x: n.lon(), y: n.lat() });
+                nodes.insert(
+                    n.id(),
+                    Coord {
+                        x: n.lon(),
+                        y: n.lat(),
+                    },
+                );
             }
             Element::Way(w) => {
-                let tags: HashMap<String, String> = w.tags().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                let tags: HashMap<String, String> = w
+                    .tags()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
                 let refs: Vec<i64> = w.refs().collect();
                 if tags.contains_key("building") || tags.contains_key("highway") {
-                    ways.push(WayRec { id: w.id(), nodes: refs.clone(), tags });
+                    ways.push(WayRec {
+                        id: w.id(),
+                        nodes: refs.clone(),
+                        tags,
+                    });
                 }
                 way_nodes.insert(w.id(), refs);
             }
             Element::Relation(r) => {
-                let tags: HashMap<String, String> = r.tags().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-                if tags.contains_key("building") && tags.get("type").map(String::as_str) == Some("multipolygon") {
+                let tags: HashMap<String, String> = r
+                    .tags()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                if tags.contains_key("building")
+                    && tags.get("type").map(String::as_str) == Some("multipolygon")
+                {
                     let members = r
                         .members()
                         .filter(|m| m.member_type == osmpbf::RelMemberType::Way)
@@ -60,60 +88,97 @@ pub fn read_osm(path: &Path, est: &EstimateParams) -> Result<(Vec<Building>, Vec
         .map_err(|e| InputError::file(path, format!("corrupt OSM PBF: {e}")))?;
     let mut notes = LoadNotes::default();
     let line_of = |refs: &[i64]| -> Option<LineString> {
-        refs.iter().map(|r| nodes.get(r).copied()).collect::<Option<Vec<_>>>().map(LineString)
+        refs.iter()
+            .map(|r| nodes.get(r).copied())
+            .collect::<Option<Vec<_>>>()
+            .map(LineString)
     };
     let mut buildings = Vec::new();
     let mut roads = Vec::new();
-    let mut push_building = |id: String, mp: MultiPolygon, tags: &HashMap<String, String>, notes: &mut LoadNotes| {
-        let mut parts = Vec::new();
-        for p in &mp.0 {
-            match check_polygon(p, true) {
-                Ok(c) => {
-                    if c.repaired {
-                        notes.repaired.push(id.clone());
+    let mut push_building =
+        |id: String, mp: MultiPolygon, tags: &HashMap<String, String>, notes: &mut LoadNotes| {
+            let mut parts = Vec::new();
+            for p in &mp.0 {
+                match check_polygon(p, true) {
+                    Ok(c) => {
+                        if c.repaired {
+                            notes.repaired.push(id.clone());
+                        }
+                        parts.extend(c.geometry.0);
                     }
-                    parts.extend(c.geometry.0);
+                    Err(e) => notes.skipped.push(format!("{id}: {e}")),
                 }
-                Err(e) => notes.skipped.push(format!("{id}: {e}")),
             }
-        }
-        if parts.is_empty() {
-            return;
-        }
-        let mp = MultiPolygon(parts);
-        let num = |k: &str| tags.get(k).and_then(|v| v.trim().trim_end_matches('m').trim().parse::<f64>().ok());
-        let (households, source) = match num("households") {
-            Some(h) if h >= 0.0 => (h.round() as u32, HouseholdSource::Given),
-            _ => {
-                notes.estimated_households += 1;
-                let floors = est.floors(num("floors"), num("building:levels"), num("height"));
-                let share = est.residential_share(tags.get("building").map(String::as_str));
-                (est.estimate(geodesic_area_m2(&mp), floors, share), HouseholdSource::Estimated)
+            if parts.is_empty() {
+                return;
             }
+            let mp = MultiPolygon(parts);
+            let num = |k: &str| {
+                tags.get(k)
+                    .and_then(|v| v.trim().trim_end_matches('m').trim().parse::<f64>().ok())
+            };
+            let (households, source) = match num("households") {
+                Some(h) if h >= 0.0 => (h.round() as u32, HouseholdSource::Given),
+                _ => {
+                    notes.estimated_households += 1;
+                    let floors = est.floors(num("floors"), num("building:levels"), num("height"));
+                    let share = est.residential_share(tags.get("building").map(String::as_str));
+                    (
+                        est.estimate(geodesic_area_m2(&mp), floors, share),
+                        HouseholdSource::Estimated,
+                    )
+                }
+            };
+            buildings.push(Building {
+                id,
+                households,
+                source,
+                weight: f64::from(households),
+                geometry: mp,
+            });
         };
-        buildings.push(Building { id, households, source, weight: f64::from(households), geometry: mp });
-    };
     for w in &ways {
         let Some(line) = line_of(&w.nodes) else {
-            notes.skipped.push(format!("w{}: references nodes missing from the extract", w.id));
+            notes.skipped.push(format!(
+                "w{}: references nodes missing from the extract",
+                w.id
+            ));
             continue;
         };
-        if w.tags.contains_key("building") && w.nodes.len() >= 4 && w.nodes.first() == w.nodes.last() {
-            push_building(format!("w{}", w.id), MultiPolygon(vec![Polygon::new(line, vec![])]), &w.tags, &mut notes);
+        if w.tags.contains_key("building")
+            && w.nodes.len() >= 4
+            && w.nodes.first() == w.nodes.last()
+        {
+            push_building(
+                format!("w{}", w.id),
+                MultiPolygon(vec![Polygon::new(line, vec![])]),
+                &w.tags,
+                &mut notes,
+            );
         } else if let Some(h) = w.tags.get("highway") {
-            roads.push(Road { highway: h.clone(), name: w.tags.get("name").cloned(), line });
+            roads.push(Road {
+                highway: h.clone(),
+                name: w.tags.get("name").cloned(),
+                line,
+            });
         }
     }
     for (id, members, tags) in &rels {
         let mut outers = Vec::new();
         let mut inners = Vec::new();
         for (wid, role) in members {
-            let Some(refs) = way_nodes.get(wid) else { continue };
+            let Some(refs) = way_nodes.get(wid) else {
+                continue;
+            };
             if refs.len() < 4 || refs.first() != refs.last() {
                 continue;
             }
             let Some(l) = line_of(refs) else { continue };
-            if role == "inner" { inners.push(l) } else { outers.push(l) }
+            if role == "inner" {
+                inners.push(l)
+            } else {
+                outers.push(l)
+            }
         }
         if outers.is_empty() {
             notes.skipped.push(format!("r{id}: no closed outer ring"));
@@ -122,7 +187,10 @@ pub fn read_osm(path: &Path, est: &EstimateParams) -> Result<(Vec<Building>, Vec
         let polys: Vec<Polygon> = if outers.len() == 1 {
             vec![Polygon::new(outers.remove(0), inners)]
         } else {
-            outers.into_iter().map(|o| Polygon::new(o, vec![])).collect()
+            outers
+                .into_iter()
+                .map(|o| Polygon::new(o, vec![]))
+                .collect()
         };
         push_building(format!("r{id}"), MultiPolygon(polys), tags, &mut notes);
     }

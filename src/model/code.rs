@@ -61,7 +61,11 @@ fn chinese_number(n: usize) -> String {
         return format!("十{}", if n % 10 == 0 { "" } else { D[n % 10] });
     }
     if n < 100 {
-        return format!("{}十{}", D[n / 10], if n % 10 == 0 { "" } else { D[n % 10] });
+        return format!(
+            "{}十{}",
+            D[n / 10],
+            if n % 10 == 0 { "" } else { D[n % 10] }
+        );
     }
     if n < 1000 {
         let rest = n % 100;

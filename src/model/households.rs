@@ -28,7 +28,11 @@ pub struct EstimateParams {
 
 impl Default for EstimateParams {
     fn default() -> Self {
-        EstimateParams { storey_height_m: 3.0, dwelling_m2: 100.0, unknown_share: 0.5 }
+        EstimateParams {
+            storey_height_m: 3.0,
+            dwelling_m2: 100.0,
+            unknown_share: 0.5,
+        }
     }
 }
 
@@ -64,7 +68,11 @@ impl EstimateParams {
     #[must_use]
     pub fn estimate(&self, footprint_m2: f64, floors: f64, share: f64) -> u32 {
         let v = (footprint_m2 * floors * share / self.dwelling_m2).round();
-        if v.is_finite() && v > 0.0 { v.min(f64::from(u32::MAX)) as u32 } else { 0 }
+        if v.is_finite() && v > 0.0 {
+            v.min(f64::from(u32::MAX)) as u32
+        } else {
+            0
+        }
     }
 }
 
@@ -76,7 +84,10 @@ mod tests {
     fn six_storey_slab() {
         let p = EstimateParams::default();
         let f = p.floors(None, Some(6.0), None);
-        assert_eq!(p.estimate(1000.0, f, p.residential_share(Some("apartments"))), 60);
+        assert_eq!(
+            p.estimate(1000.0, f, p.residential_share(Some("apartments"))),
+            60
+        );
         assert_eq!(p.floors(None, None, Some(30.0)), 10.0);
         assert_eq!(p.residential_share(Some("school")), 0.0);
     }

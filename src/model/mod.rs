@@ -51,7 +51,20 @@ pub struct Road {
 /// Road classes that bound blocks by default (街巷定界); footways, steps, cycleways and paths run
 /// through blocks and do not split them.
 pub const DEFAULT_CUT_CLASSES: &[&str] = &[
-    "motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link", "secondary",
-    "secondary_link", "tertiary", "tertiary_link", "unclassified", "residential",
-    "living_street", "pedestrian", "road", "busway",
+    "motorway",
+    "motorway_link",
+    "trunk",
+    "trunk_link",
+    "primary",
+    "primary_link",
+    "secondary",
+    "secondary_link",
+    "tertiary",
+    "tertiary_link",
+    "unclassified",
+    "residential",
+    "living_street",
+    "pedestrian",
+    "road",
+    "busway",
 ];

@@ -29,9 +29,19 @@ pub struct GridPolygon {
 ///
 /// # Errors
 /// When a grid is empty or falls apart into several shells.
-pub fn assemble(t: &Tessellation, grid_of_atom: &[u32], n_grids: usize) -> Result<Vec<GridPolygon>, AssembleError> {
+pub fn assemble(
+    t: &Tessellation,
+    grid_of_atom: &[u32],
+    n_grids: usize,
+) -> Result<Vec<GridPolygon>, AssembleError> {
     let nf = t.faces.len();
-    let gl = |l: u32| if l == NONE { NONE } else { grid_of_atom[l as usize] };
+    let gl = |l: u32| {
+        if l == NONE {
+            NONE
+        } else {
+            grid_of_atom[l as usize]
+        }
+    };
     // directed edges per grid: (from, to, face for positions)
     let mut edges: Vec<Vec<(Pt, Pt, usize)>> = vec![Vec::new(); n_grids];
     for f in 1..nf {
@@ -68,6 +78,21 @@ pub fn assemble(t: &Tessellation, grid_of_atom: &[u32], n_grids: usize) -> Resul
             return Err(AssembleError::Empty { grid: gi });
         }
         let rings = chain(t, es);
+        if std::env::var_os("WANGGE_DEBUG").is_some()
+            && rings.iter().filter(|r| signed_area(r) > 0.0).count() != 1
+        {
+            for r in &rings {
+                let c = t.frame.inv(r[0].1);
+                eprintln!(
+                    "grid {gi}: ring area {:.3} at {:.7},{:.7} ({} pts, {} edges total)",
+                    signed_area(r),
+                    c.x,
+                    c.y,
+                    r.len(),
+                    es.len()
+                );
+            }
+        }
         let mut shells = Vec::new();
         let mut holes = Vec::new();
         for r in rings {
@@ -78,14 +103,33 @@ pub fn assemble(t: &Tessellation, grid_of_atom: &[u32], n_grids: usize) -> Resul
                 holes.push(r);
             }
         }
+        if shells.len() > 1 {
+            // slivers of zero width left over at road ends become part of the gap budget
+            shells.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let main = shells[0].0;
+            if shells[1..]
+                .iter()
+                .all(|(a, _)| *a < 1.0_f64.max(main * 1e-6))
+            {
+                shells.truncate(1);
+            }
+        }
         if shells.len() != 1 {
             if std::env::var_os("WANGGE_DEBUG").is_some() {
                 for (a, r) in &shells {
                     let c = t.frame.inv(r[0].1);
-                    eprintln!("grid {gi}: shell area {a:.2} m² at {:.7},{:.7} ({} pts)", c.x, c.y, r.len());
+                    eprintln!(
+                        "grid {gi}: shell area {a:.2} m² at {:.7},{:.7} ({} pts)",
+                        c.x,
+                        c.y,
+                        r.len()
+                    );
                 }
             }
-            return Err(AssembleError::NotContiguous { grid: gi, shells: shells.len() });
+            return Err(AssembleError::NotContiguous {
+                grid: gi,
+                shells: shells.len(),
+            });
         }
         let (_, shell) = shells.pop().ok_or(AssembleError::Empty { grid: gi })?;
         let to_ll = |r: &[(Pt, Coord)]| -> LineString {
@@ -109,6 +153,7 @@ pub fn assemble(t: &Tessellation, grid_of_atom: &[u32], n_grids: usize) -> Resul
         };
         let metres = Polygon::new(to_m(&shell), holes.iter().map(|h| to_m(h)).collect());
         let wgs84 = Polygon::new(to_ll(&shell), holes.iter().map(|h| to_ll(h)).collect());
+        let wgs84 = clean_polygon(wgs84);
         out.push(GridPolygon { metres, wgs84 });
     }
     Ok(out)
@@ -186,11 +231,13 @@ fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)]) -> Vec<Vec<(Pt, Coord)>> {
 fn simplify(t: &Tessellation, ring: Vec<(Pt, Coord)>) -> Vec<(Pt, Coord)> {
     let nv = t.verts.len() as u32;
     let ne = t.n_edges as u32;
-    let removable = |p: Pt| {
-        (p.0 >= nv && p.0 < nv + ne) || (p.0 < nv && t.steiner[p.0 as usize])
-    };
+    let removable = |p: Pt| (p.0 >= nv && p.0 < nv + ne) || (p.0 < nv && t.steiner[p.0 as usize]);
     let mut r = ring;
     loop {
+        r.dedup_by(|a, b| a.1 == b.1);
+        while r.len() > 1 && r.first().map(|x| x.1) == r.last().map(|x| x.1) {
+            r.pop();
+        }
         let n = r.len();
         if n <= 3 {
             return r;
@@ -199,15 +246,27 @@ fn simplify(t: &Tessellation, ring: Vec<(Pt, Coord)>) -> Vec<(Pt, Coord)> {
         let mut changed = false;
         for i in 0..n {
             let (p, c) = r[i];
-            if !removable(p) {
-                continue;
-            }
             let prev = (i + n - 1) % n;
             let next = (i + 1) % n;
             if !keep[prev] {
                 continue;
             }
+            // zero-width spikes (a sliver triangle on a straight boundary) are folded away
             let (a, b) = (r[prev].1, r[next].1);
+            let (ux, uy, vx, vy) = (a.x - c.x, a.y - c.y, b.x - c.x, b.y - c.y);
+            let (lu, lv) = (ux.hypot(uy), vx.hypot(vy));
+            if lu > 0.0
+                && lv > 0.0
+                && (ux * vy - uy * vx).abs() <= 1e-9 * lu * lv
+                && ux * vx + uy * vy > 0.0
+            {
+                keep[i] = false;
+                changed = true;
+                continue;
+            }
+            if !removable(p) {
+                continue;
+            }
             let cross = (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x);
             let len2 = (b.x - a.x).powi(2) + (b.y - a.y).powi(2);
             let dot = (c.x - a.x) * (b.x - a.x) + (c.y - a.y) * (b.y - a.y);
@@ -219,6 +278,58 @@ fn simplify(t: &Tessellation, ring: Vec<(Pt, Coord)>) -> Vec<(Pt, Coord)> {
         if !changed {
             return r;
         }
-        r = r.into_iter().zip(keep).filter_map(|(x, k)| k.then_some(x)).collect();
+        r = r
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(x, k)| k.then_some(x))
+            .collect();
     }
+}
+
+/// Final clean-up in output coordinates: drop repeated points and zero-width spikes, and rings
+/// that collapse (points a few nanometres apart can coincide once written in degrees).
+fn clean_ring(r: &LineString) -> Option<LineString> {
+    let mut v: Vec<Coord> = r.0.clone();
+    v.pop();
+    loop {
+        let before = v.len();
+        v.dedup();
+        while v.len() > 1 && v.first() == v.last() {
+            v.pop();
+        }
+        let n = v.len();
+        if n < 3 {
+            return None;
+        }
+        let mut keep = vec![true; n];
+        for i in 0..n {
+            let (a, b, c) = (v[(i + n - 1) % n], v[i], v[(i + 1) % n]);
+            let cross = (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x);
+            let dot = (b.x - a.x) * (c.x - b.x) + (b.y - a.y) * (c.y - b.y);
+            if a == c || (cross == 0.0 && dot < 0.0) {
+                keep[i] = false;
+                break; // one at a time: neighbours change
+            }
+        }
+        v = v
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(x, k)| k.then_some(x))
+            .collect();
+        if v.len() == before {
+            break;
+        }
+    }
+    if v.len() < 3 {
+        return None;
+    }
+    v.push(v[0]);
+    Some(LineString(v))
+}
+
+fn clean_polygon(p: Polygon) -> Polygon {
+    let (ext, ints) = p.into_inner();
+    let shell = clean_ring(&ext).unwrap_or(ext);
+    let holes = ints.iter().filter_map(clean_ring).collect();
+    Polygon::new(shell, holes)
 }

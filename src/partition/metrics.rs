@@ -19,7 +19,10 @@ pub fn area_perimeter(p: &Polygon) -> (f64, f64) {
 }
 
 fn base(grids: &[&Grid], band: Band) -> Figures {
-    let mut f = Figures { grids: grids.len(), ..Figures::default() };
+    let mut f = Figures {
+        grids: grids.len(),
+        ..Figures::default()
+    };
     let mut counted = 0usize;
     let mut pp = Vec::new();
     for g in grids {
@@ -35,7 +38,11 @@ fn base(grids: &[&Grid], band: Band) -> Figures {
         }
         pp.push(g.polsby_popper);
     }
-    f.in_band_pct = if counted > 0 { 100.0 * f.in_band as f64 / counted as f64 } else { 100.0 };
+    f.in_band_pct = if counted > 0 {
+        100.0 * f.in_band as f64 / counted as f64
+    } else {
+        100.0
+    };
     f.households_min = grids.iter().map(|g| g.households).min().unwrap_or(0);
     f.households_max = grids.iter().map(|g| g.households).max().unwrap_or(0);
     if !pp.is_empty() {
@@ -47,27 +54,53 @@ fn base(grids: &[&Grid], band: Band) -> Figures {
 
 /// Figures of one community.
 #[must_use]
-pub fn community_figures(grids: &[Grid], band: Band, has_roads: bool, internal: f64, road: f64, seconds: f64) -> Figures {
+pub fn community_figures(
+    grids: &[Grid],
+    band: Band,
+    has_roads: bool,
+    internal: f64,
+    road: f64,
+    seconds: f64,
+) -> Figures {
     let refs: Vec<&Grid> = grids.iter().collect();
     let mut f = base(&refs, band);
     f.internal_boundary_m = internal;
-    f.road_following_pct = has_roads.then(|| if internal > 0.0 { 100.0 * road / internal } else { 100.0 });
+    f.road_following_pct = has_roads.then(|| {
+        if internal > 0.0 {
+            100.0 * road / internal
+        } else {
+            100.0
+        }
+    });
     f.seconds = seconds;
     f
 }
 
 /// Figures over all communities.
 #[must_use]
-pub fn total_figures(grids: &[Grid], reports: &[CommunityReport], band: Band, has_roads: bool) -> Figures {
+pub fn total_figures(
+    grids: &[Grid],
+    reports: &[CommunityReport],
+    band: Band,
+    has_roads: bool,
+) -> Figures {
     let refs: Vec<&Grid> = grids.iter().collect();
     let mut f = base(&refs, band);
     let internal: f64 = reports.iter().map(|r| r.figures.internal_boundary_m).sum();
     let road: f64 = reports
         .iter()
-        .map(|r| r.figures.road_following_pct.unwrap_or(0.0) / 100.0 * r.figures.internal_boundary_m)
+        .map(|r| {
+            r.figures.road_following_pct.unwrap_or(0.0) / 100.0 * r.figures.internal_boundary_m
+        })
         .sum();
     f.internal_boundary_m = internal;
-    f.road_following_pct = has_roads.then(|| if internal > 0.0 { 100.0 * road / internal } else { 100.0 });
+    f.road_following_pct = has_roads.then(|| {
+        if internal > 0.0 {
+            100.0 * road / internal
+        } else {
+            100.0
+        }
+    });
     f.seconds = reports.iter().map(|r| r.figures.seconds).sum();
     f
 }
@@ -75,8 +108,13 @@ pub fn total_figures(grids: &[Grid], reports: &[CommunityReport], band: Band, ha
 /// Why grid `g` misses the band.
 #[must_use]
 pub fn explain(graph: &AtomGraph, sol: &Solution, g: usize, band: Band, w: f64) -> String {
-    let atoms: Vec<usize> = (0..graph.len()).filter(|&a| sol.grid_of[a] as usize == g).collect();
-    let heaviest = atoms.iter().map(|&a| graph.atoms[a].weight).fold(0.0, f64::max);
+    let atoms: Vec<usize> = (0..graph.len())
+        .filter(|&a| sol.grid_of[a] as usize == g)
+        .collect();
+    let heaviest = atoms
+        .iter()
+        .map(|&a| graph.atoms[a].weight)
+        .fold(0.0, f64::max);
     let comp_w: f64 = {
         // weight reachable without crossing oversize grids: the enclave this grid sits in
         let mut seen = vec![false; graph.len()];
@@ -90,7 +128,10 @@ pub fn explain(graph: &AtomGraph, sol: &Solution, g: usize, band: Band, w: f64) 
             for e in graph.nbrs(a) {
                 let b = e.nbr as usize;
                 let gb = sol.grid_of[b] as usize;
-                if !seen[b] && !sol.oversize.get(gb).copied().unwrap_or(false) && graph.atoms[b].weight <= band.max {
+                if !seen[b]
+                    && !sol.oversize.get(gb).copied().unwrap_or(false)
+                    && graph.atoms[b].weight <= band.max
+                {
                     seen[b] = true;
                     stack.push(b);
                 }
@@ -99,12 +140,24 @@ pub fn explain(graph: &AtomGraph, sol: &Solution, g: usize, band: Band, w: f64) 
         total
     };
     if w > band.max && heaviest > band.max {
-        format!("a grid of {w:.0} holds a single building cluster of {heaviest:.0}, above the maximum {:.0} (overlapping footprints cannot be split)", band.max)
+        format!(
+            "a grid of {w:.0} holds a single building cluster of {heaviest:.0}, above the maximum {:.0} (overlapping footprints cannot be split)",
+            band.max
+        )
     } else if w < band.min && comp_w < band.min {
-        format!("a grid of {w:.0} lies in an area of only {comp_w:.0} cut off by giant buildings or the boundary; below the minimum {:.0}", band.min)
+        format!(
+            "a grid of {w:.0} lies in an area of only {comp_w:.0} cut off by giant buildings or the boundary; below the minimum {:.0}",
+            band.min
+        )
     } else if w < band.min {
-        format!("a grid of {w:.0}: below the minimum {:.0}; its neighbours could not give it more without leaving the band or breaking contiguity", band.min)
+        format!(
+            "a grid of {w:.0}: below the minimum {:.0}; its neighbours could not give it more without leaving the band or breaking contiguity",
+            band.min
+        )
     } else {
-        format!("a grid of {w:.0}: above the maximum {:.0}; its buildings ({heaviest:.0} the largest) could not be shared with neighbours within the band", band.max)
+        format!(
+            "a grid of {w:.0}: above the maximum {:.0}; its buildings ({heaviest:.0} the largest) could not be shared with neighbours within the band",
+            band.max
+        )
     }
 }

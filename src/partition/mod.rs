@@ -51,9 +51,16 @@ pub struct RegridParams {
 impl Default for RegridParams {
     fn default() -> Self {
         RegridParams {
-            band: Band { min: 200.0, max: 400.0, target: 300.0 },
+            band: Band {
+                min: 200.0,
+                max: 400.0,
+                target: 300.0,
+            },
             seed: 0,
-            cut_classes: crate::model::DEFAULT_CUT_CLASSES.iter().map(|s| (*s).to_string()).collect(),
+            cut_classes: crate::model::DEFAULT_CUT_CLASSES
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect(),
             tessellation: TessellationSettings::default(),
             objective: Objective::default(),
         }
@@ -140,7 +147,8 @@ impl RTreeObject for Boxed {
 }
 
 fn bbox_of(mp: &MultiPolygon) -> Option<AABB<[f64; 2]>> {
-    mp.bounding_rect().map(|r| AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
+    mp.bounding_rect()
+        .map(|r| AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
 }
 
 /// Point in multipolygon, even-odd.
@@ -157,7 +165,8 @@ pub fn point_in(mp: &MultiPolygon, p: Coord) -> bool {
             let mut j = n - 1;
             for i in 0..n {
                 let (a, b) = (pts[i], pts[j]);
-                if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x {
+                if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x
+                {
                     inside = !inside;
                 }
                 j = i;
@@ -174,15 +183,25 @@ fn project_poly(f: &LocalFrame, p: &Polygon) -> Polygon {
 
 /// Which community each building belongs to (by its GEOS-compatible interior point), or None.
 #[must_use]
-pub fn assign_buildings(communities: &[Community], buildings: &[Building]) -> Vec<Option<(usize, usize)>> {
+pub fn assign_buildings(
+    communities: &[Community],
+    buildings: &[Building],
+) -> Vec<Option<(usize, usize)>> {
     let tree = RTree::bulk_load(
-        communities.iter().enumerate().filter_map(|(i, c)| bbox_of(&c.geometry).map(|b| Boxed(i, b))).collect(),
+        communities
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| bbox_of(&c.geometry).map(|b| Boxed(i, b)))
+            .collect(),
     );
     buildings
         .par_iter()
         .map(|b| {
             let p = interior_point(&b.geometry)?;
-            let mut hits: Vec<usize> = tree.locate_in_envelope_intersecting(&AABB::from_point([p.x, p.y])).map(|x| x.0).collect();
+            let mut hits: Vec<usize> = tree
+                .locate_in_envelope_intersecting(&AABB::from_point([p.x, p.y]))
+                .map(|x| x.0)
+                .collect();
             hits.sort_unstable();
             for ci in hits {
                 for (pi, part) in communities[ci].geometry.0.iter().enumerate() {
@@ -209,7 +228,10 @@ pub fn regrid(
 ) -> Result<RegridResult, RegridError> {
     let band = params.band;
     if band.min > band.max {
-        return Err(RegridError::Band { min: band.min, max: band.max });
+        return Err(RegridError::Band {
+            min: band.min,
+            max: band.max,
+        });
     }
     let owner = assign_buildings(communities, buildings);
     let outside_buildings = owner.iter().filter(|o| o.is_none()).count();
@@ -220,7 +242,8 @@ pub fn regrid(
         }
     }
     // road segments in WGS84, indexed
-    let cut: std::collections::HashSet<&str> = params.cut_classes.iter().map(String::as_str).collect();
+    let cut: std::collections::HashSet<&str> =
+        params.cut_classes.iter().map(String::as_str).collect();
     let mut segs: Vec<(Coord, Coord, bool)> = Vec::new();
     for r in roads {
         let is_cut = cut.contains(r.highway.as_str());
@@ -231,7 +254,12 @@ pub fn regrid(
     let seg_tree = RTree::bulk_load(
         segs.iter()
             .enumerate()
-            .map(|(i, (a, b, _))| Boxed(i, AABB::from_corners([a.x.min(b.x), a.y.min(b.y)], [a.x.max(b.x), a.y.max(b.y)])))
+            .map(|(i, (a, b, _))| {
+                Boxed(
+                    i,
+                    AABB::from_corners([a.x.min(b.x), a.y.min(b.y)], [a.x.max(b.x), a.y.max(b.y)]),
+                )
+            })
             .collect(),
     );
     let has_roads = !roads.is_empty();
@@ -239,7 +267,15 @@ pub fn regrid(
         .par_iter()
         .enumerate()
         .map(|(ci, c)| {
-            let r = regrid_community(c, buildings, &per_comm[ci], &segs, &seg_tree, has_roads, params);
+            let r = regrid_community(
+                c,
+                buildings,
+                &per_comm[ci],
+                &segs,
+                &seg_tree,
+                has_roads,
+                params,
+            );
             progress();
             r
         })
@@ -259,7 +295,13 @@ pub fn regrid(
     }
     assignment.sort_unstable();
     let total = metrics::total_figures(&grids, &reports, band, has_roads);
-    Ok(RegridResult { grids, assignment, communities: reports, total, outside_buildings })
+    Ok(RegridResult {
+        grids,
+        assignment,
+        communities: reports,
+        total,
+        outside_buildings,
+    })
 }
 
 #[allow(clippy::too_many_arguments, clippy::too_many_lines)]
@@ -274,33 +316,52 @@ fn regrid_community(
 ) -> Result<(Vec<Grid>, CommunityReport), RegridError> {
     let t0 = std::time::Instant::now();
     let band = params.band;
-    let err = |m: String| RegridError::Community { code: c.code.clone(), message: m };
+    let err = |m: String| RegridError::Community {
+        code: c.code.clone(),
+        message: m,
+    };
     let Some(bb) = c.geometry.bounding_rect() else {
         return Err(err("empty geometry".into()));
     };
-    let frame = LocalFrame::new((bb.min().x + bb.max().x) / 2.0, (bb.min().y + bb.max().y) / 2.0);
+    let frame = LocalFrame::new(
+        (bb.min().x + bb.max().x) / 2.0,
+        (bb.min().y + bb.max().y) / 2.0,
+    );
     let mut notes = Vec::new();
     let mut grids: Vec<Grid> = Vec::new();
     let mut internal_len = 0.0;
     let mut internal_road = 0.0;
     for (pi, part_ll) in c.geometry.0.iter().enumerate() {
         let part = project_poly(&frame, part_ll);
-        let Some(pb) = part_ll.bounding_rect() else { continue };
+        let Some(pb) = part_ll.bounding_rect() else {
+            continue;
+        };
         let parts_b: Vec<BuildingPart> = mine
             .iter()
             .filter(|(_, p)| *p == pi)
             .map(|&(bi, _)| BuildingPart {
                 building: bi as u32,
-                polygons: buildings[bi].geometry.0.iter().map(|p| project_poly(&frame, p)).collect(),
+                polygons: buildings[bi]
+                    .geometry
+                    .0
+                    .iter()
+                    .map(|p| project_poly(&frame, p))
+                    .collect(),
                 households: buildings[bi].households,
                 weight: buildings[bi].weight,
             })
             .collect();
         let pad = 0.0005;
-        let env = AABB::from_corners([pb.min().x - pad, pb.min().y - pad], [pb.max().x + pad, pb.max().y + pad]);
+        let env = AABB::from_corners(
+            [pb.min().x - pad, pb.min().y - pad],
+            [pb.max().x + pad, pb.max().y + pad],
+        );
         let mut cut_roads = Vec::new();
         let mut near_roads = Vec::new();
-        let mut ids: Vec<usize> = seg_tree.locate_in_envelope_intersecting(&env).map(|b| b.0).collect();
+        let mut ids: Vec<usize> = seg_tree
+            .locate_in_envelope_intersecting(&env)
+            .map(|b| b.0)
+            .collect();
         ids.sort_unstable();
         for i in ids {
             let (a, b, is_cut) = segs[i];
@@ -310,8 +371,16 @@ fn regrid_community(
                 cut_roads.push(s);
             }
         }
-        let (tess, graph) = tessellation::tessellate(frame, &part, part_ll, &parts_b, &cut_roads, &near_roads, &params.tessellation)
-            .map_err(|e| err(e.to_string()))?;
+        let (tess, graph) = tessellation::tessellate(
+            frame,
+            &part,
+            part_ll,
+            &parts_b,
+            &cut_roads,
+            &near_roads,
+            &params.tessellation,
+        )
+        .map_err(|e| err(e.to_string()))?;
         let mut graph = graph;
         // buildings that got no triangle (degenerate footprints) join the nearest atom
         let mut placed = std::collections::HashSet::new();
@@ -322,7 +391,8 @@ fn regrid_community(
             if placed.contains(&bp.building) || graph.atoms.is_empty() {
                 continue;
             }
-            let p = interior_point(&MultiPolygon(bp.polygons.clone())).unwrap_or(Coord { x: 0.0, y: 0.0 });
+            let p = interior_point(&MultiPolygon(bp.polygons.clone()))
+                .unwrap_or(Coord { x: 0.0, y: 0.0 });
             let best = (0..graph.atoms.len())
                 .min_by(|&i, &j| {
                     let d = |k: usize| {
@@ -341,7 +411,8 @@ fn regrid_community(
             continue;
         }
         let sol = solve::partition(&graph, band, params.seed, params.objective);
-        let polys = assemble::assemble(&tess, &sol.grid_of, sol.n_grids).map_err(|e| err(e.to_string()))?;
+        let polys =
+            assemble::assemble(&tess, &sol.grid_of, sol.n_grids).map_err(|e| err(e.to_string()))?;
         // per grid figures
         let mut hh = vec![0u64; sol.n_grids];
         let mut wt = vec![0.0; sol.n_grids];
@@ -376,17 +447,36 @@ fn regrid_community(
                 buildings: b,
                 area_m2: area,
                 perimeter_m: perim,
-                polsby_popper: if perim > 0.0 { 4.0 * std::f64::consts::PI * area / (perim * perim) } else { 0.0 },
+                polsby_popper: if perim > 0.0 {
+                    4.0 * std::f64::consts::PI * area / (perim * perim)
+                } else {
+                    0.0
+                },
                 oversize,
                 geometry: poly.wgs84,
             });
         }
     }
     number_grids(&mut grids, c, &frame);
-    let figures = metrics::community_figures(&grids, band, has_roads, internal_len, internal_road, t0.elapsed().as_secs_f64());
+    let figures = metrics::community_figures(
+        &grids,
+        band,
+        has_roads,
+        internal_len,
+        internal_road,
+        t0.elapsed().as_secs_f64(),
+    );
     notes.sort();
     notes.dedup();
-    Ok((grids, CommunityReport { code: c.code.clone(), name: c.name.clone(), figures, notes }))
+    Ok((
+        grids,
+        CommunityReport {
+            code: c.code.clone(),
+            name: c.name.clone(),
+            figures,
+            notes,
+        },
+    ))
 }
 
 /// Number grids west→east within rows taken north→south (DB11/T 2157 reading order).
@@ -396,12 +486,16 @@ fn number_grids(grids: &mut [Grid], c: &Community, frame: &LocalFrame) {
     }
     let mean_area = grids.iter().map(|g| g.area_m2).sum::<f64>() / grids.len() as f64;
     let row_h = mean_area.sqrt().max(1.0);
-    let top = c.geometry.bounding_rect().map_or(0.0, |r| frame.fwd(r.max()).y);
+    let top = c
+        .geometry
+        .bounding_rect()
+        .map_or(0.0, |r| frame.fwd(r.max()).y);
     let mut keys: Vec<(i64, f64, usize)> = grids
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            let p = interior_point(&MultiPolygon(vec![g.geometry.clone()])).unwrap_or(Coord { x: 0.0, y: 0.0 });
+            let p = interior_point(&MultiPolygon(vec![g.geometry.clone()]))
+                .unwrap_or(Coord { x: 0.0, y: 0.0 });
             let m = frame.fwd(p);
             (((top - m.y) / row_h).floor() as i64, m.x, i)
         })

@@ -13,8 +13,8 @@
 //! Deterministic: ties break on atom index and the seed orders the local search.
 
 use super::tessellation::AtomGraph;
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use std::collections::BinaryHeap;
 
 /// The household (or workload) band of a grid.
@@ -44,7 +44,12 @@ pub struct Objective {
 
 impl Default for Objective {
     fn default() -> Self {
-        Objective { band: 50.0, deviation: 0.6, shape: 0.35, off_road: 0.25 }
+        Objective {
+            band: 50.0,
+            deviation: 0.6,
+            shape: 0.35,
+            off_road: 0.25,
+        }
     }
 }
 
@@ -81,7 +86,11 @@ fn choose_k(w: f64, band: &Band) -> usize {
     let lo = (w / band.max).ceil().max(1.0);
     let hi = (w / band.min).floor();
     let k = (w / band.target).round().max(1.0);
-    if lo <= hi { k.clamp(lo, hi) as usize } else { k as usize }
+    if lo <= hi {
+        k.clamp(lo, hi) as usize
+    } else {
+        k as usize
+    }
 }
 
 /// Partition the atom graph.
@@ -99,7 +108,13 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         }
     }
     let fixed: Vec<bool> = grid_of.iter().map(|&x| x != u32::MAX).collect();
-    let mut ctx = Ctx { g, band, stamp: vec![0; n], cur: 0, mark: vec![0; n] };
+    let mut ctx = Ctx {
+        g,
+        band,
+        stamp: vec![0; n],
+        cur: 0,
+        mark: vec![0; n],
+    };
     // components of the rest
     let mut comps: Vec<Vec<u32>> = Vec::new();
     let mut seen = vec![false; n];
@@ -124,18 +139,28 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         comp.sort_unstable();
         comps.push(comp);
     }
+    let mut orphans: Vec<u32> = Vec::new();
     for comp in comps {
         let w: f64 = comp.iter().map(|&a| g.atoms[a as usize].weight).sum();
-        let has_buildings = comp.iter().any(|&a| !g.atoms[a as usize].buildings.is_empty());
+        let has_buildings = comp
+            .iter()
+            .any(|&a| !g.atoms[a as usize].buildings.is_empty());
         if !has_buildings {
             // empty land cut off (e.g. by a giant building): join a neighbouring grid
-            let host = comp.iter().flat_map(|&a| g.nbrs(a as usize)).map(|e| grid_of[e.nbr as usize]).find(|&x| x != u32::MAX);
+            let host = comp
+                .iter()
+                .flat_map(|&a| g.nbrs(a as usize))
+                .map(|e| grid_of[e.nbr as usize])
+                .find(|&x| x != u32::MAX);
             if let Some(h) = host {
                 for &a in &comp {
                     grid_of[a as usize] = h;
                 }
                 continue;
             }
+            // isolated slivers (e.g. between a road end and the boundary) join a grid at the end
+            orphans.extend(comp);
+            continue;
         }
         let k = choose_k(w, &band);
         let mut parts = Vec::new();
@@ -148,8 +173,40 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
             n_grids += 1;
         }
     }
-    let mut sol = Solution { grid_of, n_grids: n_grids as usize, oversize };
+    let mut fixed = fixed;
+    for &a in &orphans {
+        fixed[a as usize] = true; // kept out of the local search
+    }
+    if n_grids == 0 {
+        // nothing but empty land: one grid
+        for x in &mut grid_of {
+            *x = 0;
+        }
+        return Solution {
+            grid_of,
+            n_grids: 1,
+            oversize: vec![false],
+        };
+    }
+    let mut sol = Solution {
+        grid_of,
+        n_grids: n_grids as usize,
+        oversize,
+    };
     refine(g, &mut sol, &fixed, band, seed, obj);
+    for &a in &orphans {
+        let c = g.atoms[a as usize].centroid;
+        let best = (0..n)
+            .filter(|&b| sol.grid_of[b] != u32::MAX)
+            .min_by(|&x, &y| {
+                let d = |k: usize| {
+                    let p = g.atoms[k].centroid;
+                    (p.x - c.x).powi(2) + (p.y - c.y).powi(2)
+                };
+                d(x).total_cmp(&d(y)).then(x.cmp(&y))
+            });
+        sol.grid_of[a as usize] = best.map_or(0, |b| sol.grid_of[b]);
+    }
     sol
 }
 
@@ -194,7 +251,10 @@ fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
             let c = g.atoms[a as usize].centroid;
             c.x * dx + c.y * dy
         };
-        let start = *set.iter().min_by(|&&a, &&b| proj(a).total_cmp(&proj(b)).then(a.cmp(&b))).unwrap_or(&set[0]);
+        let start = *set
+            .iter()
+            .min_by(|&&a, &&b| proj(a).total_cmp(&proj(b)).then(a.cmp(&b)))
+            .unwrap_or(&set[0]);
         let s1 = ctx.next_stamp();
         let mut heap = BinaryHeap::new();
         heap.push(std::cmp::Reverse((super::OrdF(proj(start)), start)));
@@ -261,7 +321,11 @@ fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
     };
     for comp in components(ctx, &s2) {
         let cw = set_weight(g, &comp);
-        let ck = if comp.len() == s2.len() { k2 } else { choose_k(cw, &band) };
+        let ck = if comp.len() == s2.len() {
+            k2
+        } else {
+            choose_k(cw, &band)
+        };
         bisect(ctx, comp, ck, out);
     }
     bisect(ctx, s1, k1, out);
@@ -301,7 +365,14 @@ fn components(ctx: &mut Ctx, set: &[u32]) -> Vec<Vec<u32>> {
 }
 
 /// Make S2 = set − S1 connected by moving its smaller pieces into S1, if the weight allows.
-fn fix_split(ctx: &mut Ctx, set: &[u32], s1: Vec<u32>, lo: f64, hi: f64, _st: u32) -> Option<(Vec<u32>, Vec<u32>)> {
+fn fix_split(
+    ctx: &mut Ctx,
+    set: &[u32],
+    s1: Vec<u32>,
+    lo: f64,
+    hi: f64,
+    _st: u32,
+) -> Option<(Vec<u32>, Vec<u32>)> {
     let g = ctx.g;
     let in1: std::collections::HashSet<u32> = s1.iter().copied().collect();
     let s2: Vec<u32> = set.iter().copied().filter(|a| !in1.contains(a)).collect();
@@ -358,9 +429,16 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
     let ng = sol.n_grids;
     let mut st = vec![GridStat::default(); ng];
     let tot_len: Vec<(f64, f64)> = (0..n)
-        .map(|a| g.nbrs(a).iter().fold((0.0, 0.0), |acc, e| (acc.0 + e.len, acc.1 + e.len - e.road)))
+        .map(|a| {
+            g.nbrs(a)
+                .iter()
+                .fold((0.0, 0.0), |acc, e| (acc.0 + e.len, acc.1 + e.len - e.road))
+        })
         .collect();
     for a in 0..n {
+        if sol.grid_of[a] == u32::MAX {
+            continue;
+        }
         let gi = sol.grid_of[a] as usize;
         let s = &mut st[gi];
         s.w += g.atoms[a].weight;
@@ -377,7 +455,7 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
     let fixed_grid: Vec<bool> = {
         let mut f = vec![false; ng];
         for a in 0..n {
-            if fixed[a] {
+            if fixed[a] && sol.grid_of[a] != u32::MAX {
                 f[sol.grid_of[a] as usize] = true;
             }
         }
@@ -400,6 +478,9 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
             by_grid.clear();
             for e in g.nbrs(a) {
                 let gi = sol.grid_of[e.nbr as usize];
+                if gi == u32::MAX {
+                    continue;
+                }
                 match by_grid.iter_mut().find(|x| x.0 == gi) {
                     Some(x) => {
                         x.1 += e.len;
@@ -411,7 +492,10 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
             if by_grid.iter().all(|x| x.0 as usize == from) {
                 continue;
             }
-            let (l_from, nr_from) = by_grid.iter().find(|x| x.0 as usize == from).map_or((0.0, 0.0), |x| (x.1, x.2));
+            let (l_from, nr_from) = by_grid
+                .iter()
+                .find(|x| x.0 as usize == from)
+                .map_or((0.0, 0.0), |x| (x.1, x.2));
             let at = &g.atoms[a];
             let (lt, nrt) = tot_len[a];
             let mut f_new = st[from];
@@ -434,7 +518,9 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
                 t_new.size += 1;
                 t_new.perim += (lt - l_to) + at.outer - l_to;
                 t_new.off_road += (nrt - nr_to) - nr_to;
-                let d = new_from + grid_cost(&t_new, &band, &o) - base_from - grid_cost(&st[to], &band, &o);
+                let d = new_from + grid_cost(&t_new, &band, &o)
+                    - base_from
+                    - grid_cost(&st[to], &band, &o);
                 if d < -1e-9 && best.as_ref().is_none_or(|b| d < b.0) {
                     best = Some((d, to, t_new));
                 }
@@ -442,7 +528,12 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
             let Some((_, to, t_new)) = best else { continue };
             // connectivity of `from` without a
             stamp += 1;
-            let Some(startn) = g.nbrs(a).iter().map(|e| e.nbr as usize).find(|&b| sol.grid_of[b] as usize == from) else {
+            let Some(startn) = g
+                .nbrs(a)
+                .iter()
+                .map(|e| e.nbr as usize)
+                .find(|&b| sol.grid_of[b] as usize == from)
+            else {
                 continue;
             };
             mark[a] = stamp;

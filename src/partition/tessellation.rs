@@ -47,13 +47,23 @@ pub struct TessellationSettings {
     pub densify_m: f64,
     /// Distance within which a boundary counts as following a road (metres).
     pub road_near_m: f64,
+    /// Minimum triangle angle of the Delaunay refinement (0 = no refinement).
+    pub refine_angle_deg: f64,
+    /// Largest triangle the refinement leaves (m²).
+    pub max_triangle_m2: f64,
     /// Overlap (m²) above which two footprints become one atom (smaller ones are slivers of digitising).
     pub merge_overlap_m2: f64,
 }
 
 impl Default for TessellationSettings {
     fn default() -> Self {
-        TessellationSettings { densify_m: 6.0, road_near_m: 20.0, merge_overlap_m2: 0.05 }
+        TessellationSettings {
+            densify_m: 6.0,
+            road_near_m: 20.0,
+            merge_overlap_m2: 0.05,
+            refine_angle_deg: 20.0,
+            max_triangle_m2: 400.0,
+        }
     }
 }
 
@@ -139,11 +149,16 @@ pub enum TessellationError {
 type Seg = GeomWithData<Line<[f64; 2]>, ()>;
 
 fn seg_tree(segs: impl Iterator<Item = (Coord, Coord)>) -> RTree<Seg> {
-    RTree::bulk_load(segs.map(|(a, b)| GeomWithData::new(Line::new([a.x, a.y], [b.x, b.y]), ())).collect())
+    RTree::bulk_load(
+        segs.map(|(a, b)| GeomWithData::new(Line::new([a.x, a.y], [b.x, b.y]), ()))
+            .collect(),
+    )
 }
 
 fn near(tree: &RTree<Seg>, p: Coord, d: f64) -> bool {
-    tree.locate_within_distance([p.x, p.y], d * d).next().is_some()
+    tree.locate_within_distance([p.x, p.y], d * d)
+        .next()
+        .is_some()
 }
 
 fn pip(polys: &[Polygon], p: Coord) -> bool {
@@ -158,7 +173,8 @@ fn pip(polys: &[Polygon], p: Coord) -> bool {
             let mut j = n - 1;
             for i in 0..n {
                 let (a, b) = (pts[i], pts[j]);
-                if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x {
+                if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x
+                {
                     inside = !inside;
                 }
                 j = i;
@@ -166,6 +182,85 @@ fn pip(polys: &[Polygon], p: Coord) -> bool {
         }
     }
     inside
+}
+
+fn lerp(a: Coord, b: Coord, t: f64) -> Coord {
+    Coord {
+        x: a.x + (b.x - a.x) * t,
+        y: a.y + (b.y - a.y) * t,
+    }
+}
+
+/// Proper crossing of segments ab and pq: parameters (t on ab, u on pq), both strictly inside.
+fn seg_intersection(a: Coord, b: Coord, p: Coord, q: Coord) -> Option<(f64, f64)> {
+    let (rx, ry) = (b.x - a.x, b.y - a.y);
+    let (sx, sy) = (q.x - p.x, q.y - p.y);
+    let den = rx * sy - ry * sx;
+    if den.abs() < 1e-12 * (rx.hypot(ry) * sx.hypot(sy)).max(1e-30) {
+        return None;
+    }
+    let t = ((p.x - a.x) * sy - (p.y - a.y) * sx) / den;
+    let u = ((p.x - a.x) * ry - (p.y - a.y) * rx) / den;
+    (t > 1e-9 && t < 1.0 - 1e-9 && u > 1e-9 && u < 1.0 - 1e-9).then_some((t, u))
+}
+
+/// Parameter of the projection of `e` on pq when it lies strictly inside pq within `tol`.
+fn project_within(e: Coord, p: Coord, q: Coord, tol: f64) -> Option<f64> {
+    let (dx, dy) = (q.x - p.x, q.y - p.y);
+    let l2 = dx * dx + dy * dy;
+    if l2 <= 0.0 {
+        return None;
+    }
+    let u = ((e.x - p.x) * dx + (e.y - p.y) * dy) / l2;
+    if u <= 1e-6 || u >= 1.0 - 1e-6 {
+        return None;
+    }
+    (dist(e, lerp(p, q, u)) <= tol).then_some(u)
+}
+
+/// Even-odd point-in-polygon over ring segments binned by y.
+struct RingIndex {
+    y0: f64,
+    h: f64,
+    bins: Vec<Vec<(Coord, Coord)>>,
+}
+
+impl RingIndex {
+    fn new(segs: &[(Coord, Coord)]) -> Self {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for (a, b) in segs {
+            lo = lo.min(a.y.min(b.y));
+            hi = hi.max(a.y.max(b.y));
+        }
+        let nb = (segs.len() / 4).clamp(1, 4096);
+        let h = ((hi - lo) / nb as f64).max(1e-9);
+        let mut bins = vec![Vec::new(); nb];
+        for &(a, b) in segs {
+            let i0 = (((a.y.min(b.y) - lo) / h).floor() as usize).min(nb - 1);
+            let i1 = (((a.y.max(b.y) - lo) / h).floor() as usize).min(nb - 1);
+            for bin in &mut bins[i0..=i1] {
+                bin.push((a, b));
+            }
+        }
+        RingIndex { y0: lo, h, bins }
+    }
+
+    fn contains(&self, p: Coord) -> bool {
+        if !(p.y >= self.y0) {
+            return false;
+        }
+        let i = ((p.y - self.y0) / self.h).floor() as usize;
+        let Some(bin) = self.bins.get(i) else {
+            return false;
+        };
+        let mut inside = false;
+        for &(a, b) in bin {
+            if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x {
+                inside = !inside;
+            }
+        }
+        inside
+    }
 }
 
 fn tri_area(a: Coord, b: Coord, c: Coord) -> f64 {
@@ -177,7 +272,10 @@ fn dist(a: Coord, b: Coord) -> f64 {
 }
 
 fn mid(a: Coord, b: Coord) -> Coord {
-    Coord { x: (a.x + b.x) / 2.0, y: (a.y + b.y) / 2.0 }
+    Coord {
+        x: (a.x + b.x) / 2.0,
+        y: (a.y + b.y) / 2.0,
+    }
 }
 
 struct Builder {
@@ -216,8 +314,16 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
 }
 
 impl Builder {
-    fn insert(&mut self, p: Coord, orig: Option<Coord>, steiner: bool) -> Result<spade::handles::FixedVertexHandle, TessellationError> {
-        let h = self.cdt.insert(Point2::new(p.x, p.y)).map_err(|_| TessellationError::Insert(p.x, p.y))?;
+    fn insert(
+        &mut self,
+        p: Coord,
+        orig: Option<Coord>,
+        steiner: bool,
+    ) -> Result<spade::handles::FixedVertexHandle, TessellationError> {
+        let h = self
+            .cdt
+            .insert(Point2::new(p.x, p.y))
+            .map_err(|_| TessellationError::Insert(p.x, p.y))?;
         if let Some(o) = orig {
             self.orig.entry(h.index()).or_insert(o);
         }
@@ -228,7 +334,11 @@ impl Builder {
 
     /// Add one constraint edge, splitting crossed constraints; a piece that spade cannot
     /// resolve (it asserts on some near-degenerate crossings) is skipped and counted.
-    fn constraint(&mut self, a: spade::handles::FixedVertexHandle, b: spade::handles::FixedVertexHandle) {
+    fn constraint(
+        &mut self,
+        a: spade::handles::FixedVertexHandle,
+        b: spade::handles::FixedVertexHandle,
+    ) {
         let cdt = &mut self.cdt;
         if guarded(|| {
             cdt.add_constraint_and_split(a, b, |p| p);
@@ -239,8 +349,45 @@ impl Builder {
         }
     }
 
+    /// Insert a closed ring whose points may lack original coordinates (`None`), densified.
+    fn ring(
+        &mut self,
+        pts: &[Coord],
+        orig: &[Option<Coord>],
+        densify: f64,
+    ) -> Result<(), TessellationError> {
+        let n = pts.len();
+        if n < 2 {
+            return Ok(());
+        }
+        let mut prev = self.insert(pts[0], orig[0], false)?;
+        for i in 1..n {
+            let (a, b) = (pts[i - 1], pts[i]);
+            let k = (dist(a, b) / densify).ceil().max(1.0) as usize;
+            for j in 1..=k {
+                let h = if j == k {
+                    self.insert(b, orig[i], false)?
+                } else {
+                    let t = j as f64 / k as f64;
+                    self.insert(lerp(a, b, t), None, true)?
+                };
+                if h != prev {
+                    self.constraint(prev, h);
+                }
+                prev = h;
+            }
+        }
+        Ok(())
+    }
+
     /// Insert a polyline (closed if `closed`) as constraints, densified.
-    fn polyline(&mut self, pts: &[Coord], orig: Option<&[Coord]>, closed: bool, densify: f64) -> Result<(), TessellationError> {
+    fn polyline(
+        &mut self,
+        pts: &[Coord],
+        orig: Option<&[Coord]>,
+        closed: bool,
+        densify: f64,
+    ) -> Result<(), TessellationError> {
         let n = pts.len();
         if n < 2 {
             return Ok(());
@@ -256,7 +403,14 @@ impl Builder {
                     self.insert(b, orig.map(|o| o[i]), false)?
                 } else {
                     let t = j as f64 / k as f64;
-                    self.insert(Coord { x: a.x + (b.x - a.x) * t, y: a.y + (b.y - a.y) * t }, None, true)?
+                    self.insert(
+                        Coord {
+                            x: a.x + (b.x - a.x) * t,
+                            y: a.y + (b.y - a.y) * t,
+                        },
+                        None,
+                        true,
+                    )?
                 };
                 if h != prev {
                     self.constraint(prev, h);
@@ -286,10 +440,23 @@ pub fn tessellate(
 ) -> Result<(Tessellation, AtomGraph), TessellationError> {
     // spade asserts on some degenerate configurations; never let input bring the process
     // down: retry without the roads, and give a clear error if even that fails.
-    if let Some(Ok(r)) = guarded(|| build(frame, part, part_ll, buildings, cut_roads, near_roads, s)) {
+    if let Some(Ok(r)) =
+        guarded(|| build(frame, part, part_ll, buildings, cut_roads, near_roads, s))
+    {
         return Ok(r);
     }
-    match guarded(|| build(frame, part, part_ll, buildings, &[], near_roads, s)) {
+    let plain = TessellationSettings {
+        refine_angle_deg: 0.0,
+        ..*s
+    };
+    if let Some(Ok(r)) = guarded(|| {
+        build(
+            frame, part, part_ll, buildings, cut_roads, near_roads, &plain,
+        )
+    }) {
+        return Ok(r);
+    }
+    match guarded(|| build(frame, part, part_ll, buildings, &[], near_roads, &plain)) {
         Some(r) => r,
         None => Err(TessellationError::Degenerate),
     }
@@ -305,19 +472,121 @@ fn build(
     near_roads: &[(Coord, Coord)],
     s: &TessellationSettings,
 ) -> Result<(Tessellation, AtomGraph), TessellationError> {
-    let mut b = Builder { cdt: ConstrainedDelaunayTriangulation::new(), orig: HashMap::new(), steiner: HashMap::new(), skipped: 0 };
-    // community rings (with original WGS84 coordinates)
-    let rings: Vec<(&LineString, &LineString)> = std::iter::once((part.exterior(), part_ll.exterior()))
-        .chain(part.interiors().iter().zip(part_ll.interiors()))
-        .collect();
+    let mut b = Builder {
+        cdt: ConstrainedDelaunayTriangulation::new(),
+        orig: HashMap::new(),
+        steiner: HashMap::new(),
+        skipped: 0,
+    };
+    let rings: Vec<(&LineString, &LineString)> =
+        std::iter::once((part.exterior(), part_ll.exterior()))
+            .chain(part.interiors().iter().zip(part_ll.interiors()))
+            .collect();
     let mut boundary_segs = Vec::new();
-    for (r, rl) in &rings {
-        b.polyline(&r.0, Some(&rl.0), true, s.densify_m)?;
-        for w in r.0.windows(2) {
+    let mut seg_ids: Vec<(usize, usize)> = Vec::new();
+    for (ri, (r, _)) in rings.iter().enumerate() {
+        for (si, w) in r.0.windows(2).enumerate() {
             boundary_segs.push((w[0], w[1]));
+            seg_ids.push((ri, si));
         }
     }
     let boundary_tree = seg_tree(boundary_segs.iter().copied());
+    let ring_index = RingIndex::new(&boundary_segs);
+    // Roads: deduplicated, cut where they cross the community boundary, inside pieces kept.
+    // Crossing points (and road ends that stop on the boundary) are added to the rings as
+    // vertices, so no road constraint ever crosses or grazes a boundary constraint.
+    let mut uniq: Vec<(Coord, Coord)> = cut_roads
+        .iter()
+        .map(|&(a, c)| {
+            if (a.x, a.y) <= (c.x, c.y) {
+                (a, c)
+            } else {
+                (c, a)
+            }
+        })
+        .collect();
+    uniq.sort_by(|p, q| {
+        (p.0.x, p.0.y, p.1.x, p.1.y)
+            .partial_cmp(&(q.0.x, q.0.y, q.1.x, q.1.y))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    uniq.dedup();
+    let mut ring_extra: Vec<Vec<(usize, f64, Coord)>> = vec![Vec::new(); rings.len()];
+    let mut road_used = Vec::new();
+    for &(a, c) in &uniq {
+        let mut cuts: Vec<(f64, Coord)> = vec![(0.0, a), (1.0, c)];
+        let env = AABB::from_corners(
+            [a.x.min(c.x) - 0.5, a.y.min(c.y) - 0.5],
+            [a.x.max(c.x) + 0.5, a.y.max(c.y) + 0.5],
+        );
+        for k in 0..boundary_segs.len() {
+            let (p, q) = boundary_segs[k];
+            let e2 = AABB::from_corners([p.x.min(q.x), p.y.min(q.y)], [p.x.max(q.x), p.y.max(q.y)]);
+            if !rstar::Envelope::intersects(&env, &e2) {
+                continue;
+            }
+            let (ri, si) = seg_ids[k];
+            if let Some((t, u)) = seg_intersection(a, c, p, q) {
+                let x = lerp(p, q, u);
+                ring_extra[ri].push((si, u, x));
+                cuts.push((t, x));
+            } else {
+                // a road that stops on (or within 0.5 m of) the boundary ends exactly on it
+                for (t, e) in [(0.0, a), (1.0, c)] {
+                    if let Some(u) = project_within(e, p, q, 0.5) {
+                        let x = lerp(p, q, u);
+                        ring_extra[ri].push((si, u, x));
+                        if t == 0.0 {
+                            cuts[0].1 = x
+                        } else {
+                            cuts[1].1 = x
+                        }
+                    }
+                }
+            }
+        }
+        cuts.sort_by(|x, y| x.0.total_cmp(&y.0));
+        for w in cuts.windows(2) {
+            let (p, q) = (w[0].1, w[1].1);
+            if dist(p, q) < 1e-3 {
+                continue;
+            }
+            let m = mid(p, q);
+            if !ring_index.contains(m) {
+                continue;
+            }
+            if near(&boundary_tree, m, 3.0)
+                && near(&boundary_tree, p, 3.0)
+                && near(&boundary_tree, q, 3.0)
+            {
+                continue; // hugs the boundary, which already bounds the block there
+            }
+            road_used.push((p, q));
+        }
+    }
+    // community rings, with the extra vertices, original WGS84 coordinates kept
+    for (ri, (r, rl)) in rings.iter().enumerate() {
+        let mut extra = std::mem::take(&mut ring_extra[ri]);
+        extra.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
+        let mut pts = Vec::with_capacity(r.0.len() + extra.len());
+        let mut orig = Vec::with_capacity(pts.capacity());
+        let mut e = 0;
+        for i in 0..r.0.len() {
+            pts.push(r.0[i]);
+            orig.push(Some(rl.0[i]));
+            while e < extra.len() && extra[e].0 == i {
+                let x = extra[e].2;
+                if pts.last().is_none_or(|l| dist(*l, x) > 1e-9)
+                    && dist(x, r.0[(i + 1).min(r.0.len() - 1)]) > 1e-9
+                {
+                    pts.push(x);
+                    orig.push(None);
+                }
+                e += 1;
+            }
+        }
+        b.ring(&pts, &orig, s.densify_m)?;
+    }
     // footprints
     for bp in buildings {
         for p in &bp.polygons {
@@ -326,24 +595,23 @@ fn build(
             }
         }
     }
-    // block-cutting roads: skip pieces hugging the boundary (the boundary already cuts there)
-    let mut road_used = Vec::new();
-    let mut uniq: Vec<(Coord, Coord)> = cut_roads
-        .iter()
-        .map(|&(a, c)| if (a.x, a.y) <= (c.x, c.y) { (a, c) } else { (c, a) })
-        .collect();
-    uniq.sort_by(|p, q| (p.0.x, p.0.y, p.1.x, p.1.y).partial_cmp(&(q.0.x, q.0.y, q.1.x, q.1.y)).unwrap_or(std::cmp::Ordering::Equal));
-    uniq.dedup();
-    for &(a, c) in &uniq {
-        let m = mid(a, c);
-        if near(&boundary_tree, m, 3.0) && near(&boundary_tree, a, 3.0) && near(&boundary_tree, c, 3.0) {
-            continue;
-        }
-        road_used.push((a, c));
-        b.polyline(&[a, c], None, false, f64::INFINITY)?;
+    for &(p, q) in &road_used {
+        b.polyline(&[p, q], None, false, f64::INFINITY)?;
     }
     let road_tree = seg_tree(road_used.iter().copied());
     let near_tree = seg_tree(near_roads.iter().copied());
+    if s.refine_angle_deg > 0.0 {
+        // Delaunay refinement: no sliver triangles, so cuts through triangles stay short and
+        // boundaries between buildings run close to the medial line.
+        let nv0 = b.cdt.num_vertices();
+        let params = spade::RefinementParameters::<f64>::new()
+            .with_angle_limit(spade::AngleLimit::from_deg(s.refine_angle_deg))
+            .with_min_required_area(0.5)
+            .with_max_allowed_area(s.max_triangle_m2)
+            .with_max_additional_vertices(nv0 * 4)
+            .keep_constraint_edges();
+        b.cdt.refine(params);
+    }
     let cdt = &b.cdt;
 
     // compact arrays
@@ -356,7 +624,7 @@ fn build(
         let p = v.position();
         verts[i] = Coord { x: p.x, y: p.y };
         orig[i] = b.orig.get(&i).copied();
-        steiner[i] = b.steiner.get(&i).copied().unwrap_or(false);
+        steiner[i] = b.steiner.get(&i).copied().unwrap_or(true);
     }
     let ne = cdt.num_undirected_edges();
     let mut edge_flags = vec![0u8; ne];
@@ -366,7 +634,10 @@ fn build(
             continue;
         }
         let [p, q] = e.positions();
-        let m = Coord { x: (p.x + q.x) / 2.0, y: (p.y + q.y) / 2.0 };
+        let m = Coord {
+            x: (p.x + q.x) / 2.0,
+            y: (p.y + q.y) / 2.0,
+        };
         if near(&boundary_tree, m, 1e-4) {
             edge_flags[ei] |= F_BOUNDARY;
         }
@@ -385,34 +656,79 @@ fn build(
         for k in 0..3 {
             faces[fi][k] = es[k].from().fix().index() as u32;
             edge[fi][k] = es[k].as_undirected().fix().index() as u32;
-            nbr[fi][k] = es[k].rev().face().as_inner().map_or(NONE, |g| g.index() as u32);
+            nbr[fi][k] = es[k]
+                .rev()
+                .face()
+                .as_inner()
+                .map_or(NONE, |g| g.index() as u32);
         }
     }
-    // inside by parity across boundary edges, flooding from the hull
-    let mut parity = vec![u8::MAX; nf];
+    // inside: regions of triangles bounded by boundary constraints are wholly in or out; each
+    // region takes the area-weighted vote of its triangles' centroids (exact point-in-polygon).
+    // Where a boundary piece is missing (a rare near-degenerate crossing), the region is mixed
+    // and its substantial triangles decide for themselves.
+    let face_area = |f: usize| {
+        let [p, q, r] = faces[f].map(|v| verts[v as usize]);
+        tri_area(p, q, r)
+    };
+    let face_pip = |f: usize| {
+        let [p, q, r] = faces[f].map(|v| verts[v as usize]);
+        ring_index.contains(Coord {
+            x: (p.x + q.x + r.x) / 3.0,
+            y: (p.y + q.y + r.y) / 3.0,
+        })
+    };
+    let mut region = vec![NONE; nf];
+    let mut inside = vec![false; nf];
     let mut stack = Vec::new();
-    for f in 1..nf {
-        for k in 0..3 {
-            if nbr[f][k] == NONE && parity[f] == u8::MAX {
-                parity[f] = u8::from(edge_flags[edge[f][k] as usize] & F_BOUNDARY != 0);
-                stack.push(f);
-            }
+    for f0 in 1..nf {
+        if region[f0] != NONE || faces[f0][0] == NONE {
+            continue;
         }
-    }
-    while let Some(f) = stack.pop() {
-        for k in 0..3 {
-            let g = nbr[f][k];
-            if g != NONE && parity[g as usize] == u8::MAX {
-                let flip = u8::from(edge_flags[edge[f][k] as usize] & F_BOUNDARY != 0);
-                parity[g as usize] = parity[f] ^ flip;
+        region[f0] = f0 as u32;
+        stack.clear();
+        stack.push(f0);
+        let mut members = Vec::new();
+        while let Some(f) = stack.pop() {
+            members.push(f);
+            for k in 0..3 {
+                let g = nbr[f][k];
+                if g == NONE
+                    || region[g as usize] != NONE
+                    || edge_flags[edge[f][k] as usize] & F_BOUNDARY != 0
+                {
+                    continue;
+                }
+                region[g as usize] = f0 as u32;
                 stack.push(g as usize);
             }
         }
+        let (mut ain, mut aout) = (0.0, 0.0);
+        let votes: Vec<bool> = members.iter().map(|&f| face_pip(f)).collect();
+        for (&f, &v) in members.iter().zip(&votes) {
+            if v {
+                ain += face_area(f)
+            } else {
+                aout += face_area(f)
+            }
+        }
+        let total = ain + aout;
+        let mixed =
+            ain > 1e-6 * total.max(1e-12) && aout > 1e-6 * total.max(1e-12) && ain.min(aout) > 1.0;
+        for (&f, &v) in members.iter().zip(&votes) {
+            inside[f] = if mixed && face_area(f) > 0.01 {
+                v
+            } else {
+                ain >= aout
+            };
+        }
     }
-    let inside: Vec<bool> = (0..nf).map(|f| f > 0 && parity[f] == 1).collect();
     let centroid = |f: usize| {
         let [a, bb, c] = faces[f].map(|v| verts[v as usize]);
-        Coord { x: (a.x + bb.x + c.x) / 3.0, y: (a.y + bb.y + c.y) / 3.0 }
+        Coord {
+            x: (a.x + bb.x + c.x) / 3.0,
+            y: (a.y + bb.y + c.y) / 3.0,
+        }
     };
     let farea = |f: usize| {
         let [a, bb, c] = faces[f].map(|v| verts[v as usize]);
@@ -463,13 +779,18 @@ fn build(
         }
         hits.sort_unstable();
         // the largest footprint keeps an overlap that is not merged
-        let best = *hits.iter().max_by(|&&x, &&y| barea[x].total_cmp(&barea[y]).then(y.cmp(&x))).unwrap_or(&hits[0]);
+        let best = *hits
+            .iter()
+            .max_by(|&&x, &&y| barea[x].total_cmp(&barea[y]).then(y.cmp(&x)))
+            .unwrap_or(&hits[0]);
         face_bld[f] = best as u32;
         if hits.len() > 1 {
             let a = farea(f);
             for i in 0..hits.len() {
                 for j in i + 1..hits.len() {
-                    *overlap.entry((hits[i] as u32, hits[j] as u32)).or_insert(0.0) += a;
+                    *overlap
+                        .entry((hits[i] as u32, hits[j] as u32))
+                        .or_insert(0.0) += a;
                 }
             }
         }
@@ -522,7 +843,13 @@ fn build(
         a.weight += buildings[i].weight;
     }
     let face_atom: Vec<u32> = (0..nf)
-        .map(|f| if face_bld[f] == NONE { NONE } else { cluster_atom[find(&mut parent, face_bld[f] as usize)] })
+        .map(|f| {
+            if face_bld[f] == NONE {
+                NONE
+            } else {
+                cluster_atom[find(&mut parent, face_bld[f] as usize)]
+            }
+        })
         .collect();
 
     // blocks
@@ -584,7 +911,10 @@ fn build(
         }
         for k in 0..3 {
             let (u, v) = (fnode[f][k], fnode[f][(k + 1) % 3]);
-            let l = dist(verts[faces[f][k] as usize], verts[faces[f][(k + 1) % 3] as usize]);
+            let l = dist(
+                verts[faces[f][k] as usize],
+                verts[faces[f][(k + 1) % 3] as usize],
+            );
             adjn[fill[u as usize]] = (v, l);
             fill[u as usize] += 1;
             adjn[fill[v as usize]] = (u, l);
@@ -641,7 +971,17 @@ fn build(
                     // v lies on a footprint (maybe on several that meet there): take the
                     // building reached first when turning around v, so every piece stays
                     // connected to its building through an edge, not just a point.
-                    nearest_around(&faces, &nbr, &edge, &edge_flags, &inside, &face_atom, f, faces[f][k]).unwrap_or(label[n])
+                    nearest_around(
+                        &faces,
+                        &nbr,
+                        &edge,
+                        &edge_flags,
+                        &inside,
+                        &face_atom,
+                        f,
+                        faces[f][k],
+                    )
+                    .unwrap_or(label[n])
                 } else if label[n] == NONE {
                     let bk = block[f] as usize;
                     if block_atom[bk] == NONE {
@@ -762,14 +1102,23 @@ impl Tessellation {
             let f = &self.faces[face_hint];
             for k in 0..3 {
                 if self.edge[face_hint][k] == e {
-                    return mid(self.verts[f[k] as usize], self.verts[f[(k + 1) % 3] as usize]);
+                    return mid(
+                        self.verts[f[k] as usize],
+                        self.verts[f[(k + 1) % 3] as usize],
+                    );
                 }
             }
-            Coord { x: f64::NAN, y: f64::NAN }
+            Coord {
+                x: f64::NAN,
+                y: f64::NAN,
+            }
         } else {
             let fi = (p.0 - nv - ne) as usize;
             let [a, b, c] = self.faces[fi].map(|v| self.verts[v as usize]);
-            Coord { x: (a.x + b.x + c.x) / 3.0, y: (a.y + b.y + c.y) / 3.0 }
+            Coord {
+                x: (a.x + b.x + c.x) / 3.0,
+                y: (a.y + b.y + c.y) / 3.0,
+            }
         }
     }
 
@@ -791,9 +1140,19 @@ impl Tessellation {
         // triangle half-edges: vertex k → mid k (edge k is v[k]→v[k+1]) and mid k → vertex k+1
         for k in 0..3 {
             seg(Pt(v[k]), mp[k], lab[k], None, k, k);
-            seg(mp[k], Pt(v[(k + 1) % 3]), lab[(k + 1) % 3], None, k, (k + 1) % 3);
+            seg(
+                mp[k],
+                Pt(v[(k + 1) % 3]),
+                lab[(k + 1) % 3],
+                None,
+                k,
+                (k + 1) % 3,
+            );
         }
-        let g = Coord { x: (p[0].x + p[1].x + p[2].x) / 3.0, y: (p[0].y + p[1].y + p[2].y) / 3.0 };
+        let g = Coord {
+            x: (p[0].x + p[1].x + p[2].x) / 3.0,
+            y: (p[0].y + p[1].y + p[2].y) / 3.0,
+        };
         let poly_area_centroid = |pts: &[Coord]| {
             let mut a = 0.0;
             let (mut cx, mut cy) = (0.0, 0.0);
@@ -807,7 +1166,13 @@ impl Tessellation {
             if a.abs() < 1e-300 {
                 return (0.0, pts[0]);
             }
-            (a / 2.0, Coord { x: cx / (3.0 * a), y: cy / (3.0 * a) })
+            (
+                a / 2.0,
+                Coord {
+                    x: cx / (3.0 * a),
+                    y: cy / (3.0 * a),
+                },
+            )
         };
         if lab[0] == lab[1] && lab[1] == lab[2] {
             let (a, c) = poly_area_centroid(&p);
@@ -864,7 +1229,12 @@ impl Tessellation {
     }
 }
 
-fn atom_graph(t: &Tessellation, mut atoms: Vec<Atom>, near_tree: &RTree<Seg>, near_m: f64) -> AtomGraph {
+fn atom_graph(
+    t: &Tessellation,
+    mut atoms: Vec<Atom>,
+    near_tree: &RTree<Seg>,
+    near_m: f64,
+) -> AtomGraph {
     let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); atoms.len()];
     let mut pairs: HashMap<(u32, u32), (f64, f64)> = HashMap::new();
     let nf = t.faces.len();
@@ -898,7 +1268,11 @@ fn atom_graph(t: &Tessellation, mut atoms: Vec<Atom>, near_tree: &RTree<Seg>, ne
         );
         for (p, q, l, r) in cuts {
             let len = dist(p, q);
-            let road = if near(near_tree, mid(p, q), near_m) { len } else { 0.0 };
+            let road = if near(near_tree, mid(p, q), near_m) {
+                len
+            } else {
+                0.0
+            };
             let e = pairs.entry((l, r)).or_insert((0.0, 0.0));
             e.0 += len;
             e.1 += road;
@@ -932,9 +1306,17 @@ fn atom_graph(t: &Tessellation, mut atoms: Vec<Atom>, near_tree: &RTree<Seg>, ne
     }
     for (a, s) in atoms.iter_mut().zip(&sums) {
         a.area = s.0;
-        a.centroid = if s.0 > 0.0 { Coord { x: s.1 / s.0, y: s.2 / s.0 } } else { Coord { x: 0.0, y: 0.0 } };
+        a.centroid = if s.0 > 0.0 {
+            Coord {
+                x: s.1 / s.0,
+                y: s.2 / s.0,
+            }
+        } else {
+            Coord { x: 0.0, y: 0.0 }
+        };
     }
-    let mut list: Vec<((u32, u32), (f64, f64))> = pairs.into_iter().filter(|(_, v)| v.0 > 1e-9).collect();
+    let mut list: Vec<((u32, u32), (f64, f64))> =
+        pairs.into_iter().filter(|(_, v)| v.0 > 1e-9).collect();
     list.sort_by(|a, b| a.0.cmp(&b.0));
     let n = atoms.len();
     let mut deg = vec![0usize; n];
@@ -947,7 +1329,14 @@ fn atom_graph(t: &Tessellation, mut atoms: Vec<Atom>, near_tree: &RTree<Seg>, ne
         start[i + 1] = start[i] + deg[i];
     }
     let mut fill = start.clone();
-    let mut adj = vec![Adj { nbr: 0, len: 0.0, road: 0.0 }; start[n]];
+    let mut adj = vec![
+        Adj {
+            nbr: 0,
+            len: 0.0,
+            road: 0.0
+        };
+        start[n]
+    ];
     for ((a, b), (len, road)) in list {
         adj[fill[a as usize]] = Adj { nbr: b, len, road };
         fill[a as usize] += 1;

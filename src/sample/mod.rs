@@ -24,13 +24,18 @@ const NAME_A: [&str; 24] = [
     "城东", "城西", "滨江", "桃花", "东山", "西陵", "学院", "夷陵", "樵湖", "云集", "南湖", "北门",
     "福绥", "珍珠", "白龙", "青松", "石榴", "金桂", "望江", "古塔", "杨岔", "峡州", "铁路", "胜利",
 ];
-const NAME_B: [&str; 12] = ["", "岭", "湾", "坪", "路", "苑", "坡", "街", "园", "桥", "里", "台"];
+const NAME_B: [&str; 12] = [
+    "", "岭", "湾", "坪", "路", "苑", "坡", "街", "园", "桥", "里", "台",
+];
 
 /// District code (宜昌市西陵区, GB/T 2260) used for the sample's 12-digit community codes.
 pub const DISTRICT: &str = "420502";
 
 fn lerp(a: Coord, b: Coord, t: f64) -> Coord {
-    Coord { x: a.x + (b.x - a.x) * t, y: a.y + (b.y - a.y) * t }
+    Coord {
+        x: a.x + (b.x - a.x) * t,
+        y: a.y + (b.y - a.y) * t,
+    }
 }
 
 /// Bilinear point of a quad (p00, p10, p11, p01) at (u, v).
@@ -52,16 +57,48 @@ fn pip(poly: &[Coord], p: Coord) -> bool {
     inside
 }
 
+/// The chord of the line through `a` and `b` across a closed ring (first and last crossing).
+fn clip_to_ring(ring: &[Coord], a: Coord, b: Coord) -> (Coord, Coord) {
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let mut ts = Vec::new();
+    let n = ring.len();
+    for i in 0..n {
+        let (p, q) = (ring[i], ring[(i + 1) % n]);
+        let (ex, ey) = (q.x - p.x, q.y - p.y);
+        let den = dx * ey - dy * ex;
+        if den.abs() < 1e-12 {
+            continue;
+        }
+        let t = ((p.x - a.x) * ey - (p.y - a.y) * ex) / den;
+        let u = ((p.x - a.x) * dy - (p.y - a.y) * dx) / den;
+        if (0.0..=1.0).contains(&u) {
+            ts.push(t);
+        }
+    }
+    if ts.len() < 2 {
+        return (a, b);
+    }
+    let lo = ts.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lerp(a, b, lo), lerp(a, b, hi))
+}
+
 fn seg_dist(p: Coord, a: Coord, b: Coord) -> f64 {
     let (dx, dy) = (b.x - a.x, b.y - a.y);
     let l2 = dx * dx + dy * dy;
-    let t = if l2 > 0.0 { (((p.x - a.x) * dx + (p.y - a.y) * dy) / l2).clamp(0.0, 1.0) } else { 0.0 };
+    let t = if l2 > 0.0 {
+        (((p.x - a.x) * dx + (p.y - a.y) * dy) / l2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     ((p.x - a.x - t * dx).powi(2) + (p.y - a.y - t * dy).powi(2)).sqrt()
 }
 
 fn poly_dist(poly: &[Coord], p: Coord) -> f64 {
     let n = poly.len();
-    (0..n).map(|i| seg_dist(p, poly[i], poly[(i + 1) % n])).fold(f64::INFINITY, f64::min)
+    (0..n)
+        .map(|i| seg_dist(p, poly[i], poly[(i + 1) % n]))
+        .fold(f64::INFINITY, f64::min)
 }
 
 #[derive(Clone, Copy)]
@@ -96,13 +133,30 @@ impl Ctx {
         self.roads.push(json!({ "type": "Feature", "properties": props, "geometry": { "type": "LineString", "coordinates": coords } }));
     }
     /// A rectangle `w`×`d` centred at `c`, rotated by `ang`, if it keeps `setback` from the block edge.
-    fn building(&mut self, block: &[Coord], c: Coord, w: f64, d: f64, ang: f64, setback: f64, kind: &str, floors: u32, share: f64) -> bool {
+    fn building(
+        &mut self,
+        block: &[Coord],
+        c: Coord,
+        w: f64,
+        d: f64,
+        ang: f64,
+        setback: f64,
+        kind: &str,
+        floors: u32,
+        share: f64,
+    ) -> bool {
         let (ca, sa) = (ang.cos(), ang.sin());
         let corners: Vec<Coord> = [(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)]
             .iter()
-            .map(|(u, v)| Coord { x: c.x + u * w * ca - v * d * sa, y: c.y + u * w * sa + v * d * ca })
+            .map(|(u, v)| Coord {
+                x: c.x + u * w * ca - v * d * sa,
+                y: c.y + u * w * sa + v * d * ca,
+            })
             .collect();
-        if !corners.iter().all(|p| pip(block, *p) && poly_dist(block, *p) >= setback) {
+        if !corners
+            .iter()
+            .all(|p| pip(block, *p) && poly_dist(block, *p) >= setback)
+        {
             return false;
         }
         let footprint = w * d;
@@ -140,7 +194,13 @@ impl Ctx {
                 let mut c = quad_pt(q, u, v);
                 let r: f64 = self.rng.random();
                 let (kind_s, floors, share, w, d) = match kind {
-                    Kind::Slabs => ("apartments", 6, 1.0, bw * (0.8 + 0.3 * self.rng.random::<f64>()), bd),
+                    Kind::Slabs => (
+                        "apartments",
+                        6,
+                        1.0,
+                        bw * (0.8 + 0.3 * self.rng.random::<f64>()),
+                        bd,
+                    ),
                     Kind::Towers => {
                         if r < 0.03 {
                             ("apartments", 33, 1.0, 42.0, 30.0) // a super tower above 400 households
@@ -155,7 +215,13 @@ impl Ctx {
                         }
                         c.x += self.rng.random_range(-1.5..1.5);
                         c.y += self.rng.random_range(-1.5..1.5);
-                        ("house", self.rng.random_range(2..=4), 1.0, bw * (0.8 + 0.4 * self.rng.random::<f64>()), bd)
+                        (
+                            "house",
+                            self.rng.random_range(2..=4),
+                            1.0,
+                            bw * (0.8 + 0.4 * self.rng.random::<f64>()),
+                            bd,
+                        )
                     }
                     Kind::Civic => {
                         if r < 0.5 {
@@ -197,9 +263,20 @@ pub fn generate(seed: u64, n: usize) -> SampleCity {
     let mut node = vec![vec![Coord { x: 0.0, y: 0.0 }; cols + 1]; rows + 1];
     for (r, row) in node.iter_mut().enumerate() {
         for (c, p) in row.iter_mut().enumerate() {
-            let jx = if c == 0 || c == cols { 0.0 } else { ctx.rng.random_range(-60.0..60.0) };
-            let jy = if r == 0 || r == rows { 0.0 } else { ctx.rng.random_range(-60.0..60.0) };
-            *p = Coord { x: c as f64 * span + jx + r as f64 * 25.0, y: -(r as f64) * span + jy };
+            let jx = if c == 0 || c == cols {
+                0.0
+            } else {
+                ctx.rng.random_range(-60.0..60.0)
+            };
+            let jy = if r == 0 || r == rows {
+                0.0
+            } else {
+                ctx.rng.random_range(-60.0..60.0)
+            };
+            *p = Coord {
+                x: c as f64 * span + jx + r as f64 * 25.0,
+                y: -(r as f64) * span + jy,
+            };
         }
     }
     // bent midpoints of arterial edges (irregular streets), shared by both neighbours
@@ -207,17 +284,36 @@ pub fn generate(seed: u64, n: usize) -> SampleCity {
     for r in 0..=rows {
         for c in 0..cols {
             let m = lerp(node[r][c], node[r][c + 1], 0.5);
-            hmid[r][c] = Coord { x: m.x, y: m.y + ctx.rng.random_range(-25.0..25.0) };
+            hmid[r][c] = Coord {
+                x: m.x,
+                y: m.y + ctx.rng.random_range(-25.0..25.0),
+            };
         }
     }
     let mut vmid = vec![vec![Coord { x: 0.0, y: 0.0 }; cols + 1]; rows];
     for r in 0..rows {
         for c in 0..=cols {
             let m = lerp(node[r][c], node[r + 1][c], 0.5);
-            vmid[r][c] = Coord { x: m.x + ctx.rng.random_range(-25.0..25.0), y: m.y };
+            vmid[r][c] = Coord {
+                x: m.x + ctx.rng.random_range(-25.0..25.0),
+                y: m.y,
+            };
         }
     }
-    let road_names = ["东山大道", "夷陵大道", "沿江大道", "西陵一路", "西陵二路", "发展大道", "城东大道", "港窑路", "樵湖路", "珍珠路", "峡州路", "桃花岭路"];
+    let road_names = [
+        "东山大道",
+        "夷陵大道",
+        "沿江大道",
+        "西陵一路",
+        "西陵二路",
+        "发展大道",
+        "城东大道",
+        "港窑路",
+        "樵湖路",
+        "珍珠路",
+        "峡州路",
+        "桃花岭路",
+    ];
     for r in 0..=rows {
         let mut pts = Vec::new();
         for c in 0..cols {
@@ -239,14 +335,24 @@ pub fn generate(seed: u64, n: usize) -> SampleCity {
         ctx.road(&pts, hw, road_names[(c + 5) % road_names.len()]);
     }
     let mut communities = Vec::new();
-    let centre = Coord { x: cols as f64 * span / 2.0, y: -(rows as f64) * span / 2.0 };
+    let centre = Coord {
+        x: cols as f64 * span / 2.0,
+        y: -(rows as f64) * span / 2.0,
+    };
     let radius = (cols.max(rows) as f64 * span / 2.0).max(1.0);
     let mut used_names = std::collections::HashSet::new();
     for k in 0..n {
         let (r, c) = (k / cols, k % cols);
         // ring: nw, n-mid, ne, e-mid, se, s-mid, sw, w-mid (clockwise in the north-up frame), reversed later
         let ring = [
-            node[r][c], hmid[r][c], node[r][c + 1], vmid[r][c + 1], node[r + 1][c + 1], hmid[r + 1][c], node[r + 1][c], vmid[r][c],
+            node[r][c],
+            hmid[r][c],
+            node[r][c + 1],
+            vmid[r][c + 1],
+            node[r + 1][c + 1],
+            hmid[r + 1][c],
+            node[r + 1][c],
+            vmid[r][c],
         ];
         let mut name;
         loop {
@@ -266,50 +372,92 @@ pub fn generate(seed: u64, n: usize) -> SampleCity {
             "properties": { "code": code, "name": name, "street": format!("{DISTRICT}{street:03}") },
             "geometry": { "type": "Polygon", "coordinates": [coords] }
         }));
-        // split the superblock into 2×2 or 3×2 compounds by local streets
-        let q = [node[r + 1][c], node[r + 1][c + 1], node[r][c + 1], node[r][c]]; // sw, se, ne, nw
-        let nu = ctx.rng.random_range(2..=3usize);
-        let nv = 2usize;
-        let us: Vec<f64> = (0..=nu).map(|i| if i == 0 || i == nu { i as f64 / nu as f64 } else { i as f64 / nu as f64 + ctx.rng.random_range(-0.06..0.06) }).collect();
-        let vs: Vec<f64> = (0..=nv).map(|i| if i == 0 || i == nv { i as f64 / nv as f64 } else { i as f64 / nv as f64 + ctx.rng.random_range(-0.06..0.06) }).collect();
-        // the superblock's real edges bend; keep compounds inside the straight quad shrunk a little
-        let inset = |u: f64, v: f64| quad_pt(&q, 0.04 + 0.92 * u, 0.04 + 0.92 * v);
-        for i in 1..nu {
-            let a = quad_pt(&q, us[i], 0.0);
-            let b = quad_pt(&q, us[i], 1.0);
-            ctx.road(&[a, b], "residential", "");
-        }
-        for j in 1..nv {
-            let a = quad_pt(&q, 0.0, vs[j]);
-            let b = quad_pt(&q, 1.0, vs[j]);
-            ctx.road(&[a, b], "residential", "");
-        }
+        // split the superblock into 2×2 or 3×2 compounds by local streets that end on the arterials
+        let q = [
+            node[r + 1][c],
+            node[r + 1][c + 1],
+            node[r][c + 1],
+            node[r][c],
+        ]; // sw, se, ne, nw
         let cc = quad_pt(&q, 0.5, 0.5);
         let dist_c = ((cc.x - centre.x).powi(2) + (cc.y - centre.y).powi(2)).sqrt() / radius;
-        for i in 0..nu {
-            for j in 0..nv {
-                let bq = [inset(us[i], vs[j]), inset(us[i + 1], vs[j]), inset(us[i + 1], vs[j + 1]), inset(us[i], vs[j + 1])];
-                let x: f64 = ctx.rng.random();
-                let kind = if x < 0.12 {
-                    Kind::Civic
-                } else if dist_c > 0.7 && x < 0.45 {
-                    Kind::Village
-                } else if x < 0.5 {
-                    Kind::Slabs
-                } else if x < 0.72 {
-                    Kind::Towers
-                } else if x < 0.9 {
-                    Kind::WalkUps
-                } else {
-                    Kind::Village
-                };
-                ctx.fill_block(&bq, kind);
-                // a footpath through larger compounds
-                if matches!(kind, Kind::Slabs | Kind::Towers) {
-                    let a = quad_pt(&bq, 0.5, 0.0);
-                    let b = quad_pt(&bq, 0.5, 1.0);
-                    ctx.road(&[a, b], "footway", "");
+        let ring_c: Vec<Coord> = ring.to_vec();
+        let (b0, r0, h0, id0) = (
+            ctx.buildings.len(),
+            ctx.roads.len(),
+            ctx.households,
+            ctx.next_id,
+        );
+        for attempt in 0..12 {
+            ctx.buildings.truncate(b0);
+            ctx.roads.truncate(r0);
+            ctx.households = h0;
+            ctx.next_id = id0;
+            let nu = ctx.rng.random_range(2..=3usize);
+            let nv = 2usize;
+            let us: Vec<f64> = (0..=nu)
+                .map(|i| {
+                    if i == 0 || i == nu {
+                        i as f64 / nu as f64
+                    } else {
+                        i as f64 / nu as f64 + ctx.rng.random_range(-0.06..0.06)
+                    }
+                })
+                .collect();
+            let vs: Vec<f64> = (0..=nv)
+                .map(|i| {
+                    if i == 0 || i == nv {
+                        i as f64 / nv as f64
+                    } else {
+                        i as f64 / nv as f64 + ctx.rng.random_range(-0.06..0.06)
+                    }
+                })
+                .collect();
+            let inset = |u: f64, v: f64| quad_pt(&q, 0.04 + 0.92 * u, 0.04 + 0.92 * v);
+            for i in 1..nu {
+                let (a, b) =
+                    clip_to_ring(&ring_c, quad_pt(&q, us[i], 0.0), quad_pt(&q, us[i], 1.0));
+                ctx.road(&[a, b], "residential", "");
+            }
+            for j in 1..nv {
+                let (a, b) =
+                    clip_to_ring(&ring_c, quad_pt(&q, 0.0, vs[j]), quad_pt(&q, 1.0, vs[j]));
+                ctx.road(&[a, b], "residential", "");
+            }
+            for i in 0..nu {
+                for j in 0..nv {
+                    let bq = [
+                        inset(us[i], vs[j]),
+                        inset(us[i + 1], vs[j]),
+                        inset(us[i + 1], vs[j + 1]),
+                        inset(us[i], vs[j + 1]),
+                    ];
+                    let x: f64 = ctx.rng.random();
+                    let kind = if x < 0.12 && attempt < 6 {
+                        Kind::Civic
+                    } else if dist_c > 0.7 && x < 0.45 {
+                        Kind::Village
+                    } else if x < 0.5 {
+                        Kind::Slabs
+                    } else if x < 0.72 {
+                        Kind::Towers
+                    } else if x < 0.9 {
+                        Kind::WalkUps
+                    } else {
+                        Kind::Village
+                    };
+                    ctx.fill_block(&bq, kind);
+                    // a footpath through larger compounds
+                    if matches!(kind, Kind::Slabs | Kind::Towers) {
+                        let a = quad_pt(&bq, 0.5, 0.0);
+                        let b = quad_pt(&bq, 0.5, 1.0);
+                        ctx.road(&[a, b], "footway", "");
+                    }
                 }
+            }
+            let hh = ctx.households - h0;
+            if (1_600..=5_800).contains(&hh) {
+                break;
             }
         }
     }

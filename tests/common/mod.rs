@@ -1,0 +1,106 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `wangge` binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wangge"))
+}
+
+/// `../shared/data/manhattan` beside the checkout.
+pub fn manhattan() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/manhattan")
+}
+
+/// The independent checker.
+pub fn checker() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/check_grids.py")
+}
+
+/// Python with shapely and pyproj (scripts/test sets WANGGE_PYTHON to .venv/bin/python).
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("WANGGE_PYTHON") {
+        return p;
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if venv.exists() {
+        return venv.display().to_string();
+    }
+    "python3".into()
+}
+
+/// Run wangge with arguments.
+pub fn wangge(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().expect("run wangge")
+}
+
+/// Run wangge and insist it succeeds.
+pub fn wangge_ok(args: &[&str]) -> String {
+    let o = wangge(args);
+    assert!(
+        o.status.success(),
+        "wangge {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Run the independent checker; returns (ok, its last line parsed as JSON).
+pub fn check(
+    communities: &Path,
+    buildings: &Path,
+    roads: Option<&Path>,
+    grids: &Path,
+    min_in_band: f64,
+) -> (bool, serde_json::Value, String) {
+    let mut c = Command::new(python());
+    c.arg(checker())
+        .arg("--communities")
+        .arg(communities)
+        .arg("--buildings")
+        .arg(buildings)
+        .arg("--grids")
+        .arg(grids)
+        .args([
+            "--min",
+            "200",
+            "--max",
+            "400",
+            "--min-in-band",
+            &min_in_band.to_string(),
+        ]);
+    if let Some(r) = roads {
+        c.arg("--roads").arg(r);
+    }
+    let o = c
+        .output()
+        .expect("run the checker (python with shapely, pyproj: run scripts/test)");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("OK") || out.contains("FAIL"),
+        "checker did not run (needs python with shapely and pyproj; run scripts/test):\n{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let last = out.lines().last().unwrap_or("");
+    let json = last
+        .split_once(' ')
+        .map(|(_, j)| serde_json::from_str(j).unwrap_or_default())
+        .unwrap_or_default();
+    (o.status.success(), json, out)
+}
+
+/// Generate a sample city into `dir`.
+pub fn sample(dir: &Path, seed: u64, communities: usize) {
+    wangge_ok(&[
+        "sample-city",
+        "--seed",
+        &seed.to_string(),
+        "--communities",
+        &communities.to_string(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+}

@@ -1,0 +1,307 @@
+//! End-to-end tests of `wangge regrid` on real and generated data, checked by the independent
+//! checker (../shared/tools/check_grids.py).
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn manhattan_meets_every_rule() {
+    let m = manhattan();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("grids.geojson");
+    let rep = dir.path().join("report.json");
+    let asg = dir.path().join("a.csv");
+    wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&m.join("communities.geojson")),
+        "--buildings",
+        s(&m.join("buildings.geojson")),
+        "--roads",
+        s(&m.join("roads.geojson")),
+        "--out",
+        s(&out),
+        "--report",
+        s(&rep),
+        "--assignments",
+        s(&asg),
+    ]);
+    let (ok, fig, text) = check(
+        &m.join("communities.geojson"),
+        &m.join("buildings.geojson"),
+        Some(&m.join("roads.geojson")),
+        &out,
+        95.0,
+    );
+    assert!(ok, "checker: {text}");
+    assert_eq!(fig["split_buildings"], 0);
+    assert_eq!(fig["unassigned_buildings"], 0);
+    // report agrees with the checker and the data
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(r["total"]["grids"], fig["grids"]);
+    assert_eq!(r["communities"].as_array().unwrap().len(), 4);
+    let hh: u64 = r["total"]["households"].as_u64().unwrap();
+    assert!(hh > 198_000 && hh <= 199_041, "households {hh}");
+    assert!(r["total"]["road_following_pct"].as_f64().unwrap() > 50.0);
+    // every building inside a community is assigned exactly once
+    let csv = std::fs::read_to_string(&asg).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    let mut ids: Vec<&str> = rows.iter().map(|l| l.split(',').next().unwrap()).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a building is assigned twice");
+    let outside = r["inputs"]["buildings_outside_communities"]
+        .as_u64()
+        .unwrap() as usize;
+    assert_eq!(n + outside, 7_985);
+}
+
+#[test]
+fn sample_city_meets_every_rule_and_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sample(d, 7, 9);
+    let run = |name: &str| {
+        let out = d.join(format!("{name}.geojson"));
+        let asg = d.join(format!("{name}.csv"));
+        wangge_ok(&[
+            "regrid",
+            "--communities",
+            s(&d.join("communities.geojson")),
+            "--buildings",
+            s(&d.join("buildings.geojson")),
+            "--roads",
+            s(&d.join("roads.geojson")),
+            "--seed",
+            "3",
+            "--out",
+            s(&out),
+            "--assignments",
+            s(&asg),
+        ]);
+        (std::fs::read(&out).unwrap(), std::fs::read(&asg).unwrap())
+    };
+    let a = run("a");
+    let b = run("b");
+    assert!(a.0 == b.0, "grid files differ between runs");
+    assert!(a.1 == b.1, "assignment files differ between runs");
+    let (ok, fig, text) = check(
+        &d.join("communities.geojson"),
+        &d.join("buildings.geojson"),
+        Some(&d.join("roads.geojson")),
+        &d.join("a.geojson"),
+        95.0,
+    );
+    assert!(ok, "checker: {text}");
+    assert!(fig["grids"].as_u64().unwrap() > 50);
+    // codes: 12-digit community codes give 15-digit grid codes; names follow 第N网格
+    let g: serde_json::Value = serde_json::from_slice(&a.0).unwrap();
+    for f in g["features"].as_array().unwrap() {
+        let code = f["properties"]["code"].as_str().unwrap();
+        assert_eq!(code.len(), 15, "{code}");
+        assert!(code.starts_with(f["properties"]["community"].as_str().unwrap()));
+        assert!(f["properties"]["name"].as_str().unwrap().contains("网格"));
+        assert!(f["properties"]["area_m2"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn sample_city_without_roads_still_tiles_every_community() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sample(d, 11, 4);
+    let out = d.join("g.geojson");
+    wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&d.join("communities.geojson")),
+        "--buildings",
+        s(&d.join("buildings.geojson")),
+        "--out",
+        s(&out),
+    ]);
+    let (ok, _, text) = check(
+        &d.join("communities.geojson"),
+        &d.join("buildings.geojson"),
+        None,
+        &out,
+        90.0,
+    );
+    assert!(ok, "checker: {text}");
+}
+
+#[test]
+fn gcj02_and_epsg_inputs_give_the_same_grids() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sample(d, 5, 2);
+    let base = d.join("base.geojson");
+    let args = |c: &Path, b: &Path, out: &Path, crs: &str| -> Vec<String> {
+        [
+            "regrid",
+            "--communities",
+            s(c),
+            "--buildings",
+            s(b),
+            "--out",
+            s(out),
+            "--crs",
+            crs,
+        ]
+        .iter()
+        .map(|x| (*x).to_string())
+        .collect()
+    };
+    let run = |v: Vec<String>| wangge_ok(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    run(args(
+        &d.join("communities.geojson"),
+        &d.join("buildings.geojson"),
+        &base,
+        "wgs84",
+    ));
+    for crs in ["gcj02", "bd09", "EPSG:4546"] {
+        let tag = crs.replace(':', "");
+        let c2 = d.join(format!("c_{tag}.geojson"));
+        let b2 = d.join(format!("b_{tag}.geojson"));
+        wangge_ok(&[
+            "convert",
+            "--from",
+            "wgs84",
+            "--to",
+            crs,
+            s(&d.join("communities.geojson")),
+            s(&c2),
+        ]);
+        wangge_ok(&[
+            "convert",
+            "--from",
+            "wgs84",
+            "--to",
+            crs,
+            s(&d.join("buildings.geojson")),
+            s(&b2),
+        ]);
+        let out = d.join(format!("g_{tag}.geojson"));
+        run(args(&c2, &b2, &out, crs));
+        let (ok, _, text) = check(
+            &d.join("communities.geojson"),
+            &d.join("buildings.geojson"),
+            None,
+            &out,
+            90.0,
+        );
+        assert!(ok, "{crs}: checker: {text}");
+        let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let hh = |v: &serde_json::Value| -> Vec<(String, u64)> {
+            v["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    (
+                        f["properties"]["code"].as_str().unwrap().to_string(),
+                        f["properties"]["households"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(hh(&a).len(), hh(&b).len(), "{crs}: grid count differs");
+    }
+    // output in GCJ-02, converted back, is where the WGS84 output is (< 0.5 m)
+    let g_out = d.join("g_out_gcj.geojson");
+    let back = d.join("back.geojson");
+    wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&d.join("communities.geojson")),
+        "--buildings",
+        s(&d.join("buildings.geojson")),
+        "--out",
+        s(&g_out),
+        "--out-crs",
+        "gcj02",
+    ]);
+    wangge_ok(&[
+        "convert",
+        "--from",
+        "gcj02",
+        "--to",
+        "wgs84",
+        s(&g_out),
+        s(&back),
+    ]);
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&back).unwrap()).unwrap();
+    let pa = &a["features"][0]["geometry"]["coordinates"][0][0];
+    let pb = &b["features"][0]["geometry"]["coordinates"][0][0];
+    let dx = (pa[0].as_f64().unwrap() - pb[0].as_f64().unwrap()).abs() * 96_000.0;
+    let dy = (pa[1].as_f64().unwrap() - pb[1].as_f64().unwrap()).abs() * 111_000.0;
+    assert!(dx < 0.5 && dy < 0.5, "round trip off by {dx} m, {dy} m");
+}
+
+#[test]
+fn osm_pbf_gives_buildings_and_roads() {
+    let m = manhattan();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g.geojson");
+    let rep = dir.path().join("r.json");
+    wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&m.join("communities.geojson")),
+        "--osm",
+        s(&m.join("manhattan.osm.pbf")),
+        "--out",
+        s(&out),
+        "--report",
+        s(&rep),
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    assert!(
+        r["inputs"]["buildings"].as_u64().unwrap() > 7_000,
+        "{}",
+        r["inputs"]
+    );
+    assert!(r["inputs"]["roads"].as_u64().unwrap() > 5_000);
+    assert!(
+        r["inputs"]["households_estimated_buildings"]
+            .as_u64()
+            .unwrap()
+            > 7_000
+    );
+    assert!(
+        r["inputs"]["households_note"]
+            .as_str()
+            .unwrap()
+            .contains("estimate")
+    );
+    assert!(r["total"]["grids"].as_u64().unwrap() > 100);
+}
+
+#[test]
+fn json_summary_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sample(d, 2, 1);
+    let out = d.join("g.geojson");
+    let stdout = wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&d.join("communities.geojson")),
+        "--buildings",
+        s(&d.join("buildings.geojson")),
+        "--out",
+        s(&out),
+        "--json",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.trim()).expect("stdout is one JSON object");
+    assert!(v["total"]["grids"].as_u64().unwrap() >= 1);
+}

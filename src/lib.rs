@@ -12,6 +12,9 @@
 //! - **Sample data** ([`sample`]): a deterministic generated Chinese district.
 //! - **CLI** ([`cli`]): the `wangge` command.
 
+// Index loops over several parallel arrays (faces, corners, labels) read better than zips.
+#![allow(clippy::needless_range_loop)]
+
 pub mod cli;
 pub mod geom;
 pub mod io;

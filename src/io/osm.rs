@@ -13,6 +13,9 @@ use osmpbf::{Element, ElementReader};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// A building relation: id, (member way, role), tags.
+type RelRec = (i64, Vec<(i64, String)>, HashMap<String, String>);
+
 struct WayRec {
     id: i64,
     nodes: Vec<i64>,
@@ -32,7 +35,7 @@ pub fn read_osm(
     let mut nodes: HashMap<i64, Coord> = HashMap::new();
     let mut ways: Vec<WayRec> = Vec::new();
     let mut way_nodes: HashMap<i64, Vec<i64>> = HashMap::new();
-    let mut rels: Vec<(i64, Vec<(i64, String)>, HashMap<String, String>)> = Vec::new();
+    let mut rels: Vec<RelRec> = Vec::new();
     reader
         .for_each(|el| match el {
             Element::Node(n) => {

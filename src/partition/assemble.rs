@@ -153,6 +153,15 @@ pub fn assemble(
         };
         let metres = Polygon::new(to_m(&shell), holes.iter().map(|h| to_m(h)).collect());
         let wgs84 = Polygon::new(to_ll(&shell), holes.iter().map(|h| to_ll(h)).collect());
+        if let Ok(v) = std::env::var("WANGGE_DEBUG_AT") {
+            let xy: Vec<f64> = v.split(',').filter_map(|x| x.parse().ok()).collect();
+            for (i, (p, c)) in shell.iter().enumerate() {
+                let ll = t.frame.inv(*c);
+                if (ll.x - xy[0]).abs() < 2e-5 && (ll.y - xy[1]).abs() < 2e-4 {
+                    eprintln!("grid {gi} ring[{i}] pt {} metres {:?} ll {:?} orig {:?} out {:?}", p.0, c, ll, t.orig.get(p.0 as usize), wgs84.exterior().0.get(i));
+                }
+            }
+        }
         let wgs84 = clean_polygon(wgs84);
         out.push(GridPolygon { metres, wgs84 });
     }
@@ -234,8 +243,10 @@ fn simplify(t: &Tessellation, ring: Vec<(Pt, Coord)>) -> Vec<(Pt, Coord)> {
     let removable = |p: Pt| (p.0 >= nv && p.0 < nv + ne) || (p.0 < nv && t.steiner[p.0 as usize]);
     let mut r = ring;
     loop {
-        r.dedup_by(|a, b| a.1 == b.1);
-        while r.len() > 1 && r.first().map(|x| x.1) == r.last().map(|x| x.1) {
+        // points a few nanometres apart (spade may split an edge right beside a vertex) are one
+        let close = |a: Coord, b: Coord| (a.x - b.x).abs() < 1e-6 && (a.y - b.y).abs() < 1e-6;
+        r.dedup_by(|a, b| close(a.1, b.1));
+        while r.len() > 1 && close(r[0].1, r[r.len() - 1].1) {
             r.pop();
         }
         let n = r.len();
@@ -276,6 +287,17 @@ fn simplify(t: &Tessellation, ring: Vec<(Pt, Coord)>) -> Vec<(Pt, Coord)> {
             }
         }
         if !changed {
+            if std::env::var_os("WANGGE_DEBUG").is_some() {
+                let n = r.len();
+                for i in 0..n {
+                    let (a, c, b) = (r[(i + n - 1) % n].1, r[i].1, r[(i + 1) % n].1);
+                    let (ux, uy, vx, vy) = (a.x - c.x, a.y - c.y, b.x - c.x, b.y - c.y);
+                    let (lu, lv) = (ux.hypot(uy), vx.hypot(vy));
+                    if (ux * vy - uy * vx).abs() <= 1e-6 * lu * lv && ux * vx + uy * vy > 0.0 {
+                        eprintln!("spike left at {:?} ({:?}) sin={:e}", c, t.frame.inv(c), (ux * vy - uy * vx).abs() / (lu * lv));
+                    }
+                }
+            }
             return r;
         }
         r = r
@@ -306,7 +328,8 @@ fn clean_ring(r: &LineString) -> Option<LineString> {
             let (a, b, c) = (v[(i + n - 1) % n], v[i], v[(i + 1) % n]);
             let cross = (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x);
             let dot = (b.x - a.x) * (c.x - b.x) + (b.y - a.y) * (c.y - b.y);
-            if a == c || (cross == 0.0 && dot < 0.0) {
+            let (la, lc) = ((b.x - a.x).hypot(b.y - a.y), (c.x - b.x).hypot(c.y - b.y));
+            if a == c || (cross.abs() <= 1e-9 * la * lc && dot < 0.0) {
                 keep[i] = false;
                 break; // one at a time: neighbours change
             }

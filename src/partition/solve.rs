@@ -179,9 +179,7 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
     }
     if n_grids == 0 {
         // nothing but empty land: one grid
-        for x in &mut grid_of {
-            *x = 0;
-        }
+        grid_of.fill(0);
         return Solution {
             grid_of,
             n_grids: 1,
@@ -243,6 +241,7 @@ fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
     // candidates: (score, direction, prefix length)
     let mut cands: Vec<(f64, usize, usize)> = Vec::new();
     let mut orders: Vec<Vec<u32>> = Vec::new();
+    let mut fallback: Vec<(f64, f64, usize, usize)> = Vec::new();
     const DIRS: usize = 16;
     for di in 0..DIRS {
         let ang = std::f64::consts::PI * 2.0 * di as f64 / DIRS as f64;
@@ -287,16 +286,29 @@ fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
                     }
                 }
             }
-            if order.len() < set.len() && w1 >= lo - 1e-9 && w1 <= hi + 1e-9 {
+            if order.len() < set.len() {
                 let dev = (w1 - ideal) / per;
                 let score = cut_off + 0.15 * cut_all + scale * 0.8 * dev * dev;
-                cands.push((score, orders.len(), order.len()));
+                if w1 >= lo - 1e-9 && w1 <= hi + 1e-9 {
+                    cands.push((score, orders.len(), order.len()));
+                } else {
+                    // outside the feasible range: kept as a last resort, ranked by imbalance
+                    let miss = if w1 < lo { lo - w1 } else { w1 - hi };
+                    fallback.push((miss, score, orders.len(), order.len()));
+                }
             }
         }
         orders.push(order);
     }
     cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut chosen: Option<(Vec<u32>, Vec<u32>)> = None;
+    if cands.is_empty() {
+        fallback.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+        let tol = fallback.first().map_or(0.0, |f| f.0) + 1e-9;
+        lo -= tol;
+        hi += tol;
+        cands.extend(fallback.iter().filter(|f| f.0 <= tol).map(|f| (f.1, f.2, f.3)));
+    }
     for &(_, d, len) in cands.iter().take(12) {
         let s1: Vec<u32> = orders[d][..len].to_vec();
         if let Some(split) = fix_split(ctx, &set, s1, lo, hi, st) {
@@ -308,7 +320,11 @@ fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
         Some(x) => x,
         None => {
             // no clean split: take the best prefix anyway and let the parts sort themselves out
-            let Some(&(_, d, len)) = cands.first() else {
+            let best = cands.first().map(|c| (c.1, c.2)).or_else(|| {
+                fallback.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+                fallback.first().map(|c| (c.2, c.3))
+            });
+            let Some((d, len)) = best else {
                 out.push(set);
                 return;
             };

@@ -246,7 +246,7 @@ impl RingIndex {
     }
 
     fn contains(&self, p: Coord) -> bool {
-        if !(p.y >= self.y0) {
+        if p.y.is_nan() || p.y < self.y0 {
             return false;
         }
         let i = ((p.y - self.y0) / self.h).floor() as usize;
@@ -392,7 +392,8 @@ impl Builder {
         if n < 2 {
             return Ok(());
         }
-        let last = if closed { n - 1 } else { n - 1 };
+        let _ = closed; // rings arrive closed (last point = first)
+        let last = n - 1;
         let mut prev = self.insert(pts[0], orig.map(|o| o[0]), false)?;
         for i in 1..=last {
             let (a, b) = (pts[i - 1], pts[i]);
@@ -805,7 +806,7 @@ fn build(
         x
     }
     let mut pairs: Vec<_> = overlap.into_iter().collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.sort_by_key(|a| a.0);
     for ((i, j), a) in pairs {
         let (i, j) = (i as usize, j as usize);
         if a > s.merge_overlap_m2 {
@@ -1317,7 +1318,7 @@ fn atom_graph(
     }
     let mut list: Vec<((u32, u32), (f64, f64))> =
         pairs.into_iter().filter(|(_, v)| v.0 > 1e-9).collect();
-    list.sort_by(|a, b| a.0.cmp(&b.0));
+    list.sort_by_key(|a| a.0);
     let n = atoms.len();
     let mut deg = vec![0usize; n];
     for ((a, b), _) in &list {

@@ -132,6 +132,7 @@ impl Ctx {
         }
         self.roads.push(json!({ "type": "Feature", "properties": props, "geometry": { "type": "LineString", "coordinates": coords } }));
     }
+    #[allow(clippy::too_many_arguments)]
     /// A rectangle `w`×`d` centred at `c`, rotated by `ang`, if it keeps `setback` from the block edge.
     fn building(
         &mut self,

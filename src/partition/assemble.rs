@@ -158,7 +158,14 @@ pub fn assemble(
             for (i, (p, c)) in shell.iter().enumerate() {
                 let ll = t.frame.inv(*c);
                 if (ll.x - xy[0]).abs() < 2e-5 && (ll.y - xy[1]).abs() < 2e-4 {
-                    eprintln!("grid {gi} ring[{i}] pt {} metres {:?} ll {:?} orig {:?} out {:?}", p.0, c, ll, t.orig.get(p.0 as usize), wgs84.exterior().0.get(i));
+                    eprintln!(
+                        "grid {gi} ring[{i}] pt {} metres {:?} ll {:?} orig {:?} out {:?}",
+                        p.0,
+                        c,
+                        ll,
+                        t.orig.get(p.0 as usize),
+                        wgs84.exterior().0.get(i)
+                    );
                 }
             }
         }
@@ -294,7 +301,12 @@ fn simplify(t: &Tessellation, ring: Vec<(Pt, Coord)>) -> Vec<(Pt, Coord)> {
                     let (ux, uy, vx, vy) = (a.x - c.x, a.y - c.y, b.x - c.x, b.y - c.y);
                     let (lu, lv) = (ux.hypot(uy), vx.hypot(vy));
                     if (ux * vy - uy * vx).abs() <= 1e-6 * lu * lv && ux * vx + uy * vy > 0.0 {
-                        eprintln!("spike left at {:?} ({:?}) sin={:e}", c, t.frame.inv(c), (ux * vy - uy * vx).abs() / (lu * lv));
+                        eprintln!(
+                            "spike left at {:?} ({:?}) sin={:e}",
+                            c,
+                            t.frame.inv(c),
+                            (ux * vy - uy * vx).abs() / (lu * lv)
+                        );
                     }
                 }
             }

@@ -44,11 +44,17 @@ pub struct Objective {
 
 impl Default for Objective {
     fn default() -> Self {
+        let env = |k: &str, d: f64| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d)
+        };
         Objective {
             band: 50.0,
-            deviation: 0.6,
-            shape: 0.35,
-            off_road: 0.25,
+            deviation: env("W_DEV", 0.6),
+            shape: env("W_SHAPE", 0.35),
+            off_road: env("W_ROAD", 0.25),
         }
     }
 }
@@ -303,11 +309,21 @@ fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
     cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut chosen: Option<(Vec<u32>, Vec<u32>)> = None;
     if cands.is_empty() {
-        fallback.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+        fallback.sort_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.cmp(&b.2))
+                .then(a.3.cmp(&b.3))
+        });
         let tol = fallback.first().map_or(0.0, |f| f.0) + 1e-9;
         lo -= tol;
         hi += tol;
-        cands.extend(fallback.iter().filter(|f| f.0 <= tol).map(|f| (f.1, f.2, f.3)));
+        cands.extend(
+            fallback
+                .iter()
+                .filter(|f| f.0 <= tol)
+                .map(|f| (f.1, f.2, f.3)),
+        );
     }
     for &(_, d, len) in cands.iter().take(12) {
         let s1: Vec<u32> = orders[d][..len].to_vec();
@@ -321,7 +337,12 @@ fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
         None => {
             // no clean split: take the best prefix anyway and let the parts sort themselves out
             let best = cands.first().map(|c| (c.1, c.2)).or_else(|| {
-                fallback.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+                fallback.sort_by(|a, b| {
+                    a.0.total_cmp(&b.0)
+                        .then(a.1.total_cmp(&b.1))
+                        .then(a.2.cmp(&b.2))
+                        .then(a.3.cmp(&b.3))
+                });
                 fallback.first().map(|c| (c.2, c.3))
             });
             let Some((d, len)) = best else {
@@ -573,6 +594,9 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
             st[from] = f_new;
             st[to] = t_new;
             moved += 1;
+        }
+        if std::env::var_os("WANGGE_DEBUG").is_some() {
+            eprintln!("refine pass {_pass}: {moved} moves");
         }
         if moved == 0 {
             break;

@@ -446,6 +446,9 @@ pub fn tessellate(
     {
         return Ok(r);
     }
+    if std::env::var_os("WANGGE_DEBUG").is_some() {
+        eprintln!("tessellation: refined attempt failed, retrying without refinement");
+    }
     let plain = TessellationSettings {
         refine_angle_deg: 0.0,
         ..*s
@@ -609,8 +612,7 @@ fn build(
             .with_angle_limit(spade::AngleLimit::from_deg(s.refine_angle_deg))
             .with_min_required_area(0.5)
             .with_max_allowed_area(s.max_triangle_m2)
-            .with_max_additional_vertices(nv0 * 4)
-            .keep_constraint_edges();
+            .with_max_additional_vertices(nv0 * 4);
         b.cdt.refine(params);
     }
     let cdt = &b.cdt;
@@ -956,7 +958,73 @@ fn build(
             }
         }
     }
-    // blocks without buildings become atoms of their own
+    // Blocks without buildings (strips between parallel roads, plazas, small parks) are shared
+    // by the neighbouring blocks' atoms: labels continue across the road at shared vertices.
+    // Only blocks that nothing reaches become atoms of their own.
+    {
+        let mut open = vec![false; nn];
+        // seeds only across a road edge, from the corners of the triangle on the other side, so
+        // that every piece joins its atom along an edge, never at a lone point
+        let mut seeds: Vec<(f64, u32, u32)> = Vec::new();
+        for f in 1..nf {
+            if !inside[f] {
+                continue;
+            }
+            for k in 0..3 {
+                let g = nbr[f][k];
+                if g == NONE || !inside[g as usize] || block[g as usize] == block[f] {
+                    continue;
+                }
+                for kk in [k, (k + 1) % 3] {
+                    let n = fnode[f][kk];
+                    if label[n as usize] != NONE {
+                        continue;
+                    }
+                    let v = faces[f][kk];
+                    let gi = g as usize;
+                    if let Some(j) = (0..3).find(|&j| faces[gi][j] == v) {
+                        let m = fnode[gi][j] as usize;
+                        if label[m] != NONE {
+                            seeds.push((dist_n[m], label[m], n));
+                        }
+                    }
+                }
+            }
+        }
+        seeds.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        for n in 0..nn {
+            if label[n] == NONE {
+                open[n] = true;
+            }
+        }
+        for (d, l, n) in seeds {
+            let nu = n as usize;
+            if d < dist_n[nu] || (d == dist_n[nu] && l < label[nu]) {
+                dist_n[nu] = d;
+                label[nu] = l;
+                heap.push(Reverse((OrdF(d), l, n)));
+            }
+        }
+        while let Some(Reverse((OrdF(d), l, n))) = heap.pop() {
+            let n = n as usize;
+            if d > dist_n[n] || l != label[n] {
+                continue;
+            }
+            for &(m, w) in &adjn[start[n]..start[n + 1]] {
+                let m = m as usize;
+                if !open[m] {
+                    continue;
+                }
+                let nd = d + w;
+                if nd < dist_n[m] || (nd == dist_n[m] && l < label[m]) {
+                    dist_n[m] = nd;
+                    label[m] = l;
+                    heap.push(Reverse((OrdF(nd), l, m as u32)));
+                }
+            }
+        }
+    }
+    // blocks that nothing reached become atoms of their own
     let mut block_atom = vec![NONE; nblocks as usize];
     let mut corner = vec![[NONE; 3]; nf];
     for f in 1..nf {
@@ -997,6 +1065,15 @@ fn build(
         }
     }
 
+    split_fragments(
+        &faces,
+        &nbr,
+        &inside,
+        &face_atom,
+        &verts,
+        &mut corner,
+        &mut atoms,
+    );
     let tess = Tessellation {
         frame,
         verts,
@@ -1053,6 +1130,109 @@ fn nearest_around(
         (Some(a), None) => Some(a.1),
         (None, Some(b)) => Some(b.1),
         (None, None) => None,
+    }
+}
+
+/// Make every atom one connected region: pieces of an atom that touch the rest of it only at a
+/// point (or not at all) become building-less atoms of their own, which the partitioner then
+/// attaches to a neighbour. Pieces are tracked as triangle corners: corners of one triangle with
+/// the same label form one piece, and pieces on either side of a half-edge with the same label
+/// are joined.
+fn split_fragments(
+    faces: &[[u32; 3]],
+    nbr: &[[u32; 3]],
+    inside: &[bool],
+    face_atom: &[u32],
+    verts: &[Coord],
+    corner: &mut [[u32; 3]],
+    atoms: &mut Vec<Atom>,
+) {
+    let nf = faces.len();
+    let slot = |f: usize, k: usize| f * 3 + k;
+    let mut parent: Vec<u32> = (0..(nf * 3) as u32).collect();
+    fn find(p: &mut [u32], mut x: u32) -> u32 {
+        while p[x as usize] != x {
+            p[x as usize] = p[p[x as usize] as usize];
+            x = p[x as usize];
+        }
+        x
+    }
+    let union = |p: &mut Vec<u32>, a: usize, b: usize| {
+        let (ra, rb) = (find(p, a as u32), find(p, b as u32));
+        if ra != rb {
+            p[ra.max(rb) as usize] = ra.min(rb);
+        }
+    };
+    for f in 1..nf {
+        if !inside[f] {
+            continue;
+        }
+        let l = corner[f];
+        for k in 0..3 {
+            let k2 = (k + 1) % 3;
+            if l[k] == l[k2] {
+                union(&mut parent, slot(f, k), slot(f, k2));
+            }
+            let g = nbr[f][k];
+            if g == NONE || !inside[g as usize] || (g as usize) < f {
+                continue;
+            }
+            let g = g as usize;
+            for kk in [k, k2] {
+                let v = faces[f][kk];
+                if let Some(j) = (0..3).find(|&j| faces[g][j] == v) {
+                    if corner[g][j] == l[kk] {
+                        union(&mut parent, slot(f, kk), slot(g, j));
+                    }
+                }
+            }
+        }
+    }
+    // per atom: its components, with area and whether they hold building triangles
+    let mut comp_info: HashMap<u32, (u32, f64, bool)> = HashMap::new(); // root -> (atom, area, has building)
+    for f in 1..nf {
+        if !inside[f] {
+            continue;
+        }
+        let [a, b, c] = faces[f].map(|v| verts[v as usize]);
+        let area = tri_area(a, b, c).abs() / 3.0;
+        for k in 0..3 {
+            let r = find(&mut parent, slot(f, k) as u32);
+            let e = comp_info.entry(r).or_insert((corner[f][k], 0.0, false));
+            e.1 += area;
+            e.2 |= face_atom[f] != NONE;
+        }
+    }
+    let mut best: HashMap<u32, (u32, bool, f64)> = HashMap::new(); // atom -> (root, has building, area)
+    let mut roots: Vec<(&u32, &(u32, f64, bool))> = comp_info.iter().collect();
+    roots.sort_by_key(|x| *x.0);
+    for &(&r, &(atom, area, bld)) in &roots {
+        let e = best.entry(atom).or_insert((r, bld, area));
+        if (bld, area) > (e.1, e.2) {
+            *e = (r, bld, area);
+        }
+    }
+    let mut new_id: HashMap<u32, u32> = HashMap::new();
+    for &(&r, &(atom, _, bld)) in &roots {
+        if best.get(&atom).map(|b| b.0) == Some(r) || bld {
+            continue; // the main piece, or a piece of a footprint (kept with its building)
+        }
+        new_id.insert(r, atoms.len() as u32);
+        atoms.push(Atom::default());
+    }
+    if new_id.is_empty() {
+        return;
+    }
+    for f in 1..nf {
+        if !inside[f] {
+            continue;
+        }
+        for k in 0..3 {
+            let r = find(&mut parent, slot(f, k) as u32);
+            if let Some(&id) = new_id.get(&r) {
+                corner[f][k] = id;
+            }
+        }
     }
 }
 

@@ -263,12 +263,16 @@ pub fn regrid(
             .collect(),
     );
     let has_roads = !roads.is_empty();
-    let results: Vec<Result<(Vec<Grid>, CommunityReport), RegridError>> = communities
+    // largest communities first, one task each, so two cores finish together
+    let mut order: Vec<usize> = (0..communities.len()).collect();
+    order.sort_by_key(|&ci| (std::cmp::Reverse(per_comm[ci].len()), ci));
+    type Outcome = Result<(Vec<Grid>, CommunityReport), RegridError>;
+    let mut done: Vec<(usize, Outcome)> = order
         .par_iter()
-        .enumerate()
-        .map(|(ci, c)| {
+        .with_max_len(1)
+        .map(|&ci| {
             let r = regrid_community(
-                c,
+                &communities[ci],
                 buildings,
                 &per_comm[ci],
                 &segs,
@@ -277,9 +281,11 @@ pub fn regrid(
                 params,
             );
             progress();
-            r
+            (ci, r)
         })
         .collect();
+    done.sort_by_key(|x| x.0);
+    let results: Vec<Outcome> = done.into_iter().map(|x| x.1).collect();
     let mut grids = Vec::new();
     let mut reports = Vec::new();
     for r in results {

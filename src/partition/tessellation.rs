@@ -26,6 +26,7 @@ pub const NONE: u32 = u32::MAX;
 
 const F_BOUNDARY: u8 = 1;
 const F_ROAD: u8 = 2;
+const F_CONSTRAINT: u8 = 4;
 
 /// A building handed to the tessellation (coordinates in the frame's metres).
 #[derive(Debug, Clone)]
@@ -476,6 +477,13 @@ fn build(
     near_roads: &[(Coord, Coord)],
     s: &TessellationSettings,
 ) -> Result<(Tessellation, AtomGraph), TessellationError> {
+    let t0 = std::time::Instant::now();
+    let debug = std::env::var_os("WANGGE_DEBUG").is_some();
+    let tick = |what: &str| {
+        if debug {
+            eprintln!("  tess {what}: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+        }
+    };
     let mut b = Builder {
         cdt: ConstrainedDelaunayTriangulation::new(),
         orig: HashMap::new(),
@@ -568,6 +576,7 @@ fn build(
             road_used.push((p, q));
         }
     }
+    tick("roads pre-noded");
     // community rings, with the extra vertices, original WGS84 coordinates kept
     for (ri, (r, rl)) in rings.iter().enumerate() {
         let mut extra = std::mem::take(&mut ring_extra[ri]);
@@ -591,6 +600,7 @@ fn build(
         }
         b.ring(&pts, &orig, s.densify_m)?;
     }
+    tick("rings inserted");
     // footprints
     for bp in buildings {
         for p in &bp.polygons {
@@ -604,6 +614,7 @@ fn build(
     }
     let road_tree = seg_tree(road_used.iter().copied());
     let near_tree = seg_tree(near_roads.iter().copied());
+    tick("constraints");
     if s.refine_angle_deg > 0.0 {
         // Delaunay refinement: no sliver triangles, so cuts through triangles stay short and
         // boundaries between buildings run close to the medial line.
@@ -615,7 +626,9 @@ fn build(
             .with_max_additional_vertices(nv0 * 4);
         b.cdt.refine(params);
     }
+    tick("constraints+refine");
     let cdt = &b.cdt;
+    let skipped = b.skipped;
 
     // compact arrays
     let nv = cdt.num_vertices();
@@ -636,6 +649,7 @@ fn build(
         if !cdt.is_constraint_edge(e.fix()) {
             continue;
         }
+        edge_flags[ei] |= F_CONSTRAINT;
         let [p, q] = e.positions();
         let m = Coord {
             x: (p.x + q.x) / 2.0,
@@ -666,6 +680,7 @@ fn build(
                 .map_or(NONE, |g| g.index() as u32);
         }
     }
+    tick("compact arrays");
     // inside: regions of triangles bounded by boundary constraints are wholly in or out; each
     // region takes the area-weighted vote of its triangles' centroids (exact point-in-polygon).
     // Where a boundary piece is missing (a rare near-degenerate crossing), the region is mixed
@@ -738,6 +753,7 @@ fn build(
         tri_area(a, bb, c)
     };
 
+    tick("inside");
     // building membership of inside faces
     #[derive(Clone)]
     struct BBox(usize, AABB<[f64; 2]>);
@@ -766,9 +782,53 @@ fn build(
     let mut face_bld = vec![NONE; nf];
     let mut overlap: HashMap<(u32, u32), f64> = HashMap::new();
     let mut hits: Vec<usize> = Vec::new();
+    // When every constraint made it into the triangulation, the triangles between constraint
+    // edges form regions that lie wholly inside or outside each footprint: one point test per
+    // region then decides for all its triangles. Otherwise every triangle is tested.
+    let mut rep = vec![NONE; nf];
+    let mut region_area = vec![0.0; nf];
+    if skipped == 0 {
+        for f0 in 1..nf {
+            if !inside[f0] || rep[f0] != NONE {
+                continue;
+            }
+            rep[f0] = f0 as u32;
+            stack.clear();
+            stack.push(f0);
+            let mut best = (farea(f0), f0);
+            let mut members = vec![f0];
+            while let Some(f) = stack.pop() {
+                for k in 0..3 {
+                    let g = nbr[f][k];
+                    if g == NONE
+                        || !inside[g as usize]
+                        || rep[g as usize] != NONE
+                        || edge_flags[edge[f][k] as usize] & F_CONSTRAINT != 0
+                    {
+                        continue;
+                    }
+                    rep[g as usize] = f0 as u32;
+                    stack.push(g as usize);
+                    members.push(g as usize);
+                    let a = farea(g as usize);
+                    if a > best.0 {
+                        best = (a, g as usize);
+                    }
+                }
+            }
+            let total: f64 = members.iter().map(|&m| farea(m)).sum();
+            for m in members {
+                rep[m] = best.1 as u32;
+            }
+            region_area[best.1] = total;
+        }
+    }
     for f in 1..nf {
         if !inside[f] {
             continue;
+        }
+        if rep[f] != NONE && rep[f] as usize != f {
+            continue; // decided with its region's representative below
         }
         let c = centroid(f);
         hits.clear();
@@ -788,7 +848,11 @@ fn build(
             .unwrap_or(&hits[0]);
         face_bld[f] = best as u32;
         if hits.len() > 1 {
-            let a = farea(f);
+            let a = if rep[f] as usize == f {
+                region_area[f]
+            } else {
+                farea(f)
+            };
             for i in 0..hits.len() {
                 for j in i + 1..hits.len() {
                     *overlap
@@ -798,6 +862,14 @@ fn build(
             }
         }
     }
+    if skipped == 0 {
+        for f in 1..nf {
+            if inside[f] && rep[f] != NONE && rep[f] as usize != f {
+                face_bld[f] = face_bld[rep[f] as usize];
+            }
+        }
+    }
+    tick("membership");
     // clusters of overlapping buildings (union-find)
     let mut parent: Vec<usize> = (0..buildings.len()).collect();
     fn find(p: &mut [usize], mut x: usize) -> usize {
@@ -880,20 +952,35 @@ fn build(
         }
         nblocks += 1;
     }
+    tick("blocks");
     // Dijkstra over (vertex, block) nodes
-    let mut node_of: HashMap<u64, u32> = HashMap::new();
+    // most vertices lie in one block: (block, node) per vertex, a map only for the others
+    let mut vnode: Vec<(u32, u32)> = vec![(NONE, NONE); verts.len()];
+    let mut extra_nodes: HashMap<u64, u32> = HashMap::new();
+    let mut nn = 0usize;
     let mut fnode = vec![[NONE; 3]; nf];
     for f in 1..nf {
         if !inside[f] {
             continue;
         }
         for k in 0..3 {
-            let key = (u64::from(faces[f][k]) << 32) | u64::from(block[f]);
-            let n = node_of.len() as u32;
-            fnode[f][k] = *node_of.entry(key).or_insert(n);
+            let v = faces[f][k] as usize;
+            let bk = block[f];
+            fnode[f][k] = if vnode[v].0 == NONE {
+                vnode[v] = (bk, nn as u32);
+                nn += 1;
+                (nn - 1) as u32
+            } else if vnode[v].0 == bk {
+                vnode[v].1
+            } else {
+                let key = ((v as u64) << 32) | u64::from(bk);
+                *extra_nodes.entry(key).or_insert_with(|| {
+                    nn += 1;
+                    (nn - 1) as u32
+                })
+            };
         }
     }
-    let nn = node_of.len();
     let mut deg = vec![0usize; nn + 1];
     for f in 1..nf {
         if inside[f] {
@@ -958,6 +1045,7 @@ fn build(
             }
         }
     }
+    tick("dijkstra");
     // Blocks without buildings (strips between parallel roads, plazas, small parks) are shared
     // by the neighbouring blocks' atoms: labels continue across the road at shared vertices.
     // Only blocks that nothing reaches become atoms of their own.
@@ -1065,6 +1153,7 @@ fn build(
         }
     }
 
+    tick("corners");
     split_fragments(
         &faces,
         &nbr,
@@ -1087,7 +1176,9 @@ fn build(
         corner,
         n_edges: ne,
     };
+    tick("fragments");
     let graph = atom_graph(&tess, atoms, &near_tree, s.road_near_m);
+    tick("atom graph");
     Ok((tess, graph))
 }
 

@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod geom;
 pub mod io;
+pub mod locate;
 pub mod model;
 pub mod partition;
 pub mod sample;

@@ -1,6 +1,7 @@
 //! The `wangge` command line. `main.rs` only parses and dispatches here.
 
 mod convert;
+mod locate;
 mod regrid;
 
 use anyhow::Result;
@@ -22,6 +23,8 @@ pub enum Command {
     Regrid(regrid::RegridArgs),
     /// Convert CSV (lon/lat columns) or GeoJSON files between coordinate systems.
     Convert(convert::ConvertArgs),
+    /// Add the grid (and community) of every point of a CSV or GeoJSON file.
+    Locate(locate::LocateArgs),
     /// Generate the deterministic sample district.
     SampleCity(SampleArgs),
 }
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Regrid(a) => regrid::run(&a),
         Command::Convert(a) => convert::run(&a),
+        Command::Locate(a) => locate::run(&a),
         Command::SampleCity(a) => sample_city(&a),
     }
 }

@@ -562,3 +562,60 @@ pub fn geodesic_area_m2(mp: &MultiPolygon) -> f64 {
     );
     m.unsigned_area()
 }
+
+/// Read a polygon layer as locate zones: `code` (required), `name`, `community`, `street`,
+/// `valid_from`/`valid_to` (dates or times).
+///
+/// # Errors
+/// As for communities, plus unreadable validity times (named).
+pub fn read_zones(path: &Path, tf: &Transformer) -> Result<Vec<crate::locate::Zone>, InputError> {
+    let feats = read_features(path)?;
+    if feats.is_empty() {
+        return Err(InputError::file(path, "the grid layer has no features"));
+    }
+    let mut notes = LoadNotes::default();
+    let mut out = Vec::with_capacity(feats.len());
+    for f in &feats {
+        let label = f.label();
+        let code = f
+            .properties
+            .get("code")
+            .and_then(value_text)
+            .or_else(|| f.id.clone())
+            .ok_or_else(|| {
+                InputError::item(
+                    path,
+                    &label,
+                    Some("code"),
+                    "is missing; every grid needs a code",
+                )
+            })?;
+        let time = |k: &str| -> Result<Option<i64>, InputError> {
+            match f.properties.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => {
+                    let text = value_text(v).unwrap_or_default();
+                    crate::model::parse_time(&text).map(Some).ok_or_else(|| {
+                        InputError::item(
+                            path,
+                            &label,
+                            Some(k),
+                            format!("expected a date or time, found {v}"),
+                        )
+                    })
+                }
+            }
+        };
+        let polygon = polygons_of(path, f, tf, &mut notes.repaired)?;
+        out.push(crate::locate::Zone {
+            code,
+            name: f.properties.get("name").and_then(value_text),
+            community: f.properties.get("community").and_then(value_text),
+            street: f.properties.get("street").and_then(value_text),
+            valid_from: time("valid_from")?,
+            valid_to: time("valid_to")?,
+            polygon,
+        });
+    }
+    Ok(out)
+}

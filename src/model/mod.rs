@@ -3,9 +3,11 @@
 
 mod code;
 mod households;
+mod time;
 
 pub use code::{GridCode, grid_code, grid_name};
 pub use households::{EstimateParams, HouseholdSource};
+pub use time::{format_time, parse_time};
 
 use geo::{LineString, MultiPolygon};
 

@@ -1,0 +1,477 @@
+//! Point → grid (and community, street) location: exact, fast, time-aware.
+//!
+//! The answer equals exact point-in-polygon. A point on an edge shared by two grids belongs to
+//! exactly one of them, by the half-open crossing rule: **the grid to its east**, or for an
+//! east–west edge **the grid to its north** (a shared vertex follows the same rule). So every
+//! point of a seamless grid layer has exactly one grid, unlike `ST_Covers`, which gives two.
+//!
+//! How: a uniform cell index over the layer. Cells that no edge crosses know their grid(s)
+//! outright (scan-filled), so most points cost one array lookup. Cells crossed by edges keep
+//! their candidate polygons, tested exactly against only the edges of the cell's row.
+//! Grids may carry `valid_from`/`valid_to` (seconds since the epoch): a point with a time is
+//! located among the grids in force then, so old cases keep their old grid (as MapIt keeps
+//! boundary generations).
+//!
+//! No I/O: zones in, answers out.
+
+use geo::{Coord, MultiPolygon};
+use rstar::{RTree, primitives::GeomWithData, primitives::Line};
+
+/// One polygon of the layer (a grid, or a community when used as such).
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub code: String,
+    pub name: Option<String>,
+    pub community: Option<String>,
+    pub street: Option<String>,
+    /// In force from (inclusive), seconds since the epoch; None = always.
+    pub valid_from: Option<i64>,
+    /// In force until (exclusive); None = still in force.
+    pub valid_to: Option<i64>,
+    /// WGS84.
+    pub polygon: MultiPolygon,
+}
+
+impl Zone {
+    /// True when the zone is in force at `t` (None = now: zones without an end).
+    #[must_use]
+    pub fn in_force(&self, t: Option<i64>) -> bool {
+        match t {
+            None => self.valid_to.is_none(),
+            Some(t) => {
+                self.valid_from.is_none_or(|f| f <= t) && self.valid_to.is_none_or(|e| t < e)
+            }
+        }
+    }
+}
+
+/// The answer for one point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Located {
+    /// Inside zone `i`.
+    Inside(usize),
+    /// In no zone; the nearest zone in force and the distance to it in metres.
+    Outside { nearest: usize, distance_m: f64 },
+    /// No zone in force at that time.
+    NoZone,
+}
+
+/// Errors building a locator.
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error("the layer has no polygons")]
+    Empty,
+}
+
+type Seg = GeomWithData<Line<[f64; 2]>, u32>;
+
+/// A prepared point locator.
+pub struct Locator {
+    zones: Vec<Zone>,
+    // index
+    x0: f64,
+    y0: f64,
+    cw: f64,
+    ch: f64,
+    nx: usize,
+    ny: usize,
+    /// Per cell: offset into `lists`, length, and whether edges cross it.
+    cells: Vec<(u32, u16, bool)>,
+    lists: Vec<u32>,
+    /// Per zone: its edges binned by cell row: (row → range into `zedges`).
+    zrows: Vec<(usize, Vec<(u32, u32)>)>,
+    zedges: Vec<(Coord, Coord)>,
+    /// Nearest-edge search for points outside, in scaled degrees (x·cos φ0, y).
+    edges_tree: RTree<Seg>,
+    kx: f64,
+}
+
+impl Locator {
+    /// Build a locator over zones.
+    ///
+    /// # Errors
+    /// An empty layer.
+    #[allow(clippy::too_many_lines)]
+    pub fn new(zones: Vec<Zone>) -> Result<Self, LocateError> {
+        let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+        let mut nverts = 0usize;
+        for z in &zones {
+            for p in &z.polygon.0 {
+                for r in std::iter::once(p.exterior()).chain(p.interiors()) {
+                    for c in &r.0 {
+                        lo = [lo[0].min(c.x), lo[1].min(c.y)];
+                        hi = [hi[0].max(c.x), hi[1].max(c.y)];
+                        nverts += 1;
+                    }
+                }
+            }
+        }
+        if zones.is_empty() || !lo[0].is_finite() {
+            return Err(LocateError::Empty);
+        }
+        let kx = ((lo[1] + hi[1]) / 2.0).to_radians().cos().max(0.01);
+        // about four cells per vertex, square in metres, at most 4M cells
+        let target = (nverts * 4).clamp(1024, 4_000_000) as f64;
+        let (w, h) = ((hi[0] - lo[0]).max(1e-9) * kx, (hi[1] - lo[1]).max(1e-9));
+        let side = (w * h / target).sqrt().max(1e-7);
+        let nx = ((w / side).ceil() as usize).clamp(1, 8192);
+        let ny = ((h / side).ceil() as usize).clamp(1, 8192);
+        let cw = (hi[0] - lo[0]).max(1e-9) / nx as f64 * (1.0 + 1e-9);
+        let ch = (hi[1] - lo[1]).max(1e-9) / ny as f64 * (1.0 + 1e-9);
+        let (x0, y0) = (lo[0], lo[1]);
+        let ncell = nx * ny;
+        // per cell candidate sets: edges crossing (mixed) and centre-inside (cover)
+        let mut mixed: Vec<Vec<u32>> = vec![Vec::new(); ncell];
+        let mut cover: Vec<Vec<u32>> = vec![Vec::new(); ncell];
+        let mut zedges: Vec<(Coord, Coord)> = Vec::new();
+        let mut zrows: Vec<(usize, Vec<(u32, u32)>)> = Vec::with_capacity(zones.len());
+        let mut segs: Vec<Seg> = Vec::new();
+        let mut flat: Vec<u32> = Vec::new();
+        let col = |x: f64| (((x - x0) / cw).floor().max(0.0) as usize).min(nx - 1);
+        let row = |y: f64| (((y - y0) / ch).floor().max(0.0) as usize).min(ny - 1);
+        for (zi, z) in zones.iter().enumerate() {
+            let zi32 = zi as u32;
+            let mut edges: Vec<(Coord, Coord)> = Vec::new();
+            for p in &z.polygon.0 {
+                for r in std::iter::once(p.exterior()).chain(p.interiors()) {
+                    for w in r.0.windows(2) {
+                        if w[0] != w[1] {
+                            edges.push((w[0], w[1]));
+                        }
+                    }
+                }
+            }
+            // mark cells crossed by each edge (conservative: the edge's cells along its rows)
+            for &(a, b) in &edges {
+                segs.push(GeomWithData::new(
+                    Line::new([a.x * kx, a.y], [b.x * kx, b.y]),
+                    zi32,
+                ));
+                let (r0, r1) = (row(a.y.min(b.y)), row(a.y.max(b.y)));
+                for rr in r0..=r1 {
+                    // x-range of the edge within this row band
+                    let yb0 = y0 + rr as f64 * ch;
+                    let yb1 = yb0 + ch;
+                    let (xa, xb) = clip_x(a, b, yb0, yb1);
+                    for cc in col(xa.min(xb))..=col(xa.max(xb)) {
+                        let m = &mut mixed[rr * nx + cc];
+                        if m.last() != Some(&zi32) {
+                            m.push(zi32);
+                        }
+                    }
+                }
+            }
+            // scan-fill: cells whose centre is inside the zone
+            let (mut zr0, mut zr1) = (usize::MAX, 0usize);
+            for &(a, b) in &edges {
+                zr0 = zr0.min(row(a.y.min(b.y)));
+                zr1 = zr1.max(row(a.y.max(b.y)));
+            }
+            let mut xs: Vec<f64> = Vec::new();
+            for rr in zr0..=zr1 {
+                let yc = y0 + (rr as f64 + 0.5) * ch;
+                xs.clear();
+                for &(a, b) in &edges {
+                    if (a.y > yc) != (b.y > yc) {
+                        xs.push((b.x - a.x) * (yc - a.y) / (b.y - a.y) + a.x);
+                    }
+                }
+                xs.sort_by(f64::total_cmp);
+                for pair in xs.chunks(2) {
+                    if pair.len() < 2 {
+                        break;
+                    }
+                    // cells whose centre x lies in [pair0, pair1)
+                    let c0 = ((pair[0] - x0) / cw - 0.5).ceil().max(0.0) as usize;
+                    let c1f = (pair[1] - x0) / cw - 0.5;
+                    if c1f < 0.0 {
+                        continue;
+                    }
+                    let c1 = (c1f.floor() as usize).min(nx - 1);
+                    for cc in c0..=c1 {
+                        if c0 > c1 {
+                            break;
+                        }
+                        cover[rr * nx + cc].push(zi32);
+                    }
+                }
+            }
+            // edges binned by row for exact tests
+            let mut by_row: Vec<Vec<u32>> = vec![Vec::new(); zr1.saturating_sub(zr0) + 1];
+            let base = zedges.len();
+            for (k, &(a, b)) in edges.iter().enumerate() {
+                for rr in row(a.y.min(b.y))..=row(a.y.max(b.y)) {
+                    by_row[rr - zr0].push((base + k) as u32);
+                }
+            }
+            zedges.extend(edges);
+            // flatten: per row a range into an index list stored in zedges order
+            let mut rows = Vec::with_capacity(by_row.len());
+            for list in by_row {
+                rows.push((flat.len() as u32, list.len() as u32));
+                flat.extend(list);
+            }
+            zrows.push((zr0, rows));
+        }
+        // cells: mixed cells list candidates = edge zones ∪ cover zones; pure cells list cover zones
+        let mut cells = Vec::with_capacity(ncell);
+        let mut lists: Vec<u32> = Vec::new();
+        for i in 0..ncell {
+            let start = lists.len() as u32;
+            let is_mixed = !mixed[i].is_empty();
+            let mut l: Vec<u32> = mixed[i].iter().chain(cover[i].iter()).copied().collect();
+            l.sort_unstable();
+            l.dedup();
+            let len = l.len().min(u16::MAX as usize) as u16;
+            lists.extend(l.into_iter().take(len as usize));
+            cells.push((start, len, is_mixed));
+        }
+        // keep the flattened per-row edge lists after the cell lists
+        let flat_base = lists.len() as u32;
+        lists.extend(flat);
+        for z in &mut zrows {
+            for r in &mut z.1 {
+                r.0 += flat_base;
+            }
+        }
+        Ok(Locator {
+            zones,
+            x0,
+            y0,
+            cw,
+            ch,
+            nx,
+            ny,
+            cells,
+            lists,
+            zrows,
+            zedges,
+            edges_tree: RTree::bulk_load(segs),
+            kx,
+        })
+    }
+
+    /// The zones, in input order.
+    #[must_use]
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// Exact crossing-number test of zone `z` using only the edges of the point's row.
+    fn inside(&self, z: usize, p: Coord, rr: usize) -> bool {
+        let (r0, rows) = &self.zrows[z];
+        if rr < *r0 || rr >= r0 + rows.len() {
+            return false;
+        }
+        let (s, l) = rows[rr - r0];
+        let mut inside = false;
+        for &e in &self.lists[s as usize..(s + l) as usize] {
+            let (a, b) = self.zedges[e as usize];
+            if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x {
+                inside = !inside;
+            }
+        }
+        inside
+    }
+
+    /// Locate a WGS84 point among the zones in force at `t` (None: the current zones).
+    #[must_use]
+    pub fn locate(&self, lon: f64, lat: f64, t: Option<i64>) -> Located {
+        let p = Coord { x: lon, y: lat };
+        if let Some(i) = self.find_inside(p, t) {
+            return Located::Inside(i);
+        }
+        self.nearest(p, t)
+    }
+
+    /// Only the inside test (no nearest search): the zone index, if any. Where zones overlap
+    /// (a layer that is not seamless), the zone the point lies deepest in wins.
+    #[inline]
+    #[must_use]
+    pub fn find_inside(&self, p: Coord, t: Option<i64>) -> Option<usize> {
+        let mut first = None;
+        let mut more = false;
+        self.each_inside(p, t, |z| {
+            if first.is_none() {
+                first = Some(z);
+            } else {
+                more = true;
+            }
+        });
+        if more {
+            let mut all = Vec::new();
+            self.each_inside(p, t, |z| all.push(z));
+            return all.into_iter().max_by(|&a, &b| {
+                self.depth(a, p)
+                    .total_cmp(&self.depth(b, p))
+                    .then(b.cmp(&a))
+            });
+        }
+        first
+    }
+
+    /// Every zone in force at `t` that contains `p` (more than one only where zones overlap).
+    #[must_use]
+    pub fn all_inside(&self, p: Coord, t: Option<i64>) -> Vec<usize> {
+        let mut all = Vec::new();
+        self.each_inside(p, t, |z| all.push(z));
+        all
+    }
+
+    #[inline]
+    fn each_inside(&self, p: Coord, t: Option<i64>, mut f: impl FnMut(usize)) {
+        let fx = (p.x - self.x0) / self.cw;
+        let fy = (p.y - self.y0) / self.ch;
+        if !(fx >= 0.0 && fy >= 0.0) {
+            return;
+        }
+        let (cx, cy) = (fx as usize, fy as usize);
+        if cx >= self.nx || cy >= self.ny {
+            return;
+        }
+        let (s, l, mixed) = self.cells[cy * self.nx + cx];
+        for &z in &self.lists[s as usize..s as usize + l as usize] {
+            let z = z as usize;
+            if self.zones[z].in_force(t) && (!mixed || self.inside(z, p, cy)) {
+                f(z);
+            }
+        }
+    }
+
+    /// Distance (scaled degrees) from `p` to the boundary of zone `z`.
+    fn depth(&self, z: usize, p: Coord) -> f64 {
+        let mut best = f64::INFINITY;
+        for poly in &self.zones[z].polygon.0 {
+            for r in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+                for w in r.0.windows(2) {
+                    let (a, b) = (
+                        Coord {
+                            x: w[0].x * self.kx,
+                            y: w[0].y,
+                        },
+                        Coord {
+                            x: w[1].x * self.kx,
+                            y: w[1].y,
+                        },
+                    );
+                    let q = Coord {
+                        x: p.x * self.kx,
+                        y: p.y,
+                    };
+                    let (dx, dy) = (b.x - a.x, b.y - a.y);
+                    let l2 = dx * dx + dy * dy;
+                    let u = if l2 > 0.0 {
+                        (((q.x - a.x) * dx + (q.y - a.y) * dy) / l2).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    };
+                    best = best.min((q.x - a.x - u * dx).hypot(q.y - a.y - u * dy));
+                }
+            }
+        }
+        best
+    }
+
+    fn nearest(&self, p: Coord, t: Option<i64>) -> Located {
+        let q = [p.x * self.kx, p.y];
+        for (seg, d2) in self.edges_tree.nearest_neighbor_iter_with_distance_2(&q) {
+            let z = seg.data as usize;
+            if self.zones[z].in_force(t) {
+                let deg = d2.sqrt();
+                return Located::Outside {
+                    nearest: z,
+                    distance_m: deg * 111_195.0,
+                };
+            }
+        }
+        Located::NoZone
+    }
+}
+
+/// x-range of segment ab within the horizontal band [y0, y1].
+fn clip_x(a: Coord, b: Coord, y0: f64, y1: f64) -> (f64, f64) {
+    if a.y == b.y {
+        return (a.x, b.x);
+    }
+    let at = |y: f64| a.x + (b.x - a.x) * (y - a.y) / (b.y - a.y);
+    let (lo, hi) = (a.y.min(b.y).max(y0), a.y.max(b.y).min(y1));
+    (at(lo), at(hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::polygon;
+
+    fn sq(code: &str, x: f64, y: f64) -> Zone {
+        Zone {
+            code: code.into(),
+            name: None,
+            community: None,
+            street: None,
+            valid_from: None,
+            valid_to: None,
+            polygon: MultiPolygon(vec![
+                polygon![(x: x, y: y), (x: x + 1.0, y: y), (x: x + 1.0, y: y + 1.0), (x: x, y: y + 1.0)],
+            ]),
+        }
+    }
+
+    #[test]
+    fn every_point_of_a_tiling_has_exactly_one_zone() {
+        let l = Locator::new(vec![
+            sq("sw", 0.0, 0.0),
+            sq("se", 1.0, 0.0),
+            sq("nw", 0.0, 1.0),
+            sq("ne", 1.0, 1.0),
+        ])
+        .unwrap();
+        // on the shared north-south edge: east wins
+        assert_eq!(l.locate(1.0, 0.5, None), Located::Inside(1));
+        // on the shared east-west edge: north wins
+        assert_eq!(l.locate(0.5, 1.0, None), Located::Inside(2));
+        // the shared vertex: north-east
+        assert_eq!(l.locate(1.0, 1.0, None), Located::Inside(3));
+        // a dense sweep: every interior point is in exactly one zone, matching brute force
+        for i in 1..200 {
+            for j in 1..200 {
+                let (x, y) = (f64::from(i) / 100.0, f64::from(j) / 100.0);
+                let got = l.find_inside(Coord { x, y }, None);
+                let want = match (x >= 1.0, y >= 1.0) {
+                    (false, false) => 0,
+                    (true, false) => 1,
+                    (false, true) => 2,
+                    (true, true) => 3,
+                };
+                assert_eq!(got, Some(want), "{x},{y}");
+            }
+        }
+    }
+
+    #[test]
+    fn outside_gives_the_nearest_and_distance() {
+        let l = Locator::new(vec![sq("a", 0.0, 0.0)]).unwrap();
+        match l.locate(1.001, 0.5, None) {
+            Located::Outside {
+                nearest,
+                distance_m,
+            } => {
+                assert_eq!(nearest, 0);
+                assert!((distance_m - 111.0).abs() < 2.0, "{distance_m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn generations() {
+        let mut old = sq("old", 0.0, 0.0);
+        old.valid_to = Some(100);
+        let mut new = sq("new", 0.0, 0.0);
+        new.valid_from = Some(100);
+        let l = Locator::new(vec![old, new]).unwrap();
+        assert_eq!(l.locate(0.5, 0.5, Some(50)), Located::Inside(0));
+        assert_eq!(l.locate(0.5, 0.5, Some(100)), Located::Inside(1));
+        assert_eq!(l.locate(0.5, 0.5, None), Located::Inside(1));
+    }
+}

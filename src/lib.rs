@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod geom;
+pub mod incident;
 pub mod io;
 pub mod locate;
 pub mod model;

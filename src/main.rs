@@ -3,6 +3,11 @@
 use clap::Parser;
 
 fn main() {
+    // Exit quietly when the reader of stdout goes away (`wangge … | head`).
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = wangge::cli::Cli::parse();
     if let Err(e) = wangge::cli::run(cli) {
         eprintln!("error: {e:#}");

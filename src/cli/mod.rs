@@ -1,6 +1,7 @@
 //! The `wangge` command line. `main.rs` only parses and dispatches here.
 
 mod convert;
+mod incidents;
 mod locate;
 mod regrid;
 
@@ -25,6 +26,11 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Add the grid (and community) of every point of a CSV or GeoJSON file.
     Locate(locate::LocateArgs),
+    /// The case loop on a case file: import reports, apply transitions, escalate.
+    #[command(subcommand)]
+    Incidents(incidents::IncidentCmd),
+    /// Assessment figures per grid, community, street or category, and H3 heat-map counts.
+    Stats(incidents::StatsArgs),
     /// Generate the deterministic sample district.
     SampleCity(SampleArgs),
 }
@@ -52,6 +58,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Regrid(a) => regrid::run(&a),
         Command::Convert(a) => convert::run(&a),
         Command::Locate(a) => locate::run(&a),
+        Command::Incidents(c) => incidents::run(&c),
+        Command::Stats(a) => incidents::stats(&a),
         Command::SampleCity(a) => sample_city(&a),
     }
 }

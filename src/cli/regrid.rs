@@ -1,7 +1,7 @@
 //! `wangge regrid`.
 
 use crate::geom::crs::{Crs, Transformer};
-use crate::io::geojson::{LoadNotes, read_buildings, read_communities, read_roads};
+use crate::io::geojson::{LoadNotes, read_communities, read_roads};
 use crate::io::write::{assignments_csv, grids_geojson, write_atomic};
 use crate::model::{EstimateParams, Road};
 use crate::partition::{Band, RegridParams, regrid};
@@ -63,6 +63,10 @@ pub struct RegridArgs {
     /// Gross floor area per household (m²) for estimates.
     #[arg(long, default_value_t = 100.0)]
     pub dwelling_m2: f64,
+    /// Balance on a workload formula over numeric building properties (任务相当), e.g.
+    /// "households + 3*special + 0.5*shops"; --min/--max/--target are then in its units.
+    #[arg(long)]
+    pub weight: Option<String>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -111,12 +115,13 @@ pub fn run(a: &RegridArgs) -> Result<()> {
         dwelling_m2: a.dwelling_m2,
         ..EstimateParams::default()
     };
+    let weight = a.weight.as_deref().map(crate::model::Weight::parse).transpose().map_err(|e| anyhow::anyhow!("--weight: {e}"))?;
     let mut notes = LoadNotes::default();
     let (communities, n) = read_communities(&a.communities, &to_wgs)?;
     merge(&mut notes, n);
     let (buildings, mut roads): (Vec<_>, Vec<Road>) = match (&a.buildings, &a.osm) {
         (Some(b), _) => {
-            let (bs, n) = read_buildings(b, &to_wgs, &est)?;
+            let (bs, n) = crate::io::geojson::read_buildings_weighted(b, &to_wgs, &est, weight.as_ref())?;
             merge(&mut notes, n);
             let roads = match &a.osm {
                 Some(o) => {
@@ -129,6 +134,9 @@ pub fn run(a: &RegridArgs) -> Result<()> {
             (bs, roads)
         }
         (None, Some(o)) => {
+            if weight.is_some() {
+                bail!("--weight needs --buildings (GeoJSON properties); OSM extracts carry no workload fields");
+            }
             let (bs, r, n) = crate::io::osm::read_osm(o, &est)?;
             merge(&mut notes, n);
             (bs, r)
@@ -195,7 +203,7 @@ pub fn run(a: &RegridArgs) -> Result<()> {
             ))
         })
         .collect::<Result<_>>()?;
-    let mut fc = grids_geojson(&result.grids, &geoms, false);
+    let mut fc = grids_geojson(&result.grids, &geoms, weight.is_some());
     if out_crs != Crs::Wgs84 {
         fc["crs"] = json!({ "type": "name", "properties": { "name": out_crs.to_string() } });
     }
@@ -211,6 +219,7 @@ pub fn run(a: &RegridArgs) -> Result<()> {
             "min": a.min, "max": a.max, "target": a.target, "seed": a.seed,
             "crs": in_crs.to_string(), "out_crs": out_crs.to_string(),
             "road_classes": params.cut_classes,
+            "weight": weight.as_ref().map(|w| w.text().to_string()),
             "estimate": est,
         },
         "inputs": {

@@ -381,13 +381,23 @@ pub fn communities_from(
 ///
 /// # Errors
 /// Missing or duplicate ids, bad geometry, a negative or non-numeric `households`, an empty layer.
-pub fn read_buildings(
-    path: &Path,
-    tf: &Transformer,
-    est: &EstimateParams,
-) -> Result<(Vec<Building>, LoadNotes), InputError> {
+pub fn read_buildings(path: &Path, tf: &Transformer, est: &EstimateParams) -> Result<(Vec<Building>, LoadNotes), InputError> {
+    read_buildings_weighted(path, tf, est, None)
+}
+
+/// Read the building layer, with each building's balancing weight from a workload formula.
+///
+/// # Errors
+/// As [`read_buildings`], plus a weight property that is not numeric (named).
+pub fn read_buildings_weighted(path: &Path, tf: &Transformer, est: &EstimateParams, weight: Option<&crate::model::Weight>) -> Result<(Vec<Building>, LoadNotes), InputError> {
     let feats = read_features(path)?;
-    buildings_from(path, &feats, tf, est)
+    let (mut bs, notes) = buildings_from(path, &feats, tf, est)?;
+    if let Some(w) = weight {
+        for (b, f) in bs.iter_mut().zip(&feats) {
+            b.weight = w.eval(&f.properties, b.households).map_err(|m| InputError::item(path, f.label(), None, m))?;
+        }
+    }
+    Ok((bs, notes))
 }
 
 /// Interpret features as buildings (see [`read_buildings`]).

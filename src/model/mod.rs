@@ -4,10 +4,12 @@
 mod code;
 mod households;
 mod time;
+mod weight;
 
 pub use code::{GridCode, grid_code, grid_name};
 pub use households::{EstimateParams, HouseholdSource};
 pub use time::{format_time, parse_time};
+pub use weight::Weight;
 
 use geo::{LineString, MultiPolygon};
 

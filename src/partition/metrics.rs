@@ -43,6 +43,12 @@ fn base(grids: &[&Grid], band: Band) -> Figures {
     } else {
         100.0
     };
+    f.weight = grids.iter().map(|g| g.weight).sum();
+    f.weight_min = grids.iter().map(|g| g.weight).fold(f64::INFINITY, f64::min);
+    f.weight_max = grids.iter().map(|g| g.weight).fold(0.0, f64::max);
+    if grids.is_empty() {
+        f.weight_min = 0.0;
+    }
     f.households_min = grids.iter().map(|g| g.households).min().unwrap_or(0);
     f.households_max = grids.iter().map(|g| g.households).max().unwrap_or(0);
     if !pp.is_empty() {

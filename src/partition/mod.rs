@@ -93,6 +93,10 @@ pub struct Figures {
     pub in_band: usize,
     /// Share of grids in band, oversize single-building grids excluded (percent).
     pub in_band_pct: f64,
+    /// Sum of balancing weights (equal to households unless --weight is given).
+    pub weight: f64,
+    pub weight_min: f64,
+    pub weight_max: f64,
     pub households_min: u64,
     pub households_max: u64,
     pub oversize_grids: usize,

@@ -312,7 +312,8 @@ fn workload_weights_balance_grids() {
     let d = dir.path();
     sample(d, 9, 3);
     // some buildings carry special groups (e.g. elderly living alone) that weigh 3 each
-    let mut b: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("buildings.geojson")).unwrap()).unwrap();
+    let mut b: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("buildings.geojson")).unwrap()).unwrap();
     for (i, f) in b["features"].as_array_mut().unwrap().iter_mut().enumerate() {
         let hh = f["properties"]["households"].as_u64().unwrap();
         if i % 3 == 0 {
@@ -322,17 +323,52 @@ fn workload_weights_balance_grids() {
     std::fs::write(d.join("bw.geojson"), b.to_string()).unwrap();
     let out = d.join("g.geojson");
     let rep = d.join("r.json");
-    wangge_ok(&["regrid", "--communities", s(&d.join("communities.geojson")), "--buildings", s(&d.join("bw.geojson")), "--weight", "households + 3*special", "--out", s(&out), "--report", s(&rep)]);
+    wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&d.join("communities.geojson")),
+        "--buildings",
+        s(&d.join("bw.geojson")),
+        "--weight",
+        "households + 3*special",
+        "--out",
+        s(&out),
+        "--report",
+        s(&rep),
+    ]);
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
-    let (w, hh) = (r["total"]["weight"].as_f64().unwrap(), r["total"]["households"].as_f64().unwrap());
+    let (w, hh) = (
+        r["total"]["weight"].as_f64().unwrap(),
+        r["total"]["households"].as_f64().unwrap(),
+    );
     assert!(w > hh * 1.05, "weights {w} exceed households {hh}");
     assert_eq!(r["params"]["weight"], "households + 3*special");
     let g: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let feats = g["features"].as_array().unwrap();
-    let in_band = feats.iter().filter(|f| (200.0..=400.0).contains(&f["properties"]["weight"].as_f64().unwrap()) || f["properties"]["oversize"] == true).count();
-    assert!(in_band * 100 >= feats.len() * 90, "{in_band} of {} grids in the weight band", feats.len());
+    let in_band = feats
+        .iter()
+        .filter(|f| {
+            (200.0..=400.0).contains(&f["properties"]["weight"].as_f64().unwrap())
+                || f["properties"]["oversize"] == true
+        })
+        .count();
+    assert!(
+        in_band * 100 >= feats.len() * 90,
+        "{in_band} of {} grids in the weight band",
+        feats.len()
+    );
     // a formula on a property that is not a number is a named error
-    let o = wangge(&["regrid", "--communities", s(&d.join("communities.geojson")), "--buildings", s(&d.join("bw.geojson")), "--weight", "households + 2*building", "--out", s(&d.join("x.geojson"))]);
+    let o = wangge(&[
+        "regrid",
+        "--communities",
+        s(&d.join("communities.geojson")),
+        "--buildings",
+        s(&d.join("bw.geojson")),
+        "--weight",
+        "households + 2*building",
+        "--out",
+        s(&d.join("x.geojson")),
+    ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("`building`"));
 }

@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Partition communities into grids of about --target households.
     Regrid(regrid::RegridArgs),
+    /// Adjust the grids in force to updated buildings, changing as little as possible (动态调整).
+    Rebalance(regrid::RegridArgs),
     /// Convert CSV (lon/lat columns) or GeoJSON files between coordinate systems.
     Convert(convert::ConvertArgs),
     /// Add the grid (and community) of every point of a CSV or GeoJSON file.
@@ -55,7 +57,8 @@ pub struct SampleArgs {
 /// Whatever the command reports; the message names the input at fault.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Regrid(a) => regrid::run(&a),
+        Command::Regrid(a) => regrid::run(&a, false),
+        Command::Rebalance(a) => regrid::run(&a, true),
         Command::Convert(a) => convert::run(&a),
         Command::Locate(a) => locate::run(&a),
         Command::Incidents(c) => incidents::run(&c),

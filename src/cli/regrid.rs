@@ -63,6 +63,17 @@ pub struct RegridArgs {
     /// Gross floor area per household (m²) for estimates.
     #[arg(long, default_value_t = 100.0)]
     pub dwelling_m2: f64,
+    /// Grids in force (GeoJSON with `code`, `community`; `locked: true` keeps a grid exactly).
+    /// Required by `rebalance`; with `regrid`, only the locked ones are used.
+    #[arg(long)]
+    pub grids: Option<PathBuf>,
+    /// For `rebalance`: the assignments CSV of the plan in force (`building_id,grid_code`), so
+    /// that new buildings are told from moved ones.
+    #[arg(long)]
+    pub previous_assignments: Option<PathBuf>,
+    /// A file of grid codes (one per line) to keep exactly; the rest is partitioned around them.
+    #[arg(long)]
+    pub lock: Option<PathBuf>,
     /// Balance on a workload formula over numeric building properties (任务相当), e.g.
     /// "households + 3*special + 0.5*shops"; --min/--max/--target are then in its units.
     #[arg(long)]
@@ -83,7 +94,7 @@ fn merge(into: &mut LoadNotes, n: LoadNotes) {
 /// # Errors
 /// Bad arguments or input, named; nothing is written then.
 #[allow(clippy::too_many_lines)]
-pub fn run(a: &RegridArgs) -> Result<()> {
+pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
     let t0 = std::time::Instant::now();
     if !(a.min.is_finite() && a.max.is_finite() && a.target.is_finite()) || a.min < 0.0 {
         bail!("--min, --max and --target must be non-negative numbers");
@@ -115,13 +126,19 @@ pub fn run(a: &RegridArgs) -> Result<()> {
         dwelling_m2: a.dwelling_m2,
         ..EstimateParams::default()
     };
-    let weight = a.weight.as_deref().map(crate::model::Weight::parse).transpose().map_err(|e| anyhow::anyhow!("--weight: {e}"))?;
+    let weight = a
+        .weight
+        .as_deref()
+        .map(crate::model::Weight::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--weight: {e}"))?;
     let mut notes = LoadNotes::default();
     let (communities, n) = read_communities(&a.communities, &to_wgs)?;
     merge(&mut notes, n);
     let (buildings, mut roads): (Vec<_>, Vec<Road>) = match (&a.buildings, &a.osm) {
         (Some(b), _) => {
-            let (bs, n) = crate::io::geojson::read_buildings_weighted(b, &to_wgs, &est, weight.as_ref())?;
+            let (bs, n) =
+                crate::io::geojson::read_buildings_weighted(b, &to_wgs, &est, weight.as_ref())?;
             merge(&mut notes, n);
             let roads = match &a.osm {
                 Some(o) => {
@@ -135,7 +152,9 @@ pub fn run(a: &RegridArgs) -> Result<()> {
         }
         (None, Some(o)) => {
             if weight.is_some() {
-                bail!("--weight needs --buildings (GeoJSON properties); OSM extracts carry no workload fields");
+                bail!(
+                    "--weight needs --buildings (GeoJSON properties); OSM extracts carry no workload fields"
+                );
             }
             let (bs, r, n) = crate::io::osm::read_osm(o, &est)?;
             merge(&mut notes, n);
@@ -150,6 +169,48 @@ pub fn run(a: &RegridArgs) -> Result<()> {
         let (rs, n) = read_roads(r, &to_wgs)?;
         merge(&mut notes, n);
         roads.extend(rs);
+    }
+    // grids in force and locks
+    let mut old: Vec<crate::partition::FixedGrid> = Vec::new();
+    let mut locked: std::collections::HashSet<String> = std::collections::HashSet::new();
+    if let Some(g) = &a.grids {
+        for (grid, lock) in crate::io::geojson::read_grid_layer(g, &to_wgs)? {
+            if lock {
+                locked.insert(grid.code.clone());
+            }
+            old.push(grid);
+        }
+        let known: std::collections::HashSet<&str> =
+            communities.iter().map(|c| c.code.as_str()).collect();
+        if let Some(bad) = old.iter().find(|g| !known.contains(g.community.as_str())) {
+            bail!(
+                "{}: grid {}: community {:?} is not in {}",
+                g.display(),
+                bad.code,
+                bad.community,
+                a.communities.display()
+            );
+        }
+    } else if rebalance {
+        bail!("rebalance needs --grids (the grids in force)");
+    }
+    if let Some(l) = &a.lock {
+        let text =
+            std::fs::read_to_string(l).with_context(|| format!("{}: cannot read", l.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let code = line.trim();
+            if code.is_empty() || code.starts_with('#') {
+                continue;
+            }
+            if !old.iter().any(|g| g.code == code) {
+                bail!(
+                    "{}: line {}: grid {code:?} is not in --grids",
+                    l.display(),
+                    i + 1
+                );
+            }
+            locked.insert(code.to_string());
+        }
     }
     let mut params = RegridParams {
         band: Band {
@@ -179,7 +240,44 @@ pub fn run(a: &RegridArgs) -> Result<()> {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     let tick = || bar.inc(1);
-    let result = regrid(&communities, &buildings, &roads, &params, &tick)?;
+    let mut changes = None;
+    let result = if rebalance {
+        let previous = match &a.previous_assignments {
+            Some(p) => {
+                let mut m = std::collections::HashMap::new();
+                let mut rd = csv::Reader::from_path(p)
+                    .with_context(|| format!("{}: cannot read", p.display()))?;
+                for (i, rec) in rd.records().enumerate() {
+                    let rec = rec.with_context(|| format!("{}: row {}", p.display(), i + 2))?;
+                    m.insert(
+                        rec.get(0).unwrap_or("").to_string(),
+                        rec.get(1).unwrap_or("").to_string(),
+                    );
+                }
+                Some(m)
+            }
+            None => None,
+        };
+        let (r, c) = crate::partition::rebalance::rebalance(
+            &communities,
+            &buildings,
+            &roads,
+            &old,
+            &locked,
+            previous.as_ref(),
+            &params,
+            &tick,
+        )?;
+        changes = Some(c);
+        r
+    } else {
+        params.fixed = old
+            .iter()
+            .filter(|g| locked.contains(&g.code))
+            .cloned()
+            .collect();
+        regrid(&communities, &buildings, &roads, &params, &tick)?
+    };
     bar.finish_and_clear();
 
     // output geometries in the output CRS
@@ -214,6 +312,8 @@ pub fn run(a: &RegridArgs) -> Result<()> {
         .as_ref()
         .map(|_| assignments_csv(&result, &ids));
     let seconds = t0.elapsed().as_secs_f64();
+    let mut locked_list: Vec<&String> = locked.iter().collect();
+    locked_list.sort();
     let report = json!({
         "params": {
             "min": a.min, "max": a.max, "target": a.target, "seed": a.seed,
@@ -234,6 +334,8 @@ pub fn run(a: &RegridArgs) -> Result<()> {
             "repaired": notes.repaired,
             "skipped": notes.skipped,
         },
+        "locked": locked_list,
+        "changes": changes,
         "total": result.total,
         "communities": result.communities,
         "seconds": seconds,
@@ -278,6 +380,18 @@ pub fn run(a: &RegridArgs) -> Result<()> {
                 String::new()
             },
         );
+        if let Some(c) = &changes {
+            println!(
+                "  rebalance: {} grids kept, {} redrawn, {} new, {} retired; {} buildings and {} households changed grid ({:.1}% of the communities concerned)",
+                c.kept_grids.len(),
+                c.redrawn_grids.len(),
+                c.new_grids.len(),
+                c.retired_grids.len(),
+                c.moved_buildings,
+                c.moved_households,
+                c.moved_households_pct
+            );
+        }
         if notes.estimated_households > 0 {
             println!(
                 "  note: households of {} buildings are estimates",

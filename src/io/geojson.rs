@@ -381,7 +381,11 @@ pub fn communities_from(
 ///
 /// # Errors
 /// Missing or duplicate ids, bad geometry, a negative or non-numeric `households`, an empty layer.
-pub fn read_buildings(path: &Path, tf: &Transformer, est: &EstimateParams) -> Result<(Vec<Building>, LoadNotes), InputError> {
+pub fn read_buildings(
+    path: &Path,
+    tf: &Transformer,
+    est: &EstimateParams,
+) -> Result<(Vec<Building>, LoadNotes), InputError> {
     read_buildings_weighted(path, tf, est, None)
 }
 
@@ -389,12 +393,19 @@ pub fn read_buildings(path: &Path, tf: &Transformer, est: &EstimateParams) -> Re
 ///
 /// # Errors
 /// As [`read_buildings`], plus a weight property that is not numeric (named).
-pub fn read_buildings_weighted(path: &Path, tf: &Transformer, est: &EstimateParams, weight: Option<&crate::model::Weight>) -> Result<(Vec<Building>, LoadNotes), InputError> {
+pub fn read_buildings_weighted(
+    path: &Path,
+    tf: &Transformer,
+    est: &EstimateParams,
+    weight: Option<&crate::model::Weight>,
+) -> Result<(Vec<Building>, LoadNotes), InputError> {
     let feats = read_features(path)?;
     let (mut bs, notes) = buildings_from(path, &feats, tf, est)?;
     if let Some(w) = weight {
         for (b, f) in bs.iter_mut().zip(&feats) {
-            b.weight = w.eval(&f.properties, b.households).map_err(|m| InputError::item(path, f.label(), None, m))?;
+            b.weight = w
+                .eval(&f.properties, b.households)
+                .map_err(|m| InputError::item(path, f.label(), None, m))?;
         }
     }
     Ok((bs, notes))
@@ -626,6 +637,79 @@ pub fn read_zones(path: &Path, tf: &Transformer) -> Result<Vec<crate::locate::Zo
             valid_to: time("valid_to")?,
             polygon,
         });
+    }
+    Ok(out)
+}
+
+/// Read a grid layer whose grids may be kept (locked grids, or the grids in force for a
+/// rebalance): `code` and `community` required, `name` optional, `locked: true` marks a lock.
+///
+/// # Errors
+/// Missing code or community, bad geometry, a grid of several parts.
+pub fn read_grid_layer(
+    path: &Path,
+    tf: &Transformer,
+) -> Result<Vec<(crate::partition::FixedGrid, bool)>, InputError> {
+    let feats = read_features(path)?;
+    if feats.is_empty() {
+        return Err(InputError::file(path, "the grid layer has no features"));
+    }
+    let mut notes = LoadNotes::default();
+    let mut out = Vec::with_capacity(feats.len());
+    let mut seen = HashSet::new();
+    for f in &feats {
+        let label = f.label();
+        let code = f
+            .properties
+            .get("code")
+            .and_then(value_text)
+            .ok_or_else(|| {
+                InputError::item(
+                    path,
+                    &label,
+                    Some("code"),
+                    "is missing; every grid needs a code",
+                )
+            })?;
+        if !seen.insert(code.clone()) {
+            return Err(InputError::item(
+                path,
+                &label,
+                Some("code"),
+                format!("duplicate grid code {code:?}"),
+            ));
+        }
+        let community = f
+            .properties
+            .get("community")
+            .and_then(value_text)
+            .ok_or_else(|| {
+                InputError::item(
+                    path,
+                    &label,
+                    Some("community"),
+                    "is missing; every grid names its community",
+                )
+            })?;
+        let mp = polygons_of(path, f, tf, &mut notes.repaired)?;
+        if mp.0.len() != 1 {
+            return Err(InputError::item(
+                path,
+                &label,
+                Some("geometry"),
+                format!("a grid must be one polygon, found {} parts", mp.0.len()),
+            ));
+        }
+        let locked = matches!(f.properties.get("locked"), Some(Value::Bool(true)));
+        out.push((
+            crate::partition::FixedGrid {
+                code,
+                name: f.properties.get("name").and_then(value_text),
+                community,
+                polygon: mp.0[0].clone(),
+            },
+            locked,
+        ));
     }
     Ok(out)
 }

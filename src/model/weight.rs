@@ -54,13 +54,20 @@ impl Weight {
             for f in factors {
                 if let Ok(v) = f.parse::<f64>() {
                     coef *= v;
-                } else if !f.is_empty() && f.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '.') {
+                } else if !f.is_empty()
+                    && f.chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '.')
+                {
                     if prop.is_some() {
-                        return Err(format!("weight {text:?}: term {term:?} multiplies two properties; the formula must be linear"));
+                        return Err(format!(
+                            "weight {text:?}: term {term:?} multiplies two properties; the formula must be linear"
+                        ));
                     }
                     prop = Some(f.to_string());
                 } else {
-                    return Err(format!("weight {text:?}: cannot read {f:?} in term {term:?}"));
+                    return Err(format!(
+                        "weight {text:?}: cannot read {f:?} in term {term:?}"
+                    ));
                 }
             }
             match prop {
@@ -68,7 +75,11 @@ impl Weight {
                 None => constant += coef,
             }
         }
-        Ok(Weight { terms, constant, text: text.trim().to_string() })
+        Ok(Weight {
+            terms,
+            constant,
+            text: text.trim().to_string(),
+        })
     }
 
     /// The formula as given.
@@ -89,13 +100,17 @@ impl Weight {
             } else {
                 match props.get(p) {
                     None | Some(Value::Null) => 0.0,
-                    Some(v) => crate::io::geojson::value_number(v).ok_or_else(|| format!("property `{p}` used in --weight is not a number: {v}"))?,
+                    Some(v) => crate::io::geojson::value_number(v).ok_or_else(|| {
+                        format!("property `{p}` used in --weight is not a number: {v}")
+                    })?,
                 }
             };
             w += c * v;
         }
         if !w.is_finite() || w < 0.0 {
-            return Err(format!("--weight gives {w}; weights must be finite and not negative"));
+            return Err(format!(
+                "--weight gives {w}; weights must be finite and not negative"
+            ));
         }
         Ok(w)
     }

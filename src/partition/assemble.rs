@@ -33,6 +33,7 @@ pub fn assemble(
     t: &Tessellation,
     grid_of_atom: &[u32],
     n_grids: usize,
+    given: usize,
 ) -> Result<Vec<GridPolygon>, AssembleError> {
     let nf = t.faces.len();
     let gl = |l: u32| {
@@ -74,6 +75,14 @@ pub fn assemble(
     }
     let mut out = Vec::with_capacity(n_grids);
     for (gi, es) in edges.iter().enumerate() {
+        if gi < given {
+            // the caller has this grid's polygon already (a kept grid)
+            out.push(GridPolygon {
+                metres: Polygon::new(LineString(vec![]), vec![]),
+                wgs84: Polygon::new(LineString(vec![]), vec![]),
+            });
+            continue;
+        }
         if es.is_empty() {
             return Err(AssembleError::Empty { grid: gi });
         }
@@ -97,9 +106,10 @@ pub fn assemble(
         let mut holes = Vec::new();
         for r in rings {
             let a = signed_area(&r);
-            if a > 0.0 {
+            // rings of (numerically) zero area are slivers of the triangulation, not holes
+            if a > 1e-4 {
                 shells.push((a, r));
-            } else if a < 0.0 {
+            } else if a < -1e-4 {
                 holes.push(r);
             }
         }

@@ -9,6 +9,7 @@
 
 pub mod assemble;
 pub mod metrics;
+pub mod rebalance;
 pub mod solve;
 pub mod tessellation;
 
@@ -40,6 +41,8 @@ impl Ord for OrdF {
 /// Settings of a regrid run.
 #[derive(Debug, Clone)]
 pub struct RegridParams {
+    /// Grids kept exactly (locked, or untouched by a rebalance); the rest is partitioned around them.
+    pub fixed: Vec<FixedGrid>,
     pub band: Band,
     pub seed: u64,
     /// Road classes that bound blocks.
@@ -63,8 +66,19 @@ impl Default for RegridParams {
                 .collect(),
             tessellation: TessellationSettings::default(),
             objective: Objective::default(),
+            fixed: Vec::new(),
         }
     }
+}
+
+/// A grid kept exactly as given.
+#[derive(Debug, Clone)]
+pub struct FixedGrid {
+    pub code: String,
+    pub name: Option<String>,
+    pub community: String,
+    /// WGS84.
+    pub polygon: Polygon,
 }
 
 /// One output grid.
@@ -81,6 +95,8 @@ pub struct Grid {
     pub perimeter_m: f64,
     pub polsby_popper: f64,
     pub oversize: bool,
+    /// True for a grid kept exactly (locked or untouched), with its code.
+    pub kept: bool,
     pub geometry: Polygon,
 }
 
@@ -341,14 +357,59 @@ fn regrid_community(
     let mut grids: Vec<Grid> = Vec::new();
     let mut internal_len = 0.0;
     let mut internal_road = 0.0;
+    let fixed_here: Vec<&FixedGrid> = params
+        .fixed
+        .iter()
+        .filter(|f| f.community == c.code)
+        .collect();
+
     for (pi, part_ll) in c.geometry.0.iter().enumerate() {
         let part = project_poly(&frame, part_ll);
+        // locked grids of this part, and the buildings inside them
+        let fixed_part: Vec<&FixedGrid> = fixed_here
+            .iter()
+            .copied()
+            .filter(|f| {
+                interior_point(&MultiPolygon(vec![f.polygon.clone()]))
+                    .is_some_and(|p| point_in(&MultiPolygon(vec![part_ll.clone()]), p))
+            })
+            .collect();
+        let mut regions: Vec<tessellation::FixedRegion> = fixed_part
+            .iter()
+            .map(|f| tessellation::FixedRegion {
+                metres: project_poly(&frame, &f.polygon),
+                wgs84: f.polygon.clone(),
+                buildings: Vec::new(),
+                households: 0,
+                weight: 0.0,
+            })
+            .collect();
+        let mut in_region = std::collections::HashSet::new();
+        if !regions.is_empty() {
+            for &(bi, p) in mine {
+                if p != pi {
+                    continue;
+                }
+                let Some(ip) = interior_point(&buildings[bi].geometry) else {
+                    continue;
+                };
+                if let Some(j) = fixed_part
+                    .iter()
+                    .position(|f| point_in(&MultiPolygon(vec![f.polygon.clone()]), ip))
+                {
+                    regions[j].buildings.push(bi as u32);
+                    regions[j].households += u64::from(buildings[bi].households);
+                    regions[j].weight += buildings[bi].weight;
+                    in_region.insert(bi);
+                }
+            }
+        }
         let Some(pb) = part_ll.bounding_rect() else {
             continue;
         };
         let parts_b: Vec<BuildingPart> = mine
             .iter()
-            .filter(|(_, p)| *p == pi)
+            .filter(|(bi, p)| *p == pi && !in_region.contains(bi))
             .map(|&(bi, _)| BuildingPart {
                 building: bi as u32,
                 polygons: buildings[bi]
@@ -388,6 +449,7 @@ fn regrid_community(
             &parts_b,
             &cut_roads,
             &near_roads,
+            &regions,
             &params.tessellation,
         )
         .map_err(|e| err(e.to_string()))?;
@@ -421,8 +483,8 @@ fn regrid_community(
             continue;
         }
         let sol = solve::partition(&graph, band, params.seed, params.objective);
-        let polys =
-            assemble::assemble(&tess, &sol.grid_of, sol.n_grids).map_err(|e| err(e.to_string()))?;
+        let polys = assemble::assemble(&tess, &sol.grid_of, sol.n_grids, fixed_part.len())
+            .map_err(|e| err(e.to_string()))?;
         // per grid figures
         let mut hh = vec![0u64; sol.n_grids];
         let mut wt = vec![0.0; sol.n_grids];
@@ -440,16 +502,35 @@ fn regrid_community(
             }
         }
         for (g, poly) in polys.into_iter().enumerate() {
-            let (area, perim) = metrics::area_perimeter(&poly.metres);
+            let kept = g < fixed_part.len();
+            let (area, perim) = if kept {
+                metrics::area_perimeter(&project_poly(&frame, &fixed_part[g].polygon))
+            } else {
+                metrics::area_perimeter(&poly.metres)
+            };
             let mut b = std::mem::take(&mut blds[g]);
             b.sort_unstable();
             let oversize = sol.oversize[g] && b.len() == 1;
-            if !band.contains(wt[g]) && !oversize {
+            if kept && !band.contains(wt[g]) {
+                notes.push(format!(
+                    "locked grid {} holds {:.0}: outside the band, kept as locked",
+                    fixed_part[g].code, wt[g]
+                ));
+            } else if !band.contains(wt[g]) && !oversize {
                 notes.push(metrics::explain(&graph, &sol, g, band, wt[g]));
             }
             grids.push(Grid {
-                code: String::new(),
-                name: None,
+                code: if kept {
+                    fixed_part[g].code.clone()
+                } else {
+                    String::new()
+                },
+                name: if kept {
+                    fixed_part[g].name.clone()
+                } else {
+                    None
+                },
+                kept,
                 community: c.code.clone(),
                 street: c.street.clone(),
                 households: hh[g],
@@ -463,7 +544,11 @@ fn regrid_community(
                     0.0
                 },
                 oversize,
-                geometry: poly.wgs84,
+                geometry: if kept {
+                    fixed_part[g].polygon.clone()
+                } else {
+                    poly.wgs84
+                },
             });
         }
     }
@@ -489,7 +574,8 @@ fn regrid_community(
     ))
 }
 
-/// Number grids west→east within rows taken north→south (DB11/T 2157 reading order).
+/// Number grids west→east within rows taken north→south (DB11/T 2157 reading order). Kept
+/// grids keep their codes; new grids take sequence numbers after the highest kept one.
 fn number_grids(grids: &mut [Grid], c: &Community, frame: &LocalFrame) {
     if grids.is_empty() {
         return;
@@ -500,9 +586,29 @@ fn number_grids(grids: &mut [Grid], c: &Community, frame: &LocalFrame) {
         .geometry
         .bounding_rect()
         .map_or(0.0, |r| frame.fwd(r.max()).y);
+    let used: usize = grids
+        .iter()
+        .filter(|g| g.kept)
+        .filter_map(|g| {
+            let digits: String = g
+                .code
+                .chars()
+                .rev()
+                .take_while(char::is_ascii_digit)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            digits
+                .get(digits.len().saturating_sub(3)..)
+                .and_then(|d| d.parse::<usize>().ok())
+        })
+        .max()
+        .unwrap_or(0);
     let mut keys: Vec<(i64, f64, usize)> = grids
         .iter()
         .enumerate()
+        .filter(|(_, g)| !g.kept)
         .map(|(i, g)| {
             let p = interior_point(&MultiPolygon(vec![g.geometry.clone()]))
                 .unwrap_or(Coord { x: 0.0, y: 0.0 });
@@ -511,13 +617,11 @@ fn number_grids(grids: &mut [Grid], c: &Community, frame: &LocalFrame) {
         })
         .collect();
     keys.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
-    let mut order = vec![0usize; grids.len()];
     for (seq, k) in keys.iter().enumerate() {
-        order[k.2] = seq + 1;
-    }
-    for (i, g) in grids.iter_mut().enumerate() {
-        g.code = grid_code(&c.code, order[i]).to_string();
-        g.name = c.name.as_deref().map(|n| grid_name(n, order[i]));
+        let n = used + seq + 1;
+        let g = &mut grids[k.2];
+        g.code = grid_code(&c.code, n).to_string();
+        g.name = c.name.as_deref().map(|nm| grid_name(nm, n));
     }
     grids.sort_by(|a, b| a.code.cmp(&b.code));
 }

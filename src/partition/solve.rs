@@ -106,8 +106,22 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
     let mut grid_of = vec![u32::MAX; n];
     let mut oversize = Vec::new();
     let mut n_grids = 0u32;
+    // fixed regions (locked grids) first, in their order: grid j is fixed region j
+    let mut fixed_atoms: Vec<(u32, usize)> = (0..n)
+        .filter_map(|a| g.atoms[a].fixed.map(|j| (j, a)))
+        .collect();
+    fixed_atoms.sort_unstable();
+    for &(_, a) in &fixed_atoms {
+        grid_of[a] = n_grids;
+        oversize.push(false);
+        n_grids += 1;
+    }
+    let n_locked = fixed_atoms.len();
     for a in 0..n {
-        if g.atoms[a].weight > band.max && !g.atoms[a].buildings.is_empty() {
+        if grid_of[a] == u32::MAX
+            && g.atoms[a].weight > band.max
+            && !g.atoms[a].buildings.is_empty()
+        {
             grid_of[a] = n_grids;
             oversize.push(g.atoms[a].buildings.len() == 1);
             n_grids += 1;
@@ -145,7 +159,7 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         comp.sort_unstable();
         comps.push(comp);
     }
-    let mut orphans: Vec<u32> = Vec::new();
+    let mut orphans: Vec<u32> = Vec::new(); // building-less land with no grid to join yet
     for comp in comps {
         let w: f64 = comp.iter().map(|&a| g.atoms[a as usize].weight).sum();
         let has_buildings = comp
@@ -157,7 +171,7 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
                 .iter()
                 .flat_map(|&a| g.nbrs(a as usize))
                 .map(|e| grid_of[e.nbr as usize])
-                .find(|&x| x != u32::MAX);
+                .find(|&x| x != u32::MAX && x as usize >= n_locked);
             if let Some(h) = host {
                 for &a in &comp {
                     grid_of[a as usize] = h;
@@ -198,10 +212,23 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         oversize,
     };
     refine(g, &mut sol, &fixed, band, seed, obj);
+    let orphan_area: f64 = orphans.iter().map(|&a| g.atoms[a as usize].area).sum();
+    if !orphans.is_empty() && sol.n_grids == n_locked && orphan_area >= 1.0 {
+        // nothing but locked grids around: the leftover land is a grid of its own
+        for &a in &orphans {
+            sol.grid_of[a as usize] = sol.n_grids as u32;
+        }
+        sol.oversize.push(false);
+        sol.n_grids += 1;
+        orphans.clear();
+    }
     for &a in &orphans {
         let c = g.atoms[a as usize].centroid;
         let best = (0..n)
-            .filter(|&b| sol.grid_of[b] != u32::MAX)
+            .filter(|&b| {
+                sol.grid_of[b] != u32::MAX
+                    && (sol.grid_of[b] as usize >= n_locked || sol.n_grids == n_locked)
+            })
             .min_by(|&x, &y| {
                 let d = |k: usize| {
                     let p = g.atoms[k].centroid;

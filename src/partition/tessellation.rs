@@ -41,6 +41,19 @@ pub struct BuildingPart {
     pub weight: f64,
 }
 
+/// A grid kept exactly as it is (locked, or untouched by a rebalance): its polygon becomes one
+/// atom whose boundary is the polygon's own rings.
+#[derive(Debug, Clone)]
+pub struct FixedRegion {
+    /// The polygon in metres and in WGS84 (the same rings).
+    pub metres: Polygon,
+    pub wgs84: Polygon,
+    /// Buildings (caller's indices) that belong to it.
+    pub buildings: Vec<u32>,
+    pub households: u64,
+    pub weight: f64,
+}
+
 /// Settings of the tessellation.
 #[derive(Debug, Clone, Copy)]
 pub struct TessellationSettings {
@@ -83,6 +96,8 @@ pub struct Atom {
     pub centroid: Coord,
     /// Length of community boundary it touches (metres).
     pub outer: f64,
+    /// Index of the fixed region this atom is, if it is one.
+    pub fixed: Option<u32>,
 }
 
 /// One adjacency: neighbour, shared boundary length, and the part of it near a road.
@@ -431,6 +446,8 @@ impl Builder {
 ///
 /// # Errors
 /// When the triangulation cannot be built (degenerate input).
+// The inputs are the distinct layers of one community part; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn tessellate(
     frame: LocalFrame,
     part: &Polygon,
@@ -438,13 +455,16 @@ pub fn tessellate(
     buildings: &[BuildingPart],
     cut_roads: &[(Coord, Coord)],
     near_roads: &[(Coord, Coord)],
+    fixed: &[FixedRegion],
     s: &TessellationSettings,
 ) -> Result<(Tessellation, AtomGraph), TessellationError> {
     // spade asserts on some degenerate configurations; never let input bring the process
     // down: retry without the roads, and give a clear error if even that fails.
-    if let Some(Ok(r)) =
-        guarded(|| build(frame, part, part_ll, buildings, cut_roads, near_roads, s))
-    {
+    if let Some(Ok(r)) = guarded(|| {
+        build(
+            frame, part, part_ll, buildings, cut_roads, near_roads, fixed, s,
+        )
+    }) {
         return Ok(r);
     }
     if std::env::var_os("WANGGE_DEBUG").is_some() {
@@ -456,18 +476,29 @@ pub fn tessellate(
     };
     if let Some(Ok(r)) = guarded(|| {
         build(
-            frame, part, part_ll, buildings, cut_roads, near_roads, &plain,
+            frame, part, part_ll, buildings, cut_roads, near_roads, fixed, &plain,
         )
     }) {
         return Ok(r);
     }
-    match guarded(|| build(frame, part, part_ll, buildings, &[], near_roads, &plain)) {
+    match guarded(|| {
+        build(
+            frame,
+            part,
+            part_ll,
+            buildings,
+            &[],
+            near_roads,
+            fixed,
+            &plain,
+        )
+    }) {
         Some(r) => r,
         None => Err(TessellationError::Degenerate),
     }
 }
 
-#[allow(clippy::too_many_lines)]
+#[allow(clippy::too_many_lines, clippy::too_many_arguments)]
 fn build(
     frame: LocalFrame,
     part: &Polygon,
@@ -475,6 +506,7 @@ fn build(
     buildings: &[BuildingPart],
     cut_roads: &[(Coord, Coord)],
     near_roads: &[(Coord, Coord)],
+    fixed: &[FixedRegion],
     s: &TessellationSettings,
 ) -> Result<(Tessellation, AtomGraph), TessellationError> {
     let t0 = std::time::Instant::now();
@@ -490,10 +522,26 @@ fn build(
         steiner: HashMap::new(),
         skipped: 0,
     };
-    let rings: Vec<(&LineString, &LineString)> =
+    let mut rings: Vec<(&LineString, &LineString)> =
         std::iter::once((part.exterior(), part_ll.exterior()))
             .chain(part.interiors().iter().zip(part_ll.interiors()))
             .collect();
+    let n_comm_rings = rings.len();
+    for fr in fixed {
+        rings.push((fr.metres.exterior(), fr.wgs84.exterior()));
+        rings.extend(fr.metres.interiors().iter().zip(fr.wgs84.interiors()));
+    }
+    let fixed_index: Vec<RingIndex> = fixed
+        .iter()
+        .map(|fr| {
+            let segs: Vec<(Coord, Coord)> = std::iter::once(fr.metres.exterior())
+                .chain(fr.metres.interiors())
+                .flat_map(|r| r.0.windows(2).map(|w| (w[0], w[1])).collect::<Vec<_>>())
+                .collect();
+            RingIndex::new(&segs)
+        })
+        .collect();
+    let in_fixed = |p: Coord| fixed_index.iter().position(|ix| ix.contains(p));
     let mut boundary_segs = Vec::new();
     let mut seg_ids: Vec<(usize, usize)> = Vec::new();
     for (ri, (r, _)) in rings.iter().enumerate() {
@@ -503,7 +551,13 @@ fn build(
         }
     }
     let boundary_tree = seg_tree(boundary_segs.iter().copied());
-    let ring_index = RingIndex::new(&boundary_segs);
+    let comm_segs: Vec<(Coord, Coord)> = boundary_segs
+        .iter()
+        .zip(&seg_ids)
+        .filter(|(_, id)| id.0 < n_comm_rings)
+        .map(|(s, _)| *s)
+        .collect();
+    let ring_index = RingIndex::new(&comm_segs);
     // Roads: deduplicated, cut where they cross the community boundary, inside pieces kept.
     // Crossing points (and road ends that stop on the boundary) are added to the rings as
     // vertices, so no road constraint ever crosses or grazes a boundary constraint.
@@ -564,7 +618,7 @@ fn build(
                 continue;
             }
             let m = mid(p, q);
-            if !ring_index.contains(m) {
+            if !ring_index.contains(m) || in_fixed(m).is_some() {
                 continue;
             }
             if near(&boundary_tree, m, 3.0)
@@ -754,6 +808,20 @@ fn build(
     };
 
     tick("inside");
+    // triangles of fixed regions (locked grids) take no part in the labelling of free space
+    let mut face_fixed = vec![NONE; nf];
+    if !fixed.is_empty() {
+        for f in 1..nf {
+            if inside[f] {
+                if let Some(j) = in_fixed(centroid(f)) {
+                    face_fixed[f] = j as u32;
+                }
+            }
+        }
+    }
+    let free: Vec<bool> = (0..nf)
+        .map(|f| inside[f] && face_fixed[f] == NONE)
+        .collect();
     // building membership of inside faces
     #[derive(Clone)]
     struct BBox(usize, AABB<[f64; 2]>);
@@ -789,7 +857,7 @@ fn build(
     let mut region_area = vec![0.0; nf];
     if skipped == 0 {
         for f0 in 1..nf {
-            if !inside[f0] || rep[f0] != NONE {
+            if !free[f0] || rep[f0] != NONE {
                 continue;
             }
             rep[f0] = f0 as u32;
@@ -801,7 +869,7 @@ fn build(
                 for k in 0..3 {
                     let g = nbr[f][k];
                     if g == NONE
-                        || !inside[g as usize]
+                        || !free[g as usize]
                         || rep[g as usize] != NONE
                         || edge_flags[edge[f][k] as usize] & F_CONSTRAINT != 0
                     {
@@ -824,7 +892,7 @@ fn build(
         }
     }
     for f in 1..nf {
-        if !inside[f] {
+        if !free[f] {
             continue;
         }
         if rep[f] != NONE && rep[f] as usize != f {
@@ -864,7 +932,7 @@ fn build(
     }
     if skipped == 0 {
         for f in 1..nf {
-            if inside[f] && rep[f] != NONE && rep[f] as usize != f {
+            if free[f] && rep[f] != NONE && rep[f] as usize != f {
                 face_bld[f] = face_bld[rep[f] as usize];
             }
         }
@@ -898,7 +966,17 @@ fn build(
         }
     }
     let mut cluster_atom = vec![NONE; buildings.len()];
-    let mut atoms: Vec<Atom> = Vec::new();
+    let mut atoms: Vec<Atom> = fixed
+        .iter()
+        .enumerate()
+        .map(|(j, fr)| Atom {
+            buildings: fr.buildings.clone(),
+            households: fr.households,
+            weight: fr.weight,
+            fixed: Some(j as u32),
+            ..Atom::default()
+        })
+        .collect();
     for i in 0..buildings.len() {
         let r = find(&mut parent, i);
         if !has_face[i] && cluster_atom[r] == NONE {
@@ -931,7 +1009,7 @@ fn build(
     let mut block = vec![NONE; nf];
     let mut nblocks = 0u32;
     for f0 in 1..nf {
-        if !inside[f0] || block[f0] != NONE {
+        if !free[f0] || block[f0] != NONE {
             continue;
         }
         block[f0] = nblocks;
@@ -940,7 +1018,7 @@ fn build(
         while let Some(f) = stack.pop() {
             for k in 0..3 {
                 let g = nbr[f][k];
-                if g == NONE || !inside[g as usize] || block[g as usize] != NONE {
+                if g == NONE || !free[g as usize] || block[g as usize] != NONE {
                     continue;
                 }
                 if edge_flags[edge[f][k] as usize] & F_ROAD != 0 {
@@ -960,7 +1038,7 @@ fn build(
     let mut nn = 0usize;
     let mut fnode = vec![[NONE; 3]; nf];
     for f in 1..nf {
-        if !inside[f] {
+        if !free[f] {
             continue;
         }
         for k in 0..3 {
@@ -983,7 +1061,7 @@ fn build(
     }
     let mut deg = vec![0usize; nn + 1];
     for f in 1..nf {
-        if inside[f] {
+        if free[f] {
             for k in 0..3 {
                 deg[fnode[f][k] as usize] += 2;
             }
@@ -996,7 +1074,7 @@ fn build(
     let mut fill = start.clone();
     let mut adjn = vec![(0u32, 0.0f64); start[nn]];
     for f in 1..nf {
-        if !inside[f] {
+        if !free[f] {
             continue;
         }
         for k in 0..3 {
@@ -1015,7 +1093,7 @@ fn build(
     let mut label = vec![NONE; nn];
     let mut heap = BinaryHeap::new();
     for f in 1..nf {
-        if inside[f] && face_atom[f] != NONE {
+        if free[f] && face_atom[f] != NONE {
             for k in 0..3 {
                 let n = fnode[f][k] as usize;
                 if dist_n[n] > 0.0 || face_atom[f] < label[n] {
@@ -1055,12 +1133,12 @@ fn build(
         // that every piece joins its atom along an edge, never at a lone point
         let mut seeds: Vec<(f64, u32, u32)> = Vec::new();
         for f in 1..nf {
-            if !inside[f] {
+            if !free[f] {
                 continue;
             }
             for k in 0..3 {
                 let g = nbr[f][k];
-                if g == NONE || !inside[g as usize] || block[g as usize] == block[f] {
+                if g == NONE || !free[g as usize] || block[g as usize] == block[f] {
                     continue;
                 }
                 for kk in [k, (k + 1) % 3] {
@@ -1116,7 +1194,7 @@ fn build(
     let mut block_atom = vec![NONE; nblocks as usize];
     let mut corner = vec![[NONE; 3]; nf];
     for f in 1..nf {
-        if !inside[f] {
+        if !free[f] {
             continue;
         }
         for k in 0..3 {
@@ -1133,7 +1211,7 @@ fn build(
                         &nbr,
                         &edge,
                         &edge_flags,
-                        &inside,
+                        &free,
                         &face_atom,
                         f,
                         faces[f][k],
@@ -1154,6 +1232,20 @@ fn build(
     }
 
     tick("corners");
+    for f in 1..nf {
+        if face_fixed[f] != NONE {
+            corner[f] = [face_fixed[f]; 3];
+        }
+    }
+    let face_atom: Vec<u32> = (0..nf)
+        .map(|f| {
+            if face_fixed[f] != NONE {
+                face_fixed[f]
+            } else {
+                face_atom[f]
+            }
+        })
+        .collect();
     split_fragments(
         &faces,
         &nbr,

@@ -1,0 +1,343 @@
+//! Rebalance (动态调整): adjust the grids in force to updated buildings while changing as little
+//! as possible (不推倒重来). Grids still in band stay exactly as they are (code and boundary);
+//! only grids out of band are redrawn — first alone, then with their neighbours if that is not
+//! enough. Redrawn grids inherit the old code they share most households with; the rest get new
+//! codes.
+
+use super::{FixedGrid, Grid, RegridError, RegridParams, RegridResult, point_in, regrid};
+use crate::geom::interior_point::interior_point;
+use crate::model::{Building, Community, Road};
+use geo::MultiPolygon;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What a rebalance changed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Changes {
+    pub kept_grids: Vec<String>,
+    pub redrawn_grids: Vec<String>,
+    pub new_grids: Vec<String>,
+    pub retired_grids: Vec<String>,
+    pub moved_buildings: usize,
+    pub moved_households: u64,
+    /// Households that changed grid ÷ households of the communities concerned (percent).
+    pub moved_households_pct: f64,
+    /// Per community: (households, moved households).
+    pub per_community: BTreeMap<String, (u64, u64)>,
+    /// Buildings that changed grid: (building id, old code, new code).
+    pub moved: Vec<(String, String, String)>,
+    pub stage: u8,
+}
+
+/// The old grid of each building (by its interior point), or None.
+fn old_grid_of(buildings: &[Building], old: &[FixedGrid]) -> Vec<Option<usize>> {
+    buildings
+        .iter()
+        .map(|b| {
+            let p = interior_point(&b.geometry)?;
+            old.iter()
+                .position(|g| point_in(&MultiPolygon(vec![g.polygon.clone()]), p))
+        })
+        .collect()
+}
+
+/// Grids that share an edge (at least two vertices).
+fn neighbours(old: &[FixedGrid]) -> Vec<HashSet<usize>> {
+    let mut by_vertex: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
+    for (i, g) in old.iter().enumerate() {
+        let mut seen = HashSet::new();
+        for r in std::iter::once(g.polygon.exterior()).chain(g.polygon.interiors()) {
+            for c in &r.0 {
+                let k = (c.x.to_bits(), c.y.to_bits());
+                if seen.insert(k) {
+                    by_vertex.entry(k).or_default().push(i);
+                }
+            }
+        }
+    }
+    let mut shared: HashMap<(usize, usize), usize> = HashMap::new();
+    for gs in by_vertex.values() {
+        for a in 0..gs.len() {
+            for b in a + 1..gs.len() {
+                *shared
+                    .entry((gs[a].min(gs[b]), gs[a].max(gs[b])))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    let mut n = vec![HashSet::new(); old.len()];
+    for ((a, b), k) in shared {
+        if k >= 2 {
+            n[a].insert(b);
+            n[b].insert(a);
+        }
+    }
+    n
+}
+
+/// Rebalance `old` grids for updated `buildings`.
+///
+/// # Errors
+/// As [`regrid`].
+// Layers, the plan in force, locks, previous assignments and settings are all distinct inputs.
+#[allow(clippy::too_many_arguments)]
+pub fn rebalance(
+    communities: &[Community],
+    buildings: &[Building],
+    roads: &[Road],
+    old: &[FixedGrid],
+    locked: &HashSet<String>,
+    previous: Option<&HashMap<String, String>>,
+    params: &RegridParams,
+    progress: &(dyn Fn() + Sync),
+) -> Result<(RegridResult, Changes), RegridError> {
+    let band = params.band;
+    let owner = old_grid_of(buildings, old);
+    // the grid each building was in: from the previous assignments when given (buildings not
+    // listed there are new and cannot have moved), else from where the building stands
+    let code_index: HashMap<&str, usize> = old
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.code.as_str(), i))
+        .collect();
+    let was: Vec<Option<usize>> = match previous {
+        Some(prev) => buildings
+            .iter()
+            .map(|b| {
+                prev.get(&b.id)
+                    .and_then(|c| code_index.get(c.as_str()).copied())
+            })
+            .collect(),
+        None => owner.clone(),
+    };
+    let mut w = vec![0.0; old.len()];
+    let mut nb = vec![0usize; old.len()];
+    let mut single_big = vec![false; old.len()];
+    for (b, o) in buildings.iter().zip(&owner) {
+        if let Some(g) = o {
+            w[*g] += b.weight;
+            nb[*g] += 1;
+            single_big[*g] = b.weight > band.max;
+        }
+    }
+    let out_of_band: Vec<bool> = (0..old.len())
+        .map(|g| {
+            !(band.contains(w[g]) || locked.contains(&old[g].code) || (nb[g] == 1 && single_big[g]))
+        })
+        .collect();
+    let nbrs = neighbours(old);
+    let mut last: Option<(RegridResult, Changes)> = None;
+    // stage 1: each grid out of band is redrawn alone; stage 2: those that could not be put
+    // right alone are redrawn with their neighbours of the same community
+    // a grid below the minimum cannot be put right alone: its neighbours join from the start
+    let mut free: HashSet<usize> = (0..old.len()).filter(|&g| out_of_band[g]).collect();
+    let short: Vec<usize> = free.iter().copied().filter(|&g| w[g] < band.min).collect();
+    for g in short {
+        free.extend(
+            nbrs[g].iter().copied().filter(|&h| {
+                old[h].community == old[g].community && !locked.contains(&old[h].code)
+            }),
+        );
+    }
+    for stage in 1..=2u8 {
+        if stage == 2 {
+            let Some((res, _)) = &last else { break };
+            let mut failing: HashSet<usize> = HashSet::new();
+            for &(b, g) in &res.assignment {
+                let gr = &res.grids[g];
+                if !gr.kept && !gr.oversize && !band.contains(gr.weight) {
+                    if let Some(o) = owner[b].filter(|o| free.contains(o)) {
+                        failing.insert(o);
+                    }
+                }
+            }
+            if failing.is_empty() {
+                break;
+            }
+            let extra: Vec<usize> = failing
+                .iter()
+                .flat_map(|&g| {
+                    nbrs[g]
+                        .iter()
+                        .copied()
+                        .filter(move |&h| old[h].community == old[g].community)
+                })
+                .filter(|&h| !locked.contains(&old[h].code))
+                .collect();
+            let before = free.len();
+            free.extend(extra);
+            if free.len() == before {
+                break;
+            }
+        }
+        let fixed: Vec<FixedGrid> = old
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !free.contains(i))
+            .map(|(_, g)| g.clone())
+            .collect();
+        let mut p = params.clone();
+        p.fixed = fixed;
+        let mut result = regrid(communities, buildings, roads, &p, progress)?;
+        inherit_codes(&mut result, old, &owner, &free, buildings);
+        let changes = changes(&result, old, &was, &free, buildings, stage);
+        last = Some((result, changes));
+        if free.is_empty() {
+            break;
+        }
+    }
+    last.ok_or(RegridError::Band {
+        min: band.min,
+        max: band.max,
+    })
+}
+
+/// Redrawn grids inherit the old code they share most households with.
+fn inherit_codes(
+    result: &mut RegridResult,
+    old: &[FixedGrid],
+    owner: &[Option<usize>],
+    free: &HashSet<usize>,
+    buildings: &[Building],
+) {
+    let mut shared: Vec<(u64, usize, usize)> = Vec::new(); // (households, new grid, old grid)
+    let mut m: HashMap<(usize, usize), u64> = HashMap::new();
+    for &(b, g) in &result.assignment {
+        if result.grids[g].kept {
+            continue;
+        }
+        if let Some(o) = owner[b].filter(|o| free.contains(o)) {
+            *m.entry((g, o)).or_insert(0) += u64::from(buildings[b].households) + 1;
+        }
+    }
+    for ((g, o), h) in m {
+        shared.push((h, g, o));
+    }
+    shared.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut used_new = HashSet::new();
+    let mut used_old = HashSet::new();
+    let mut rename: Vec<(usize, String, Option<String>)> = Vec::new();
+    for (_, g, o) in shared {
+        if used_new.contains(&g)
+            || used_old.contains(&o)
+            || old[o].community != result.grids[g].community
+        {
+            continue;
+        }
+        used_new.insert(g);
+        used_old.insert(o);
+        rename.push((g, old[o].code.clone(), old[o].name.clone()));
+    }
+    // new grids that inherit nothing take sequence numbers after every code of their community
+    let taken: HashSet<String> = old.iter().map(|g| g.code.clone()).collect();
+    for (g, code, name) in rename {
+        result.grids[g].code = code;
+        result.grids[g].name = name;
+    }
+
+    let mut next: HashMap<String, usize> = HashMap::new();
+    for g in 0..result.grids.len() {
+        let gr = &result.grids[g];
+        if gr.kept || used_new.contains(&g) {
+            continue;
+        }
+        let comm = gr.community.clone();
+        let n = next.entry(comm.clone()).or_insert_with(|| {
+            old.iter()
+                .filter(|o| o.community == comm)
+                .filter_map(|o| {
+                    o.code
+                        .get(o.code.len().saturating_sub(3)..)
+                        .and_then(|d| d.parse::<usize>().ok())
+                })
+                .max()
+                .unwrap_or(0)
+        });
+        loop {
+            *n += 1;
+            let code = crate::model::grid_code(&comm, *n).to_string();
+            if !taken.contains(&code) {
+                let grid: &mut Grid = &mut result.grids[g];
+                grid.code = code;
+                break;
+            }
+        }
+    }
+    result
+        .grids
+        .sort_by(|a, b| a.community.cmp(&b.community).then(a.code.cmp(&b.code)));
+    // assignments refer to grid indices: rebuild them
+    let mut assignment = Vec::new();
+    for (gi, g) in result.grids.iter().enumerate() {
+        for &b in &g.buildings {
+            assignment.push((b, gi));
+        }
+    }
+    assignment.sort_unstable();
+    result.assignment = assignment;
+}
+
+fn changes(
+    result: &RegridResult,
+    old: &[FixedGrid],
+    owner: &[Option<usize>],
+    free: &HashSet<usize>,
+    buildings: &[Building],
+    stage: u8,
+) -> Changes {
+    let mut c = Changes {
+        stage,
+        ..Changes::default()
+    };
+    let new_codes: HashSet<&str> = result.grids.iter().map(|g| g.code.as_str()).collect();
+    let old_codes: HashSet<&str> = old.iter().map(|g| g.code.as_str()).collect();
+    for g in &result.grids {
+        if g.kept {
+            c.kept_grids.push(g.code.clone());
+        } else if old_codes.contains(g.code.as_str()) {
+            c.redrawn_grids.push(g.code.clone());
+        } else {
+            c.new_grids.push(g.code.clone());
+        }
+    }
+    for (i, g) in old.iter().enumerate() {
+        if free.contains(&i) && !new_codes.contains(g.code.as_str()) {
+            c.retired_grids.push(g.code.clone());
+        }
+    }
+    for &(b, g) in &result.assignment {
+        let comm = &result.grids[g].community;
+        let e = c.per_community.entry(comm.clone()).or_insert((0, 0));
+        e.0 += u64::from(buildings[b].households);
+        if let Some(o) = owner[b] {
+            if old[o].code != result.grids[g].code {
+                c.moved_buildings += 1;
+                c.moved_households += u64::from(buildings[b].households);
+                e.1 += u64::from(buildings[b].households);
+                c.moved.push((
+                    buildings[b].id.clone(),
+                    old[o].code.clone(),
+                    result.grids[g].code.clone(),
+                ));
+            }
+        }
+    }
+    // the share is taken over the communities where grids were redrawn
+    let concerned: HashSet<&str> = free.iter().map(|&g| old[g].community.as_str()).collect();
+    let touched: u64 = c
+        .per_community
+        .iter()
+        .filter(|(k, _)| concerned.contains(k.as_str()))
+        .map(|(_, v)| v.0)
+        .sum();
+    c.moved_households_pct = if touched > 0 {
+        100.0 * c.moved_households as f64 / touched as f64
+    } else {
+        0.0
+    };
+    c.kept_grids.sort();
+    c.redrawn_grids.sort();
+    c.new_grids.sort();
+    c.retired_grids.sort();
+    c
+}

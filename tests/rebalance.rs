@@ -1,0 +1,298 @@
+//! Rebalance (动态调整) and locks: grids in band stay exactly as they are; changes stay local.
+
+mod common;
+use common::*;
+use geo::{Contains, Distance, Euclidean, Point, Polygon};
+use serde_json::{Value, json};
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn read(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn poly(v: &Value) -> Polygon {
+    let ring = |r: &Value| {
+        geo::LineString::from(
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c[0].as_f64().unwrap(), c[1].as_f64().unwrap()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let rings = v["coordinates"].as_array().unwrap();
+    Polygon::new(ring(&rings[0]), rings[1..].iter().map(ring).collect())
+}
+
+/// A base plan in which every grid of the chosen community is in band.
+fn base(d: &Path) -> (Value, String) {
+    sample(d, 18, 4);
+    wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&d.join("communities.geojson")),
+        "--buildings",
+        s(&d.join("buildings.geojson")),
+        "--roads",
+        s(&d.join("roads.geojson")),
+        "--out",
+        s(&d.join("g0.geojson")),
+        "--assignments",
+        s(&d.join("a0.csv")),
+    ]);
+    let g = read(&d.join("g0.geojson"));
+    let mut by: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for f in g["features"].as_array().unwrap() {
+        by.entry(f["properties"]["community"].as_str().unwrap().into())
+            .or_default()
+            .push(f["properties"]["households"].as_u64().unwrap());
+    }
+    let comm = by
+        .iter()
+        .filter(|(_, hh)| hh.iter().all(|h| (200..=400).contains(h)))
+        .max_by_key(|(_, hh)| hh.len())
+        .map(|(c, _)| c.clone())
+        .expect("a community wholly in band");
+    (g, comm)
+}
+
+fn rebalance(d: &Path, buildings: &str) -> Value {
+    wangge_ok(&[
+        "rebalance",
+        "--grids",
+        s(&d.join("g0.geojson")),
+        "--previous-assignments",
+        s(&d.join("a0.csv")),
+        "--communities",
+        s(&d.join("communities.geojson")),
+        "--buildings",
+        s(&d.join(buildings)),
+        "--roads",
+        s(&d.join("roads.geojson")),
+        "--out",
+        s(&d.join("g1.geojson")),
+        "--report",
+        s(&d.join("r1.json")),
+    ]);
+    let (ok, _, text) = check(
+        &d.join("communities.geojson"),
+        &d.join(buildings),
+        Some(&d.join("roads.geojson")),
+        &d.join("g1.geojson"),
+        90.0,
+    );
+    assert!(ok, "checker: {text}");
+    read(&d.join("r1.json"))
+}
+
+fn kept_exactly(d: &Path, r: &Value) {
+    let g0 = read(&d.join("g0.geojson"));
+    let g1 = read(&d.join("g1.geojson"));
+    let geom = |g: &Value, code: &str| {
+        g["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["properties"]["code"] == code)
+            .map(|f| f["geometry"].clone())
+    };
+    for code in r["changes"]["kept_grids"].as_array().unwrap() {
+        let c = code.as_str().unwrap();
+        assert_eq!(
+            geom(&g0, c),
+            geom(&g1, c),
+            "kept grid {c} changed its boundary"
+        );
+    }
+}
+
+#[test]
+fn a_new_tower_changes_at_most_three_grids() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (g, comm) = base(d);
+    let mut b = read(&d.join("buildings.geojson"));
+    let fps: Vec<Polygon> = b["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| poly(&f["geometry"]))
+        .collect();
+    // the emptiest spot of the community's grids
+    let mut best = (0.0, Point::new(0.0, 0.0));
+    for f in g["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["properties"]["community"] == comm.as_str())
+    {
+        let p = poly(&f["geometry"]);
+        let r = geo::BoundingRect::bounding_rect(&p).unwrap();
+        for i in 0..24 {
+            for j in 0..24 {
+                let q = Point::new(
+                    r.min().x + r.width() * (f64::from(i) + 0.5) / 24.0,
+                    r.min().y + r.height() * (f64::from(j) + 0.5) / 24.0,
+                );
+                if !p.contains(&q) {
+                    continue;
+                }
+                let clear = fps
+                    .iter()
+                    .map(|fp| Euclidean.distance(&q, fp))
+                    .fold(f64::INFINITY, f64::min)
+                    .min(Euclidean.distance(&q, p.exterior()));
+                if clear > best.0 {
+                    best = (clear, q);
+                }
+            }
+        }
+    }
+    assert!(best.0 > 0.00012, "room for a tower: {}", best.0);
+    let (x, y) = (best.1.x(), best.1.y());
+    let t = 0.00006;
+    b["features"].as_array_mut().unwrap().push(json!({ "type": "Feature", "properties": { "id": "TOWER", "building": "apartments", "households": 500 },
+        "geometry": { "type": "Polygon", "coordinates": [[[x - t, y - t], [x + t, y - t], [x + t, y + t], [x - t, y + t], [x - t, y - t]]] } }));
+    std::fs::write(d.join("b1.geojson"), b.to_string()).unwrap();
+    let r = rebalance(d, "b1.geojson");
+    let c = &r["changes"];
+    let changed = c["redrawn_grids"].as_array().unwrap().len()
+        + c["new_grids"].as_array().unwrap().len()
+        + c["retired_grids"].as_array().unwrap().len();
+    assert!(changed <= 3, "grids changed: {c}");
+    let (hh, moved) = (
+        c["per_community"][&comm][0].as_f64().unwrap(),
+        c["per_community"][&comm][1].as_f64().unwrap(),
+    );
+    assert!(moved < 0.10 * hh, "moved {moved} of {hh}");
+    kept_exactly(d, &r);
+}
+
+#[test]
+fn a_demolished_block_and_corrected_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (g, comm) = base(d);
+    let b = read(&d.join("buildings.geojson"));
+    // corrected counts: one building a little different, its grid still in band → nothing moves
+    let mut b2 = b.clone();
+    let f0 = &mut b2["features"][0]["properties"]["households"];
+    *f0 = json!(f0.as_u64().unwrap() + 1);
+    std::fs::write(d.join("b2.geojson"), b2.to_string()).unwrap();
+    let r = rebalance(d, "b2.geojson");
+    let grid_of_first = r["changes"]["redrawn_grids"].as_array().unwrap().len()
+        + r["changes"]["new_grids"].as_array().unwrap().len();
+    if grid_of_first == 0 {
+        assert_eq!(r["changes"]["moved_households"], 0);
+    }
+    kept_exactly(d, &r);
+    // demolished: every building of one grid of the community removed
+    let victim = g["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["properties"]["community"] == comm.as_str())
+        .unwrap();
+    let vp = poly(&victim["geometry"]);
+    let mut b3 = b.clone();
+    b3["features"].as_array_mut().unwrap().retain(|f| {
+        let p = poly(&f["geometry"]);
+        let c = geo::Centroid::centroid(&p).unwrap();
+        !vp.contains(&c)
+    });
+    std::fs::write(d.join("b3.geojson"), b3.to_string()).unwrap();
+    let r = rebalance(d, "b3.geojson");
+    let c = &r["changes"];
+    assert!(
+        c["retired_grids"].as_array().unwrap().len() + c["redrawn_grids"].as_array().unwrap().len()
+            >= 1,
+        "{c}"
+    );
+    let kept = c["kept_grids"].as_array().unwrap().len();
+    let total = g["features"].as_array().unwrap().len();
+    assert!(
+        kept + 8 >= total,
+        "only the demolished grid's neighbourhood moves: kept {kept} of {total}"
+    );
+    kept_exactly(d, &r);
+}
+
+#[test]
+fn locked_grids_are_kept_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (g, comm) = base(d);
+    let codes: Vec<String> = g["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["properties"]["community"] == comm.as_str())
+        .take(2)
+        .map(|f| f["properties"]["code"].as_str().unwrap().to_string())
+        .collect();
+    std::fs::write(d.join("lock.txt"), codes.join("\n")).unwrap();
+    let out = d.join("g2.geojson");
+    wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&d.join("communities.geojson")),
+        "--buildings",
+        s(&d.join("buildings.geojson")),
+        "--roads",
+        s(&d.join("roads.geojson")),
+        "--seed",
+        "9",
+        "--grids",
+        s(&d.join("g0.geojson")),
+        "--lock",
+        s(&d.join("lock.txt")),
+        "--out",
+        s(&out),
+    ]);
+    let (ok, _, text) = check(
+        &d.join("communities.geojson"),
+        &d.join("buildings.geojson"),
+        Some(&d.join("roads.geojson")),
+        &out,
+        90.0,
+    );
+    assert!(ok, "checker: {text}");
+    let g2 = read(&out);
+    for code in &codes {
+        let a = g["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["properties"]["code"] == code.as_str())
+            .unwrap();
+        let b = g2["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["properties"]["code"] == code.as_str())
+            .expect("locked code kept");
+        assert_eq!(a["geometry"], b["geometry"]);
+        assert_eq!(a["properties"]["households"], b["properties"]["households"]);
+    }
+    // a lock naming an unknown grid is a named error
+    std::fs::write(d.join("bad.txt"), "nope-001\n").unwrap();
+    let o = wangge(&[
+        "regrid",
+        "--communities",
+        s(&d.join("communities.geojson")),
+        "--buildings",
+        s(&d.join("buildings.geojson")),
+        "--grids",
+        s(&d.join("g0.geojson")),
+        "--lock",
+        s(&d.join("bad.txt")),
+        "--out",
+        s(&d.join("x.geojson")),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 1"));
+}

@@ -372,3 +372,26 @@ fn workload_weights_balance_grids() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("`building`"));
 }
+
+#[test]
+fn sample_city_names_and_codes_stay_unique_for_large_districts() {
+    // regression: the name pool (288 two-part names) ran out above 288 communities and hung
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path(), 1, 320);
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("communities.geojson")).unwrap())
+            .unwrap();
+    let feats = c["features"].as_array().unwrap();
+    assert_eq!(feats.len(), 320);
+    let names: std::collections::HashSet<&str> = feats
+        .iter()
+        .map(|f| f["properties"]["name"].as_str().unwrap())
+        .collect();
+    let codes: std::collections::HashSet<&str> = feats
+        .iter()
+        .map(|f| f["properties"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 320);
+    assert_eq!(codes.len(), 320);
+    assert!(codes.iter().all(|c| c.len() == 12));
+}

@@ -78,6 +78,10 @@ pub struct RegridArgs {
     /// "households + 3*special + 0.5*shops"; --min/--max/--target are then in its units.
     #[arg(long)]
     pub weight: Option<String>,
+    /// Also write the atoms (the indivisible units the grids are made of) as GeoJSON, for
+    /// comparisons with other partitioners on the same units (scripts/bench-partition).
+    #[arg(long, hide = true)]
+    pub atoms_out: Option<PathBuf>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -240,6 +244,7 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     let tick = || bar.inc(1);
+    params.collect_atoms = a.atoms_out.is_some();
     let mut changes = None;
     let result = if rebalance {
         let previous = match &a.previous_assignments {
@@ -342,6 +347,18 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
     });
     let report_bytes = serde_json::to_vec_pretty(&report)?;
     write_atomic(&a.out, &grids_bytes)?;
+    if let Some(p) = &a.atoms_out {
+        let feats: Vec<serde_json::Value> = result
+            .atoms
+            .iter()
+            .enumerate()
+            .map(|(i, at)| json!({ "type": "Feature", "properties": { "id": i, "community": at.community, "households": at.households, "buildings": at.buildings }, "geometry": crate::io::write::polygon_json(&at.geometry) }))
+            .collect();
+        write_atomic(
+            p,
+            &serde_json::to_vec(&json!({ "type": "FeatureCollection", "features": feats }))?,
+        )?;
+    }
     if let (Some(p), Some(b)) = (&a.assignments, &assign_bytes) {
         write_atomic(p, b)?;
     }

@@ -52,6 +52,12 @@ pub fn grid_name(community_name: &str, seq: usize) -> String {
     format!("{community_name}第{}网格", chinese_number(seq))
 }
 
+/// A number in Chinese numerals (一, 十二, 一百零五), as used in names.
+#[must_use]
+pub fn chinese_ordinal(n: usize) -> String {
+    chinese_number(n)
+}
+
 fn chinese_number(n: usize) -> String {
     const D: [&str; 10] = ["零", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
     if n < 10 {

@@ -6,7 +6,7 @@ mod households;
 mod time;
 mod weight;
 
-pub use code::{GridCode, grid_code, grid_name};
+pub use code::{GridCode, chinese_ordinal, grid_code, grid_name};
 pub use households::{EstimateParams, HouseholdSource};
 pub use time::{format_time, parse_time};
 pub use weight::Weight;

@@ -41,6 +41,8 @@ impl Ord for OrdF {
 /// Settings of a regrid run.
 #[derive(Debug, Clone)]
 pub struct RegridParams {
+    /// Also return the atoms as polygons.
+    pub collect_atoms: bool,
     /// Grids kept exactly (locked, or untouched by a rebalance); the rest is partitioned around them.
     pub fixed: Vec<FixedGrid>,
     pub band: Band,
@@ -67,6 +69,7 @@ impl Default for RegridParams {
             tessellation: TessellationSettings::default(),
             objective: Objective::default(),
             fixed: Vec::new(),
+            collect_atoms: false,
         }
     }
 }
@@ -146,6 +149,17 @@ pub struct RegridResult {
     pub total: Figures,
     /// Buildings whose representative point is in no community.
     pub outside_buildings: usize,
+    /// The atoms, when asked for (`RegridParams::collect_atoms`), for comparisons on the same units.
+    pub atoms: Vec<AtomOut>,
+}
+
+/// One atom as a polygon (for benchmarks that run other partitioners on the same atoms).
+#[derive(Debug, Clone)]
+pub struct AtomOut {
+    pub community: String,
+    pub households: u64,
+    pub buildings: usize,
+    pub geometry: Polygon,
 }
 
 /// Errors of a regrid run.
@@ -286,7 +300,7 @@ pub fn regrid(
     // largest communities first, one task each, so two cores finish together
     let mut order: Vec<usize> = (0..communities.len()).collect();
     order.sort_by_key(|&ci| (std::cmp::Reverse(per_comm[ci].len()), ci));
-    type Outcome = Result<(Vec<Grid>, CommunityReport), RegridError>;
+    type Outcome = Result<(Vec<Grid>, CommunityReport, Vec<AtomOut>), RegridError>;
     let mut done: Vec<(usize, Outcome)> = order
         .par_iter()
         .with_max_len(1)
@@ -308,10 +322,12 @@ pub fn regrid(
     let results: Vec<Outcome> = done.into_iter().map(|x| x.1).collect();
     let mut grids = Vec::new();
     let mut reports = Vec::new();
+    let mut atoms = Vec::new();
     for r in results {
-        let (g, rep) = r?;
+        let (g, rep, at) = r?;
         grids.extend(g);
         reports.push(rep);
+        atoms.extend(at);
     }
     let mut assignment = Vec::new();
     for (gi, g) in grids.iter().enumerate() {
@@ -322,6 +338,7 @@ pub fn regrid(
     assignment.sort_unstable();
     let total = metrics::total_figures(&grids, &reports, band, has_roads);
     Ok(RegridResult {
+        atoms,
         grids,
         assignment,
         communities: reports,
@@ -339,7 +356,7 @@ fn regrid_community(
     seg_tree: &RTree<Boxed>,
     has_roads: bool,
     params: &RegridParams,
-) -> Result<(Vec<Grid>, CommunityReport), RegridError> {
+) -> Result<(Vec<Grid>, CommunityReport, Vec<AtomOut>), RegridError> {
     let t0 = std::time::Instant::now();
     let band = params.band;
     let err = |m: String| RegridError::Community {
@@ -357,6 +374,7 @@ fn regrid_community(
     let mut grids: Vec<Grid> = Vec::new();
     let mut internal_len = 0.0;
     let mut internal_road = 0.0;
+    let mut atoms_out: Vec<AtomOut> = Vec::new();
     let fixed_here: Vec<&FixedGrid> = params
         .fixed
         .iter()
@@ -482,6 +500,19 @@ fn regrid_community(
         if graph.is_empty() {
             continue;
         }
+        if params.collect_atoms {
+            let identity: Vec<u32> = (0..graph.len() as u32).collect();
+            if let Ok(polys) = assemble::assemble(&tess, &identity, graph.len(), 0) {
+                for (a, p) in graph.atoms.iter().zip(polys) {
+                    atoms_out.push(AtomOut {
+                        community: c.code.clone(),
+                        households: a.households,
+                        buildings: a.buildings.len(),
+                        geometry: p.wgs84,
+                    });
+                }
+            }
+        }
         let sol = solve::partition(&graph, band, params.seed, params.objective);
         let polys = assemble::assemble(&tess, &sol.grid_of, sol.n_grids, fixed_part.len())
             .map_err(|e| err(e.to_string()))?;
@@ -571,6 +602,7 @@ fn regrid_community(
             figures,
             notes,
         },
+        atoms_out,
     ))
 }
 

@@ -355,14 +355,28 @@ pub fn generate(seed: u64, n: usize) -> SampleCity {
             node[r + 1][c],
             vmid[r][c],
         ];
-        let mut name;
-        loop {
+        // names: random two-part names while fresh ones are likely, then numbered (第二…) variants
+        let mut name = String::new();
+        for attempt in 0..64 {
             let a = NAME_A[ctx.rng.random_range(0..NAME_A.len())];
             let b = NAME_B[ctx.rng.random_range(0..NAME_B.len())];
-            name = format!("{a}{b}社区");
-            if used_names.insert(name.clone()) {
+            let base = format!("{a}{b}");
+            let candidate = if attempt < 16 {
+                format!("{base}社区")
+            } else {
+                format!(
+                    "{base}第{}社区",
+                    crate::model::chinese_ordinal(attempt / 16 + 1)
+                )
+            };
+            if used_names.insert(candidate.clone()) {
+                name = candidate;
                 break;
             }
+        }
+        if name.is_empty() {
+            name = format!("第{}社区", k + 1);
+            used_names.insert(name.clone());
         }
         let street = k / 8 + 1;
         let code = format!("{DISTRICT}{street:03}{:03}", k % 8 + 1);

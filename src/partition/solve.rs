@@ -212,6 +212,9 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         oversize,
     };
     refine(g, &mut sol, &fixed, band, seed, obj);
+    if repair(&mut ctx, &mut sol, &fixed) {
+        refine(g, &mut sol, &fixed, band, seed, obj);
+    }
     let orphan_area: f64 = orphans.iter().map(|&a| g.atoms[a as usize].area).sum();
     if !orphans.is_empty() && sol.n_grids == n_locked && orphan_area >= 1.0 {
         // nothing but locked grids around: the leftover land is a grid of its own
@@ -239,6 +242,100 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         sol.grid_of[a as usize] = best.map_or(0, |b| sol.grid_of[b]);
     }
     sol
+}
+
+/// Grids still out of band after the local search are redrawn together with one or two
+/// neighbours: the union is split again (as in the first pass) into as many grids, and the new
+/// split is kept when it has fewer grids out of band. Returns true when anything changed.
+fn repair(ctx: &mut Ctx, sol: &mut Solution, fixed: &[bool]) -> bool {
+    let g = ctx.g;
+    let band = ctx.band;
+    let mut changed = false;
+    for _round in 0..3 {
+        let n = g.len();
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); sol.n_grids];
+        for a in 0..n {
+            if sol.grid_of[a] != u32::MAX {
+                members[sol.grid_of[a] as usize].push(a as u32);
+            }
+        }
+        let weight = |set: &[u32]| set_weight(g, set);
+        let locked: Vec<bool> = (0..sol.n_grids)
+            .map(|gi| sol.oversize[gi] || members[gi].iter().any(|&a| fixed[a as usize]))
+            .collect();
+        let bad: Vec<usize> = (0..sol.n_grids)
+            .filter(|&gi| {
+                !locked[gi] && !members[gi].is_empty() && !band.contains(weight(&members[gi]))
+            })
+            .collect();
+        if bad.is_empty() {
+            break;
+        }
+        let mut any = false;
+        let mut touched = vec![false; sol.n_grids];
+        for &b in &bad {
+            if touched[b] {
+                continue;
+            }
+            // neighbouring grids, most shared boundary first
+            let mut shared: std::collections::BTreeMap<usize, f64> =
+                std::collections::BTreeMap::new();
+            for &a in &members[b] {
+                for e in g.nbrs(a as usize) {
+                    let h = sol.grid_of[e.nbr as usize];
+                    if h != u32::MAX
+                        && h as usize != b
+                        && !locked[h as usize]
+                        && !touched[h as usize]
+                    {
+                        *shared.entry(h as usize).or_insert(0.0) += e.len;
+                    }
+                }
+            }
+            let mut nb: Vec<(usize, f64)> = shared.into_iter().collect();
+            nb.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+            let mut groups: Vec<Vec<usize>> = nb.iter().take(4).map(|&(h, _)| vec![b, h]).collect();
+            for i in 0..nb.len().min(3) {
+                for j in i + 1..nb.len().min(3) {
+                    groups.push(vec![b, nb[i].0, nb[j].0]);
+                }
+            }
+            for grp in groups {
+                let set: Vec<u32> = grp
+                    .iter()
+                    .flat_map(|&x| members[x].iter().copied())
+                    .collect();
+                let before = grp
+                    .iter()
+                    .filter(|&&x| !band.contains(weight(&members[x])))
+                    .count();
+                let mut parts = Vec::new();
+                bisect(ctx, set.clone(), grp.len(), &mut parts);
+                if parts.len() != grp.len() {
+                    continue;
+                }
+                let after = parts.iter().filter(|p| !band.contains(weight(p))).count();
+                if after < before && parts.iter().all(|p| components(ctx, p).len() == 1) {
+                    for (x, p) in grp.iter().zip(&parts) {
+                        for &a in p {
+                            sol.grid_of[a as usize] = *x as u32;
+                        }
+                        touched[*x] = true;
+                    }
+                    for (x, p) in grp.iter().zip(parts) {
+                        members[*x] = p;
+                    }
+                    any = true;
+                    changed = true;
+                    break;
+                }
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    changed
 }
 
 fn set_weight(g: &AtomGraph, set: &[u32]) -> f64 {

@@ -951,7 +951,9 @@ fn build(
     pairs.sort_by_key(|a| a.0);
     for ((i, j), a) in pairs {
         let (i, j) = (i as usize, j as usize);
-        if a > s.merge_overlap_m2 {
+        // merge real overlaps, and any overlap that is a noticeable share of the smaller footprint
+        // (a sliver building inside another would otherwise be split between grids)
+        if a > s.merge_overlap_m2 || a > 0.005 * barea[i].min(barea[j]) {
             let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
             if ri != rj {
                 parent[ri.max(rj)] = ri.min(rj);
@@ -1711,4 +1713,64 @@ fn atom_graph(
         adj[start[a]..start[a + 1]].sort_by_key(|x| x.nbr);
     }
     AtomGraph { atoms, start, adj }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::polygon;
+
+    fn part(i: u32, p: Polygon, households: u32) -> BuildingPart {
+        BuildingPart {
+            building: i,
+            polygons: vec![p],
+            households,
+            weight: f64::from(households),
+        }
+    }
+
+    #[test]
+    fn a_sliver_overlapping_a_building_joins_its_atom() {
+        // regression (Manhattan w265432772): a footprint of a few cm² lying half inside another
+        // was left unmerged (overlap below the absolute threshold) and could be split
+        let frame = LocalFrame::new(116.0, 39.0);
+        let community = polygon![(x: 0.0, y: 0.0), (x: 100.0, y: 0.0), (x: 100.0, y: 100.0), (x: 0.0, y: 100.0)];
+        let ll = Polygon::new(
+            LineString(
+                community
+                    .exterior()
+                    .0
+                    .iter()
+                    .map(|c| frame.inv(*c))
+                    .collect(),
+            ),
+            vec![],
+        );
+        let big = polygon![(x: 10.0, y: 10.0), (x: 40.0, y: 10.0), (x: 40.0, y: 40.0), (x: 10.0, y: 40.0)];
+        let sliver = polygon![(x: 39.95, y: 20.0), (x: 40.05, y: 20.0), (x: 40.0, y: 20.1)];
+        let other = polygon![(x: 60.0, y: 60.0), (x: 80.0, y: 60.0), (x: 80.0, y: 80.0), (x: 60.0, y: 80.0)];
+        let (_, g) = tessellate(
+            frame,
+            &community,
+            &ll,
+            &[part(0, big, 100), part(1, sliver, 0), part(2, other, 50)],
+            &[],
+            &[],
+            &[],
+            &TessellationSettings::default(),
+        )
+        .unwrap();
+        let atom_of = |b: u32| {
+            g.atoms
+                .iter()
+                .position(|a| a.buildings.contains(&b))
+                .unwrap()
+        };
+        assert_eq!(
+            atom_of(0),
+            atom_of(1),
+            "the sliver merges with the building it overlaps"
+        );
+        assert_ne!(atom_of(0), atom_of(2));
+    }
 }

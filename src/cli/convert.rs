@@ -90,11 +90,7 @@ pub fn run(a: &ConvertArgs) -> Result<()> {
             .headers()
             .with_context(|| format!("{name}: no header row"))?
             .clone();
-        let find = |f: &str| headers.iter().position(|h| h.trim() == f);
-        let xi = find(&a.lon_field)
-            .ok_or_else(|| anyhow!("{name}: no column `{}` (use --lon-field)", a.lon_field))?;
-        let yi = find(&a.lat_field)
-            .ok_or_else(|| anyhow!("{name}: no column `{}` (use --lat-field)", a.lat_field))?;
+        let (xi, yi) = super::coord_columns(&name, &headers, &a.lon_field, &a.lat_field)?;
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(&headers)?;
         for (i, rec) in rd.records().enumerate() {

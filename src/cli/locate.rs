@@ -224,10 +224,7 @@ pub fn run(a: &LocateArgs) -> Result<()> {
                 .with_context(|| format!("{name}: no header row"))?
                 .clone();
             let find = |f: &str| headers.iter().position(|h| h.trim() == f);
-            let xi = find(&a.lon_field)
-                .ok_or_else(|| anyhow!("{name}: no column `{}` (use --lon-field)", a.lon_field))?;
-            let yi = find(&a.lat_field)
-                .ok_or_else(|| anyhow!("{name}: no column `{}` (use --lat-field)", a.lat_field))?;
+            let (xi, yi) = super::coord_columns(&name, &headers, &a.lon_field, &a.lat_field)?;
             let ti = match &a.time_field {
                 Some(f) => {
                     Some(find(f).ok_or_else(|| anyhow!("{name}: no column `{f}` (--time-field)"))?)

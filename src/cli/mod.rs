@@ -92,3 +92,19 @@ fn sample_city(a: &SampleArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// Positions of the longitude and latitude columns of a CSV header, with errors that name the
+/// file and the option to use.
+pub(crate) fn coord_columns(
+    name: &str,
+    headers: &csv::StringRecord,
+    lon: &str,
+    lat: &str,
+) -> Result<(usize, usize)> {
+    let find = |f: &str| headers.iter().position(|h| h.trim() == f);
+    let xi =
+        find(lon).ok_or_else(|| anyhow::anyhow!("{name}: no column `{lon}` (use --lon-field)"))?;
+    let yi =
+        find(lat).ok_or_else(|| anyhow::anyhow!("{name}: no column `{lat}` (use --lat-field)"))?;
+    Ok((xi, yi))
+}

@@ -39,6 +39,28 @@ impl RawFeature {
     }
 }
 
+/// A required text value that must be unique in the layer: `what` names it in errors.
+fn unique_text(
+    path: &Path,
+    label: &str,
+    field: &str,
+    value: Option<String>,
+    missing: &str,
+    what: &str,
+    seen: &mut HashSet<String>,
+) -> Result<String, InputError> {
+    let v = value.ok_or_else(|| InputError::item(path, label, Some(field), missing))?;
+    if !seen.insert(v.clone()) {
+        return Err(InputError::item(
+            path,
+            label,
+            Some(field),
+            format!("duplicate {what} {v:?}"),
+        ));
+    }
+    Ok(v)
+}
+
 /// Text of a string or number value.
 #[must_use]
 pub fn value_text(v: &Value) -> Option<String> {
@@ -429,28 +451,21 @@ pub fn buildings_from(
     let mut out = Vec::with_capacity(feats.len());
     for f in feats {
         let label = f.label();
-        let id = f
+        let given = f
             .properties
             .get("id")
             .and_then(value_text)
             .or_else(|| f.id.clone())
-            .or_else(|| f.properties.get("osm_id").and_then(value_text))
-            .ok_or_else(|| {
-                InputError::item(
-                    path,
-                    &label,
-                    Some("id"),
-                    "is missing; expected an `id` property, a feature id, or `osm_id`",
-                )
-            })?;
-        if !seen.insert(id.clone()) {
-            return Err(InputError::item(
-                path,
-                &label,
-                Some("id"),
-                format!("duplicate building id {id:?}"),
-            ));
-        }
+            .or_else(|| f.properties.get("osm_id").and_then(value_text));
+        let id = unique_text(
+            path,
+            &label,
+            "id",
+            given,
+            "is missing; expected an `id` property, a feature id, or `osm_id`",
+            "building id",
+            &mut seen,
+        )?;
         let geometry = polygons_of(path, f, tf, &mut notes.repaired)?;
         let (households, source) = match f.properties.get("households") {
             None | Some(Value::Null) => {
@@ -659,26 +674,15 @@ pub fn read_grid_layer(
     let mut seen = HashSet::new();
     for f in &feats {
         let label = f.label();
-        let code = f
-            .properties
-            .get("code")
-            .and_then(value_text)
-            .ok_or_else(|| {
-                InputError::item(
-                    path,
-                    &label,
-                    Some("code"),
-                    "is missing; every grid needs a code",
-                )
-            })?;
-        if !seen.insert(code.clone()) {
-            return Err(InputError::item(
-                path,
-                &label,
-                Some("code"),
-                format!("duplicate grid code {code:?}"),
-            ));
-        }
+        let code = unique_text(
+            path,
+            &label,
+            "code",
+            f.properties.get("code").and_then(value_text),
+            "is missing; every grid needs a code",
+            "grid code",
+            &mut seen,
+        )?;
         let community = f
             .properties
             .get("community")

@@ -23,3 +23,4 @@ pub mod locate;
 pub mod model;
 pub mod partition;
 pub mod sample;
+pub mod store;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// Where a building's household count comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HouseholdSource {
     /// The input's `households` property.

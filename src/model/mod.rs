@@ -42,7 +42,7 @@ pub struct Building {
 }
 
 /// A road or lane centreline, in WGS84.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Road {
     /// OSM `highway` class (e.g. `residential`, `footway`); empty when unknown.
     pub highway: String,

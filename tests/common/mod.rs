@@ -104,3 +104,35 @@ pub fn sample(dir: &Path, seed: u64, communities: usize) {
         dir.to_str().unwrap(),
     ]);
 }
+
+/// A new empty PostGIS database on the test cluster (scripts/test starts it and sets
+/// WANGGE_TEST_DATABASE_URL). PostGIS tests are never skipped: without the variable they fail.
+pub fn fresh_pg() -> String {
+    let base = std::env::var("WANGGE_TEST_DATABASE_URL").expect(
+        "WANGGE_TEST_DATABASE_URL is not set: run scripts/test, which starts a PostGIS cluster (scripts/pg-start)",
+    );
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "wt_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let o = Command::new("psql")
+        .args([base.as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql");
+    assert!(
+        o.status.success(),
+        "cannot create a test database on {base}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    match base.rfind('/') {
+        Some(i) => format!("{}/{name}", &base[..i]),
+        None => panic!("WANGGE_TEST_DATABASE_URL has no database part: {base}"),
+    }
+}

@@ -1,0 +1,595 @@
+//! Storage: one async trait, two implementations — an embedded GeoPackage file (the default, no
+//! server) and PostGIS. Communities, streets, buildings, roads, grid plans with versions and
+//! validity, grid workers, incidents with their append-only history, and an audit log of writes.
+//!
+//! Both stores pass the same contract tests (`tests/store.rs`). Geometries are WGS84 (EPSG:4326).
+
+pub mod gpkg;
+pub mod postgis;
+pub mod wkb;
+
+use crate::incident::{Case, State};
+use crate::model::{Building, Community, Road};
+use async_trait::async_trait;
+use geo::{BoundingRect, Contains, Geometry, Intersects, MultiPolygon, Point, Rect};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// The schema version this binary writes and reads. Stores with a newer version are refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Default path of the embedded store.
+pub const DEFAULT_PATH: &str = "data/wangge.gpkg";
+
+/// Store errors. Each names what was wrong; none leaves a partial write behind.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    /// A uniqueness or state rule was broken (duplicate code, plan already published, stale version).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The data breaks a rule (unknown community, a grid outside its community).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The store was written by a newer wangge.
+    #[error("{0}")]
+    Schema(String),
+    /// The file exists but is not a GeoPackage (or not a wangge one).
+    #[error("{0}")]
+    NotGeoPackage(String),
+    /// The database server cannot be reached, or lacks PostGIS.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The caller's version (ETag) is out of date.
+    #[error("stale: {0}")]
+    Stale(String),
+    #[error("store: {0}")]
+    Backend(String),
+}
+
+/// A short result alias.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A street (街道) with its communities' figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Street {
+    pub code: String,
+    pub communities: u32,
+    pub households: u64,
+}
+
+/// A community as stored, with the counts of what hangs off it.
+#[derive(Debug, Clone)]
+pub struct CommunityRecord {
+    pub community: Community,
+    pub households: u64,
+    pub buildings: u64,
+}
+
+/// A building as stored, with the community it lies in.
+#[derive(Debug, Clone)]
+pub struct BuildingRecord {
+    pub building: Building,
+    pub community: Option<String>,
+}
+
+/// Plan status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    Draft,
+    Published,
+    Retired,
+}
+
+impl PlanStatus {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Draft => "draft",
+            PlanStatus::Published => "published",
+            PlanStatus::Retired => "retired",
+        }
+    }
+    fn parse(s: &str) -> Result<PlanStatus> {
+        match s {
+            "draft" => Ok(PlanStatus::Draft),
+            "published" => Ok(PlanStatus::Published),
+            "retired" => Ok(PlanStatus::Retired),
+            o => Err(StoreError::Backend(format!("unknown plan status {o:?}"))),
+        }
+    }
+}
+
+/// A plan: a versioned grid layer for one or more communities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: i64,
+    pub status: PlanStatus,
+    pub communities: Vec<String>,
+    pub valid_from: Option<i64>,
+    pub valid_to: Option<i64>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub published_at: Option<i64>,
+    /// Parameters of the run that made it.
+    pub params: Value,
+    /// Its figures (in band, compactness, …).
+    pub metrics: Value,
+    pub grids: u64,
+    pub households: u64,
+    /// Bumped by every change; the HTTP layer's ETag.
+    pub version: i64,
+}
+
+/// A grid of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridRecord {
+    pub code: String,
+    pub name: Option<String>,
+    pub community: String,
+    pub street: Option<String>,
+    pub households: u64,
+    pub buildings: u64,
+    pub weight: f64,
+    /// "in", "under", "over" or "oversize" (one building above the band).
+    pub band: String,
+    pub geometry: MultiPolygon,
+    pub valid_from: Option<i64>,
+    pub valid_to: Option<i64>,
+}
+
+/// A new plan to save as a draft.
+#[derive(Debug, Clone)]
+pub struct NewPlan {
+    pub communities: Vec<String>,
+    pub created_by: String,
+    pub params: Value,
+    pub metrics: Value,
+    pub grids: Vec<GridRecord>,
+    /// (building id, grid code).
+    pub assignment: Vec<(String, String)>,
+}
+
+/// A grid worker's public contact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Worker {
+    pub name: String,
+    pub phone: Option<String>,
+}
+
+/// The grid in force at a point and time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GridHit {
+    pub code: String,
+    pub name: Option<String>,
+    pub community: String,
+    pub street: Option<String>,
+    pub plan: i64,
+    pub worker: Option<Worker>,
+}
+
+/// A building or household move between two plans.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanDiff {
+    pub a: i64,
+    pub b: i64,
+    /// (building id, grid in a, grid in b); None where the building is not in that plan.
+    pub moved: Vec<(String, Option<String>, Option<String>)>,
+    pub moved_households: u64,
+    pub grids_only_in_a: Vec<String>,
+    pub grids_only_in_b: Vec<String>,
+}
+
+/// Layers of features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Streets,
+    Communities,
+    Grids,
+    Buildings,
+    Incidents,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 5] = [
+        Layer::Streets,
+        Layer::Communities,
+        Layer::Grids,
+        Layer::Buildings,
+        Layer::Incidents,
+    ];
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Streets => "streets",
+            Layer::Communities => "communities",
+            Layer::Grids => "grids",
+            Layer::Buildings => "buildings",
+            Layer::Incidents => "incidents",
+        }
+    }
+    /// Properties that equality filters may name.
+    #[must_use]
+    pub fn filterable(self) -> &'static [&'static str] {
+        match self {
+            Layer::Streets => &["code"],
+            Layer::Communities => &["code", "name", "street"],
+            Layer::Grids => &["code", "name", "community", "street", "band"],
+            Layer::Buildings => &["id", "community"],
+            Layer::Incidents => &["id", "category", "state", "grid", "community", "street"],
+        }
+    }
+}
+
+impl std::str::FromStr for Layer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Layer, String> {
+        Layer::ALL
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown layer {s:?}: expected streets, communities, grids, buildings or incidents"
+                )
+            })
+    }
+}
+
+/// A feature read back from a layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    pub id: String,
+    pub geometry: Option<Geometry>,
+    pub properties: Map<String, Value>,
+}
+
+/// What to read from a layer.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureQuery {
+    /// [min lon, min lat, max lon, max lat]; features intersecting it.
+    pub bbox: Option<[f64; 4]>,
+    /// Grids: this plan's (default: those in force at `at`, or now).
+    pub plan: Option<i64>,
+    /// Grids: in force at this time. Incidents: reported in [from, to).
+    pub at: Option<i64>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Property = value (names from `Layer::filterable`).
+    pub equals: Vec<(String, String)>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// A page of features and the number matched in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeaturePage {
+    pub features: Vec<Feature>,
+    pub matched: u64,
+}
+
+/// Filters of the incident list.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub grid: Option<String>,
+    pub community: Option<String>,
+    pub state: Option<State>,
+    pub category: Option<String>,
+    /// Open cases past their due time at this moment.
+    pub overdue_at: Option<i64>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub who: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// Counts of an import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Upserted {
+    pub inserted: u64,
+    pub updated: u64,
+}
+
+/// The store contract. Writes are transactional (all or nothing) and acknowledged only after
+/// they are durable.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// "gpkg" or "postgis", and where.
+    fn describe(&self) -> String;
+    /// Reachable and usable.
+    async fn ping(&self) -> Result<()>;
+
+    /// Insert or update communities by code (streets follow).
+    async fn put_communities(&self, items: Vec<Community>, who: &str) -> Result<Upserted>;
+    /// Insert or update buildings by id; each is placed in the community holding it.
+    async fn put_buildings(&self, items: Vec<Building>, who: &str) -> Result<Upserted>;
+    /// Replace the road layer.
+    async fn replace_roads(&self, roads: Vec<Road>, who: &str) -> Result<u64>;
+    async fn communities(&self) -> Result<Vec<CommunityRecord>>;
+    async fn streets(&self) -> Result<Vec<Street>>;
+    /// Buildings, all or of the given communities.
+    async fn buildings(&self, communities: Option<&[String]>) -> Result<Vec<BuildingRecord>>;
+    async fn roads(&self) -> Result<Vec<Road>>;
+
+    /// Save a draft plan; its grids must lie in known communities, codes unique.
+    async fn create_plan(&self, plan: NewPlan) -> Result<Plan>;
+    async fn plans(&self) -> Result<Vec<Plan>>;
+    async fn plan(&self, id: i64) -> Result<Plan>;
+    async fn plan_grids(&self, id: i64) -> Result<Vec<GridRecord>>;
+    /// (building id, grid code) of a plan.
+    async fn plan_assignment(&self, id: i64) -> Result<Vec<(String, String)>>;
+    /// Publish a draft from `valid_from`; the grids in force for the same communities are
+    /// retired at that moment, in the same transaction. `expected_version` guards concurrent edits.
+    async fn publish_plan(
+        &self,
+        id: i64,
+        valid_from: i64,
+        expected_version: Option<i64>,
+        who: &str,
+    ) -> Result<Plan>;
+    async fn set_worker(&self, grid_code: &str, worker: Option<Worker>, who: &str) -> Result<()>;
+    async fn worker(&self, grid_code: &str) -> Result<Option<Worker>>;
+
+    /// Features of a layer (bbox, time, equality filters, paging).
+    async fn features(&self, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage>;
+    /// The grid in force at a point (WGS84) at a time.
+    async fn grid_at(&self, lon: f64, lat: f64, at: i64) -> Result<Option<GridHit>>;
+
+    /// Save a new incident (its id must be new) with its history.
+    async fn insert_incident(&self, case: &Case, who: &str) -> Result<()>;
+    /// Save a changed incident; its history must extend the stored one by `case.history.len() -
+    /// stored`, and the stored history length must be `expected_history`.
+    async fn update_incident(&self, case: &Case, expected_history: usize, who: &str) -> Result<()>;
+    async fn incident(&self, id: &str) -> Result<Case>;
+    async fn incidents(&self, f: &IncidentFilter) -> Result<Vec<Case>>;
+
+    /// Append to the audit log (reads of personal data; writes are logged by the store itself).
+    async fn audit(&self, who: &str, action: &str, target: &str, detail: &str) -> Result<()>;
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+}
+
+/// Open the store named by `url`: `postgres://…` or `postgresql://…` for PostGIS, else a
+/// GeoPackage path (created when missing). None: `WANGGE_DATABASE_URL`, else `data/wangge.gpkg`.
+///
+/// # Errors
+/// Unreachable server, missing PostGIS, not a GeoPackage, newer schema.
+pub async fn open(url: Option<&str>) -> Result<Arc<dyn Store>> {
+    let env = std::env::var("WANGGE_DATABASE_URL").ok();
+    let url = url
+        .map(str::to_string)
+        .or(env)
+        .unwrap_or_else(|| DEFAULT_PATH.to_string());
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgis::PostgisStore::connect(&url).await?))
+    } else {
+        let path = url.strip_prefix("gpkg:").unwrap_or(&url);
+        Ok(Arc::new(gpkg::GpkgStore::open(std::path::Path::new(path))?))
+    }
+}
+
+// ---- shared rules and helpers -------------------------------------------------------------
+
+/// The street of each community and figures, from communities and their household counts.
+pub(crate) fn streets_of(cs: &[CommunityRecord]) -> Vec<Street> {
+    let mut m: std::collections::BTreeMap<String, Street> = std::collections::BTreeMap::new();
+    for c in cs {
+        if let Some(s) = &c.community.street {
+            let e = m.entry(s.clone()).or_insert_with(|| Street {
+                code: s.clone(),
+                communities: 0,
+                households: 0,
+            });
+            e.communities += 1;
+            e.households += c.households;
+        }
+    }
+    m.into_values().collect()
+}
+
+/// Check a new plan against the stored communities: known, grids inside, codes unique.
+pub(crate) fn check_plan(plan: &NewPlan, communities: &[CommunityRecord]) -> Result<()> {
+    if plan.grids.is_empty() {
+        return Err(StoreError::Invalid("a plan needs at least one grid".into()));
+    }
+    let by: std::collections::HashMap<&str, &Community> = communities
+        .iter()
+        .map(|c| (c.community.code.as_str(), &c.community))
+        .collect();
+    for c in &plan.communities {
+        if !by.contains_key(c.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "plan names community {c:?}, which is not in the store"
+            )));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for g in &plan.grids {
+        if !seen.insert(g.code.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "grid code {:?} appears twice in the plan",
+                g.code
+            )));
+        }
+        let Some(c) = by.get(g.community.as_str()) else {
+            return Err(StoreError::Invalid(format!(
+                "grid {}: community {:?} is not in the store",
+                g.code, g.community
+            )));
+        };
+        if !plan.communities.contains(&g.community) {
+            return Err(StoreError::Invalid(format!(
+                "grid {}: community {:?} is not one of the plan's communities",
+                g.code, g.community
+            )));
+        }
+        if !grid_inside(&g.geometry, &c.geometry) {
+            return Err(StoreError::Invalid(format!(
+                "grid {} lies outside its community {}",
+                g.code, g.community
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A grid lies inside its community: its bounding box within the community's (1 m slack) and
+/// its vertices within about a metre of the community.
+fn grid_inside(g: &MultiPolygon, c: &MultiPolygon) -> bool {
+    let (Some(gr), Some(cr)) = (g.bounding_rect(), c.bounding_rect()) else {
+        return false;
+    };
+    let slack = 1e-5;
+    if gr.min().x < cr.min().x - slack
+        || gr.min().y < cr.min().y - slack
+        || gr.max().x > cr.max().x + slack
+        || gr.max().y > cr.max().y + slack
+    {
+        return false;
+    }
+    let Some(ip) = crate::geom::interior_point::interior_point(g) else {
+        return false;
+    };
+    if !c.contains(&Point::from(ip)) && !c.intersects(&Point::from(ip)) {
+        return false;
+    }
+    // vertices: each within the community or within ~1 m of it
+    g.0.iter()
+        .flat_map(|p| p.exterior().0.iter())
+        .step_by(1)
+        .all(|v| {
+            let p = Point::from(*v);
+            c.intersects(&p) || {
+                let r = Rect::new(
+                    geo::coord! { x: v.x - slack, y: v.y - slack },
+                    geo::coord! { x: v.x + slack, y: v.y + slack },
+                );
+                c.intersects(&r)
+            }
+        })
+}
+
+/// The band label of a grid.
+#[must_use]
+pub fn band_label(households: f64, min: f64, max: f64, single_building: bool) -> &'static str {
+    if households > max && single_building {
+        "oversize"
+    } else if households > max {
+        "over"
+    } else if households < min {
+        "under"
+    } else {
+        "in"
+    }
+}
+
+/// Times as the GeoPackage DATETIME text (`YYYY-MM-DDTHH:MM:SS.000Z`).
+pub(crate) fn ts_text(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(
+        || "1970-01-01T00:00:00.000Z".into(),
+        |d| d.format("%Y-%m-%dT%H:%M:%S.000Z").to_string(),
+    )
+}
+
+pub(crate) fn text_ts(s: &str) -> Result<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.timestamp())
+        .map_err(|e| StoreError::Backend(format!("bad time {s:?} in the store: {e}")))
+}
+
+pub(crate) fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub(crate) fn state_name(s: State) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The serde name of a unit enum value (`resident_app`, `given`, …).
+pub(crate) fn parse_enum_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub(crate) fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_value(Value::String(s.to_string()))
+        .map_err(|e| StoreError::Backend(format!("bad value {s:?} in the store: {e}")))
+}
+
+/// Keep features intersecting the bbox, then page.
+pub(crate) fn page(mut feats: Vec<Feature>, q: &FeatureQuery) -> FeaturePage {
+    if let Some(b) = q.bbox {
+        let r = Rect::new(
+            geo::coord! { x: b[0], y: b[1] },
+            geo::coord! { x: b[2], y: b[3] },
+        );
+        feats.retain(|f| f.geometry.as_ref().is_some_and(|g| g.intersects(&r)));
+    }
+    let matched = feats.len() as u64;
+    let limit = if q.limit == 0 { usize::MAX } else { q.limit };
+    let features = feats.into_iter().skip(q.offset).take(limit).collect();
+    FeaturePage { features, matched }
+}
+
+/// Check equality filter names against the layer.
+pub(crate) fn check_filters(layer: Layer, q: &FeatureQuery) -> Result<()> {
+    for (k, _) in &q.equals {
+        if !layer.filterable().contains(&k.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "layer {} cannot be filtered by {k:?}; it can by {:?}",
+                layer.name(),
+                layer.filterable()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The first grid (by code) containing the point (boundary included).
+pub(crate) fn pick_grid<'a>(
+    cands: impl Iterator<Item = (&'a MultiPolygon, usize)>,
+    lon: f64,
+    lat: f64,
+) -> Option<usize> {
+    let p = Point::new(lon, lat);
+    cands
+        .filter(|(g, _)| g.intersects(&p))
+        .map(|(_, i)| i)
+        .next()
+}
+
+/// Checks of an incident update: the stored history is a prefix of the new one.
+pub(crate) fn check_history(old: &Case, new: &Case, expected: usize) -> Result<()> {
+    if old.history.len() != expected {
+        return Err(StoreError::Conflict(format!(
+            "incident {}: changed meanwhile (history has {} entries, expected {expected})",
+            new.id,
+            old.history.len()
+        )));
+    }
+    if new.history.len() < old.history.len() || new.history[..old.history.len()] != old.history[..]
+    {
+        return Err(StoreError::Conflict(format!(
+            "incident {}: history is append-only; stored entries cannot change",
+            new.id
+        )));
+    }
+    Ok(())
+}

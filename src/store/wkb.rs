@@ -1,0 +1,352 @@
+//! Well-known binary (ISO WKB, 2D) and the GeoPackage geometry blob around it (GeoPackage 1.3,
+//! clause 2.1.3: "GP", version, flags, srs_id, envelope, WKB).
+
+use geo::{
+    BoundingRect, Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point,
+    Polygon,
+};
+
+/// A WKB or GeoPackage blob that cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("bad geometry blob: {0}")]
+pub struct WkbError(pub String);
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_f64(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_ring(out: &mut Vec<u8>, l: &LineString) {
+    put_u32(out, l.0.len() as u32);
+    for c in &l.0 {
+        put_f64(out, c.x);
+        put_f64(out, c.y);
+    }
+}
+fn put_polygon(out: &mut Vec<u8>, p: &Polygon) {
+    out.push(1);
+    put_u32(out, 3);
+    put_u32(out, 1 + p.interiors().len() as u32);
+    put_ring(out, p.exterior());
+    for r in p.interiors() {
+        put_ring(out, r);
+    }
+}
+
+/// ISO WKB, little endian, 2D.
+#[must_use]
+pub fn to_wkb(g: &Geometry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    write_geometry(&mut out, g);
+    out
+}
+
+fn write_geometry(out: &mut Vec<u8>, g: &Geometry) {
+    match g {
+        Geometry::Point(p) => {
+            out.push(1);
+            put_u32(out, 1);
+            put_f64(out, p.x());
+            put_f64(out, p.y());
+        }
+        Geometry::LineString(l) => {
+            out.push(1);
+            put_u32(out, 2);
+            put_ring(out, l);
+        }
+        Geometry::Polygon(p) => put_polygon(out, p),
+        Geometry::MultiPoint(mp) => {
+            out.push(1);
+            put_u32(out, 4);
+            put_u32(out, mp.0.len() as u32);
+            for p in &mp.0 {
+                write_geometry(out, &Geometry::Point(*p));
+            }
+        }
+        Geometry::MultiLineString(ml) => {
+            out.push(1);
+            put_u32(out, 5);
+            put_u32(out, ml.0.len() as u32);
+            for l in &ml.0 {
+                write_geometry(out, &Geometry::LineString(l.clone()));
+            }
+        }
+        Geometry::MultiPolygon(mp) => {
+            out.push(1);
+            put_u32(out, 6);
+            put_u32(out, mp.0.len() as u32);
+            for p in &mp.0 {
+                put_polygon(out, p);
+            }
+        }
+        // not stored by wangge; written as an empty collection
+        _ => {
+            out.push(1);
+            put_u32(out, 7);
+            put_u32(out, 0);
+        }
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], WkbError> {
+        if self.i + n > self.b.len() {
+            return Err(WkbError(format!(
+                "truncated at byte {} (needs {n} more of {})",
+                self.i,
+                self.b.len()
+            )));
+        }
+        let s = &self.b[self.i..self.i + n];
+        self.i += n;
+        Ok(s)
+    }
+    fn u32(&mut self, le: bool) -> Result<u32, WkbError> {
+        let s: [u8; 4] = self
+            .take(4)?
+            .try_into()
+            .map_err(|_| WkbError("u32".into()))?;
+        Ok(if le {
+            u32::from_le_bytes(s)
+        } else {
+            u32::from_be_bytes(s)
+        })
+    }
+    fn f64(&mut self, le: bool) -> Result<f64, WkbError> {
+        let s: [u8; 8] = self
+            .take(8)?
+            .try_into()
+            .map_err(|_| WkbError("f64".into()))?;
+        Ok(if le {
+            f64::from_le_bytes(s)
+        } else {
+            f64::from_be_bytes(s)
+        })
+    }
+    fn count(&mut self, le: bool, each: usize) -> Result<usize, WkbError> {
+        let n = self.u32(le)? as usize;
+        if n.saturating_mul(each) > self.b.len() - self.i {
+            return Err(WkbError(format!("count {n} exceeds the blob")));
+        }
+        Ok(n)
+    }
+    fn coords(&mut self, le: bool, dims: usize) -> Result<LineString, WkbError> {
+        let n = self.count(le, 8 * dims)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let x = self.f64(le)?;
+            let y = self.f64(le)?;
+            for _ in 2..dims {
+                self.f64(le)?;
+            }
+            v.push(Coord { x, y });
+        }
+        Ok(LineString(v))
+    }
+    fn polygon_body(&mut self, le: bool, dims: usize) -> Result<Polygon, WkbError> {
+        let n = self.count(le, 4)?;
+        let mut rings = Vec::with_capacity(n);
+        for _ in 0..n {
+            rings.push(self.coords(le, dims)?);
+        }
+        let mut it = rings.into_iter();
+        let ext = it.next().unwrap_or_else(|| LineString(vec![]));
+        Ok(Polygon::new(ext, it.collect()))
+    }
+    fn geometry(&mut self, depth: usize) -> Result<Geometry, WkbError> {
+        if depth > 4 {
+            return Err(WkbError("nested too deep".into()));
+        }
+        let le = match self.take(1)?[0] {
+            0 => false,
+            1 => true,
+            o => return Err(WkbError(format!("byte order {o}"))),
+        };
+        let t = self.u32(le)?;
+        // ISO Z/M (1000s) and EWKB flags
+        let (base, dims) = if t & 0x8000_0000 != 0 || t & 0x4000_0000 != 0 {
+            let z = t & 0x8000_0000 != 0;
+            let m = t & 0x4000_0000 != 0;
+            (t & 0xff, 2 + usize::from(z) + usize::from(m))
+        } else {
+            let base = t % 1000;
+            let dims = match t / 1000 {
+                0 => 2,
+                1 | 2 => 3,
+                3 => 4,
+                o => return Err(WkbError(format!("geometry type {}", o * 1000 + base))),
+            };
+            (base, dims)
+        };
+        Ok(match base {
+            1 => {
+                let x = self.f64(le)?;
+                let y = self.f64(le)?;
+                for _ in 2..dims {
+                    self.f64(le)?;
+                }
+                Geometry::Point(Point::new(x, y))
+            }
+            2 => Geometry::LineString(self.coords(le, dims)?),
+            3 => Geometry::Polygon(self.polygon_body(le, dims)?),
+            4..=6 => {
+                let n = self.count(le, 5)?;
+                let mut parts = Vec::with_capacity(n);
+                for _ in 0..n {
+                    parts.push(self.geometry(depth + 1)?);
+                }
+                match base {
+                    4 => Geometry::MultiPoint(MultiPoint(
+                        parts
+                            .into_iter()
+                            .filter_map(|g| Point::try_from(g).ok())
+                            .collect(),
+                    )),
+                    5 => Geometry::MultiLineString(MultiLineString(
+                        parts
+                            .into_iter()
+                            .filter_map(|g| LineString::try_from(g).ok())
+                            .collect(),
+                    )),
+                    _ => Geometry::MultiPolygon(MultiPolygon(
+                        parts
+                            .into_iter()
+                            .filter_map(|g| Polygon::try_from(g).ok())
+                            .collect(),
+                    )),
+                }
+            }
+            o => return Err(WkbError(format!("unsupported geometry type {o}"))),
+        })
+    }
+}
+
+/// Read ISO WKB (2D, Z and M ordinates are dropped).
+///
+/// # Errors
+/// A truncated or unknown blob.
+pub fn from_wkb(b: &[u8]) -> Result<Geometry, WkbError> {
+    Reader { b, i: 0 }.geometry(0)
+}
+
+/// The GeoPackage blob of a geometry in `srs_id` (envelope [minx, maxx, miny, maxy] except for points).
+#[must_use]
+pub fn to_gpkg(g: &Geometry, srs_id: i32) -> Vec<u8> {
+    let env = if matches!(g, Geometry::Point(_)) {
+        None
+    } else {
+        g.bounding_rect()
+    };
+    let mut out = Vec::with_capacity(72);
+    out.extend_from_slice(b"GP");
+    out.push(0);
+    let empty = env.is_none() && !matches!(g, Geometry::Point(_));
+    let flags = 1u8 | if env.is_some() { 1 << 1 } else { 0 } | if empty { 1 << 4 } else { 0 };
+    out.push(flags);
+    out.extend_from_slice(&srs_id.to_le_bytes());
+    if let Some(r) = env {
+        put_f64(&mut out, r.min().x);
+        put_f64(&mut out, r.max().x);
+        put_f64(&mut out, r.min().y);
+        put_f64(&mut out, r.max().y);
+    }
+    write_geometry(&mut out, g);
+    out
+}
+
+/// The header of a GeoPackage blob: (envelope if stored, empty flag, offset of the WKB).
+fn gpkg_header(b: &[u8]) -> Result<(Option<[f64; 4]>, bool, usize), WkbError> {
+    if b.len() < 8 || &b[0..2] != b"GP" {
+        return Err(WkbError("not a GeoPackage geometry (no GP magic)".into()));
+    }
+    let flags = b[3];
+    if flags & (1 << 5) != 0 {
+        return Err(WkbError(
+            "extended GeoPackage geometry types are not read".into(),
+        ));
+    }
+    let le = flags & 1 == 1;
+    let n = match (flags >> 1) & 7 {
+        0 => 0,
+        1 => 4,
+        2 | 3 => 6,
+        4 => 8,
+        o => return Err(WkbError(format!("envelope indicator {o}"))),
+    };
+    let start = 8 + n * 8;
+    if b.len() < start {
+        return Err(WkbError("truncated GeoPackage header".into()));
+    }
+    let env = if n >= 4 {
+        let mut r = Reader { b, i: 8 };
+        Some([r.f64(le)?, r.f64(le)?, r.f64(le)?, r.f64(le)?])
+    } else {
+        None
+    };
+    Ok((env, flags & (1 << 4) != 0, start))
+}
+
+/// Read a GeoPackage blob.
+///
+/// # Errors
+/// Not a GeoPackage blob, or bad WKB inside.
+pub fn from_gpkg(b: &[u8]) -> Result<Geometry, WkbError> {
+    let (_, _, start) = gpkg_header(b)?;
+    from_wkb(&b[start..])
+}
+
+/// The envelope [minx, maxx, miny, maxy] of a GeoPackage blob (from the header, or computed),
+/// None when empty.
+///
+/// # Errors
+/// Not a GeoPackage blob.
+pub fn gpkg_envelope(b: &[u8]) -> Result<Option<[f64; 4]>, WkbError> {
+    let (env, empty, start) = gpkg_header(b)?;
+    if empty {
+        return Ok(None);
+    }
+    if env.is_some() {
+        return Ok(env);
+    }
+    let g = from_wkb(&b[start..])?;
+    Ok(g.bounding_rect()
+        .map(|r| [r.min().x, r.max().x, r.min().y, r.max().y]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::polygon;
+
+    #[test]
+    fn round_trips() {
+        let p: Polygon =
+            polygon![(x: 1.0, y: 2.0), (x: 3.0, y: 2.0), (x: 3.0, y: 4.0), (x: 1.0, y: 2.0)];
+        for g in [
+            Geometry::Point(Point::new(116.4, 39.9)),
+            Geometry::Polygon(p.clone()),
+            Geometry::MultiPolygon(MultiPolygon(vec![p.clone(), p])),
+            Geometry::LineString(LineString::from(vec![(0.0, 0.0), (1.0, 1.0)])),
+        ] {
+            assert_eq!(from_wkb(&to_wkb(&g)).unwrap(), g);
+            let b = to_gpkg(&g, 4326);
+            assert_eq!(from_gpkg(&b).unwrap(), g);
+            let e = gpkg_envelope(&b).unwrap().unwrap();
+            let r = g.bounding_rect().unwrap();
+            assert_eq!(e, [r.min().x, r.max().x, r.min().y, r.max().y]);
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(from_wkb(&[1, 3, 0, 0, 0, 255, 255, 255, 255]).is_err());
+        assert!(from_gpkg(b"XX").is_err());
+        assert!(from_wkb(&[]).is_err());
+    }
+}

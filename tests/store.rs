@@ -1,0 +1,735 @@
+//! The store contract: one set of tests, run against the embedded GeoPackage store and against
+//! PostGIS (a real server started by scripts/test).
+
+mod common;
+
+use geo::{MultiPolygon, Polygon, polygon};
+use std::sync::Arc;
+use wangge::incident::{Action, Calendar, Case, Catalogue, Source, State};
+use wangge::model::{Building, Community, HouseholdSource, Road};
+use wangge::store::{
+    FeatureQuery, GridRecord, IncidentFilter, Layer, NewPlan, PlanStatus, Store, StoreError, Worker,
+};
+
+fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> MultiPolygon {
+    let p: Polygon =
+        polygon![(x: x0, y: y0), (x: x1, y: y0), (x: x1, y: y1), (x: x0, y: y1), (x: x0, y: y0)];
+    MultiPolygon(vec![p])
+}
+
+/// Two communities side by side (A west, B east), 0.01° square, in one street.
+fn communities() -> Vec<Community> {
+    vec![
+        Community {
+            code: "110101001001".into(),
+            name: Some("东园社区".into()),
+            street: Some("110101001".into()),
+            geometry: rect(116.40, 39.90, 116.41, 39.91),
+        },
+        Community {
+            code: "110101001002".into(),
+            name: Some("西园社区".into()),
+            street: Some("110101001".into()),
+            geometry: rect(116.41, 39.90, 116.42, 39.91),
+        },
+    ]
+}
+
+fn building(id: &str, x: f64, y: f64, hh: u32) -> Building {
+    Building {
+        id: id.into(),
+        households: hh,
+        source: HouseholdSource::Given,
+        weight: f64::from(hh),
+        geometry: rect(x, y, x + 0.0005, y + 0.0005),
+    }
+}
+
+fn buildings() -> Vec<Building> {
+    vec![
+        building("b1", 116.401, 39.901, 120),
+        building("b2", 116.407, 39.905, 180),
+        building("b3", 116.412, 39.902, 250),
+        building("b4", 116.418, 39.907, 90),
+        building("outside", 116.50, 39.95, 10),
+    ]
+}
+
+fn grid(code: &str, community: &str, g: MultiPolygon, hh: u64) -> GridRecord {
+    GridRecord {
+        code: code.into(),
+        name: Some(format!("网格 {code}")),
+        community: community.into(),
+        street: Some("110101001".into()),
+        households: hh,
+        buildings: 1,
+        weight: hh as f64,
+        band: "in".into(),
+        geometry: g,
+        valid_from: None,
+        valid_to: None,
+    }
+}
+
+/// A plan of four grids: each community cut into west and east halves.
+fn halves(prefix: &str) -> NewPlan {
+    NewPlan {
+        communities: vec!["110101001001".into(), "110101001002".into()],
+        created_by: "planner-1".into(),
+        params: serde_json::json!({ "min": 200, "max": 400 }),
+        metrics: serde_json::json!({ "in_band_pct": 100.0 }),
+        grids: vec![
+            grid(
+                &format!("{prefix}1"),
+                "110101001001",
+                rect(116.40, 39.90, 116.405, 39.91),
+                120,
+            ),
+            grid(
+                &format!("{prefix}2"),
+                "110101001001",
+                rect(116.405, 39.90, 116.41, 39.91),
+                180,
+            ),
+            grid(
+                &format!("{prefix}3"),
+                "110101001002",
+                rect(116.41, 39.90, 116.415, 39.91),
+                250,
+            ),
+            grid(
+                &format!("{prefix}4"),
+                "110101001002",
+                rect(116.415, 39.90, 116.42, 39.91),
+                90,
+            ),
+        ],
+        assignment: vec![
+            ("b1".into(), format!("{prefix}1")),
+            ("b2".into(), format!("{prefix}2")),
+            ("b3".into(), format!("{prefix}3")),
+            ("b4".into(), format!("{prefix}4")),
+        ],
+    }
+}
+
+async fn loaded(s: &Arc<dyn Store>) {
+    s.put_communities(communities(), "importer").await.unwrap();
+    s.put_buildings(buildings(), "importer").await.unwrap();
+}
+
+const T0: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z
+const DAY: i64 = 86_400;
+
+async fn import_upserts(s: Arc<dyn Store>) {
+    let n = s.put_communities(communities(), "importer").await.unwrap();
+    assert_eq!((n.inserted, n.updated), (2, 0));
+    let n = s.put_communities(communities(), "importer").await.unwrap();
+    assert_eq!((n.inserted, n.updated), (0, 2), "re-import updates");
+    let n = s.put_buildings(buildings(), "importer").await.unwrap();
+    assert_eq!((n.inserted, n.updated), (5, 0));
+    let mut bs = buildings();
+    bs[0].households = 130;
+    let n = s.put_buildings(bs, "importer").await.unwrap();
+    assert_eq!((n.inserted, n.updated), (0, 5));
+    let cs = s.communities().await.unwrap();
+    assert_eq!(cs.len(), 2);
+    assert_eq!(cs[0].community.code, "110101001001");
+    assert_eq!(cs[0].community.name.as_deref(), Some("东园社区"));
+    assert_eq!((cs[0].households, cs[0].buildings), (310, 2));
+    assert_eq!((cs[1].households, cs[1].buildings), (340, 2));
+    let st = s.streets().await.unwrap();
+    assert_eq!(st.len(), 1);
+    assert_eq!((st[0].communities, st[0].households), (2, 650));
+    let all = s.buildings(None).await.unwrap();
+    assert_eq!(all.len(), 5);
+    let outside = all.iter().find(|b| b.building.id == "outside").unwrap();
+    assert_eq!(outside.community, None);
+    let a = s
+        .buildings(Some(&["110101001001".to_string()]))
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = a.iter().map(|b| b.building.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["b1", "b2"]);
+    assert_eq!(a[0].building.geometry, buildings()[0].geometry);
+    // roads replace
+    let road = Road {
+        highway: "residential".into(),
+        name: Some("东园路".into()),
+        line: geo::LineString::from(vec![(116.405, 39.90), (116.405, 39.91)]),
+    };
+    assert_eq!(
+        s.replace_roads(vec![road.clone(), road.clone()], "importer")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.replace_roads(vec![road.clone()], "importer")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.roads().await.unwrap(), vec![road]);
+    // the street layer has the union of its communities
+    let f = s
+        .features(Layer::Streets, &FeatureQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(f.matched, 1);
+    let g = f.features[0].geometry.clone().unwrap();
+    let area = geo::Area::unsigned_area(&g);
+    assert!((area - 0.0002).abs() < 1e-9, "street area {area}");
+    let log = s.audit_log(100).await.unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.action == "put_buildings" && e.who == "importer")
+    );
+}
+
+async fn plans_publish_and_lookup(s: Arc<dyn Store>) {
+    loaded(&s).await;
+    let a = s.create_plan(halves("A")).await.unwrap();
+    assert_eq!(a.status, PlanStatus::Draft);
+    assert_eq!((a.grids, a.households), (4, 640));
+    // a draft is not in force
+    assert_eq!(s.grid_at(116.401, 39.901, T0 + DAY).await.unwrap(), None);
+    let a = s
+        .publish_plan(a.id, T0, Some(a.version), "planner-1")
+        .await
+        .unwrap();
+    assert_eq!(a.status, PlanStatus::Published);
+    assert_eq!(a.valid_from, Some(T0));
+    let hit = s.grid_at(116.401, 39.901, T0 + DAY).await.unwrap().unwrap();
+    assert_eq!((hit.code.as_str(), hit.plan), ("A1", a.id));
+    assert_eq!(hit.community, "110101001001");
+    assert_eq!(
+        s.grid_at(116.401, 39.901, T0 - 1).await.unwrap(),
+        None,
+        "before"
+    );
+    assert_eq!(
+        s.grid_at(116.6, 39.901, T0 + DAY).await.unwrap(),
+        None,
+        "outside"
+    );
+    // a worker
+    s.set_worker(
+        "A3",
+        Some(Worker {
+            name: "王芳".into(),
+            phone: Some("010-12345678".into()),
+        }),
+        "admin",
+    )
+    .await
+    .unwrap();
+    let hit = s.grid_at(116.412, 39.902, T0 + DAY).await.unwrap().unwrap();
+    assert_eq!(hit.code, "A3");
+    assert_eq!(hit.worker.unwrap().name, "王芳");
+    // a second plan retires the first at its valid_from
+    let b = s.create_plan(halves("B")).await.unwrap();
+    // stale version
+    let e = s
+        .publish_plan(b.id, T0 + 10 * DAY, Some(b.version + 7), "p")
+        .await;
+    assert!(matches!(e, Err(StoreError::Stale(_))), "{e:?}");
+    // not before the plan in force
+    let e = s.publish_plan(b.id, T0 - DAY, None, "p").await;
+    assert!(matches!(e, Err(StoreError::Invalid(_))), "{e:?}");
+    let b = s
+        .publish_plan(b.id, T0 + 10 * DAY, None, "p")
+        .await
+        .unwrap();
+    assert_eq!(b.status, PlanStatus::Published);
+    let a2 = s.plan(a.id).await.unwrap();
+    assert_eq!(a2.status, PlanStatus::Retired);
+    assert_eq!(a2.valid_to, Some(T0 + 10 * DAY));
+    assert_eq!(
+        s.grid_at(116.401, 39.901, T0 + DAY)
+            .await
+            .unwrap()
+            .unwrap()
+            .code,
+        "A1",
+        "time-versioned: the old plan at an old time"
+    );
+    assert_eq!(
+        s.grid_at(116.401, 39.901, T0 + 10 * DAY)
+            .await
+            .unwrap()
+            .unwrap()
+            .code,
+        "B1"
+    );
+    // publishing twice is refused
+    let e = s.publish_plan(b.id, T0 + 20 * DAY, None, "p").await;
+    assert!(matches!(e, Err(StoreError::Conflict(_))), "{e:?}");
+    let plans = s.plans().await.unwrap();
+    assert_eq!(plans.len(), 2);
+    let asg = s.plan_assignment(b.id).await.unwrap();
+    assert_eq!(asg[0], ("b1".to_string(), "B1".to_string()));
+    let grids = s.plan_grids(a.id).await.unwrap();
+    assert_eq!(grids.len(), 4);
+    assert_eq!(grids[0].valid_to, Some(T0 + 10 * DAY));
+    assert!(matches!(
+        s.plan(999).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn plan_rules(s: Arc<dyn Store>) {
+    loaded(&s).await;
+    let mut p = halves("X");
+    p.grids[1].code = "X1".into();
+    assert!(matches!(
+        s.create_plan(p).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut p = halves("X");
+    p.grids[0].community = "999".into();
+    assert!(matches!(
+        s.create_plan(p).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut p = halves("X");
+    p.grids[0].geometry = rect(116.43, 39.90, 116.44, 39.91);
+    let e = s.create_plan(p).await;
+    assert!(
+        matches!(&e, Err(StoreError::Invalid(m)) if m.contains("outside")),
+        "{e:?}"
+    );
+    let mut p = halves("X");
+    p.communities.push("nowhere".into());
+    assert!(matches!(
+        s.create_plan(p).await,
+        Err(StoreError::Invalid(_))
+    ));
+    // nothing half-written
+    assert!(s.plans().await.unwrap().is_empty());
+    let f = s
+        .features(
+            Layer::Grids,
+            &FeatureQuery {
+                plan: Some(1),
+                ..FeatureQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.matched, 0);
+}
+
+async fn features_query(s: Arc<dyn Store>) {
+    loaded(&s).await;
+    let a = s.create_plan(halves("A")).await.unwrap();
+    s.publish_plan(a.id, T0, None, "p").await.unwrap();
+    let q = |bbox: Option<[f64; 4]>| FeatureQuery {
+        bbox,
+        ..FeatureQuery::default()
+    };
+    let f = s.features(Layer::Communities, &q(None)).await.unwrap();
+    assert_eq!(f.matched, 2);
+    assert_eq!(f.features[0].id, "110101001001");
+    assert_eq!(f.features[0].properties["households"], 300);
+    let f = s
+        .features(
+            Layer::Communities,
+            &q(Some([116.411, 39.901, 116.412, 39.902])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.matched, 1);
+    assert_eq!(f.features[0].id, "110101001002");
+    // grids in force now, filtered by community, paged
+    let f = s
+        .features(
+            Layer::Grids,
+            &FeatureQuery {
+                equals: vec![("community".into(), "110101001002".into())],
+                ..FeatureQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let codes: Vec<&str> = f.features.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(codes, ["A3", "A4"]);
+    assert_eq!(
+        f.features[0].properties["valid_from"],
+        "2025-01-01T00:00:00.000Z"
+    );
+    let f = s
+        .features(
+            Layer::Grids,
+            &FeatureQuery {
+                limit: 3,
+                offset: 2,
+                ..FeatureQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.matched, 4);
+    assert_eq!(f.features.len(), 2);
+    assert_eq!(f.features[0].id, "A3");
+    // before the plan: nothing in force
+    let f = s
+        .features(
+            Layer::Grids,
+            &FeatureQuery {
+                at: Some(T0 - 1),
+                ..FeatureQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.matched, 0);
+    let f = s
+        .features(
+            Layer::Buildings,
+            &q(Some([116.400, 39.900, 116.405, 39.91])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.features.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        ["b1"]
+    );
+    let e = s
+        .features(
+            Layer::Buildings,
+            &FeatureQuery {
+                equals: vec![("households; DROP TABLE x".into(), "1".into())],
+                ..FeatureQuery::default()
+            },
+        )
+        .await;
+    assert!(matches!(e, Err(StoreError::Invalid(_))), "{e:?}");
+}
+
+fn case(id: &str, at: i64, lon: f64, lat: f64) -> Case {
+    let cat = Catalogue::default_catalogue();
+    let c = &cat.categories[0];
+    let mut k = Case::report(
+        id.into(),
+        c,
+        "井盖缺失".into(),
+        lon,
+        lat,
+        Source::Patrol,
+        Some("张三 13800000000".into()),
+        at,
+    );
+    k.grid = Some("A1".into());
+    k.community = Some("110101001001".into());
+    k
+}
+
+async fn incidents_history(s: Arc<dyn Store>) {
+    let cat = Catalogue::default_catalogue();
+    let cal = Calendar::default_calendar();
+    let c0 = cat.categories[0].clone();
+    let k = case("E1", T0, 116.401, 39.901);
+    s.insert_incident(&k, "hotline").await.unwrap();
+    let e = s.insert_incident(&k, "hotline").await;
+    assert!(matches!(e, Err(StoreError::Conflict(_))), "{e:?}");
+    let mut k2 = s.incident("E1").await.unwrap();
+    assert_eq!(k2, k, "round trip");
+    k2.apply(Action::Accept, "dispatcher", T0 + 60, &c0, &cal)
+        .unwrap();
+    k2.apply(Action::Open, "dispatcher", T0 + 120, &c0, &cal)
+        .unwrap();
+    s.update_incident(&k2, 0, "dispatcher").await.unwrap();
+    let back = s.incident("E1").await.unwrap();
+    assert_eq!(back, k2);
+    assert_eq!(back.state, State::Opened);
+    assert_eq!(back.history.len(), 2);
+    // a stale writer (saw 0 history entries) is refused
+    let mut stale = k.clone();
+    stale
+        .apply(Action::Accept, "other", T0 + 90, &c0, &cal)
+        .unwrap();
+    let e = s.update_incident(&stale, 0, "other").await;
+    assert!(matches!(e, Err(StoreError::Conflict(_))), "{e:?}");
+    // history cannot be rewritten
+    let mut forged = back.clone();
+    forged.history[0].who = "someone else".into();
+    let e = s.update_incident(&forged, 2, "x").await;
+    assert!(matches!(e, Err(StoreError::Conflict(_))), "{e:?}");
+    assert_eq!(s.incident("E1").await.unwrap(), k2, "nothing changed");
+    // list filters
+    let mut k3 = case("E2", T0 + DAY, 116.412, 39.902);
+    k3.grid = Some("A3".into());
+    k3.due_at = Some(T0 + 2 * DAY);
+    k3.state = State::Dispatched;
+    s.insert_incident(&k3, "patrol").await.unwrap();
+    let all = s.incidents(&IncidentFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["E1", "E2"]
+    );
+    let g = s
+        .incidents(&IncidentFilter {
+            grid: Some("A3".into()),
+            ..IncidentFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(g.len(), 1);
+    let od = s
+        .incidents(&IncidentFilter {
+            overdue_at: Some(T0 + 3 * DAY),
+            ..IncidentFilter::default()
+        })
+        .await
+        .unwrap();
+    let e1_overdue = k2.due_at.is_some_and(|d| d < T0 + 3 * DAY);
+    let want: Vec<&str> = if e1_overdue {
+        vec!["E1", "E2"]
+    } else {
+        vec!["E2"]
+    };
+    assert_eq!(od.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), want);
+    let od = s
+        .incidents(&IncidentFilter {
+            overdue_at: Some(T0 + DAY),
+            ..IncidentFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(od.iter().all(|c| c.id != "E2"), "E2 is due at T0 + 2 days");
+    let st = s
+        .incidents(&IncidentFilter {
+            state: Some(State::Opened),
+            ..IncidentFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(st.len(), 1);
+    let tr = s
+        .incidents(&IncidentFilter {
+            from: Some(T0 + 1),
+            to: Some(T0 + 2 * DAY),
+            ..IncidentFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(tr.len(), 1);
+    assert!(matches!(
+        s.incident("nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // incidents as features, with time filter
+    let f = s
+        .features(
+            Layer::Incidents,
+            &FeatureQuery {
+                from: Some(T0 + 1),
+                ..FeatureQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.matched, 1);
+    assert_eq!(f.features[0].properties["state"], "dispatched");
+    // the audit log holds every write
+    s.audit("viewer-7", "read_reporter", "incident E1", "")
+        .await
+        .unwrap();
+    let log = s.audit_log(100).await.unwrap();
+    assert_eq!(log[0].action, "read_reporter");
+    assert!(log.iter().filter(|e| e.action == "insert_incident").count() == 2);
+    assert!(
+        log.iter()
+            .any(|e| e.action == "update_incident" && e.who == "dispatcher")
+    );
+}
+
+async fn concurrent_inserts(s: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for i in 0..40 {
+                let id = format!("W{w}-{i}");
+                s.insert_incident(&case(&id, T0 + i, 116.401, 39.901), "load")
+                    .await
+                    .unwrap();
+                ok += 1;
+                // a duplicate in the same stream fails alone
+                if i % 10 == 0 {
+                    let e = s
+                        .insert_incident(&case(&id, T0 + i, 116.401, 39.901), "load")
+                        .await;
+                    assert!(matches!(e, Err(StoreError::Conflict(_))), "{e:?}");
+                }
+            }
+            ok
+        }));
+    }
+    let mut n = 0;
+    for t in tasks {
+        n += t.await.unwrap();
+    }
+    assert_eq!(n, 320);
+    let all = s.incidents(&IncidentFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 320);
+}
+
+macro_rules! contract {
+    ($store:ident, $open:expr) => {
+        mod $store {
+            use super::*;
+            async fn open() -> Arc<dyn Store> {
+                $open.await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn import_upserts() {
+                super::import_upserts(open().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn plans_publish_and_lookup() {
+                super::plans_publish_and_lookup(open().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn plan_rules() {
+                super::plan_rules(open().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn features_query() {
+                super::features_query(open().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn incidents_history() {
+                super::incidents_history(open().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_inserts() {
+                super::concurrent_inserts(open().await).await;
+            }
+        }
+    };
+}
+
+async fn gpkg_store() -> Arc<dyn Store> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    wangge::store::open(Some(dir.join("w.gpkg").to_str().unwrap()))
+        .await
+        .unwrap()
+}
+
+async fn pg_store() -> Arc<dyn Store> {
+    wangge::store::open(Some(&common::fresh_pg()))
+        .await
+        .unwrap()
+}
+
+contract!(gpkg, gpkg_store());
+contract!(postgis, pg_store());
+
+// ---- store-specific errors -----------------------------------------------------------------
+
+#[tokio::test]
+async fn gpkg_refuses_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.gpkg");
+    std::fs::write(&p, b"this is not a database at all, just text").unwrap();
+    let e = wangge::store::open(Some(p.to_str().unwrap()))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, StoreError::NotGeoPackage(m) if m.contains("x.gpkg")),
+        "{e:?}"
+    );
+    assert_eq!(
+        std::fs::read(&p).unwrap(),
+        b"this is not a database at all, just text",
+        "left untouched"
+    );
+    // an SQLite file that is not a GeoPackage
+    let q = dir.path().join("plain.sqlite");
+    let c = rusqlite::Connection::open(&q).unwrap();
+    c.execute_batch("CREATE TABLE t (x)").unwrap();
+    drop(c);
+    let e = wangge::store::open(Some(q.to_str().unwrap()))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, StoreError::NotGeoPackage(m) if m.contains("application_id")),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn gpkg_refuses_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.gpkg");
+    drop(
+        wangge::store::open(Some(p.to_str().unwrap()))
+            .await
+            .unwrap(),
+    );
+    let c = rusqlite::Connection::open(&p).unwrap();
+    c.execute("UPDATE wangge_schema SET version = 99", [])
+        .unwrap();
+    drop(c);
+    let e = wangge::store::open(Some(p.to_str().unwrap()))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, StoreError::Schema(m) if m.contains("99")),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn postgis_errors() {
+    // unreachable
+    let e = wangge::store::open(Some("postgres://nobody@127.0.0.1:1/none"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, StoreError::Unavailable(m) if m.contains("cannot reach")),
+        "{e:?}"
+    );
+    // newer schema
+    let url = common::fresh_pg();
+    drop(wangge::store::open(Some(&url)).await.unwrap());
+    let o = std::process::Command::new("psql")
+        .args([
+            url.as_str(),
+            "-q",
+            "-c",
+            "INSERT INTO wangge_schema (version) VALUES (42)",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let e = wangge::store::open(Some(&url)).await.err().unwrap();
+    assert!(
+        matches!(&e, StoreError::Schema(m) if m.contains("42")),
+        "{e:?}"
+    );
+    // a database without PostGIS, reached by a role that cannot install it
+    let url = common::fresh_pg();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let role = format!("{db}_ro");
+    let o = std::process::Command::new("psql")
+        .args([url.as_str(), "-q", "-c"])
+        .arg(format!("CREATE ROLE {role} LOGIN NOSUPERUSER"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ro = url.replacen("postgres@", &format!("{role}@"), 1);
+    let e = wangge::store::open(Some(&ro)).await.err().unwrap();
+    assert!(
+        matches!(&e, StoreError::Unavailable(m) if m.contains("lacks PostGIS")),
+        "{e:?}"
+    );
+}

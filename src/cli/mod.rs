@@ -4,6 +4,7 @@ mod convert;
 mod incidents;
 mod locate;
 mod regrid;
+mod store;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -35,6 +36,19 @@ pub enum Command {
     Stats(incidents::StatsArgs),
     /// Generate the deterministic sample district.
     SampleCity(SampleArgs),
+    /// Load communities, buildings and roads into the store (re-import updates by id).
+    Import(store::ImportArgs),
+    /// Grid plans in the store: list, show, publish, diff.
+    #[command(subcommand)]
+    Plans(store::PlansCmd),
+    /// Write a stored layer as GeoJSON or GeoPackage.
+    Export(store::ExportArgs),
+    /// Grid workers' public contacts.
+    #[command(subcommand)]
+    Worker(store::WorkerCmd),
+    /// Load driver for scripts/bench-store and the crash test.
+    #[command(hide = true)]
+    StoreLoad(store::LoadArgs),
 }
 
 /// Arguments of `wangge sample-city`.
@@ -64,6 +78,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Incidents(c) => incidents::run(&c),
         Command::Stats(a) => incidents::stats(&a),
         Command::SampleCity(a) => sample_city(&a),
+        Command::Import(a) => store::import(&a),
+        Command::Plans(c) => store::plans(&c),
+        Command::Export(a) => store::export(&a),
+        Command::Worker(c) => store::worker(&c),
+        Command::StoreLoad(a) => store::load(&a),
     }
 }
 
@@ -91,6 +110,15 @@ fn sample_city(a: &SampleArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// Run async store work from a command (a small runtime per command).
+pub(crate) fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 /// Positions of the longitude and latitude columns of a CSV header, with errors that name the

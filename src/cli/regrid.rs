@@ -3,7 +3,7 @@
 use crate::geom::crs::{Crs, Transformer};
 use crate::io::geojson::{LoadNotes, read_communities, read_roads};
 use crate::io::write::{assignments_csv, grids_geojson, write_atomic};
-use crate::model::{EstimateParams, Road};
+use crate::model::{Building, Community, EstimateParams, Road, Weight};
 use crate::partition::{Band, RegridParams, regrid};
 use anyhow::{Context, Result, bail};
 use geo::{Coord, LineString, Polygon};
@@ -15,11 +15,13 @@ use std::path::PathBuf;
 /// Arguments of `wangge regrid`.
 #[derive(Debug, clap::Args)]
 pub struct RegridArgs {
-    /// Community boundaries (GeoJSON polygons with `code`, optional `name`, `street`).
+    /// Community boundaries (GeoJSON polygons with `code`, optional `name`, `street`). Without
+    /// it, communities, buildings and roads are read from the store and the result is saved
+    /// there as a draft plan.
     #[arg(long)]
-    pub communities: PathBuf,
+    pub communities: Option<PathBuf>,
     /// Building footprints (GeoJSON polygons with an id and optional `households`).
-    #[arg(long, required_unless_present = "osm")]
+    #[arg(long)]
     pub buildings: Option<PathBuf>,
     /// Road centrelines (GeoJSON lines with `highway`, `name`); boundaries follow them.
     #[arg(long)]
@@ -45,9 +47,19 @@ pub struct RegridArgs {
     /// CRS of the output grids.
     #[arg(long, default_value = "wgs84")]
     pub out_crs: String,
-    /// Output grid layer (GeoJSON).
+    /// Output grid layer (GeoJSON). Required with file inputs; optional with the store.
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
+    /// The store to read from and save the draft plan to: a GeoPackage path or postgres://…
+    /// (default: $WANGGE_DATABASE_URL, else data/wangge.gpkg). Used when --communities is not given.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// With the store: regrid only these communities (comma-separated codes; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub community: Option<Vec<String>>,
+    /// With the store: who makes the plan (recorded with it and in the audit log).
+    #[arg(long, default_value = "cli")]
+    pub by: String,
     /// Also write `building_id,grid_code` for every building.
     #[arg(long)]
     pub assignments: Option<PathBuf>,
@@ -137,42 +149,46 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--weight: {e}"))?;
     let mut notes = LoadNotes::default();
-    let (communities, n) = read_communities(&a.communities, &to_wgs)?;
-    merge(&mut notes, n);
-    let (buildings, mut roads): (Vec<_>, Vec<Road>) = match (&a.buildings, &a.osm) {
-        (Some(b), _) => {
-            let (bs, n) =
-                crate::io::geojson::read_buildings_weighted(b, &to_wgs, &est, weight.as_ref())?;
-            merge(&mut notes, n);
-            let roads = match &a.osm {
-                Some(o) => {
-                    let (_, r, n) = crate::io::osm::read_osm(o, &est)?;
-                    merge(&mut notes, n);
-                    r
-                }
-                None => Vec::new(),
-            };
-            (bs, roads)
+    let store_mode = a.communities.is_none();
+    let (communities, buildings, roads): (Vec<Community>, Vec<Building>, Vec<Road>) = if let Some(
+        cpath,
+    ) =
+        &a.communities
+    {
+        if a.database.is_some() || a.community.is_some() {
+            bail!("--database and --community read the store; give them without --communities");
         }
-        (None, Some(o)) => {
-            if weight.is_some() {
-                bail!(
-                    "--weight needs --buildings (GeoJSON properties); OSM extracts carry no workload fields"
-                );
-            }
-            let (bs, r, n) = crate::io::osm::read_osm(o, &est)?;
-            merge(&mut notes, n);
-            (bs, r)
+        if a.out.is_none() {
+            bail!("give --out for the grid layer (GeoJSON)");
         }
-        (None, None) => bail!("give --buildings or --osm"),
+        let (communities, n) = read_communities(cpath, &to_wgs)?;
+        merge(&mut notes, n);
+        let (buildings, roads) = load_files(a, &to_wgs, &est, weight.as_ref(), &mut notes)?;
+        (communities, buildings, roads)
+    } else {
+        if a.buildings.is_some()
+            || a.osm.is_some()
+            || a.roads.is_some()
+            || a.grids.is_some()
+            || a.lock.is_some()
+            || a.previous_assignments.is_some()
+        {
+            bail!(
+                "without --communities, regrid reads the store: --buildings, --osm, --roads, --grids, --lock and --previous-assignments need --communities (or `wangge import` the layers first)"
+            );
+        }
+        if rebalance {
+            bail!("rebalance reads files: give --communities, --buildings and --grids");
+        }
+        if weight.is_some() {
+            bail!(
+                "--weight needs --buildings (GeoJSON properties); the store keeps households only"
+            );
+        }
+        load_store(a)?
     };
     if buildings.is_empty() {
         bail!("no buildings were read: the building layer is empty");
-    }
-    if let Some(r) = &a.roads {
-        let (rs, n) = read_roads(r, &to_wgs)?;
-        merge(&mut notes, n);
-        roads.extend(rs);
     }
     // grids in force and locks
     let mut old: Vec<crate::partition::FixedGrid> = Vec::new();
@@ -192,7 +208,10 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
                 g.display(),
                 bad.code,
                 bad.community,
-                a.communities.display()
+                a.communities
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""))
+                    .display()
             );
         }
     } else if rebalance {
@@ -346,7 +365,14 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
         "seconds": seconds,
     });
     let report_bytes = serde_json::to_vec_pretty(&report)?;
-    write_atomic(&a.out, &grids_bytes)?;
+    let plan = if store_mode {
+        Some(save_plan(a, &communities, &buildings, &result, &report)?)
+    } else {
+        None
+    };
+    if let Some(out) = &a.out {
+        write_atomic(out, &grids_bytes)?;
+    }
     if let Some(p) = &a.atoms_out {
         let feats: Vec<serde_json::Value> = result
             .atoms
@@ -369,14 +395,26 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::to_string(&json!({ "out": a.out, "total": t, "seconds": seconds }))?
+            serde_json::to_string(
+                &json!({ "out": a.out, "plan": plan.as_ref().map(|p| p.id), "total": t, "seconds": seconds })
+            )?
         );
     } else {
         println!(
-            "{} grids in {} communities → {}\n  households {} (grid min {}, max {}), in band {:.1}% ({} oversize single-building grids)\n  Polsby-Popper mean {:.3} min {:.3}{}\n  {:.2} s{}",
+            "{} grids in {} communities → {}{}\n  households {} (grid min {}, max {}), in band {:.1}% ({} oversize single-building grids)\n  Polsby-Popper mean {:.3} min {:.3}{}\n  {:.2} s{}",
             t.grids,
             communities.len(),
-            a.out.display(),
+            a.out
+                .as_ref()
+                .map(|o| o.display().to_string())
+                .unwrap_or_default(),
+            plan.as_ref()
+                .map(|p| format!(
+                    "{}draft plan {} in the store",
+                    if a.out.is_some() { " and " } else { "" },
+                    p.id
+                ))
+                .unwrap_or_default(),
             t.households,
             t.households_min,
             t.households_max,
@@ -417,4 +455,126 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Buildings and roads from files (GeoJSON or an OSM extract).
+fn load_files(
+    a: &RegridArgs,
+    to_wgs: &Transformer,
+    est: &EstimateParams,
+    weight: Option<&Weight>,
+    notes: &mut LoadNotes,
+) -> Result<(Vec<Building>, Vec<Road>)> {
+    let (buildings, mut roads): (Vec<_>, Vec<Road>) = match (&a.buildings, &a.osm) {
+        (Some(b), _) => {
+            let (bs, n) = crate::io::geojson::read_buildings_weighted(b, to_wgs, est, weight)?;
+            merge(notes, n);
+            let roads = match &a.osm {
+                Some(o) => {
+                    let (_, r, n) = crate::io::osm::read_osm(o, est)?;
+                    merge(notes, n);
+                    r
+                }
+                None => Vec::new(),
+            };
+            (bs, roads)
+        }
+        (None, Some(o)) => {
+            if weight.is_some() {
+                bail!(
+                    "--weight needs --buildings (GeoJSON properties); OSM extracts carry no workload fields"
+                );
+            }
+            let (bs, r, n) = crate::io::osm::read_osm(o, est)?;
+            merge(notes, n);
+            (bs, r)
+        }
+        (None, None) => bail!("give --buildings or --osm"),
+    };
+    if let Some(r) = &a.roads {
+        let (rs, n) = read_roads(r, to_wgs)?;
+        merge(notes, n);
+        roads.extend(rs);
+    }
+    Ok((buildings, roads))
+}
+
+/// Communities (all, or those of --community), their buildings and the roads, from the store.
+fn load_store(a: &RegridArgs) -> Result<(Vec<Community>, Vec<Building>, Vec<Road>)> {
+    super::block_on(async {
+        let store = crate::store::open(a.database.as_deref()).await?;
+        let mut cs: Vec<Community> = store
+            .communities()
+            .await?
+            .into_iter()
+            .map(|r| r.community)
+            .collect();
+        if let Some(want) = &a.community {
+            for w in want {
+                if !cs.iter().any(|c| &c.code == w) {
+                    bail!("--community {w}: no such community in {}", store.describe());
+                }
+            }
+            cs.retain(|c| want.contains(&c.code));
+        }
+        if cs.is_empty() {
+            bail!(
+                "{} holds no communities: load them with `wangge import --communities … --buildings …`",
+                store.describe()
+            );
+        }
+        let codes: Vec<String> = cs.iter().map(|c| c.code.clone()).collect();
+        let bs = store
+            .buildings(Some(&codes))
+            .await?
+            .into_iter()
+            .map(|b| b.building)
+            .collect();
+        let roads = store.roads().await?;
+        Ok((cs, bs, roads))
+    })
+}
+
+/// Save the result as a draft plan.
+fn save_plan(
+    a: &RegridArgs,
+    communities: &[Community],
+    buildings: &[Building],
+    result: &crate::partition::RegridResult,
+    report: &serde_json::Value,
+) -> Result<crate::store::Plan> {
+    let grids = result
+        .grids
+        .iter()
+        .map(|g| crate::store::GridRecord {
+            code: g.code.clone(),
+            name: g.name.clone(),
+            community: g.community.clone(),
+            street: g.street.clone(),
+            households: g.households,
+            buildings: g.buildings.len() as u64,
+            weight: g.weight,
+            band: crate::store::band_label(g.weight, a.min, a.max, g.oversize).to_string(),
+            geometry: geo::MultiPolygon(vec![g.geometry.clone()]),
+            valid_from: None,
+            valid_to: None,
+        })
+        .collect();
+    let assignment = result
+        .assignment
+        .iter()
+        .map(|&(bi, gi)| (buildings[bi].id.clone(), result.grids[gi].code.clone()))
+        .collect();
+    let plan = crate::store::NewPlan {
+        communities: communities.iter().map(|c| c.code.clone()).collect(),
+        created_by: a.by.clone(),
+        params: report["params"].clone(),
+        metrics: json!({ "total": report["total"], "communities": report["communities"] }),
+        grids,
+        assignment,
+    };
+    super::block_on(async {
+        let store = crate::store::open(a.database.as_deref()).await?;
+        Ok(store.create_plan(plan).await?)
+    })
 }

@@ -87,3 +87,31 @@ pub fn assignments_csv(result: &RegridResult, building_ids: &[String]) -> Vec<u8
     }
     w.into_inner().unwrap_or_default()
 }
+
+/// GeoJSON geometry of any geometry (points, lines, polygons and their multi forms).
+#[must_use]
+pub fn geometry_json(g: &geo::Geometry) -> Value {
+    use geo::Geometry as G;
+    let pt = |c: &geo::Coord| json!([c.x, c.y]);
+    let line = |l: &LineString| Value::Array(l.0.iter().map(pt).collect());
+    let poly = |p: &Polygon| {
+        let mut r = vec![line(p.exterior())];
+        r.extend(p.interiors().iter().map(line));
+        Value::Array(r)
+    };
+    match g {
+        G::Point(p) => json!({ "type": "Point", "coordinates": pt(&p.0) }),
+        G::LineString(l) => json!({ "type": "LineString", "coordinates": line(l) }),
+        G::Polygon(p) => json!({ "type": "Polygon", "coordinates": poly(p) }),
+        G::MultiPoint(m) => {
+            json!({ "type": "MultiPoint", "coordinates": m.0.iter().map(|p| pt(&p.0)).collect::<Vec<_>>() })
+        }
+        G::MultiLineString(m) => {
+            json!({ "type": "MultiLineString", "coordinates": m.0.iter().map(line).collect::<Vec<_>>() })
+        }
+        G::MultiPolygon(m) => {
+            json!({ "type": "MultiPolygon", "coordinates": m.0.iter().map(poly).collect::<Vec<_>>() })
+        }
+        _ => json!({ "type": "GeometryCollection", "geometries": [] }),
+    }
+}

@@ -135,7 +135,8 @@ const ATTRIBUTE_TABLES: &[(&str, &str)] = &[
     ),
 ];
 
-fn create_schema(c: &Connection) -> rusqlite::Result<()> {
+/// The GeoPackage core tables (spatial reference systems, contents, geometry columns, extensions).
+fn create_core(c: &Connection) -> rusqlite::Result<()> {
     c.execute_batch(&format!(
         "PRAGMA application_id = {GPKG_APPLICATION_ID}; PRAGMA user_version = {GPKG_USER_VERSION};"
     ))?;
@@ -165,6 +166,74 @@ fn create_schema(c: &Connection) -> rusqlite::Result<()> {
            ('WGS 84 geodetic', 4326, 'EPSG', 4326, ?1, 'longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid')",
         [WGS84_WKT],
     )?;
+    Ok(())
+}
+
+/// A feature table with its GeoPackage registration and R-tree index.
+fn create_feature_table(c: &Connection, t: &str, gtype: &str, cols: &str) -> rusqlite::Result<()> {
+    c.execute_batch(&format!(
+        "CREATE TABLE {t} (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom {gtype}, {cols});"
+    ))?;
+    c.execute(
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id) VALUES (?1, 'features', ?1, ?2, 4326)",
+        params![t, format!("wangge {t}")],
+    )?;
+    c.execute(
+        "INSERT INTO gpkg_geometry_columns VALUES (?1, 'geom', ?2, 4326, 0, 0)",
+        params![t, gtype],
+    )?;
+    c.execute(
+        "INSERT INTO gpkg_extensions VALUES (?1, 'geom', 'gpkg_rtree_index', 'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
+        [t],
+    )?;
+    let r = format!("rtree_{t}_geom");
+    c.execute_batch(&format!(
+        "CREATE VIRTUAL TABLE {r} USING rtree(id, minx, maxx, miny, maxy);
+         CREATE TRIGGER {r}_insert AFTER INSERT ON {t}
+           WHEN (new.geom NOT NULL AND NOT ST_IsEmpty(NEW.geom))
+         BEGIN
+           INSERT OR REPLACE INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
+         END;
+         CREATE TRIGGER {r}_update6 AFTER UPDATE OF geom ON {t}
+           WHEN OLD.fid = NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
+             AND (OLD.geom NOTNULL AND NOT ST_IsEmpty(OLD.geom))
+         BEGIN
+           UPDATE {r} SET minx = ST_MinX(NEW.geom), maxx = ST_MaxX(NEW.geom), miny = ST_MinY(NEW.geom), maxy = ST_MaxY(NEW.geom)
+             WHERE id = NEW.fid;
+         END;
+         CREATE TRIGGER {r}_update7 AFTER UPDATE OF geom ON {t}
+           WHEN OLD.fid = NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
+             AND (OLD.geom ISNULL OR ST_IsEmpty(OLD.geom))
+         BEGIN
+           INSERT INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
+         END;
+         CREATE TRIGGER {r}_update2 AFTER UPDATE OF geom ON {t}
+           WHEN OLD.fid = NEW.fid AND (NEW.geom IS NULL OR ST_IsEmpty(NEW.geom))
+         BEGIN
+           DELETE FROM {r} WHERE id = OLD.fid;
+         END;
+         CREATE TRIGGER {r}_update5 AFTER UPDATE ON {t}
+           WHEN OLD.fid != NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
+         BEGIN
+           DELETE FROM {r} WHERE id = OLD.fid;
+           INSERT INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
+         END;
+         CREATE TRIGGER {r}_update4 AFTER UPDATE ON {t}
+           WHEN OLD.fid != NEW.fid AND (NEW.geom IS NULL OR ST_IsEmpty(NEW.geom))
+         BEGIN
+           DELETE FROM {r} WHERE id IN (OLD.fid, NEW.fid);
+         END;
+         CREATE TRIGGER {r}_delete AFTER DELETE ON {t}
+           WHEN old.geom NOT NULL
+         BEGIN
+           DELETE FROM {r} WHERE id = OLD.fid;
+         END;"
+    ))?;
+    Ok(())
+}
+
+fn create_schema(c: &Connection) -> rusqlite::Result<()> {
+    create_core(c)?;
     // attribute tables first: grids reference plans
     for (t, cols) in ATTRIBUTE_TABLES {
         c.execute_batch(&format!("CREATE TABLE {t} ({cols});"))?;
@@ -174,64 +243,7 @@ fn create_schema(c: &Connection) -> rusqlite::Result<()> {
         )?;
     }
     for (t, gtype, cols) in FEATURE_TABLES {
-        c.execute_batch(&format!(
-            "CREATE TABLE {t} (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom {gtype}, {cols});"
-        ))?;
-        c.execute(
-            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id) VALUES (?1, 'features', ?1, ?2, 4326)",
-            params![t, format!("wangge {t}")],
-        )?;
-        c.execute(
-            "INSERT INTO gpkg_geometry_columns VALUES (?1, 'geom', ?2, 4326, 0, 0)",
-            params![t, gtype],
-        )?;
-        c.execute(
-            "INSERT INTO gpkg_extensions VALUES (?1, 'geom', 'gpkg_rtree_index', 'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
-            [t],
-        )?;
-        let r = format!("rtree_{t}_geom");
-        c.execute_batch(&format!(
-            "CREATE VIRTUAL TABLE {r} USING rtree(id, minx, maxx, miny, maxy);
-             CREATE TRIGGER {r}_insert AFTER INSERT ON {t}
-               WHEN (new.geom NOT NULL AND NOT ST_IsEmpty(NEW.geom))
-             BEGIN
-               INSERT OR REPLACE INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
-             END;
-             CREATE TRIGGER {r}_update6 AFTER UPDATE OF geom ON {t}
-               WHEN OLD.fid = NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
-                 AND (OLD.geom NOTNULL AND NOT ST_IsEmpty(OLD.geom))
-             BEGIN
-               UPDATE {r} SET minx = ST_MinX(NEW.geom), maxx = ST_MaxX(NEW.geom), miny = ST_MinY(NEW.geom), maxy = ST_MaxY(NEW.geom)
-                 WHERE id = NEW.fid;
-             END;
-             CREATE TRIGGER {r}_update7 AFTER UPDATE OF geom ON {t}
-               WHEN OLD.fid = NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
-                 AND (OLD.geom ISNULL OR ST_IsEmpty(OLD.geom))
-             BEGIN
-               INSERT INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
-             END;
-             CREATE TRIGGER {r}_update2 AFTER UPDATE OF geom ON {t}
-               WHEN OLD.fid = NEW.fid AND (NEW.geom IS NULL OR ST_IsEmpty(NEW.geom))
-             BEGIN
-               DELETE FROM {r} WHERE id = OLD.fid;
-             END;
-             CREATE TRIGGER {r}_update5 AFTER UPDATE ON {t}
-               WHEN OLD.fid != NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
-             BEGIN
-               DELETE FROM {r} WHERE id = OLD.fid;
-               INSERT INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
-             END;
-             CREATE TRIGGER {r}_update4 AFTER UPDATE ON {t}
-               WHEN OLD.fid != NEW.fid AND (NEW.geom IS NULL OR ST_IsEmpty(NEW.geom))
-             BEGIN
-               DELETE FROM {r} WHERE id IN (OLD.fid, NEW.fid);
-             END;
-             CREATE TRIGGER {r}_delete AFTER DELETE ON {t}
-               WHEN old.geom NOT NULL
-             BEGIN
-               DELETE FROM {r} WHERE id = OLD.fid;
-             END;"
-        ))?;
+        create_feature_table(c, t, gtype, cols)?;
     }
     c.execute_batch(
         "CREATE TABLE plan_assignments (plan_id INTEGER NOT NULL REFERENCES plans(id), building_id TEXT NOT NULL,
@@ -1629,5 +1641,79 @@ impl Store for GpkgStore {
                 .collect()
         })
         .await
+    }
+}
+
+/// Write one layer as a new GeoPackage file (for `wangge export --format gpkg`): a feature table
+/// `name` with the given columns, created whole under a temporary name and renamed into place.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_layer(
+    path: &Path,
+    name: &str,
+    geometry_type: &str,
+    columns: &[(String, &'static str)],
+    features: &[super::Feature],
+) -> Result<()> {
+    let tmp = path.with_extension(format!("gpkg.tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let r = (|| -> Result<()> {
+        let c = Connection::open(&tmp)
+            .map_err(|e| StoreError::Backend(format!("{}: cannot create: {e}", tmp.display())))?;
+        register_functions(&c).map_err(be)?;
+        c.execute_batch("BEGIN").map_err(be)?;
+        create_core(&c).map_err(be)?;
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|(n, t)| format!("\"{}\" {t}", n.replace('"', "")))
+            .collect();
+        create_feature_table(&c, name, geometry_type, &cols.join(", ")).map_err(be)?;
+        let marks: Vec<String> = (0..=columns.len()).map(|i| format!("?{}", i + 1)).collect();
+        let names: Vec<String> = columns
+            .iter()
+            .map(|(n, _)| format!("\"{}\"", n.replace('"', "")))
+            .collect();
+        let sql = format!(
+            "INSERT INTO \"{name}\" (geom, {}) VALUES ({})",
+            names.join(", "),
+            marks.join(", ")
+        );
+        let mut st = c.prepare(&sql).map_err(be)?;
+        for f in features {
+            let mut vals: Vec<rusqlite::types::Value> = vec![match &f.geometry {
+                Some(g) => rusqlite::types::Value::Blob(to_gpkg(g, 4326)),
+                None => rusqlite::types::Value::Null,
+            }];
+            for (n, _) in columns {
+                vals.push(match f.properties.get(n) {
+                    Some(Value::String(s)) => rusqlite::types::Value::Text(s.clone()),
+                    Some(Value::Number(x)) if x.is_i64() => {
+                        rusqlite::types::Value::Integer(x.as_i64().unwrap_or(0))
+                    }
+                    Some(Value::Number(x)) => {
+                        rusqlite::types::Value::Real(x.as_f64().unwrap_or(0.0))
+                    }
+                    Some(Value::Bool(b)) => rusqlite::types::Value::Integer(i64::from(*b)),
+                    Some(Value::Null) | None => rusqlite::types::Value::Null,
+                    Some(v) => rusqlite::types::Value::Text(v.to_string()),
+                });
+            }
+            st.execute(params_from_iter(vals)).map_err(be)?;
+        }
+        drop(st);
+        touch(&c, name)?;
+        c.execute_batch("COMMIT").map_err(be)?;
+        Ok(())
+    })();
+    match r {
+        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            StoreError::Backend(format!("{}: cannot write: {e}", path.display()))
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
 }

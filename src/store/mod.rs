@@ -593,3 +593,62 @@ pub(crate) fn check_history(old: &Case, new: &Case, expected: usize) -> Result<(
     }
     Ok(())
 }
+
+/// Buildings and households that change grid between plans `a` and `b` (by their assignments),
+/// in the communities both plans cover.
+///
+/// # Errors
+/// A plan that does not exist, or a store error.
+pub async fn plan_diff(store: &dyn Store, a: i64, b: i64) -> Result<PlanDiff> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let ga: BTreeMap<String, String> = store.plan_assignment(a).await?.into_iter().collect();
+    let gb: BTreeMap<String, String> = store.plan_assignment(b).await?.into_iter().collect();
+    let (pa, pb) = (store.plan(a).await?, store.plan(b).await?);
+    // only the communities both plans cover: a plan of one community does not "move" the rest
+    let shared: BTreeSet<&String> = pa
+        .communities
+        .iter()
+        .filter(|c| pb.communities.contains(c))
+        .collect();
+    let info: std::collections::HashMap<String, (u64, Option<String>)> = store
+        .buildings(None)
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                r.building.id,
+                (u64::from(r.building.households), r.community),
+            )
+        })
+        .collect();
+    let ids: BTreeSet<&String> = ga.keys().chain(gb.keys()).collect();
+    let mut moved = Vec::new();
+    let mut moved_households = 0;
+    for id in ids {
+        let (h, comm) = info.get(id).cloned().unwrap_or((0, None));
+        if !comm.as_ref().is_some_and(|c| shared.contains(c)) {
+            continue;
+        }
+        let (x, y) = (ga.get(id), gb.get(id));
+        if x != y {
+            moved_households += h;
+            moved.push((id.clone(), x.cloned(), y.cloned()));
+        }
+    }
+    let codes = |gs: Vec<GridRecord>| -> BTreeSet<String> {
+        gs.into_iter()
+            .filter(|g| shared.contains(&g.community))
+            .map(|g| g.code)
+            .collect()
+    };
+    let ca = codes(store.plan_grids(a).await?);
+    let cb = codes(store.plan_grids(b).await?);
+    Ok(PlanDiff {
+        a,
+        b,
+        moved,
+        moved_households,
+        grids_only_in_a: ca.difference(&cb).cloned().collect(),
+        grids_only_in_b: cb.difference(&ca).cloned().collect(),
+    })
+}

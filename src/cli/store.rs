@@ -1,0 +1,693 @@
+//! Store commands: `wangge import`, `wangge plans …`, `wangge export`, `wangge worker …`, and
+//! the hidden load driver used by scripts/bench-store and the crash test.
+
+use super::block_on;
+use crate::geom::crs::{Crs, Transformer};
+use crate::io::geojson::{LoadNotes, read_communities, read_roads};
+use crate::model::{EstimateParams, format_time, parse_time};
+use crate::store::{FeatureQuery, Layer, Plan, Store, Worker};
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Arguments of `wangge import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Community boundaries (GeoJSON polygons with `code`, optional `name`, `street`).
+    #[arg(long)]
+    pub communities: Option<PathBuf>,
+    /// Building footprints (GeoJSON polygons with an id and optional `households`).
+    #[arg(long)]
+    pub buildings: Option<PathBuf>,
+    /// Road centrelines (GeoJSON lines); replaces the stored road layer.
+    #[arg(long)]
+    pub roads: Option<PathBuf>,
+    /// Buildings and roads from an OpenStreetMap PBF extract.
+    #[arg(long)]
+    pub osm: Option<PathBuf>,
+    /// CRS of the inputs: wgs84 (default), gcj02, bd09, or EPSG:<code>.
+    #[arg(long, default_value = "wgs84")]
+    pub crs: String,
+    /// Storey height (m) for estimating households from `height`.
+    #[arg(long, default_value_t = 3.0)]
+    pub storey_height: f64,
+    /// Gross floor area per household (m²) for estimates.
+    #[arg(long, default_value_t = 100.0)]
+    pub dwelling_m2: f64,
+    /// GeoPackage path or postgres://… (default: $WANGGE_DATABASE_URL, else data/wangge.gpkg).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Who imports (recorded in the audit log).
+    #[arg(long, default_value = "cli")]
+    pub by: String,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `wangge plans …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum PlansCmd {
+    /// Every plan with its status, validity and figures.
+    List(PlansArgs),
+    /// One plan: parameters, figures and grids.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        common: PlansArgs,
+    },
+    /// Publish a draft from a date; the grids in force for its communities retire then.
+    Publish {
+        id: i64,
+        /// When it takes effect: YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS][Z|+08:00].
+        #[arg(long)]
+        valid_from: String,
+        /// Who publishes (audit log).
+        #[arg(long, default_value = "cli")]
+        by: String,
+        #[command(flatten)]
+        common: PlansArgs,
+    },
+    /// Buildings and households that change grid from plan A to plan B.
+    Diff {
+        a: i64,
+        b: i64,
+        #[command(flatten)]
+        common: PlansArgs,
+    },
+}
+
+/// Options shared by the plans commands.
+#[derive(Debug, clap::Args)]
+pub struct PlansArgs {
+    /// GeoPackage path or postgres://… (default: $WANGGE_DATABASE_URL, else data/wangge.gpkg).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `wangge export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// streets, communities, grids, buildings or incidents.
+    #[arg(long)]
+    pub layer: String,
+    /// Grids of this plan (default: the grids in force now).
+    #[arg(long)]
+    pub plan: Option<i64>,
+    /// geojson or gpkg.
+    #[arg(long, default_value = "geojson")]
+    pub format: String,
+    /// Output file (written whole or not at all).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Incidents: include reporters' contact details (personal data; the export is audited).
+    #[arg(long)]
+    pub include_personal: bool,
+    /// GeoPackage path or postgres://… (default: $WANGGE_DATABASE_URL, else data/wangge.gpkg).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Who exports (audit log).
+    #[arg(long, default_value = "cli")]
+    pub by: String,
+}
+
+/// `wangge worker …`: the grid worker's public contact per grid code.
+#[derive(Debug, clap::Subcommand)]
+pub enum WorkerCmd {
+    /// Set the worker of a grid.
+    Set {
+        grid: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Remove the worker of a grid.
+    Remove {
+        grid: String,
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+}
+
+/// Arguments of the hidden `wangge store-load` (benchmarks and the crash test).
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    #[arg(long)]
+    pub database: Option<String>,
+    /// inserts (durable incident inserts) or queries (bbox pages of grids and point lookups).
+    #[arg(long, default_value = "inserts")]
+    pub mode: String,
+    /// Concurrent writers or readers.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Operations in all.
+    #[arg(long, default_value_t = 20_000)]
+    pub count: usize,
+    /// Print `ack ID` for each acknowledged insert, as soon as it is acknowledged.
+    #[arg(long)]
+    pub print_acks: bool,
+    /// Prefix of the incident ids.
+    #[arg(long, default_value = "L")]
+    pub prefix: String,
+}
+
+async fn open(db: Option<&str>) -> Result<Arc<dyn Store>> {
+    Ok(crate::store::open(db).await?)
+}
+
+/// Run `wangge import`.
+///
+/// # Errors
+/// Bad input (named, nothing written) or a store error.
+pub fn import(a: &ImportArgs) -> Result<()> {
+    if a.communities.is_none() && a.buildings.is_none() && a.roads.is_none() && a.osm.is_none() {
+        bail!("nothing to import: give --communities, --buildings, --roads or --osm");
+    }
+    let tf = Transformer::new(a.crs.parse::<Crs>().context("--crs")?, Crs::Wgs84)?;
+    let est = EstimateParams {
+        storey_height_m: a.storey_height,
+        dwelling_m2: a.dwelling_m2,
+        ..EstimateParams::default()
+    };
+    // read and check everything before writing anything
+    let mut notes = LoadNotes::default();
+    let communities = match &a.communities {
+        Some(p) => Some(read_communities(p, &tf)?.0),
+        None => None,
+    };
+    let mut buildings = match &a.buildings {
+        Some(p) => {
+            let (b, n) = crate::io::geojson::read_buildings_weighted(p, &tf, &est, None)?;
+            notes.estimated_households += n.estimated_households;
+            Some(b)
+        }
+        None => None,
+    };
+    let mut roads = match &a.roads {
+        Some(p) => Some(read_roads(p, &tf)?.0),
+        None => None,
+    };
+    if let Some(o) = &a.osm {
+        let (bs, rs, n) = crate::io::osm::read_osm(o, &est)?;
+        notes.estimated_households += n.estimated_households;
+        buildings.get_or_insert_with(Vec::new).extend(bs);
+        roads.get_or_insert_with(Vec::new).extend(rs);
+    }
+    block_on(async {
+        let store = open(a.database.as_deref()).await?;
+        let mut out = json!({ "store": store.describe() });
+        if let Some(c) = communities {
+            let n = store.put_communities(c, &a.by).await?;
+            out["communities"] = json!(n);
+        }
+        if let Some(b) = buildings {
+            let n = store.put_buildings(b, &a.by).await?;
+            out["buildings"] = json!(n);
+            out["households_estimated_buildings"] = json!(notes.estimated_households);
+        }
+        if let Some(r) = roads {
+            out["roads"] = json!(store.replace_roads(r, &a.by).await?);
+        }
+        let cs = store.communities().await?;
+        let outside = store
+            .buildings(None)
+            .await?
+            .iter()
+            .filter(|b| b.community.is_none())
+            .count();
+        out["buildings_outside_communities"] = json!(outside);
+        if a.json {
+            println!("{out}");
+        } else {
+            let n = |k: &str| {
+                out.get(k).map_or(String::new(), |v| {
+                    format!(
+                        "{k}: {} new, {} updated; ",
+                        v["inserted"].as_u64().unwrap_or(0),
+                        v["updated"].as_u64().unwrap_or(0)
+                    )
+                })
+            };
+            println!(
+                "{}{}{}→ {} ({} communities, {} households{})",
+                n("communities"),
+                n("buildings"),
+                out.get("roads")
+                    .map_or(String::new(), |r| format!("roads: {r}; ")),
+                store.describe(),
+                cs.len(),
+                cs.iter().map(|c| c.households).sum::<u64>(),
+                if outside > 0 {
+                    format!("; {outside} buildings lie outside every community")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Ok(())
+    })
+}
+
+fn plan_line(p: &Plan) -> String {
+    format!(
+        "{:>4}  {:<9}  {:>5} grids  {:>8} households  from {:<20} to {:<20} by {}  communities {}",
+        p.id,
+        p.status.as_str(),
+        p.grids,
+        p.households,
+        p.valid_from.map(format_time).unwrap_or_else(|| "-".into()),
+        p.valid_to.map(format_time).unwrap_or_else(|| "-".into()),
+        p.created_by,
+        p.communities.join(",")
+    )
+}
+
+/// Run `wangge plans …`.
+///
+/// # Errors
+/// Unknown plan, an illegal publication, or a store error.
+pub fn plans(c: &PlansCmd) -> Result<()> {
+    block_on(async {
+        match c {
+            PlansCmd::List(o) => {
+                let store = open(o.database.as_deref()).await?;
+                let ps = store.plans().await?;
+                if o.json {
+                    println!("{}", serde_json::to_string(&ps)?);
+                } else if ps.is_empty() {
+                    println!("no plans in {}", store.describe());
+                } else {
+                    for p in &ps {
+                        println!("{}", plan_line(p));
+                    }
+                }
+            }
+            PlansCmd::Show { id, common } => {
+                let store = open(common.database.as_deref()).await?;
+                let p = store.plan(*id).await?;
+                let grids = store.plan_grids(*id).await?;
+                if common.json {
+                    let gs: Vec<Value> = grids
+                        .iter()
+                        .map(|g| json!({ "code": g.code, "name": g.name, "community": g.community, "households": g.households, "buildings": g.buildings, "band": g.band }))
+                        .collect();
+                    println!("{}", json!({ "plan": p, "grids": gs }));
+                } else {
+                    println!("{}", plan_line(&p));
+                    println!("  params  {}", p.params);
+                    println!("  figures {}", p.metrics["total"]);
+                    for g in &grids {
+                        println!(
+                            "  {:<16} {:<10} {:>6} households {:>4} buildings  {}",
+                            g.code,
+                            g.name.as_deref().unwrap_or(""),
+                            g.households,
+                            g.buildings,
+                            g.band
+                        );
+                    }
+                }
+            }
+            PlansCmd::Publish {
+                id,
+                valid_from,
+                by,
+                common,
+            } => {
+                let t = parse_time(valid_from).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--valid-from {valid_from:?}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|±HH:MM]"
+                    )
+                })?;
+                let store = open(common.database.as_deref()).await?;
+                let p = store.publish_plan(*id, t, None, by).await?;
+                if common.json {
+                    println!("{}", serde_json::to_string(&p)?);
+                } else {
+                    println!("published: {}", plan_line(&p));
+                }
+            }
+            PlansCmd::Diff { a, b, common } => {
+                let store = open(common.database.as_deref()).await?;
+                let d = crate::store::plan_diff(store.as_ref(), *a, *b).await?;
+                if common.json {
+                    println!("{}", serde_json::to_string(&d)?);
+                } else {
+                    println!(
+                        "plan {a} → plan {b}: {} buildings and {} households change grid; grids only in {a}: {}; only in {b}: {}",
+                        d.moved.len(),
+                        d.moved_households,
+                        d.grids_only_in_a.len(),
+                        d.grids_only_in_b.len()
+                    );
+                    for (id, x, y) in &d.moved {
+                        println!(
+                            "  {id}: {} → {}",
+                            x.as_deref().unwrap_or("-"),
+                            y.as_deref().unwrap_or("-")
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Run `wangge export`.
+///
+/// # Errors
+/// Unknown layer or format, a store error, or an unwritable output.
+pub fn export(a: &ExportArgs) -> Result<()> {
+    let layer: Layer = a
+        .layer
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--layer: {e}"))?;
+    if a.plan.is_some() && layer != Layer::Grids {
+        bail!("--plan applies to --layer grids only");
+    }
+    let fmt = a.format.to_ascii_lowercase();
+    if fmt != "geojson" && fmt != "gpkg" {
+        bail!("--format {:?}: expected geojson or gpkg", a.format);
+    }
+    block_on(async {
+        let store = open(a.database.as_deref()).await?;
+        if let Some(p) = a.plan {
+            store.plan(p).await?;
+        }
+        let mut page = store
+            .features(
+                layer,
+                &FeatureQuery {
+                    plan: a.plan,
+                    ..FeatureQuery::default()
+                },
+            )
+            .await?;
+        if layer == Layer::Incidents {
+            if a.include_personal {
+                store
+                    .audit(
+                        &a.by,
+                        "export_personal",
+                        "incidents",
+                        &format!(
+                            "{} incidents with reporters to {}",
+                            page.matched,
+                            a.out.display()
+                        ),
+                    )
+                    .await?;
+            } else {
+                for f in &mut page.features {
+                    f.properties.shift_remove("reporter");
+                }
+            }
+        }
+        if fmt == "geojson" {
+            let feats: Vec<Value> = page
+                .features
+                .iter()
+                .map(|f| {
+                    json!({
+                        "type": "Feature",
+                        "id": f.id,
+                        "properties": f.properties,
+                        "geometry": f.geometry.as_ref().map(crate::io::write::geometry_json),
+                    })
+                })
+                .collect();
+            let fc =
+                json!({ "type": "FeatureCollection", "name": layer.name(), "features": feats });
+            crate::io::write::write_atomic(&a.out, &serde_json::to_vec(&fc)?)
+                .with_context(|| format!("{}: cannot write", a.out.display()))?;
+        } else {
+            // column types from the values
+            let mut cols: Vec<(String, &'static str)> = Vec::new();
+            if let Some(f) = page.features.first() {
+                for k in f.properties.keys() {
+                    let vals = page.features.iter().filter_map(|f| f.properties.get(k));
+                    let mut ty = "INTEGER";
+                    let mut any = false;
+                    for v in vals {
+                        match v {
+                            Value::Null => {}
+                            Value::Number(n) if n.is_i64() => any = true,
+                            Value::Number(_) => {
+                                any = true;
+                                if ty == "INTEGER" {
+                                    ty = "REAL";
+                                }
+                            }
+                            _ => {
+                                any = true;
+                                ty = "TEXT";
+                            }
+                        }
+                    }
+                    cols.push((k.clone(), if any { ty } else { "TEXT" }));
+                }
+            }
+            let gtype = if layer == Layer::Incidents {
+                "POINT"
+            } else {
+                "MULTIPOLYGON"
+            };
+            if a.out.exists() {
+                std::fs::remove_file(&a.out)
+                    .with_context(|| format!("{}: cannot replace", a.out.display()))?;
+            }
+            crate::store::gpkg::write_layer(&a.out, layer.name(), gtype, &cols, &page.features)?;
+        }
+        eprintln!(
+            "{} {} features → {}",
+            page.features.len(),
+            layer.name(),
+            a.out.display()
+        );
+        Ok(())
+    })
+}
+
+/// Run `wangge worker …`.
+///
+/// # Errors
+/// A store error.
+pub fn worker(c: &WorkerCmd) -> Result<()> {
+    block_on(async {
+        match c {
+            WorkerCmd::Set {
+                grid,
+                name,
+                phone,
+                database,
+                by,
+            } => {
+                if name.trim().is_empty() {
+                    bail!("--name must not be empty");
+                }
+                let store = open(database.as_deref()).await?;
+                store
+                    .set_worker(
+                        grid,
+                        Some(Worker {
+                            name: name.clone(),
+                            phone: phone.clone(),
+                        }),
+                        by,
+                    )
+                    .await?;
+            }
+            WorkerCmd::Remove { grid, database, by } => {
+                let store = open(database.as_deref()).await?;
+                store.set_worker(grid, None, by).await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Run the hidden `wangge store-load`.
+///
+/// # Errors
+/// A store error.
+pub fn load(a: &LoadArgs) -> Result<()> {
+    let conc = a.concurrency.max(1);
+    block_on(async {
+        let store = open(a.database.as_deref()).await?;
+        match a.mode.as_str() {
+            "inserts" => {
+                let cat = crate::incident::Catalogue::default_catalogue();
+                let cat0 = cat
+                    .categories
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("empty catalogue"))?;
+                let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
+                let t0 = std::time::Instant::now();
+                let mut tasks = Vec::new();
+                for w in 0..conc {
+                    let (store, out, cat0) = (store.clone(), out.clone(), cat0.clone());
+                    let n = a.count / conc + usize::from(w < a.count % conc);
+                    let (prefix, print) = (a.prefix.clone(), a.print_acks);
+                    tasks.push(tokio::spawn(async move {
+                        let mut lat = Vec::with_capacity(n);
+                        for i in 0..n {
+                            let id = format!("{prefix}-{w}-{i}");
+                            let k = crate::incident::Case::report(
+                                id.clone(),
+                                &cat0,
+                                "load test".into(),
+                                116.40 + (i % 100) as f64 * 1e-4,
+                                39.90 + (w % 100) as f64 * 1e-4,
+                                crate::incident::Source::Patrol,
+                                None,
+                                1_735_689_600 + i as i64,
+                            );
+                            let t = std::time::Instant::now();
+                            store.insert_incident(&k, "load").await?;
+                            lat.push(t.elapsed().as_secs_f64());
+                            if print && let Ok(mut o) = out.lock() {
+                                let _ = writeln!(o, "ack {id}");
+                                let _ = o.flush();
+                            }
+                        }
+                        anyhow::Ok(lat)
+                    }));
+                }
+                let mut lat = Vec::new();
+                for t in tasks {
+                    lat.extend(t.await??);
+                }
+                let s = t0.elapsed().as_secs_f64();
+                lat.sort_by(f64::total_cmp);
+                let q = |p: f64| {
+                    lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+                        .copied()
+                        .unwrap_or(0.0)
+                        * 1000.0
+                };
+                if !a.print_acks {
+                    println!(
+                        "{}",
+                        json!({ "store": store.describe(), "mode": "inserts", "writers": conc, "inserts": lat.len(), "seconds": s,
+                                "per_s": lat.len() as f64 / s, "p50_ms": q(0.5), "p99_ms": q(0.99) })
+                    );
+                }
+            }
+            "queries" => {
+                let grids = store
+                    .features(Layer::Grids, &FeatureQuery::default())
+                    .await?;
+                if grids.features.is_empty() {
+                    bail!(
+                        "no grids in force in {}: publish a plan first",
+                        store.describe()
+                    );
+                }
+                // the extent of the grids in force, and points at their centroids
+                let mut ext = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+                let mut pts = Vec::new();
+                for f in &grids.features {
+                    if let Some(g) = &f.geometry
+                        && let Some(r) = geo::BoundingRect::bounding_rect(g)
+                    {
+                        ext = [
+                            ext[0].min(r.min().x),
+                            ext[1].min(r.min().y),
+                            ext[2].max(r.max().x),
+                            ext[3].max(r.max().y),
+                        ];
+                        if let Some(p) = crate::geom::interior_point::interior_point(&match g {
+                            geo::Geometry::MultiPolygon(m) => m.clone(),
+                            _ => continue,
+                        }) {
+                            pts.push((p.x, p.y));
+                        }
+                    }
+                }
+                let pts = Arc::new(pts);
+                let mut out = json!({ "store": store.describe(), "mode": "queries", "concurrency": conc, "grids_in_force": grids.matched });
+                // bbox pages of 1,000 grids
+                let n_bbox = (a.count / 100).max(conc);
+                let t0 = std::time::Instant::now();
+                let mut tasks = Vec::new();
+                for w in 0..conc {
+                    let store = store.clone();
+                    let n = n_bbox / conc;
+                    tasks.push(tokio::spawn(async move {
+                        let mut got = 0;
+                        for _ in 0..n {
+                            let p = store
+                                .features(
+                                    Layer::Grids,
+                                    &FeatureQuery {
+                                        bbox: Some(ext),
+                                        limit: 1000,
+                                        offset: w,
+                                        ..FeatureQuery::default()
+                                    },
+                                )
+                                .await?;
+                            got += p.features.len();
+                        }
+                        anyhow::Ok((n, got))
+                    }));
+                }
+                let (mut q, mut got) = (0, 0);
+                for t in tasks {
+                    let (n, g) = t.await??;
+                    q += n;
+                    got += g;
+                }
+                let s = t0.elapsed().as_secs_f64();
+                out["bbox_queries"] = json!(q);
+                out["bbox_grids_per_query"] = json!(got / q.max(1));
+                out["bbox_queries_per_s"] = json!(q as f64 / s);
+                // point lookups
+                let t0 = std::time::Instant::now();
+                let mut tasks = Vec::new();
+                let now = chrono::Utc::now().timestamp();
+                for w in 0..conc {
+                    let (store, pts) = (store.clone(), pts.clone());
+                    let n = a.count / conc;
+                    tasks.push(tokio::spawn(async move {
+                        let mut found = 0;
+                        for i in 0..n {
+                            let (x, y) = pts[(i * 7919 + w * 104_729) % pts.len()];
+                            if store.grid_at(x, y, now).await?.is_some() {
+                                found += 1;
+                            }
+                        }
+                        anyhow::Ok((n, found))
+                    }));
+                }
+                let (mut q, mut found) = (0, 0);
+                for t in tasks {
+                    let (n, f) = t.await??;
+                    q += n;
+                    found += f;
+                }
+                let s = t0.elapsed().as_secs_f64();
+                out["lookups"] = json!(q);
+                out["lookups_found"] = json!(found);
+                out["lookups_per_s"] = json!(q as f64 / s);
+                println!("{out}");
+            }
+            o => bail!("--mode {o:?}: expected inserts or queries"),
+        }
+        Ok(())
+    })
+}

@@ -211,7 +211,10 @@ impl PostgisStore {
         tx.commit().await.map_err(|e| pe(&e))?;
         drop(client);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(insert_batcher(pool.clone(), rx));
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..BATCHERS {
+            tokio::spawn(insert_batcher(pool.clone(), rx.clone()));
+        }
         Ok(PostgisStore {
             url_shown,
             pool,
@@ -243,52 +246,89 @@ async fn audit_in(
     Ok(())
 }
 
+/// Insert one new incident with its history and audit line in one statement (one round trip);
+/// a duplicate id inserts nothing and is reported as a conflict.
 async fn insert_case(c: &impl GenericClient, k: &Case, who: &str) -> Result<()> {
-    let exists = c
-        .query_opt("SELECT 1 FROM incidents WHERE incident_id = $1", &[&k.id])
+    let mut p = case_params(k);
+    let h = &k.history;
+    p.push(Box::new(
+        (0..h.len())
+            .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+            .collect::<Vec<i32>>(),
+    ));
+    p.push(Box::new(h.iter().map(|e| dt(e.at)).collect::<Vec<_>>()));
+    p.push(Box::new(
+        h.iter().map(|e| e.who.clone()).collect::<Vec<_>>(),
+    ));
+    p.push(Box::new(
+        h.iter().map(|e| e.action.clone()).collect::<Vec<_>>(),
+    ));
+    p.push(Box::new(
+        h.iter().map(|e| state_name(e.from)).collect::<Vec<_>>(),
+    ));
+    p.push(Box::new(
+        h.iter().map(|e| state_name(e.to)).collect::<Vec<_>>(),
+    ));
+    p.push(Box::new(
+        h.iter().map(|e| e.note.clone()).collect::<Vec<_>>(),
+    ));
+    p.push(Box::new(who.to_string()));
+    p.push(Box::new(k.category.clone()));
+    let refs: Vec<&(dyn ToSql + Sync)> = p
+        .iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let st = c
+        .prepare_cached(&format!(
+                "WITH i AS (
+                   INSERT INTO incidents ({CASE_COLS}) VALUES ({CASE_VALUES})
+                   ON CONFLICT (incident_id) DO NOTHING RETURNING incident_id
+                 ), h AS (
+                   INSERT INTO incident_history (incident_id, seq, at, who, action, from_state, to_state, note)
+                   SELECT i.incident_id, x.seq, x.at, x.who, x.action, x.fs, x.ts, x.note
+                   FROM i, unnest($22::int[], $23::timestamptz[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[])
+                     AS x(seq, at, who, action, fs, ts, note)
+                 ), a AS (
+                   INSERT INTO audit_log (at, who, action, target, detail)
+                   SELECT now(), $29, 'insert_incident', 'incident ' || i.incident_id, $30 FROM i
+                 )
+                 SELECT count(*) FROM i"
+            ))
         .await
-        .map_err(|e| pe(&e))?
-        .is_some();
-    if exists {
+        .map_err(|e| pe(&e))?;
+    let n: i64 = c.query_one(&st, &refs).await.map_err(|e| pe(&e))?.get(0);
+    if n == 0 {
         return Err(StoreError::Conflict(format!(
             "incident {} already exists",
             k.id
         )));
     }
-    let p = case_params(k);
-    let refs: Vec<&(dyn ToSql + Sync)> = p
-        .iter()
-        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-        .collect();
-    c.execute(
-        &format!("INSERT INTO incidents ({CASE_COLS}) VALUES ({CASE_VALUES})"),
-        &refs,
-    )
-    .await
-    .map_err(|e| pe(&e))?;
-    insert_history(c, &k.id, 0, &k.history).await?;
-    audit_in(
-        c,
-        who,
-        "insert_incident",
-        &format!("incident {}", k.id),
-        &k.category,
-    )
-    .await
+    Ok(())
 }
 
 type InsertJob = (Case, String, oneshot::Sender<Result<()>>);
 
+/// Concurrent group-commit transactions: while one waits for its commit, the next fills.
+const BATCHERS: usize = 4;
+
 /// Group commit of incident inserts: everything queued goes into one transaction.
-async fn insert_batcher(pool: Pool, mut rx: mpsc::UnboundedReceiver<InsertJob>) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < 512 {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
+async fn insert_batcher(
+    pool: Pool,
+    rx: std::sync::Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<InsertJob>>>,
+) {
+    loop {
+        let jobs = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { break };
+            let mut jobs = vec![first];
+            while jobs.len() < 512 {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
             }
-        }
+            jobs
+        };
         let mut client = match pool.get().await {
             Ok(c) => c,
             Err(e) => {
@@ -298,22 +338,38 @@ async fn insert_batcher(pool: Pool, mut rx: mpsc::UnboundedReceiver<InsertJob>) 
                 continue;
             }
         };
-        let mut results: Vec<Result<()>> = Vec::with_capacity(jobs.len());
+        // all inserts of the batch pipelined on one connection, one commit
+        let mut results: Vec<Result<()>> = Vec::new();
         let commit = async {
-            let mut tx = client.transaction().await.map_err(|e| pe(&e))?;
-            for (case, who, _) in &jobs {
-                let sp = tx.savepoint("job").await.map_err(|e| pe(&e))?;
-                let r = insert_case(&sp, case, who).await;
-                if r.is_ok() {
-                    sp.commit().await.map_err(|e| pe(&e))?;
-                } else {
-                    sp.rollback().await.map_err(|e| pe(&e))?;
-                }
-                results.push(r);
+            let tx = client.transaction().await.map_err(|e| pe(&e))?;
+            results = futures_util::future::join_all(
+                jobs.iter()
+                    .map(|(case, who, _)| insert_case(&tx, case, who)),
+            )
+            .await;
+            if let Some(Err(e)) = results
+                .iter()
+                .find(|r| matches!(r, Err(e) if !matches!(e, StoreError::Conflict(_))))
+            {
+                // an unexpected error aborted the transaction: nothing of the batch is kept
+                return Err(e.clone());
             }
             tx.commit().await.map_err(|e| pe(&e))
         }
         .await;
+        if commit.is_err() && jobs.len() > 1 {
+            // one bad insert must not sink the others: each alone, in its own transaction
+            for (case, who, reply) in jobs {
+                let r = async {
+                    let tx = client.transaction().await.map_err(|e| pe(&e))?;
+                    insert_case(&tx, &case, &who).await?;
+                    tx.commit().await.map_err(|e| pe(&e))
+                }
+                .await;
+                let _ = reply.send(r);
+            }
+            continue;
+        }
         for (i, (_, _, tx)) in jobs.into_iter().enumerate() {
             let r = match &commit {
                 Err(e) => Err(e.clone()),

@@ -23,4 +23,5 @@ pub mod locate;
 pub mod model;
 pub mod partition;
 pub mod sample;
+pub mod service;
 pub mod store;

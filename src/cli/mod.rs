@@ -4,6 +4,7 @@ mod convert;
 mod incidents;
 mod locate;
 mod regrid;
+mod serve;
 mod store;
 
 use anyhow::Result;
@@ -46,6 +47,11 @@ pub enum Command {
     /// Grid workers' public contacts.
     #[command(subcommand)]
     Worker(store::WorkerCmd),
+    /// Serve the store over HTTP: OGC API – Features, locate, Open311, incidents, plans.
+    Serve(serve::ServeArgs),
+    /// API tokens for the service.
+    #[command(subcommand)]
+    Token(serve::TokenCmd),
     /// Load driver for scripts/bench-store and the crash test.
     #[command(hide = true)]
     StoreLoad(store::LoadArgs),
@@ -83,6 +89,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => store::export(&a),
         Command::Worker(c) => store::worker(&c),
         Command::StoreLoad(a) => store::load(&a),
+        Command::Serve(a) => serve::serve(&a),
+        Command::Token(c) => serve::token(&c),
     }
 }
 

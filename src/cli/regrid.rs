@@ -503,35 +503,7 @@ fn load_files(
 fn load_store(a: &RegridArgs) -> Result<(Vec<Community>, Vec<Building>, Vec<Road>)> {
     super::block_on(async {
         let store = crate::store::open(a.database.as_deref()).await?;
-        let mut cs: Vec<Community> = store
-            .communities()
-            .await?
-            .into_iter()
-            .map(|r| r.community)
-            .collect();
-        if let Some(want) = &a.community {
-            for w in want {
-                if !cs.iter().any(|c| &c.code == w) {
-                    bail!("--community {w}: no such community in {}", store.describe());
-                }
-            }
-            cs.retain(|c| want.contains(&c.code));
-        }
-        if cs.is_empty() {
-            bail!(
-                "{} holds no communities: load them with `wangge import --communities … --buildings …`",
-                store.describe()
-            );
-        }
-        let codes: Vec<String> = cs.iter().map(|c| c.code.clone()).collect();
-        let bs = store
-            .buildings(Some(&codes))
-            .await?
-            .into_iter()
-            .map(|b| b.building)
-            .collect();
-        let roads = store.roads().await?;
-        Ok((cs, bs, roads))
+        Ok(crate::store::regrid::load(store.as_ref(), a.community.as_deref()).await?)
     })
 }
 
@@ -543,36 +515,19 @@ fn save_plan(
     result: &crate::partition::RegridResult,
     report: &serde_json::Value,
 ) -> Result<crate::store::Plan> {
-    let grids = result
-        .grids
-        .iter()
-        .map(|g| crate::store::GridRecord {
-            code: g.code.clone(),
-            name: g.name.clone(),
-            community: g.community.clone(),
-            street: g.street.clone(),
-            households: g.households,
-            buildings: g.buildings.len() as u64,
-            weight: g.weight,
-            band: crate::store::band_label(g.weight, a.min, a.max, g.oversize).to_string(),
-            geometry: geo::MultiPolygon(vec![g.geometry.clone()]),
-            valid_from: None,
-            valid_to: None,
-        })
-        .collect();
-    let assignment = result
-        .assignment
-        .iter()
-        .map(|&(bi, gi)| (buildings[bi].id.clone(), result.grids[gi].code.clone()))
-        .collect();
-    let plan = crate::store::NewPlan {
-        communities: communities.iter().map(|c| c.code.clone()).collect(),
-        created_by: a.by.clone(),
-        params: report["params"].clone(),
-        metrics: json!({ "total": report["total"], "communities": report["communities"] }),
-        grids,
-        assignment,
-    };
+    let plan = crate::store::regrid::new_plan(
+        result,
+        communities,
+        buildings,
+        Band {
+            min: a.min,
+            max: a.max,
+            target: a.target,
+        },
+        &a.by,
+        report["params"].clone(),
+        json!({ "total": report["total"], "communities": report["communities"] }),
+    );
     super::block_on(async {
         let store = crate::store::open(a.database.as_deref()).await?;
         Ok(store.create_plan(plan).await?)

@@ -6,6 +6,7 @@
 
 pub mod gpkg;
 pub mod postgis;
+pub mod regrid;
 pub mod wkb;
 
 use crate::incident::{Case, State};
@@ -296,6 +297,18 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// An API token as stored (only a hash of the secret is kept).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub role: String,
+    /// A community, street or grid code that limits the token; None: everywhere.
+    pub scope: Option<String>,
+    pub label: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
 /// Counts of an import.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Upserted {
@@ -355,6 +368,20 @@ pub trait Store: Send + Sync {
     async fn update_incident(&self, case: &Case, expected_history: usize, who: &str) -> Result<()>;
     async fn incident(&self, id: &str) -> Result<Case>;
     async fn incidents(&self, f: &IncidentFilter) -> Result<Vec<Case>>;
+
+    /// Save a new API token by the SHA-256 hex of its secret.
+    async fn create_token(
+        &self,
+        hash: &str,
+        role: &str,
+        scope: Option<&str>,
+        label: &str,
+        who: &str,
+    ) -> Result<TokenRecord>;
+    async fn tokens(&self) -> Result<Vec<TokenRecord>>;
+    async fn revoke_token(&self, id: i64, who: &str) -> Result<()>;
+    /// The token with this secret hash, revoked or not.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
 
     /// Append to the audit log (reads of personal data; writes are logged by the store itself).
     async fn audit(&self, who: &str, action: &str, target: &str, detail: &str) -> Result<()>;

@@ -9,8 +9,8 @@ use super::wkb::{from_wkb, to_wkb};
 use super::{
     AuditEntry, BuildingRecord, CommunityRecord, Feature, FeaturePage, FeatureQuery, GridHit,
     GridRecord, IncidentFilter, Layer, NewPlan, Plan, PlanStatus, Result, SCHEMA_VERSION, Store,
-    StoreError, Street, Upserted, Worker, check_filters, check_history, check_plan, now,
-    parse_enum, parse_enum_name, pick_grid, state_name, streets_of,
+    StoreError, Street, TokenRecord, Upserted, Worker, check_filters, check_history, check_plan,
+    now, parse_enum, parse_enum_name, pick_grid, state_name, streets_of,
 };
 use crate::incident::{Case, HistoryEntry};
 use crate::model::{Building, Community, Road};
@@ -119,6 +119,8 @@ CREATE INDEX incidents_grid ON incidents (grid);
 CREATE TABLE incident_history (incident_id text NOT NULL REFERENCES incidents (incident_id), seq integer NOT NULL,
   at timestamptz NOT NULL, who text NOT NULL, action text NOT NULL, from_state text NOT NULL, to_state text NOT NULL,
   note text NOT NULL, PRIMARY KEY (incident_id, seq));
+CREATE TABLE api_tokens (id bigserial PRIMARY KEY, token_hash text NOT NULL UNIQUE, role text NOT NULL, scope text,
+  label text NOT NULL, created_at timestamptz NOT NULL, revoked_at timestamptz);
 CREATE TABLE audit_log (id bigserial PRIMARY KEY, at timestamptz NOT NULL, who text NOT NULL, action text NOT NULL,
   target text NOT NULL, detail text NOT NULL);
 ";
@@ -690,6 +692,17 @@ fn layer_sql(layer: Layer) -> (&'static str, Vec<(&'static str, String)>) {
                 ("reporter", c("t.reporter")),
             ],
         ),
+    }
+}
+
+fn token_of(r: &tokio_postgres::Row) -> TokenRecord {
+    TokenRecord {
+        id: r.get(0),
+        role: r.get(1),
+        scope: r.get(2),
+        label: r.get(3),
+        created_at: r.get::<_, DateTime<Utc>>(4).timestamp(),
+        revoked_at: ts(r.get(5)),
     }
 }
 
@@ -1468,6 +1481,85 @@ impl Store for PostgisStore {
             out.push(case_of(&client, r).await?);
         }
         Ok(out)
+    }
+
+    async fn create_token(
+        &self,
+        hash: &str,
+        role: &str,
+        scope: Option<&str>,
+        label: &str,
+        who: &str,
+    ) -> Result<TokenRecord> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let r = tx
+            .query_one(
+                "INSERT INTO api_tokens (token_hash, role, scope, label, created_at) VALUES ($1, $2, $3, $4, now())
+                 RETURNING id, role, scope, label, created_at, revoked_at",
+                &[&hash, &role, &scope, &label],
+            )
+            .await
+            .map_err(|e| pe(&e))?;
+        let t = token_of(&r);
+        audit_in(
+            &tx,
+            who,
+            "create_token",
+            &format!("token {}", t.id),
+            &format!("role {role}, scope {scope:?}"),
+        )
+        .await?;
+        tx.commit().await.map_err(|e| pe(&e))?;
+        Ok(t)
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT id, role, scope, label, created_at, revoked_at FROM api_tokens ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(|e| pe(&e))?
+            .iter()
+            .map(token_of)
+            .collect())
+    }
+
+    async fn revoke_token(&self, id: i64, who: &str) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let n = tx
+            .execute(
+                "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+                &[&id],
+            )
+            .await
+            .map_err(|e| pe(&e))?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: "active token",
+                id: id.to_string(),
+            });
+        }
+        audit_in(&tx, who, "revoke_token", &format!("token {id}"), "").await?;
+        tx.commit().await.map_err(|e| pe(&e))
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        Ok(self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT id, role, scope, label, created_at, revoked_at FROM api_tokens WHERE token_hash = $1",
+                &[&hash],
+            )
+            .await
+            .map_err(|e| pe(&e))?
+            .map(|r| token_of(&r)))
     }
 
     async fn audit(&self, who: &str, action: &str, target: &str, detail: &str) -> Result<()> {

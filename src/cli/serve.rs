@@ -1,0 +1,170 @@
+//! `wangge serve` and `wangge token …`.
+
+use super::block_on;
+use crate::service::auth::{Role, hash, new_secret};
+use crate::service::{AppState, Config};
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Arguments of `wangge serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// GeoPackage path or postgres://… (default: $WANGGE_DATABASE_URL, else data/wangge.gpkg).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Address to listen on (default 127.0.0.1:8080, or the config's `bind`).
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Settings (TOML): bind, body_limit_bytes, timeout_seconds, page_default, page_max,
+    /// catalogue, calendar, cache_control.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `wangge token …`: API tokens (only a hash is stored; the secret is shown once).
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCmd {
+    /// Make a token: admin, planner, dispatcher, grid_worker or viewer.
+    Create {
+        #[arg(long)]
+        role: String,
+        /// Limit it to a community, street or grid code.
+        #[arg(long)]
+        scope: Option<String>,
+        /// A label for the audit log.
+        #[arg(long, default_value = "")]
+        label: String,
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The tokens (never their secrets).
+    List {
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// Revoke a token by id; it stops working at once.
+    Revoke {
+        id: i64,
+        #[arg(long)]
+        database: Option<String>,
+    },
+}
+
+/// Run `wangge serve`.
+///
+/// # Errors
+/// Bad settings, an unreachable store, or an address in use.
+pub fn serve(a: &ServeArgs) -> Result<()> {
+    let mut cfg: Config = match &a.config {
+        Some(p) => toml::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?,
+        )
+        .with_context(|| format!("{}: bad settings", p.display()))?,
+        None => Config::default(),
+    };
+    if let Some(b) = &a.bind {
+        cfg.bind.clone_from(b);
+    }
+    let cat = match &cfg.catalogue {
+        Some(p) => crate::incident::Catalogue::from_toml(
+            &std::fs::read_to_string(p).with_context(|| format!("{p}: cannot read"))?,
+        )
+        .with_context(|| p.clone())?,
+        None => crate::incident::Catalogue::default_catalogue(),
+    };
+    let cal = match &cfg.calendar {
+        Some(p) => crate::incident::Calendar::from_toml(
+            &std::fs::read_to_string(p).with_context(|| format!("{p}: cannot read"))?,
+        )
+        .map_err(|e| anyhow::anyhow!("{p}: {e}"))?,
+        None => crate::incident::Calendar::default_calendar(),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "wangge=info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = crate::store::open(a.database.as_deref()).await?;
+        let bind = cfg.bind.clone();
+        let state = Arc::new(AppState::new(store, cat, cal, cfg));
+        crate::service::serve(state, &bind).await
+    })
+}
+
+/// Run `wangge token …`.
+///
+/// # Errors
+/// An unknown role or token, or a store error.
+pub fn token(c: &TokenCmd) -> Result<()> {
+    block_on(async {
+        match c {
+            TokenCmd::Create {
+                role,
+                scope,
+                label,
+                database,
+                json,
+            } => {
+                let r: Role = role
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
+                if scope.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                    bail!("--scope must not be empty");
+                }
+                let store = crate::store::open(database.as_deref()).await?;
+                let secret = new_secret();
+                let t = store
+                    .create_token(&hash(&secret), r.name(), scope.as_deref(), label, "cli")
+                    .await?;
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "id": t.id, "role": t.role, "scope": t.scope, "token": secret })
+                    );
+                } else {
+                    println!(
+                        "token {} ({}{}): {secret}",
+                        t.id,
+                        t.role,
+                        t.scope
+                            .as_ref()
+                            .map(|s| format!(", scope {s}"))
+                            .unwrap_or_default()
+                    );
+                    eprintln!("keep it now: only its hash is stored");
+                }
+            }
+            TokenCmd::List { database } => {
+                let store = crate::store::open(database.as_deref()).await?;
+                for t in store.tokens().await? {
+                    println!(
+                        "{:>4}  {:<12} {:<16} {:<20} created {}{}",
+                        t.id,
+                        t.role,
+                        t.scope.as_deref().unwrap_or("-"),
+                        t.label,
+                        crate::model::format_time(t.created_at),
+                        t.revoked_at
+                            .map(|r| format!(", revoked {}", crate::model::format_time(r)))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            TokenCmd::Revoke { id, database } => {
+                let store = crate::store::open(database.as_deref()).await?;
+                store.revoke_token(*id, "cli").await?;
+                println!("token {id} revoked");
+            }
+        }
+        Ok(())
+    })
+}

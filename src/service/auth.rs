@@ -1,0 +1,193 @@
+//! API tokens and roles. A token is `wg_` + 64 hex digits; only its SHA-256 is stored. Requests
+//! carry it as `Authorization: Bearer …` (or `api_key=…`, as Open311 clients do); none means public.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::incident::Case;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Roles, from most to least powerful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Planner,
+    Dispatcher,
+    GridWorker,
+    Viewer,
+    Public,
+}
+
+impl Role {
+    pub const NAMES: &'static [&'static str] =
+        &["admin", "planner", "dispatcher", "grid_worker", "viewer"];
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Planner => "planner",
+            Role::Dispatcher => "dispatcher",
+            Role::GridWorker => "grid_worker",
+            Role::Viewer => "viewer",
+            Role::Public => "public",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "planner" => Ok(Role::Planner),
+            "dispatcher" => Ok(Role::Dispatcher),
+            "grid_worker" => Ok(Role::GridWorker),
+            "viewer" => Ok(Role::Viewer),
+            o => Err(format!(
+                "unknown role {o:?}: expected admin, planner, dispatcher, grid_worker or viewer"
+            )),
+        }
+    }
+}
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub role: Role,
+    /// A community, street or grid code that limits what the token reaches.
+    pub scope: Option<String>,
+    /// For the audit log.
+    pub who: String,
+}
+
+impl Principal {
+    /// Household counts (per grid, community, building).
+    #[must_use]
+    pub fn sees_households(&self) -> bool {
+        self.role != Role::Public
+    }
+    /// Incidents at all.
+    #[must_use]
+    pub fn reads_incidents(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Dispatcher | Role::GridWorker)
+    }
+    /// Reporters' contact details.
+    #[must_use]
+    pub fn sees_reporters(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Dispatcher)
+    }
+    /// Aggregates (statistics).
+    #[must_use]
+    pub fn reads_stats(&self) -> bool {
+        self.role != Role::Public
+    }
+    /// Plans: read.
+    #[must_use]
+    pub fn reads_plans(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Planner | Role::Viewer)
+    }
+    /// Plans: make and publish.
+    #[must_use]
+    pub fn plans(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Planner)
+    }
+    /// A case lies within the token's scope.
+    #[must_use]
+    pub fn covers(&self, c: &Case) -> bool {
+        match &self.scope {
+            None => true,
+            Some(s) => [&c.grid, &c.community, &c.street]
+                .iter()
+                .any(|x| x.as_deref() == Some(s.as_str())),
+        }
+    }
+    /// 401 for the public, 403 for a token without the right.
+    pub fn require(&self, ok: bool, what: &str) -> Result<(), ApiError> {
+        if ok {
+            Ok(())
+        } else if self.role == Role::Public {
+            Err(ApiError::unauthorized(format!(
+                "{what} needs a token (Authorization: Bearer …)"
+            )))
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{what} is not allowed for the {} role",
+                self.role.name()
+            )))
+        }
+    }
+}
+
+/// SHA-256 hex of a token secret.
+#[must_use]
+pub fn hash(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A new random token secret.
+#[must_use]
+pub fn new_secret() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    format!(
+        "wg_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+fn token_of(parts: &Parts) -> Option<String> {
+    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION)
+        && let Ok(v) = h.to_str()
+    {
+        let v = v.trim();
+        return Some(
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or(v)
+                .trim()
+                .to_string(),
+        );
+    }
+    parts.uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "api_key")
+            .map(|(_, v)| v.to_string())
+    })
+}
+
+impl FromRequestParts<Arc<AppState>> for Principal {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(secret) = token_of(parts).filter(|s| !s.is_empty()) else {
+            return Ok(Principal {
+                role: Role::Public,
+                scope: None,
+                who: "public".into(),
+            });
+        };
+        let t = state
+            .store
+            .token_by_hash(&hash(&secret))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+        if t.revoked_at.is_some() {
+            return Err(ApiError::unauthorized("the token has been revoked"));
+        }
+        let role: Role = t.role.parse().map_err(ApiError::internal)?;
+        Ok(Principal {
+            role,
+            scope: t.scope,
+            who: format!("token:{}:{}", t.id, t.label),
+        })
+    }
+}

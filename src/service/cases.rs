@@ -1,0 +1,475 @@
+//! Incidents over HTTP: Open311 GeoReport v2 (JSON) for hotline systems and resident apps, the
+//! native case API (transitions with the allowed list on refusal), and statistics.
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::{AppState, parse_datetime};
+use crate::incident::{Action, Case, Source, State as CaseState, TransitionError};
+use crate::store::{IncidentFilter, ts_text};
+use axum::Json;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn strip_json(file: &str) -> Result<&str, ApiError> {
+    file.strip_suffix(".json").ok_or_else(|| {
+        ApiError::not_found(format!(
+            "{file}: only the JSON format is served (add .json)"
+        ))
+    })
+}
+
+pub async fn services(State(s): State<Arc<AppState>>) -> Json<Value> {
+    let v: Vec<Value> = s
+        .catalogue
+        .categories
+        .iter()
+        .map(|c| {
+            json!({
+                "service_code": c.code,
+                "service_name": c.name,
+                "description": format!("{} / {}", c.class, c.subclass),
+                "metadata": false,
+                "type": "realtime",
+                "keywords": c.aliases.join(","),
+                "group": c.class,
+            })
+        })
+        .collect();
+    Json(Value::Array(v))
+}
+
+pub async fn service(
+    State(s): State<Arc<AppState>>,
+    Path(file): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let code = strip_json(&file)?;
+    let c = s
+        .catalogue
+        .get(code)
+        .ok_or_else(|| ApiError::not_found(format!("no service {code:?}")))?;
+    Ok(Json(json!({ "service_code": c.code, "attributes": [] })))
+}
+
+/// An Open311 service request.
+fn request_json(c: &Case, s: &AppState, p: &Principal) -> Value {
+    let name = s.catalogue.get(&c.category).map(|x| x.name.clone());
+    let updated = c.history.last().map_or(c.reported_at, |h| h.at);
+    let mut v = json!({
+        "service_request_id": c.id,
+        "status": if c.state.is_final() { "closed" } else { "open" },
+        "status_notes": serde_json::to_value(c.state).unwrap_or(Value::Null),
+        "service_name": name,
+        "service_code": c.category,
+        "description": c.description,
+        "agency_responsible": c.unit,
+        "service_notice": c.grid.as_ref().map(|g| format!("grid {g}")),
+        "requested_datetime": ts_text(c.reported_at),
+        "updated_datetime": ts_text(updated),
+        "expected_datetime": c.due_at.map(ts_text),
+        "address": Value::Null,
+        "address_id": c.grid,
+        "zipcode": Value::Null,
+        "lat": c.lat,
+        "long": c.lon,
+        "media_url": c.media.first(),
+    });
+    if p.sees_reporters() {
+        v["reporter"] = json!(c.reporter);
+    }
+    v
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn new_id(now: i64) -> String {
+    let d = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+    format!(
+        "{}-{:05}{:03}",
+        d.format("%Y%m%d"),
+        now.rem_euclid(86_400),
+        SEQ.fetch_add(1, Ordering::Relaxed) % 1000
+    )
+}
+
+/// POST /open311/v2/requests.json (form-encoded): a new report, located to its grid on arrival.
+pub async fn post_request(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Form(f): Form<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let code = f
+        .get("service_code")
+        .ok_or_else(|| ApiError::bad_request("service_code is required"))?;
+    let cat = s
+        .catalogue
+        .get(code)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("service_code {code:?} is not in services.json"))
+        })?
+        .clone();
+    let num = |k: &str| -> Result<f64, ApiError> {
+        let v = f
+            .get(k)
+            .ok_or_else(|| ApiError::bad_request(format!("{k} is required (WGS84 degrees)")))?;
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| ApiError::bad_request(format!("{k}={v:?}: expected a number")))
+    };
+    let (lat, lon) = (num("lat")?, num("long")?);
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err(ApiError::bad_request("lat/long out of range"));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let reporter: Vec<&str> = ["first_name", "last_name", "phone", "email"]
+        .iter()
+        .filter_map(|k| f.get(*k).map(String::as_str))
+        .filter(|x| !x.trim().is_empty())
+        .collect();
+    let source = if p.role == super::auth::Role::Public {
+        Source::ResidentApp
+    } else {
+        Source::Hotline
+    };
+    let mut case = Case::report(
+        String::new(),
+        &cat,
+        f.get("description").cloned().unwrap_or_default(),
+        lon,
+        lat,
+        source,
+        (!reporter.is_empty()).then(|| reporter.join(" ")),
+        now,
+    );
+    if let Some(m) = f.get("media_url").filter(|m| !m.is_empty()) {
+        case.media.push(m.clone());
+    }
+    if let Some(hit) = s.store.grid_at(lon, lat, now).await? {
+        case.grid = Some(hit.code);
+        case.community = Some(hit.community);
+        case.street = hit.street;
+    }
+    // the time limit runs from arrival on the working calendar (re-set when the case is opened)
+    case.due_at = Some(
+        s.calendar
+            .due(
+                chrono::DateTime::from_timestamp(now, 0)
+                    .unwrap_or_default()
+                    .naive_utc(),
+                cat.limit,
+            )
+            .and_utc()
+            .timestamp(),
+    );
+    let mut tries = 0;
+    loop {
+        case.id = new_id(now);
+        match s.store.insert_incident(&case, &p.who).await {
+            Ok(()) => break,
+            Err(crate::store::StoreError::Conflict(_)) if tries < 5 => tries += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    s.invalidate();
+    let notice = match &case.grid {
+        Some(g) => format!("located to grid {g}"),
+        None => "outside every grid in force: the district handles it".into(),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!([{ "service_request_id": case.id, "service_notice": notice, "account_id": Value::Null }])),
+    )
+        .into_response())
+}
+
+fn scoped(cases: Vec<Case>, p: &Principal) -> Vec<Case> {
+    cases.into_iter().filter(|c| p.covers(c)).collect()
+}
+
+async fn audit_read(
+    s: &AppState,
+    p: &Principal,
+    cases: &[Case],
+    what: &str,
+) -> Result<(), ApiError> {
+    if p.sees_reporters() && cases.iter().any(|c| c.reporter.is_some()) {
+        s.store
+            .audit(
+                &p.who,
+                "read_personal",
+                what,
+                &format!("{} incidents", cases.len()),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// GET /open311/v2/requests.json
+pub async fn get_requests(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(p.reads_incidents(), "listing service requests")?;
+    let mut f = IncidentFilter {
+        limit: 0,
+        ..IncidentFilter::default()
+    };
+    if let Some(c) = q.get("service_code") {
+        f.category = Some(c.clone());
+    }
+    if let Some(d) = q.get("start_date") {
+        f.from = parse_datetime(d)?.0;
+    }
+    if let Some(d) = q.get("end_date") {
+        f.to = parse_datetime(d)?.0;
+    }
+    let status = q.get("status").map(String::as_str);
+    if let Some(st) = status
+        && st != "open"
+        && st != "closed"
+    {
+        return Err(ApiError::bad_request(format!(
+            "status={st:?}: expected open or closed"
+        )));
+    }
+    let ids: Option<Vec<&str>> = q
+        .get("service_request_id")
+        .map(|v| v.split(',').map(str::trim).collect());
+    let mut cases = scoped(s.store.incidents(&f).await?, &p);
+    cases.retain(|c| {
+        status.is_none_or(|st| (st == "closed") == c.state.is_final())
+            && ids.as_ref().is_none_or(|ids| ids.contains(&c.id.as_str()))
+    });
+    // newest first, at most 1,000 (GeoReport v2)
+    cases.sort_by(|a, b| b.reported_at.cmp(&a.reported_at).then(a.id.cmp(&b.id)));
+    cases.truncate(1000);
+    audit_read(&s, &p, &cases, "open311 requests").await?;
+    Ok(Json(Value::Array(
+        cases.iter().map(|c| request_json(c, &s, &p)).collect(),
+    )))
+}
+
+/// GET /open311/v2/requests/{id}.json
+pub async fn get_request(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Path(file): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(p.reads_incidents(), "reading a service request")?;
+    let id = strip_json(&file)?;
+    let c = s.store.incident(id).await?;
+    if !p.covers(&c) {
+        return Err(ApiError::forbidden(format!(
+            "request {id} is outside the token's scope"
+        )));
+    }
+    audit_read(&s, &p, std::slice::from_ref(&c), &format!("incident {id}")).await?;
+    Ok(Json(json!([request_json(&c, &s, &p)])))
+}
+
+fn case_json(c: &Case, p: &Principal) -> Value {
+    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+    if !p.sees_reporters()
+        && let Some(o) = v.as_object_mut()
+    {
+        o.shift_remove("reporter");
+    }
+    v
+}
+
+/// GET /incidents
+pub async fn list(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(p.reads_incidents(), "listing incidents")?;
+    let mut f = IncidentFilter {
+        grid: q.get("grid").cloned(),
+        community: q.get("community").cloned(),
+        category: q.get("category").cloned(),
+        ..IncidentFilter::default()
+    };
+    if let Some(st) = q.get("state") {
+        f.state = Some(
+            serde_json::from_value::<CaseState>(json!(st))
+                .map_err(|_| ApiError::bad_request(format!("state={st:?}: not a case state")))?,
+        );
+    }
+    if q.get("overdue").is_some_and(|v| v == "true" || v == "1") {
+        f.overdue_at = Some(chrono::Utc::now().timestamp());
+    }
+    if let Some(d) = q.get("from") {
+        f.from = parse_datetime(d)?.0;
+    }
+    if let Some(d) = q.get("to") {
+        f.to = parse_datetime(d)?.0;
+    }
+    let limit: usize = q
+        .get("limit")
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request("limit: expected an integer"))
+        })
+        .transpose()?
+        .unwrap_or(s.config.page_default)
+        .clamp(1, s.config.page_max);
+    let offset: usize = q
+        .get("offset")
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request("offset: expected an integer"))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let all = scoped(s.store.incidents(&f).await?, &p);
+    let total = all.len();
+    let page: Vec<Case> = all.into_iter().skip(offset).take(limit).collect();
+    audit_read(&s, &p, &page, "incidents list").await?;
+    Ok(Json(json!({
+        "incidents": page.iter().map(|c| case_json(c, &p)).collect::<Vec<_>>(),
+        "matched": total,
+        "offset": offset,
+        "limit": limit,
+    })))
+}
+
+/// GET /incidents/{id}
+pub async fn get(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(p.reads_incidents(), "reading an incident")?;
+    let c = s.store.incident(&id).await?;
+    if !p.covers(&c) {
+        return Err(ApiError::forbidden(format!(
+            "incident {id} is outside the token's scope"
+        )));
+    }
+    audit_read(&s, &p, std::slice::from_ref(&c), &format!("incident {id}")).await?;
+    let mut v = case_json(&c, &p);
+    v["allowed"] = json!(c.allowed());
+    Ok(Json(v))
+}
+
+/// POST /incidents/{id}/transitions — body: an action, e.g. `{"action": "dispatch", "unit": "…"}`.
+pub async fn transition(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    p.require(
+        matches!(
+            p.role,
+            super::auth::Role::Admin
+                | super::auth::Role::Dispatcher
+                | super::auth::Role::GridWorker
+        ),
+        "changing an incident",
+    )?;
+    let action: Action = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::unprocessable(format!(
+            "body: expected an action such as {{\"action\": \"accept\"}} or {{\"action\": \"dispatch\", \"unit\": \"…\"}}: {e}"
+        ))
+    })?;
+    let mut c = s.store.incident(&id).await?;
+    if !p.covers(&c) {
+        return Err(ApiError::forbidden(format!(
+            "incident {id} is outside the token's scope"
+        )));
+    }
+    let cat = s.catalogue.get(&c.category).cloned().ok_or_else(|| {
+        ApiError::internal(format!("incident {id}: category {} unknown", c.category))
+    })?;
+    let before = c.history.len();
+    let now = chrono::Utc::now().timestamp();
+    c.apply(action, &p.who, now, &cat, &s.calendar)
+        .map_err(|e| match e {
+            TransitionError::Illegal { ref allowed, .. } => {
+                let mut err =
+                    ApiError::new(StatusCode::CONFLICT, "illegal_transition", e.to_string());
+                err.extra = Some(json!({ "allowed": allowed }));
+                err
+            }
+            other => ApiError::unprocessable(other.to_string()),
+        })?;
+    s.store.update_incident(&c, before, &p.who).await?;
+    s.invalidate();
+    let mut v = case_json(&c, &p);
+    v["allowed"] = json!(c.allowed());
+    Ok(Json(v))
+}
+
+/// GET /stats?by=grid|community|street|category&from=&to=
+pub async fn stats(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(p.reads_stats(), "statistics")?;
+    let by: crate::incident::stats::By = q
+        .get("by")
+        .map_or("grid", String::as_str)
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(e.replace("--by", "by")))?;
+    let from = q
+        .get("from")
+        .map(|d| parse_datetime(d))
+        .transpose()?
+        .and_then(|x| x.0);
+    let to = q
+        .get("to")
+        .map(|d| parse_datetime(d))
+        .transpose()?
+        .and_then(|x| x.0);
+    let cases = scoped(s.store.incidents(&IncidentFilter::default()).await?, &p);
+    let now = chrono::Utc::now().timestamp();
+    let figs = crate::incident::stats::figures(&cases, by, from, to, now);
+    Ok(Json(
+        json!({ "by": q.get("by").map_or("grid", String::as_str), "groups": figs }),
+    ))
+}
+
+/// GET /stats/h3?resolution=9&min_count=3 — hexagon counts for heat maps (aggregate only).
+pub async fn h3(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(p.reads_stats(), "statistics")?;
+    let res: u8 = q
+        .get("resolution")
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request("resolution: 0 to 15"))
+        })
+        .transpose()?
+        .unwrap_or(9);
+    if res > 15 {
+        return Err(ApiError::bad_request("resolution: 0 to 15"));
+    }
+    let min: u64 = q
+        .get("min_count")
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request("min_count: an integer"))
+        })
+        .transpose()?
+        .unwrap_or(1);
+    let cases = scoped(s.store.incidents(&IncidentFilter::default()).await?, &p);
+    let cells: Vec<Value> = crate::incident::stats::h3_counts(&cases, res, min)
+        .into_iter()
+        .map(|(c, n)| json!({ "h3": c, "count": n }))
+        .collect();
+    Ok(Json(json!({ "resolution": res, "cells": cells })))
+}

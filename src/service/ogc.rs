@@ -1,0 +1,371 @@
+//! OGC API – Features, Part 1: Core, GeoJSON encoding: landing page, conformance, collections,
+//! items (bbox, limit/offset with next/prev links, datetime, equality filters) and single items.
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::{AppState, base_url, parse_datetime};
+use crate::store::{Feature, FeatureQuery, Layer};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const GEOJSON: &str = "application/geo+json";
+
+fn geojson(v: Value) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, GEOJSON)], Json(v)).into_response()
+}
+
+pub async fn landing(State(_s): State<Arc<AppState>>, h: HeaderMap) -> Json<Value> {
+    let b = base_url(&h);
+    Json(json!({
+        "title": "wangge 网格",
+        "description": "Community grid management: streets, communities, grids, buildings and incidents (OGC API – Features)",
+        "links": [
+            { "href": format!("{b}/"), "rel": "self", "type": "application/json", "title": "this document" },
+            { "href": format!("{b}/openapi.json"), "rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition" },
+            { "href": format!("{b}/conformance"), "rel": "conformance", "type": "application/json", "title": "conformance classes" },
+            { "href": format!("{b}/collections"), "rel": "data", "type": "application/json", "title": "collections" }
+        ]
+    }))
+}
+
+pub async fn conformance() -> Json<Value> {
+    Json(json!({ "conformsTo": [
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30"
+    ]}))
+}
+
+fn title(l: Layer) -> &'static str {
+    match l {
+        Layer::Streets => "Streets (街道)",
+        Layer::Communities => "Communities (社区)",
+        Layer::Grids => "Grids (网格) in force",
+        Layer::Buildings => "Buildings (楼栋)",
+        Layer::Incidents => "Incidents (事件) — restricted",
+    }
+}
+
+async fn extent(s: &AppState) -> Option<[f64; 4]> {
+    let cs = s.store.communities().await.ok()?;
+    let mut e = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+    for c in &cs {
+        if let Some(r) = geo::BoundingRect::bounding_rect(&c.community.geometry) {
+            e = [
+                e[0].min(r.min().x),
+                e[1].min(r.min().y),
+                e[2].max(r.max().x),
+                e[3].max(r.max().y),
+            ];
+        }
+    }
+    (e[0] <= e[2]).then_some(e)
+}
+
+fn collection_json(l: Layer, b: &str, ext: Option<[f64; 4]>) -> Value {
+    let mut c = json!({
+        "id": l.name(),
+        "title": title(l),
+        "itemType": "feature",
+        "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
+        "links": [
+            { "href": format!("{b}/collections/{}", l.name()), "rel": "self", "type": "application/json" },
+            { "href": format!("{b}/collections/{}/items", l.name()), "rel": "items", "type": GEOJSON }
+        ]
+    });
+    if let Some(e) = ext {
+        c["extent"] = json!({ "spatial": { "bbox": [e], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84" } });
+    }
+    c
+}
+
+fn layer_of(id: &str) -> Result<Layer, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::not_found(format!("no collection {id:?}")))
+}
+
+pub async fn collections(State(s): State<Arc<AppState>>, h: HeaderMap) -> Json<Value> {
+    let b = base_url(&h);
+    let ext = extent(&s).await;
+    let cs: Vec<Value> = Layer::ALL
+        .iter()
+        .map(|l| collection_json(*l, &b, ext))
+        .collect();
+    Json(json!({
+        "collections": cs,
+        "links": [{ "href": format!("{b}/collections"), "rel": "self", "type": "application/json" }]
+    }))
+}
+
+pub async fn collection(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let l = layer_of(&id)?;
+    Ok(Json(collection_json(l, &base_url(&h), extent(&s).await)))
+}
+
+/// Remove what the caller may not see.
+pub fn redact(l: Layer, props: &mut Map<String, Value>, p: &Principal) {
+    if !p.sees_households() {
+        props.shift_remove("households");
+        props.shift_remove("weight");
+        props.shift_remove("household_source");
+    }
+    if l == Layer::Incidents && !p.sees_reporters() {
+        props.shift_remove("reporter");
+    }
+}
+
+fn feature_json(l: Layer, f: Feature, p: &Principal) -> Value {
+    let mut props = f.properties;
+    redact(l, &mut props, p);
+    json!({
+        "type": "Feature",
+        "id": f.id,
+        "geometry": f.geometry.as_ref().map(crate::io::write::geometry_json),
+        "properties": props,
+    })
+}
+
+/// Feature query from the request's parameters.
+fn query_of(
+    l: Layer,
+    q: &BTreeMap<String, String>,
+    s: &AppState,
+) -> Result<FeatureQuery, ApiError> {
+    let mut fq = FeatureQuery {
+        limit: s.config.page_default,
+        ..FeatureQuery::default()
+    };
+    for (k, v) in q {
+        match k.as_str() {
+            "limit" => {
+                let n: usize = v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("limit={v:?}: expected a positive integer"))
+                })?;
+                if n == 0 {
+                    return Err(ApiError::bad_request("limit must be at least 1"));
+                }
+                fq.limit = n.min(s.config.page_max);
+            }
+            "offset" => {
+                fq.offset = v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("offset={v:?}: expected a non-negative integer"))
+                })?;
+            }
+            "bbox" => {
+                let n: Vec<f64> = v
+                    .split(',')
+                    .map(|x| x.trim().parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        ApiError::bad_request(format!("bbox={v:?}: expected minx,miny,maxx,maxy"))
+                    })?;
+                if n.len() != 4 || n[0] > n[2] || n[1] > n[3] || n.iter().any(|x| !x.is_finite()) {
+                    return Err(ApiError::bad_request(format!(
+                        "bbox={v:?}: expected minx,miny,maxx,maxy with min ≤ max"
+                    )));
+                }
+                fq.bbox = Some([n[0], n[1], n[2], n[3]]);
+            }
+            "datetime" => {
+                let (a, b) = parse_datetime(v)?;
+                match l {
+                    Layer::Grids => {
+                        if a != b {
+                            return Err(ApiError::bad_request(
+                                "grids: datetime must be one instant (the grids in force then)",
+                            ));
+                        }
+                        fq.at = a;
+                    }
+                    Layer::Incidents => {
+                        fq.from = a;
+                        fq.to = b.map(|t| if a == Some(t) { t + 1 } else { t });
+                    }
+                    _ => {}
+                }
+            }
+            "plan" => {
+                if l != Layer::Grids {
+                    return Err(ApiError::bad_request(
+                        "plan applies to the grids collection",
+                    ));
+                }
+                fq.plan = Some(v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("plan={v:?}: expected a plan id"))
+                })?);
+            }
+            "f" | "api_key" => {}
+            prop => {
+                if !l.filterable().contains(&prop) {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown parameter {prop:?}: collection {} filters on {:?}",
+                        l.name(),
+                        l.filterable()
+                    )));
+                }
+                fq.equals.push((prop.to_string(), v.clone()));
+            }
+        }
+    }
+    Ok(fq)
+}
+
+pub async fn items(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    p: Principal,
+    h: HeaderMap,
+) -> Result<Response, ApiError> {
+    let l = layer_of(&id)?;
+    if l == Layer::Incidents {
+        p.require(p.reads_incidents(), "the incidents collection")?;
+    }
+    let fq = query_of(l, &q, &s)?;
+    let (features, matched) = if l == Layer::Incidents && p.scope.is_some() {
+        // scoped tokens: filter, then page
+        let all = s
+            .store
+            .features(
+                l,
+                &FeatureQuery {
+                    limit: 0,
+                    offset: 0,
+                    ..fq.clone()
+                },
+            )
+            .await?;
+        let scope = p.scope.clone().unwrap_or_default();
+        let keep: Vec<Feature> = all
+            .features
+            .into_iter()
+            .filter(|f| {
+                ["grid", "community", "street"]
+                    .iter()
+                    .any(|k| f.properties.get(*k).and_then(Value::as_str) == Some(scope.as_str()))
+            })
+            .collect();
+        let n = keep.len() as u64;
+        (
+            keep.into_iter()
+                .skip(fq.offset)
+                .take(fq.limit)
+                .collect::<Vec<_>>(),
+            n,
+        )
+    } else {
+        let page = s.store.features(l, &fq).await?;
+        (page.features, page.matched)
+    };
+    if l == Layer::Incidents && p.sees_reporters() && !features.is_empty() {
+        s.store
+            .audit(
+                &p.who,
+                "read_personal",
+                "incidents",
+                &format!("{} incidents with reporters (items page)", features.len()),
+            )
+            .await?;
+    }
+    let returned = features.len();
+    let b = base_url(&h);
+    let link = |offset: usize| {
+        let mut params: Vec<String> = q
+            .iter()
+            .filter(|(k, _)| {
+                k.as_str() != "offset" && k.as_str() != "limit" && k.as_str() != "api_key"
+            })
+            .map(|(k, v)| format!("{k}={}", super::urlencode(v)))
+            .collect();
+        params.push(format!("limit={}", fq.limit));
+        params.push(format!("offset={offset}"));
+        format!("{b}/collections/{}/items?{}", l.name(), params.join("&"))
+    };
+    let mut links = vec![json!({ "href": link(fq.offset), "rel": "self", "type": GEOJSON })];
+    if (fq.offset + returned) < matched as usize {
+        links.push(json!({ "href": link(fq.offset + returned), "rel": "next", "type": GEOJSON }));
+    }
+    if fq.offset > 0 {
+        links.push(json!({ "href": link(fq.offset.saturating_sub(fq.limit)), "rel": "prev", "type": GEOJSON }));
+    }
+    let feats: Vec<Value> = features
+        .into_iter()
+        .map(|f| feature_json(l, f, &p))
+        .collect();
+    Ok(geojson(json!({
+        "type": "FeatureCollection",
+        "features": feats,
+        "numberMatched": matched,
+        "numberReturned": returned,
+        "timeStamp": crate::store::ts_text(chrono::Utc::now().timestamp()),
+        "links": links,
+    })))
+}
+
+pub async fn item(
+    State(s): State<Arc<AppState>>,
+    Path((id, fid)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+    p: Principal,
+    h: HeaderMap,
+) -> Result<Response, ApiError> {
+    let l = layer_of(&id)?;
+    if l == Layer::Incidents {
+        p.require(p.reads_incidents(), "the incidents collection")?;
+    }
+    let key = match l {
+        Layer::Buildings | Layer::Incidents => "id",
+        _ => "code",
+    };
+    let mut fq = FeatureQuery {
+        equals: vec![(key.to_string(), fid.clone())],
+        limit: 1,
+        ..FeatureQuery::default()
+    };
+    if let Some(pl) = q.get("plan") {
+        fq.plan = Some(
+            pl.parse()
+                .map_err(|_| ApiError::bad_request(format!("plan={pl:?}: expected a plan id")))?,
+        );
+    }
+    let page = s.store.features(l, &fq).await?;
+    let f = page
+        .features
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found(format!("no feature {fid:?} in {}", l.name())))?;
+    if l == Layer::Incidents {
+        let inside = match &p.scope {
+            None => true,
+            Some(sc) => ["grid", "community", "street"]
+                .iter()
+                .any(|k| f.properties.get(*k).and_then(Value::as_str) == Some(sc.as_str())),
+        };
+        if !inside {
+            return Err(ApiError::forbidden(format!(
+                "incident {fid} is outside the token's scope"
+            )));
+        }
+        if p.sees_reporters() {
+            s.store
+                .audit(&p.who, "read_personal", &format!("incident {fid}"), "item")
+                .await?;
+        }
+    }
+    let b = base_url(&h);
+    let mut v = feature_json(l, f, &p);
+    v["links"] = json!([
+        { "href": format!("{b}/collections/{}/items/{}", l.name(), super::urlencode(&fid)), "rel": "self", "type": GEOJSON },
+        { "href": format!("{b}/collections/{}", l.name()), "rel": "collection", "type": "application/json" }
+    ]);
+    Ok(geojson(v))
+}

@@ -85,6 +85,24 @@ pub struct AppState {
     pub next_job: AtomicU64,
     /// Bumped when plans or incidents change (caches key on it).
     pub generation: AtomicU64,
+    /// The grids of every published plan in the exact locator, rebuilt when `generation` moves
+    /// or after `LOCATOR_TTL` (plans published by another process).
+    locator: std::sync::RwLock<Option<Arc<LocatorCache>>>,
+    /// One rebuild at a time; a background refresh is under way.
+    rebuilding: tokio::sync::Mutex<()>,
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+/// How long a locator built from the store is trusted.
+const LOCATOR_TTL: Duration = Duration::from_secs(5);
+
+struct LocatorCache {
+    generation: u64,
+    built: std::time::Instant,
+    locator: Option<crate::locate::Locator>,
+    /// Per zone: plan id and the worker's public contact.
+    extra: Vec<(i64, Option<crate::store::Worker>)>,
+    zones: Vec<crate::locate::Zone>,
 }
 
 impl AppState {
@@ -103,7 +121,104 @@ impl AppState {
             jobs: Mutex::new(HashMap::new()),
             next_job: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            locator: std::sync::RwLock::new(None),
+            rebuilding: tokio::sync::Mutex::new(()),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The locator of every published grid, from the cache or rebuilt. After a change made
+    /// here (`invalidate`) it is rebuilt before answering; when it is merely older than
+    /// `LOCATOR_TTL`, the old one answers while one background task rebuilds it.
+    async fn locator(self: &Arc<Self>) -> Result<Arc<LocatorCache>, ApiError> {
+        use std::sync::atomic::Ordering;
+        let generation = self.generation.load(Ordering::SeqCst);
+        let current = self.locator.read().ok().and_then(|g| g.clone());
+        if let Some(c) = &current
+            && c.generation == generation
+        {
+            if c.built.elapsed() >= LOCATOR_TTL && !self.refreshing.swap(true, Ordering::SeqCst) {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.rebuild_locator(generation).await {
+                        tracing::warn!("locator refresh failed: {}", e.message);
+                    }
+                    me.refreshing.store(false, Ordering::SeqCst);
+                });
+            }
+            return Ok(c.clone());
+        }
+        let _one = self.rebuilding.lock().await;
+        if let Some(c) = self.locator.read().ok().and_then(|g| g.clone())
+            && c.generation == generation
+        {
+            return Ok(c);
+        }
+        self.rebuild_locator(generation).await
+    }
+
+    async fn rebuild_locator(&self, generation: u64) -> Result<Arc<LocatorCache>, ApiError> {
+        let mut zones = Vec::new();
+        let mut extra = Vec::new();
+        for p in self.store.plans().await? {
+            if p.status == crate::store::PlanStatus::Draft {
+                continue;
+            }
+            let page = self
+                .store
+                .features(
+                    crate::store::Layer::Grids,
+                    &crate::store::FeatureQuery {
+                        plan: Some(p.id),
+                        ..crate::store::FeatureQuery::default()
+                    },
+                )
+                .await?;
+            for f in page.features {
+                let Some(geo::Geometry::MultiPolygon(mp)) = f.geometry else {
+                    continue;
+                };
+                let text = |k: &str| {
+                    f.properties
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                let time = |k: &str| text(k).and_then(|t| crate::model::parse_time(&t));
+                zones.push(crate::locate::Zone {
+                    code: f.id.clone(),
+                    name: text("name"),
+                    community: text("community"),
+                    street: text("street"),
+                    valid_from: time("valid_from"),
+                    valid_to: time("valid_to"),
+                    polygon: mp,
+                });
+                extra.push((
+                    p.id,
+                    text("worker_name").map(|name| crate::store::Worker {
+                        name,
+                        phone: text("worker_phone"),
+                    }),
+                ));
+            }
+        }
+        let locator = if zones.is_empty() {
+            None
+        } else {
+            Some(crate::locate::Locator::new(zones.clone()).map_err(ApiError::internal)?)
+        };
+        let c = Arc::new(LocatorCache {
+            generation,
+            built: std::time::Instant::now(),
+            locator,
+            extra,
+            zones,
+        });
+        if let Ok(mut g) = self.locator.write() {
+            *g = Some(c.clone());
+        }
+        Ok(c)
     }
     /// Published plans or incidents changed: drop what caches hold.
     pub fn invalidate(&self) {
@@ -518,19 +633,27 @@ async fn locate(
         })?,
         None => chrono::Utc::now().timestamp(),
     };
-    let hit = s.store.grid_at(lon, lat, at).await?.ok_or_else(|| {
+    let cache = s.locator().await?;
+    let miss = || {
         ApiError::not_found(format!(
             "({lon:.6}, {lat:.6}) is in no grid in force at {}",
             crate::store::ts_text(at)
         ))
-    })?;
+    };
+    let Some(loc) = &cache.locator else {
+        return Err(miss());
+    };
+    let crate::locate::Located::Inside(i) = loc.locate(lon, lat, Some(at)) else {
+        return Err(miss());
+    };
+    let (z, (plan, worker)) = (&cache.zones[i], &cache.extra[i]);
     Ok(Json(json!({
         "lon": lon, "lat": lat,
-        "grid": { "code": hit.code, "name": hit.name },
-        "community": hit.community,
-        "street": hit.street,
-        "plan": hit.plan,
-        "worker": hit.worker,
+        "grid": { "code": z.code, "name": z.name },
+        "community": z.community,
+        "street": z.street,
+        "plan": plan,
+        "worker": worker,
     })))
 }
 

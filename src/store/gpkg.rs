@@ -965,7 +965,31 @@ fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Result<Feature
         sql.push_str(" WHERE ");
         sql.push_str(&conds.join(" AND "));
     }
-    sql.push_str(" ORDER BY t.fid");
+    // without a bbox the page can be cut in SQL (with a bbox, candidates from the R-tree are
+    // tested exactly first)
+    let mut matched = None;
+    if q.bbox.is_none() {
+        let where_ = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        let n: i64 = c
+            .prepare_cached(&format!("SELECT count(*) FROM {table} t{where_}"))
+            .map_err(be)?
+            .query_row(params_from_iter(args.iter()), |r| r.get(0))
+            .map_err(be)?;
+        matched = Some(n.max(0) as u64);
+        sql.push_str(" ORDER BY t.fid LIMIT ? OFFSET ?");
+        args.push(rusqlite::types::Value::Integer(if q.limit == 0 {
+            -1
+        } else {
+            q.limit as i64
+        }));
+        args.push(rusqlite::types::Value::Integer(q.offset as i64));
+    } else {
+        sql.push_str(" ORDER BY t.fid");
+    }
     let names = prop_names(layer);
     let mut s = c.prepare_cached(&sql).map_err(be)?;
     let mut rows = s.query(params_from_iter(args)).map_err(be)?;
@@ -992,7 +1016,13 @@ fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Result<Feature
             properties: props,
         });
     }
-    Ok(page(feats, q))
+    Ok(match matched {
+        Some(matched) => FeaturePage {
+            features: feats,
+            matched,
+        },
+        None => page(feats, q),
+    })
 }
 
 fn token_get(c: &Connection, cond: &str, v: &dyn rusqlite::ToSql) -> Result<Option<TokenRecord>> {

@@ -635,3 +635,160 @@ fn service_on_postgis() {
     let o = wangge(&["plans", "list", "--database", &db]);
     assert!(o.status.success());
 }
+
+/// Each role against each endpoint family: allowed, forbidden (403), anonymous (401), and out of
+/// scope (403) — plus that nothing public carries a restricted field.
+#[test]
+fn roles_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.gpkg");
+    let db = db.to_str().unwrap();
+    load(db);
+    let (x, y) = first_building();
+    let srv = Server::start(db);
+    // one report to read
+    let resp = ureq::post(&srv.url("/open311/v2/requests.json"))
+        .send_form(&[
+            ("service_code", "01-01"),
+            ("lat", &y.to_string()),
+            ("long", &x.to_string()),
+            ("phone", "13900000000"),
+        ])
+        .unwrap();
+    let created: Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
+    let rid = created[0]["service_request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, loc) = get(&srv.url(&format!("/locate?lon={x}&lat={y}")), None);
+    let grid = loc["grid"]["code"].as_str().unwrap().to_string();
+    let comm = loc["community"].as_str().unwrap().to_string();
+    let tokens: Vec<(&str, Option<String>)> = vec![
+        ("public", None),
+        ("viewer", Some(token(db, "viewer", None))),
+        ("planner", Some(token(db, "planner", None))),
+        ("dispatcher", Some(token(db, "dispatcher", Some(&comm)))),
+        ("grid_worker", Some(token(db, "grid_worker", Some(&grid)))),
+        ("admin", Some(token(db, "admin", None))),
+    ];
+    let other_worker = token(db, "grid_worker", Some("other-grid"));
+    let other_dispatcher = token(db, "dispatcher", Some("other-community"));
+    // (family, method, path, body, roles allowed)
+    let fams: Vec<(&str, &str, String, &str, &[&str])> = vec![
+        (
+            "public features",
+            "get",
+            "/collections/grids/items?limit=5".into(),
+            "",
+            &[
+                "public",
+                "viewer",
+                "planner",
+                "dispatcher",
+                "grid_worker",
+                "admin",
+            ],
+        ),
+        (
+            "locate",
+            "get",
+            format!("/locate?lon={x}&lat={y}"),
+            "",
+            &[
+                "public",
+                "viewer",
+                "planner",
+                "dispatcher",
+                "grid_worker",
+                "admin",
+            ],
+        ),
+        (
+            "incident features",
+            "get",
+            "/collections/incidents/items".into(),
+            "",
+            &["dispatcher", "grid_worker", "admin"],
+        ),
+        (
+            "incident",
+            "get",
+            format!("/incidents/{rid}"),
+            "",
+            &["dispatcher", "grid_worker", "admin"],
+        ),
+        (
+            "open311 list",
+            "get",
+            "/open311/v2/requests.json".into(),
+            "",
+            &["dispatcher", "grid_worker", "admin"],
+        ),
+        (
+            "stats",
+            "get",
+            "/stats?by=community".into(),
+            "",
+            &["viewer", "planner", "dispatcher", "grid_worker", "admin"],
+        ),
+        (
+            "plans read",
+            "get",
+            "/plans".into(),
+            "",
+            &["viewer", "planner", "admin"],
+        ),
+        (
+            "plans write",
+            "post",
+            "/plans/1/publish".into(),
+            r#"{"valid_from":"2030-01-01"}"#,
+            &["planner", "admin"],
+        ),
+    ];
+    for (fam, m, path, body, allowed) in &fams {
+        for (role, tok) in &tokens {
+            let req = match *m {
+                "get" => ureq::get(&srv.url(path)),
+                _ => ureq::post(&srv.url(path)),
+            };
+            let req = match tok {
+                Some(t) => req.set("Authorization", &format!("Bearer {t}")),
+                None => req,
+            };
+            let (st, v) = call(req, if *m == "post" { Some(body) } else { None });
+            if allowed.contains(role) {
+                // publishing needs If-Match: 428 means the role passed
+                assert!(
+                    st == 200 || (*fam == "plans write" && st == 428),
+                    "{fam} as {role}: {st} {v}"
+                );
+            } else if *role == "public" {
+                assert_eq!(st, 401, "{fam} as public: {v}");
+            } else {
+                assert_eq!(st, 403, "{fam} as {role}: {v}");
+            }
+            if *role == "public" && st == 200 {
+                for k in ["households", "reporter", "weight"] {
+                    assert!(no_key(&v, k), "{fam}: public response carries {k}");
+                }
+            }
+            if matches!(*role, "viewer" | "planner" | "grid_worker") {
+                assert!(no_key(&v, "reporter"), "{fam}: {role} sees a reporter");
+            }
+        }
+    }
+    // out of scope
+    for t in [&other_worker, &other_dispatcher] {
+        let (st, _) = get(&srv.url(&format!("/incidents/{rid}")), Some(t));
+        assert_eq!(st, 403);
+        let (_, l) = get(&srv.url("/collections/incidents/items"), Some(t));
+        assert_eq!(l["numberMatched"], 0);
+        let (st, _) = post(
+            &srv.url(&format!("/incidents/{rid}/transitions")),
+            Some(t),
+            r#"{"action":"accept"}"#,
+        );
+        assert_eq!(st, 403);
+    }
+}

@@ -25,3 +25,4 @@ pub mod partition;
 pub mod sample;
 pub mod service;
 pub mod store;
+pub mod tiles;

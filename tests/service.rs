@@ -59,6 +59,9 @@ fn call(req: ureq::Request, body: Option<&str>) -> (u16, Value) {
         Err(e) => panic!("request failed: {e}"),
     };
     let status = resp.status();
+    if status == 204 || status == 304 {
+        return (status, Value::Null);
+    }
     let ct = resp.content_type().to_string();
     let text = resp.into_string().unwrap();
     let v = serde_json::from_str(&text)
@@ -188,6 +191,11 @@ fn service_end_to_end() {
                 .replace("{serviceCode}", "01-01.json")
                 .replace("{requestId}", "x.json")
                 .replace("{id}", "1")
+                .replace("{layer}", "grids")
+                .replace("{z}", "14")
+                .replace("{x}", "0")
+                .replace("{y}", "0.mvt")
+                .replace("{name}", "grids.json")
                 .replace("{a}", "1")
                 .replace("{b}", "1");
             let req = match m.as_str() {

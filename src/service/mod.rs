@@ -7,6 +7,7 @@ mod cases;
 pub mod error;
 mod ogc;
 mod plans;
+mod tiles;
 
 use crate::geom::crs::{Crs, Transformer};
 use crate::incident::{Calendar, Catalogue};
@@ -91,6 +92,8 @@ pub struct AppState {
     /// One rebuild at a time; a background refresh is under way.
     rebuilding: tokio::sync::Mutex<()>,
     refreshing: std::sync::atomic::AtomicBool,
+    /// Rendered tiles (bounded; entries of an older generation are ignored).
+    tile_cache: Mutex<HashMap<tiles::TileKey, tiles::CachedTile>>,
 }
 
 /// How long a locator built from the store is trusted.
@@ -124,6 +127,7 @@ impl AppState {
             locator: std::sync::RwLock::new(None),
             rebuilding: tokio::sync::Mutex::new(()),
             refreshing: std::sync::atomic::AtomicBool::new(false),
+            tile_cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -453,6 +457,20 @@ pub const ROUTES: &[RouteDoc] = &[
         "planner, admin",
         "A regrid job's progress and result",
     ),
+    r(
+        "get",
+        "/tiles/{layer}/{z}/{x}/{y}",
+        "tiles",
+        "public; incidents: dispatcher, admin",
+        "Mapbox Vector Tile of communities, grids, buildings, incidents, heat (H3 counts) or all; ?plan=; ETag/304, gzip, 204 when empty",
+    ),
+    r(
+        "get",
+        "/tiles/{name}",
+        "tiles",
+        "public",
+        "TileJSON 3.0.0 of a tile layer",
+    ),
     r("get", "/health", "service", "public", "Liveness"),
     r(
         "get",
@@ -495,6 +513,8 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("get", "/plans/{a}/diff/{b}") => get(plans::diff),
         ("post", "/plans/{id}/publish") => post(plans::publish),
         ("get", "/jobs/{id}") => get(plans::job),
+        ("get", "/tiles/{layer}/{z}/{x}/{y}") => get(tiles::tile),
+        ("get", "/tiles/{name}") => get(tiles::tilejson),
         ("get", "/health") => get(health),
         ("get", "/ready") => get(ready),
         ("get", "/openapi.json") => get(openapi),

@@ -1,0 +1,231 @@
+//! Tiles over HTTP: `/tiles/{layer}/{z}/{x}/{y}.mvt` and TileJSON at `/tiles/{layer}.json`, with
+//! strong ETags (If-None-Match → 304), gzip when accepted, 204 for empty tiles, Cache-Control from
+//! the settings, and a bounded in-memory cache dropped when plans or incidents change.
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::{AppState, base_url};
+use crate::tiles::{Access, TileSet, fields, render};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Largest number of tiles kept in memory.
+pub const CACHE_TILES: usize = 20_000;
+
+/// A rendered tile in both encodings.
+pub struct CachedTile {
+    generation: u64,
+    raw: Arc<Vec<u8>>,
+    gz: Arc<Vec<u8>>,
+    etag: String,
+}
+
+/// Cache key: layer, z, x, y, plan, access.
+pub type TileKey = (TileSet, u8, u32, u32, Option<i64>, Access);
+
+fn access_of(p: &Principal) -> Access {
+    Access {
+        households: p.sees_households(),
+        incidents: p.reads_incidents() && p.scope.is_none(),
+    }
+}
+
+fn parse_zxy(z: &str, x: &str, file: &str) -> Result<(u8, u32, u32), ApiError> {
+    let y = file
+        .strip_suffix(".mvt")
+        .or_else(|| file.strip_suffix(".pbf"))
+        .ok_or_else(|| ApiError::not_found(format!("{file}: tiles are {{y}}.mvt")))?;
+    let bad = || {
+        ApiError::bad_request(format!(
+            "tile {z}/{x}/{y}: expected 0 ≤ z ≤ 22 and 0 ≤ x, y < 2^z"
+        ))
+    };
+    let z: u8 = z.parse().map_err(|_| bad())?;
+    let x: u32 = x.parse().map_err(|_| bad())?;
+    let y: u32 = y.parse().map_err(|_| bad())?;
+    if z > 22 || u64::from(x) >= 1u64 << z || u64::from(y) >= 1u64 << z {
+        return Err(bad());
+    }
+    Ok((z, x, y))
+}
+
+pub async fn tile(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Path((layer, z, x, file)): Path<(String, String, String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+    h: HeaderMap,
+) -> Result<Response, ApiError> {
+    let set: TileSet = layer.parse().map_err(ApiError::not_found)?;
+    let (z, x, y) = parse_zxy(&z, &x, &file)?;
+    if set == TileSet::Incidents {
+        p.require(p.reads_incidents(), "the incidents tile layer")?;
+        if p.scope.is_some() {
+            return Err(ApiError::forbidden(
+                "incident tiles are for unscoped tokens; scoped tokens use /incidents",
+            ));
+        }
+    }
+    let plan = q
+        .get("plan")
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("plan={v:?}: expected a plan id")))
+        })
+        .transpose()?;
+    let access = access_of(&p);
+    let key: TileKey = (set, z, x, y, plan, access);
+    let generation = s.generation.load(Ordering::SeqCst);
+    let cached = s.tile_cache.lock().ok().and_then(|c| {
+        c.get(&key)
+            .filter(|t| t.generation == generation)
+            .map(|t| (t.raw.clone(), t.gz.clone(), t.etag.clone()))
+    });
+    let (raw, gz, etag) = match cached {
+        Some(t) => t,
+        None => {
+            let raw = render(s.store.as_ref(), set, z, x, y, plan, access).await?;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            enc.write_all(&raw).map_err(ApiError::internal)?;
+            let gz = enc.finish().map_err(ApiError::internal)?;
+            let d = Sha256::digest(&raw);
+            let etag: String = d.iter().take(12).map(|b| format!("{b:02x}")).collect();
+            let t = CachedTile {
+                generation,
+                raw: Arc::new(raw),
+                gz: Arc::new(gz),
+                etag,
+            };
+            let out = (t.raw.clone(), t.gz.clone(), t.etag.clone());
+            if let Ok(mut c) = s.tile_cache.lock() {
+                if c.len() >= CACHE_TILES {
+                    c.clear();
+                }
+                c.insert(key, t);
+            }
+            out
+        }
+    };
+    if raw.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let gzip = h
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    // a strong ETag per representation
+    let tag = if gzip {
+        format!("\"{etag}-gz\"")
+    } else {
+        format!("\"{etag}\"")
+    };
+    let cache_control = if set == TileSet::Incidents || access.households {
+        "private, max-age=60".to_string()
+    } else {
+        s.config.cache_control.clone()
+    };
+    let mut headers = vec![
+        (header::ETAG, tag.clone()),
+        (header::CACHE_CONTROL, cache_control),
+        (header::VARY, "Accept-Encoding, Authorization".to_string()),
+    ];
+    if h.get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+    {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        for (k, v) in headers {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                r.headers_mut().insert(k, v);
+            }
+        }
+        return Ok(r);
+    }
+    headers.push((
+        header::CONTENT_TYPE,
+        "application/vnd.mapbox-vector-tile".into(),
+    ));
+    let body = if gzip {
+        headers.push((header::CONTENT_ENCODING, "gzip".into()));
+        gz.as_ref().clone()
+    } else {
+        raw.as_ref().clone()
+    };
+    let mut r = Response::new(Body::from(body));
+    for (k, v) in headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    Ok(r)
+}
+
+/// TileJSON 3.0.0 for `/tiles/{layer}.json`.
+pub async fn tilejson(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Path(name): Path<String>,
+    h: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let layer = name
+        .strip_suffix(".json")
+        .ok_or_else(|| ApiError::not_found(format!("{name}: TileJSON is /tiles/{{layer}}.json")))?;
+    let set: TileSet = layer.parse().map_err(ApiError::not_found)?;
+    if set == TileSet::Incidents {
+        p.require(p.reads_incidents(), "the incidents tile layer")?;
+    }
+    let a = access_of(&p);
+    let sets: Vec<TileSet> = if set == TileSet::All {
+        let mut v = vec![
+            TileSet::Communities,
+            TileSet::Grids,
+            TileSet::Buildings,
+            TileSet::Heat,
+        ];
+        if a.incidents {
+            v.push(TileSet::Incidents);
+        }
+        v
+    } else {
+        vec![set]
+    };
+    let mut e = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+    for c in s.store.communities().await? {
+        if let Some(r) = geo::BoundingRect::bounding_rect(&c.community.geometry) {
+            e = [
+                e[0].min(r.min().x),
+                e[1].min(r.min().y),
+                e[2].max(r.max().x),
+                e[3].max(r.max().y),
+            ];
+        }
+    }
+    if e[0] > e[2] {
+        e = [-180.0, -85.0511, 180.0, 85.0511];
+    }
+    let b = base_url(&h);
+    let layers: Vec<Value> = sets
+        .iter()
+        .map(|t| json!({ "id": t.name(), "fields": fields(*t, a), "minzoom": t.minzoom(), "maxzoom": 22 }))
+        .collect();
+    Ok(Json(json!({
+        "tilejson": "3.0.0",
+        "name": format!("wangge {}", set.name()),
+        "scheme": "xyz",
+        "tiles": [format!("{b}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", set.name())],
+        "vector_layers": layers,
+        "bounds": e,
+        "center": [(e[0] + e[2]) / 2.0, (e[1] + e[3]) / 2.0, 14],
+        "minzoom": sets.iter().map(|t| t.minzoom()).min().unwrap_or(0),
+        "maxzoom": 22,
+    })))
+}

@@ -1,0 +1,277 @@
+//! Vector tiles: Mapbox Vector Tile 2.1 for communities, grids, buildings, incidents and incident
+//! heat (H3 hexagon counts), rendered from the store's spatial index, plus TileJSON 3.0.
+
+pub mod mvt;
+
+use crate::store::{FeatureQuery, IncidentFilter, Layer, Store, StoreError};
+use mvt::{BUFFER, EXTENT, TileFeature, TileFrame, TileLayer, encode_geometry, tile_bounds};
+use serde_json::{Value, json};
+
+/// Tile layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TileSet {
+    Communities,
+    Grids,
+    Buildings,
+    Incidents,
+    Heat,
+    All,
+}
+
+impl TileSet {
+    pub const ALL: [TileSet; 6] = [
+        TileSet::Communities,
+        TileSet::Grids,
+        TileSet::Buildings,
+        TileSet::Incidents,
+        TileSet::Heat,
+        TileSet::All,
+    ];
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            TileSet::Communities => "communities",
+            TileSet::Grids => "grids",
+            TileSet::Buildings => "buildings",
+            TileSet::Incidents => "incidents",
+            TileSet::Heat => "heat",
+            TileSet::All => "all",
+        }
+    }
+    /// Lowest zoom with content (buildings and single incidents only when zoomed in).
+    #[must_use]
+    pub fn minzoom(self) -> u8 {
+        match self {
+            TileSet::Buildings => 14,
+            TileSet::Incidents => 12,
+            _ => 0,
+        }
+    }
+}
+
+impl std::str::FromStr for TileSet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        TileSet::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                format!("unknown tile layer {s:?}: expected communities, grids, buildings, incidents, heat or all")
+            })
+    }
+}
+
+/// What the caller may see in tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Access {
+    pub households: bool,
+    pub incidents: bool,
+}
+
+/// Heat cells: only hexagons with at least this many incidents are shown.
+pub const HEAT_MIN_COUNT: u64 = 3;
+
+/// H3 resolution of the heat layer at zoom z.
+#[must_use]
+pub fn heat_resolution(z: u8) -> u8 {
+    (i32::from(z) - 6).clamp(4, 10) as u8
+}
+
+/// Fields of each layer (for TileJSON `vector_layers`).
+#[must_use]
+pub fn fields(l: TileSet, a: Access) -> Value {
+    let mut f = match l {
+        TileSet::Communities => {
+            json!({ "code": "String", "name": "String", "street": "String", "buildings": "Number" })
+        }
+        TileSet::Grids => {
+            json!({ "code": "String", "name": "String", "community": "String", "band": "String", "buildings": "Number", "worker_name": "String" })
+        }
+        TileSet::Buildings => json!({ "id": "String", "community": "String" }),
+        TileSet::Incidents => {
+            json!({ "id": "String", "category": "String", "state": "String", "grid": "String" })
+        }
+        TileSet::Heat => json!({ "h3": "String", "count": "Number" }),
+        TileSet::All => json!({}),
+    };
+    if a.households
+        && matches!(
+            l,
+            TileSet::Communities | TileSet::Grids | TileSet::Buildings
+        )
+    {
+        f["households"] = json!("Number");
+    }
+    f
+}
+
+fn keep(l: Layer, a: Access) -> &'static [&'static str] {
+    match (l, a.households) {
+        (Layer::Communities, true) => &["code", "name", "street", "households", "buildings"],
+        (Layer::Communities, false) => &["code", "name", "street", "buildings"],
+        (Layer::Grids, true) => &[
+            "code",
+            "name",
+            "community",
+            "band",
+            "buildings",
+            "households",
+            "worker_name",
+        ],
+        (Layer::Grids, false) => &[
+            "code",
+            "name",
+            "community",
+            "band",
+            "buildings",
+            "worker_name",
+        ],
+        (Layer::Buildings, true) => &["id", "community", "households"],
+        (Layer::Buildings, false) => &["id", "community"],
+        (Layer::Incidents, _) => &["id", "category", "state", "grid"],
+        _ => &["code"],
+    }
+}
+
+/// The bbox of tile z/x/y with its buffer, lon/lat.
+#[must_use]
+pub fn buffered_bounds(z: u8, x: u32, y: u32) -> [f64; 4] {
+    let b = tile_bounds(z, x, y);
+    let fx = (b[2] - b[0]) * BUFFER as f64 / EXTENT as f64;
+    let fy = (b[3] - b[1]) * BUFFER as f64 / EXTENT as f64;
+    [b[0] - fx, b[1] - fy, b[2] + fx, b[3] + fy]
+}
+
+async fn vector_layer(
+    store: &dyn Store,
+    l: Layer,
+    z: u8,
+    x: u32,
+    y: u32,
+    plan: Option<i64>,
+    a: Access,
+) -> Result<TileLayer, StoreError> {
+    let page = store
+        .features(
+            l,
+            &FeatureQuery {
+                bbox: Some(buffered_bounds(z, x, y)),
+                plan: if l == Layer::Grids { plan } else { None },
+                ..FeatureQuery::default()
+            },
+        )
+        .await?;
+    let frame = TileFrame::new(z, x, y);
+    let names = keep(l, a);
+    let mut features = Vec::new();
+    for f in page.features {
+        let Some(g) = &f.geometry else { continue };
+        let Some((t, cmds)) = encode_geometry(g, &frame) else {
+            continue;
+        };
+        let properties = names
+            .iter()
+            .filter_map(|k| {
+                f.properties
+                    .get(*k)
+                    .filter(|v| !v.is_null())
+                    .map(|v| ((*k).to_string(), v.clone()))
+            })
+            .collect();
+        features.push(TileFeature {
+            id: None,
+            geom_type: t,
+            commands: cmds,
+            properties,
+        });
+    }
+    Ok(TileLayer {
+        name: l.name().to_string(),
+        features,
+    })
+}
+
+async fn heat_layer(store: &dyn Store, z: u8, x: u32, y: u32) -> Result<TileLayer, StoreError> {
+    let bb = buffered_bounds(z, x, y);
+    let cases = store.incidents(&IncidentFilter::default()).await?;
+    let res = heat_resolution(z);
+    let frame = TileFrame::new(z, x, y);
+    let mut features = Vec::new();
+    for (cell, n) in crate::incident::stats::h3_counts(&cases, res, HEAT_MIN_COUNT) {
+        let Ok(ci) = cell.parse::<h3o::CellIndex>() else {
+            continue;
+        };
+        let ring: Vec<geo::Coord> = ci
+            .boundary()
+            .iter()
+            .map(|ll| geo::coord! { x: ll.lng(), y: ll.lat() })
+            .collect();
+        if !ring
+            .iter()
+            .any(|c| c.x >= bb[0] && c.x <= bb[2] && c.y >= bb[1] && c.y <= bb[3])
+        {
+            continue;
+        }
+        let poly = geo::Polygon::new(geo::LineString(ring), vec![]);
+        if let Some((t, cmds)) = encode_geometry(&geo::Geometry::Polygon(poly), &frame) {
+            features.push(TileFeature {
+                id: None,
+                geom_type: t,
+                commands: cmds,
+                properties: vec![("h3".into(), json!(cell)), ("count".into(), json!(n))],
+            });
+        }
+    }
+    Ok(TileLayer {
+        name: "heat".into(),
+        features,
+    })
+}
+
+/// Render tile z/x/y of a layer set; an empty vector when nothing is in it.
+///
+/// # Errors
+/// A store error.
+pub async fn render(
+    store: &dyn Store,
+    set: TileSet,
+    z: u8,
+    x: u32,
+    y: u32,
+    plan: Option<i64>,
+    a: Access,
+) -> Result<Vec<u8>, StoreError> {
+    let mut layers = Vec::new();
+    let wanted: Vec<TileSet> = match set {
+        TileSet::All => {
+            let mut v = vec![
+                TileSet::Communities,
+                TileSet::Grids,
+                TileSet::Buildings,
+                TileSet::Heat,
+            ];
+            if a.incidents {
+                v.push(TileSet::Incidents);
+            }
+            v
+        }
+        s => vec![s],
+    };
+    for s in wanted {
+        if z < s.minzoom() {
+            continue;
+        }
+        let l = match s {
+            TileSet::Communities => {
+                vector_layer(store, Layer::Communities, z, x, y, plan, a).await?
+            }
+            TileSet::Grids => vector_layer(store, Layer::Grids, z, x, y, plan, a).await?,
+            TileSet::Buildings => vector_layer(store, Layer::Buildings, z, x, y, plan, a).await?,
+            TileSet::Incidents => vector_layer(store, Layer::Incidents, z, x, y, plan, a).await?,
+            TileSet::Heat => heat_layer(store, z, x, y).await?,
+            TileSet::All => continue,
+        };
+        layers.push(l);
+    }
+    Ok(mvt::encode_tile(&layers))
+}

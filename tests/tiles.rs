@@ -1,0 +1,326 @@
+//! Vector tiles decoded by an independent decoder (Python mapbox-vector-tile): layer names,
+//! feature counts against the store, attributes by role, and the union of the decoded grid
+//! polygons over a tile against the grids clipped to it; HTTP behaviour (ETag/304, gzip, 204,
+//! TileJSON).
+
+mod common;
+
+use common::wangge_ok;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+struct Server(Child, String);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(db: &str) -> Server {
+    let mut child = Command::new(common::bin())
+        .args(["serve", "--database", db, "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    Server(child, url)
+}
+
+fn load(db: &str) {
+    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    wangge_ok(&[
+        "import",
+        "--communities",
+        s.join("communities.geojson").to_str().unwrap(),
+        "--buildings",
+        s.join("buildings.geojson").to_str().unwrap(),
+        "--roads",
+        s.join("roads.geojson").to_str().unwrap(),
+        "--database",
+        db,
+    ]);
+    wangge_ok(&["regrid", "--database", db]);
+    wangge_ok(&[
+        "plans",
+        "publish",
+        "1",
+        "--valid-from",
+        "2025-01-01",
+        "--database",
+        db,
+    ]);
+}
+
+const CHECK: &str = r#"
+import json, math, sys
+import mapbox_vector_tile
+from shapely.geometry import shape, box, Polygon, MultiPolygon
+from shapely.ops import unary_union
+tile, items, z, x, y, layer = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+d = mapbox_vector_tile.decode(open(tile, "rb").read(), default_options={"y_coord_down": True})
+feats = d.get(layer, {}).get("features", [])
+n = 2 ** z
+def px(lon, lat):
+    lat = max(min(lat, 85.05112878), -85.05112878)
+    mx = (lon + 180) / 360
+    my = (1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi) / 2
+    return ((mx * n - x) * 4096, (my * n - y) * 4096)
+def proj(g):
+    def ring(r): return [px(*c) for c in r]
+    polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
+    return MultiPolygon([Polygon(ring(p[0]), [ring(h) for h in p[1:]]) for p in polys]).buffer(0)
+win = box(0, 0, 4096, 4096)
+ref = [proj(f["geometry"]).intersection(win) for f in json.load(open(items))["features"]]
+ref_union = unary_union(ref).area
+dec = [shape(f["geometry"]).buffer(0).intersection(win) for f in feats if f["geometry"]["type"] in ("Polygon", "MultiPolygon")]
+dec_union = unary_union(dec).area if dec else 0.0
+dec_sum = sum(g.area for g in dec)
+print(json.dumps({
+    "layers": sorted(d.keys()),
+    "features": len(feats),
+    "codes": sorted(str(f["properties"].get("code", f["properties"].get("id", ""))) for f in feats),
+    "props": sorted({k for f in feats for k in f["properties"]}),
+    "ref_union": ref_union, "dec_union": dec_union, "dec_sum": dec_sum,
+}))
+"#;
+
+type Headers = std::collections::HashMap<String, String>;
+
+/// (status, body, headers with lower-case names).
+fn fetch(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>, Headers) {
+    let mut r = ureq::get(url);
+    for (k, v) in headers {
+        r = r.set(k, v);
+    }
+    let resp = match r.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let st = resp.status();
+    let hdrs: Headers = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| {
+            resp.header(&n)
+                .map(|v| (n.to_ascii_lowercase(), v.to_string()))
+        })
+        .collect();
+    let mut body = Vec::new();
+    resp.into_reader().read_to_end(&mut body).unwrap();
+    (st, body, hdrs)
+}
+
+/// A GET over a plain socket (ureq would decode gzip itself): status, body, headers.
+fn raw_get(url: &str, extra: &str) -> (u16, Vec<u8>, Headers) {
+    use std::io::Write;
+    let rest = url.trim_start_matches("http://");
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let mut t = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        t,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    t.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).into_owned();
+    let mut lines = head.lines();
+    let st: u16 = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let h: Headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (st, all[split + 4..].to_vec(), h)
+}
+
+#[test]
+fn tiles_match_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.gpkg");
+    let db = db.to_str().unwrap();
+    load(db);
+    let viewer = {
+        let out = wangge_ok(&[
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--database",
+            db,
+            "--json",
+        ]);
+        let j: Value = serde_json::from_str(out.trim()).unwrap();
+        j["token"].as_str().unwrap().to_string()
+    };
+    let srv = start(db);
+    // the first building's first corner
+    let bs: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample/buildings.geojson"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let c0 = &bs["features"][0]["geometry"]["coordinates"][0][0];
+    let (lon, lat) = (c0[0].as_f64().unwrap(), c0[1].as_f64().unwrap());
+    let mut checked = 0;
+    for z in [13u8, 15, 16] {
+        let (x, y) = wangge::tiles::mvt::tile_of(lon, lat, z);
+        let b = wangge::tiles::buffered_bounds(z, x, y);
+        let (st, body, _) = fetch(&format!("{}/tiles/grids/{z}/{x}/{y}.mvt", srv.1), &[]);
+        if st == 204 {
+            continue;
+        }
+        assert_eq!(st, 200);
+        let tile = dir.path().join(format!("t{z}.mvt"));
+        std::fs::write(&tile, &body).unwrap();
+        // the grids the store holds in the (buffered) tile, as GeoJSON
+        let items = dir.path().join(format!("i{z}.geojson"));
+        let (_, ib, _) = fetch(
+            &format!(
+                "{}/collections/grids/items?limit=1000&bbox={},{},{},{}",
+                srv.1, b[0], b[1], b[2], b[3]
+            ),
+            &[],
+        );
+        std::fs::write(&items, &ib).unwrap();
+        let o = Command::new(common::python())
+            .args(["-c", CHECK])
+            .arg(&tile)
+            .arg(&items)
+            .args([z.to_string(), x.to_string(), y.to_string(), "grids".into()])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "decoder: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let want: Value = serde_json::from_slice(&ib).unwrap();
+        let mut want_codes: Vec<String> = want["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .collect();
+        want_codes.sort();
+        assert_eq!(r["layers"], serde_json::json!(["grids"]));
+        assert_eq!(
+            r["codes"],
+            serde_json::json!(want_codes),
+            "z{z}: the tile holds the store's grids"
+        );
+        let props = r["props"].to_string();
+        assert!(
+            props.contains("\"code\"") && props.contains("\"band\""),
+            "{props}"
+        );
+        assert!(
+            !props.contains("households"),
+            "public tiles carry no households"
+        );
+        let (ru, du, ds) = (
+            r["ref_union"].as_f64().unwrap(),
+            r["dec_union"].as_f64().unwrap(),
+            r["dec_sum"].as_f64().unwrap(),
+        );
+        assert!(ru > 0.0);
+        assert!(
+            (du - ru).abs() / ru < 0.01,
+            "z{z}: union {du} vs grids {ru}"
+        );
+        assert!(
+            (ds - du).abs() / du < 0.01,
+            "z{z}: decoded grids overlap ({ds} vs {du})"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "tiles with grids were checked");
+
+    // viewers get households; the combined layer; heat is aggregate only
+    let (x, y) = wangge::tiles::mvt::tile_of(lon, lat, 15);
+    let (st, body, _) = fetch(
+        &format!("{}/tiles/all/15/{x}/{y}.mvt", srv.1),
+        &[("Authorization", &format!("Bearer {viewer}"))],
+    );
+    assert_eq!(st, 200);
+    let t = dir.path().join("all.mvt");
+    std::fs::write(&t, &body).unwrap();
+    let o = Command::new(common::python())
+        .args(["-c", "import sys, json, mapbox_vector_tile as m; d = m.decode(open(sys.argv[1],'rb').read()); print(json.dumps({k: sorted({p for f in v['features'] for p in f['properties']}) for k, v in d.items()}))"])
+        .arg(&t)
+        .output()
+        .unwrap();
+    let layers: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for l in ["communities", "grids", "buildings"] {
+        assert!(
+            layers.get(l).is_some(),
+            "layer {l} in the combined tile: {layers}"
+        );
+    }
+    assert!(
+        layers["grids"].to_string().contains("households"),
+        "viewer sees households"
+    );
+    assert!(
+        layers.get("incidents").is_none(),
+        "no incidents for viewers"
+    );
+
+    // HTTP: ETag and 304, gzip, 204 when empty, bad tiles, restricted layer, TileJSON
+    let url = format!("{}/tiles/grids/15/{x}/{y}.mvt", srv.1);
+    let (_, _, h) = raw_get(&url, "");
+    let etag = h["etag"].clone();
+    assert!(etag.starts_with('"'));
+    let (st, b304, _) = raw_get(&url, &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(st, 304);
+    assert!(b304.is_empty());
+    let (st, gz, h) = raw_get(&url, "Accept-Encoding: gzip\r\n");
+    assert_eq!(st, 200);
+    assert_eq!(h.get("content-encoding").map(String::as_str), Some("gzip"));
+    assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+    assert_ne!(h["etag"], etag, "a strong ETag per encoding");
+    assert!(h["cache-control"].contains("max-age"));
+    let (st, _, _) = fetch(&format!("{}/tiles/grids/15/0/0.mvt", srv.1), &[]);
+    assert_eq!(st, 204, "empty tile");
+    let (st, _, _) = fetch(&format!("{}/tiles/grids/3/9/0.mvt", srv.1), &[]);
+    assert_eq!(st, 400, "x beyond 2^z");
+    let (st, _, _) = fetch(&format!("{}/tiles/incidents/15/{x}/{y}.mvt", srv.1), &[]);
+    assert_eq!(st, 401);
+    let (st, tj, _) = fetch(&format!("{}/tiles/grids.json", srv.1), &[]);
+    assert_eq!(st, 200);
+    let tj: Value = serde_json::from_slice(&tj).unwrap();
+    assert_eq!(tj["tilejson"], "3.0.0");
+    assert_eq!(tj["vector_layers"][0]["id"], "grids");
+    assert!(
+        tj["tiles"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("/tiles/grids/{z}/{x}/{y}.mvt")
+    );
+    assert_eq!(tj["bounds"].as_array().unwrap().len(), 4);
+    assert_eq!(tj["center"].as_array().unwrap().len(), 3);
+}

@@ -324,3 +324,99 @@ fn tiles_match_the_store() {
     assert_eq!(tj["bounds"].as_array().unwrap().len(), 4);
     assert_eq!(tj["center"].as_array().unwrap().len(), 3);
 }
+
+/// The PMTiles archive read back by the `pmtiles` Python reader: every tile equals the tile served
+/// on the fly, byte for byte; the MBTiles archive has the same tiles (TMS rows).
+#[test]
+fn archives_match_served_tiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.gpkg");
+    let db = db.to_str().unwrap();
+    load(db);
+    let pm = dir.path().join("tiles/city.pmtiles");
+    let out = wangge_ok(&[
+        "tiles",
+        "--database",
+        db,
+        "--out",
+        pm.to_str().unwrap(),
+        "--layers",
+        "grids",
+        "--minzoom",
+        "12",
+        "--maxzoom",
+        "16",
+        "--json",
+    ]);
+    let rep: Value = serde_json::from_str(out.trim()).unwrap();
+    let n = rep["tiles"].as_u64().unwrap();
+    assert!(n > 20, "{rep}");
+    let mb = dir.path().join("tiles/city.mbtiles");
+    wangge_ok(&[
+        "tiles",
+        "--database",
+        db,
+        "--out",
+        mb.to_str().unwrap(),
+        "--layers",
+        "grids",
+        "--minzoom",
+        "12",
+        "--maxzoom",
+        "16",
+        "--format",
+        "mbtiles",
+    ]);
+    let dump = dir.path().join("dump");
+    std::fs::create_dir_all(&dump).unwrap();
+    let o = Command::new(common::python())
+        .args([
+            "-c",
+            r#"
+import gzip, json, os, sys, sqlite3
+from pmtiles.reader import Reader, MmapSource, all_tiles
+out = sys.argv[2]
+with open(sys.argv[1], "rb") as f:
+    r = Reader(MmapSource(f))
+    h = r.header()
+    tiles = []
+    for (z, x, y), data in all_tiles(r.get_bytes):
+        open(os.path.join(out, f"{z}_{x}_{y}.mvt"), "wb").write(gzip.decompress(data))
+        tiles.append([z, x, y])
+    meta = r.metadata()
+c = sqlite3.connect(sys.argv[3])
+mb = sorted([z, x, (1 << z) - 1 - row] for z, x, row in c.execute("SELECT zoom_level, tile_column, tile_row FROM tiles"))
+print(json.dumps({"tiles": sorted(tiles), "min": h["min_zoom"], "max": h["max_zoom"], "layers": [l["id"] for l in meta["vector_layers"]], "mbtiles": mb}))
+"#,
+        ])
+        .arg(&pm)
+        .arg(&dump)
+        .arg(&mb)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "pmtiles reader: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["tiles"].as_array().unwrap().len() as u64, n);
+    assert_eq!((r["min"].as_u64(), r["max"].as_u64()), (Some(12), Some(16)));
+    assert_eq!(r["layers"], serde_json::json!(["grids"]));
+    assert_eq!(r["mbtiles"], r["tiles"], "MBTiles holds the same tiles");
+    let srv = start(db);
+    for t in r["tiles"].as_array().unwrap() {
+        let (z, x, y) = (
+            t[0].as_u64().unwrap(),
+            t[1].as_u64().unwrap(),
+            t[2].as_u64().unwrap(),
+        );
+        let (st, body, _) = raw_get(&format!("{}/tiles/grids/{z}/{x}/{y}.mvt", srv.1), "");
+        assert_eq!(st, 200, "{z}/{x}/{y}");
+        let archived = std::fs::read(dump.join(format!("{z}_{x}_{y}.mvt"))).unwrap();
+        assert!(
+            archived == body,
+            "tile {z}/{x}/{y} differs from the served one"
+        );
+    }
+}

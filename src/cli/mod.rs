@@ -49,6 +49,8 @@ pub enum Command {
     Worker(store::WorkerCmd),
     /// Serve the store over HTTP: OGC API – Features, locate, Open311, incidents, plans.
     Serve(serve::ServeArgs),
+    /// Pre-generate a PMTiles v3 (or MBTiles) archive of the published plan.
+    Tiles(serve::TilesArgs),
     /// API tokens for the service.
     #[command(subcommand)]
     Token(serve::TokenCmd),
@@ -91,6 +93,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::StoreLoad(a) => store::load(&a),
         Command::Serve(a) => serve::serve(&a),
         Command::Token(c) => serve::token(&c),
+        Command::Tiles(a) => serve::tiles(&a),
     }
 }
 

@@ -168,3 +168,119 @@ pub fn token(c: &TokenCmd) -> Result<()> {
         Ok(())
     })
 }
+
+/// Arguments of `wangge tiles`.
+#[derive(Debug, clap::Args)]
+pub struct TilesArgs {
+    /// The archive to write (e.g. tiles/city.pmtiles).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Layer set: communities, grids, buildings, heat or all.
+    #[arg(long, default_value = "all")]
+    pub layers: String,
+    #[arg(long, default_value_t = 10)]
+    pub minzoom: u8,
+    #[arg(long, default_value_t = 16)]
+    pub maxzoom: u8,
+    /// west,south,east,north (default: the communities' extent).
+    #[arg(long, value_delimiter = ',')]
+    pub bbox: Option<Vec<f64>>,
+    /// pmtiles (v3) or mbtiles (1.3).
+    #[arg(long, default_value = "pmtiles")]
+    pub format: String,
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `wangge tiles`.
+///
+/// # Errors
+/// Bad arguments, a store error or an unwritable output.
+pub fn tiles(a: &TilesArgs) -> Result<()> {
+    let set: crate::tiles::TileSet = a
+        .layers
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--layers: {e}"))?;
+    if set == crate::tiles::TileSet::Incidents {
+        bail!("--layers incidents: archives are public; incidents are served to tokens only");
+    }
+    if a.minzoom > a.maxzoom || a.maxzoom > 20 {
+        bail!(
+            "--minzoom {} --maxzoom {}: expected minzoom ≤ maxzoom ≤ 20",
+            a.minzoom,
+            a.maxzoom
+        );
+    }
+    let mbtiles = match a.format.as_str() {
+        "pmtiles" => false,
+        "mbtiles" => true,
+        o => bail!("--format {o:?}: expected pmtiles or mbtiles"),
+    };
+    if let Some(d) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create", d.display()))?;
+    }
+    block_on(async {
+        let store = crate::store::open(a.database.as_deref()).await?;
+        let bbox = match &a.bbox {
+            Some(b) if b.len() == 4 && b[0] < b[2] && b[1] < b[3] => [b[0], b[1], b[2], b[3]],
+            Some(_) => bail!("--bbox: expected west,south,east,north"),
+            None => {
+                let mut e = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+                for c in store.communities().await? {
+                    if let Some(r) = geo::BoundingRect::bounding_rect(&c.community.geometry) {
+                        e = [
+                            e[0].min(r.min().x),
+                            e[1].min(r.min().y),
+                            e[2].max(r.max().x),
+                            e[3].max(r.max().y),
+                        ];
+                    }
+                }
+                if e[0] > e[2] {
+                    bail!("{} holds no communities: nothing to tile", store.describe());
+                }
+                e
+            }
+        };
+        let bar = indicatif::ProgressBar::new_spinner();
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} tiles {pos} rendered {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+        } else {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let tick = |n: u64| bar.inc(n);
+        let r = crate::tiles::archive::write(
+            store.as_ref(),
+            set,
+            a.minzoom,
+            a.maxzoom,
+            bbox,
+            &a.out,
+            mbtiles,
+            &tick,
+        )
+        .await?;
+        bar.finish_and_clear();
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "{} tiles ({} distinct, {} empty skipped), {} bytes → {} in {:.2} s ({:.0} tiles/s)",
+                r.tiles,
+                r.unique,
+                r.empty_skipped,
+                r.bytes,
+                a.out.display(),
+                r.seconds,
+                r.tiles as f64 / r.seconds.max(1e-9)
+            );
+        }
+        Ok(())
+    })
+}

@@ -1,6 +1,7 @@
 //! Vector tiles: Mapbox Vector Tile 2.1 for communities, grids, buildings, incidents and incident
 //! heat (H3 hexagon counts), rendered from the store's spatial index, plus TileJSON 3.0.
 
+pub mod archive;
 pub mod mvt;
 
 use crate::store::{FeatureQuery, IncidentFilter, Layer, Store, StoreError};

@@ -1,0 +1,404 @@
+//! Pre-generated tile archives: PMTiles v3 (one file: header, gzip-compressed directories in
+//! Hilbert tile-id order, gzip-compressed MVT tiles, identical tiles stored once) and MBTiles 1.3
+//! (SQLite, TMS rows). Children of empty tiles are skipped.
+
+use super::{Access, TileSet, fields, render};
+use crate::store::{Result, Store, StoreError};
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+
+/// The PMTiles tile id of z/x/y: tiles of lower zooms first, then the Hilbert index.
+#[must_use]
+pub fn tile_id(z: u8, x: u32, y: u32) -> u64 {
+    if z == 0 {
+        return 0;
+    }
+    let mut acc: u64 = ((1u64 << (2 * u32::from(z))) - 1) / 3;
+    let (mut x, mut y) = (u64::from(x), u64::from(y));
+    let mut s: u64 = 1 << (z - 1);
+    while s > 0 {
+        let (rx, ry) = (s & x, s & y);
+        acc += ((3 * rx) ^ ry) * s;
+        if ry == 0 {
+            if rx != 0 {
+                x = s.wrapping_sub(1).wrapping_sub(x);
+                y = s.wrapping_sub(1).wrapping_sub(y);
+            }
+            std::mem::swap(&mut x, &mut y);
+        }
+        s >>= 1;
+    }
+    acc
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn gzip(b: &[u8]) -> Result<Vec<u8>> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(b)
+        .and_then(|()| e.finish())
+        .map_err(|e| StoreError::Backend(format!("gzip: {e}")))
+}
+
+/// (tile id, offset, length) entries → a gzip-compressed PMTiles directory.
+fn directory(entries: &[(u64, u64, u64)]) -> Result<Vec<u8>> {
+    let mut b = Vec::new();
+    varint(&mut b, entries.len() as u64);
+    let mut last = 0;
+    for e in entries {
+        varint(&mut b, e.0 - last);
+        last = e.0;
+    }
+    for _ in entries {
+        varint(&mut b, 1); // run length
+    }
+    for e in entries {
+        varint(&mut b, e.2);
+    }
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 && e.1 == entries[i - 1].1 + entries[i - 1].2 {
+            varint(&mut b, 0);
+        } else {
+            varint(&mut b, e.1 + 1);
+        }
+    }
+    gzip(&b)
+}
+
+/// What `write` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ArchiveReport {
+    pub tiles: u64,
+    pub unique: u64,
+    pub empty_skipped: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// Tiles of z covering a lon/lat box.
+fn tiles_over(b: [f64; 4], z: u8) -> Vec<(u32, u32)> {
+    let (x0, y0) = super::mvt::tile_of(b[0], b[3], z);
+    let (x1, y1) = super::mvt::tile_of(b[2], b[1], z);
+    let mut v = Vec::new();
+    for x in x0..=x1 {
+        for y in y0..=y1 {
+            v.push((x, y));
+        }
+    }
+    v
+}
+
+/// Render every non-empty tile of `set` in zooms [minzoom, maxzoom] over `bbox` (children of
+/// empty tiles skipped) and write a PMTiles v3 or MBTiles archive atomically.
+///
+/// # Errors
+/// A store error or an unwritable output.
+#[allow(clippy::too_many_arguments)]
+pub async fn write(
+    store: &dyn Store,
+    set: TileSet,
+    minzoom: u8,
+    maxzoom: u8,
+    bbox: [f64; 4],
+    out: &Path,
+    mbtiles: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ArchiveReport> {
+    let t0 = std::time::Instant::now();
+    let access = Access {
+        households: false,
+        incidents: false,
+    };
+    let mut tiles: Vec<(u8, u32, u32, Vec<u8>)> = Vec::new();
+    let mut empty = 0u64;
+    let mut frontier: Vec<(u32, u32)> = tiles_over(bbox, minzoom);
+    for z in minzoom..=maxzoom {
+        let mut next = Vec::new();
+        for (x, y) in frontier {
+            let t = render(store, set, z, x, y, None, access).await?;
+            progress(1);
+            if t.is_empty() && z >= set.minzoom() {
+                empty += 1;
+                continue;
+            }
+            if !t.is_empty() {
+                tiles.push((z, x, y, t));
+            }
+            if z < maxzoom {
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    next.push((2 * x + dx, 2 * y + dy));
+                }
+            }
+        }
+        frontier = next;
+    }
+    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let name = out
+        .file_stem()
+        .map_or("wangge".into(), |s| s.to_string_lossy().into_owned());
+    let sets: Vec<TileSet> = if set == TileSet::All {
+        vec![
+            TileSet::Communities,
+            TileSet::Grids,
+            TileSet::Buildings,
+            TileSet::Heat,
+        ]
+    } else {
+        vec![set]
+    };
+    let vector_layers: Vec<serde_json::Value> = sets
+        .iter()
+        .map(|t| json!({ "id": t.name(), "fields": fields(*t, access), "minzoom": t.minzoom().max(minzoom), "maxzoom": maxzoom }))
+        .collect();
+    let center = [(bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0];
+    let result = if mbtiles {
+        write_mbtiles(
+            &tmp,
+            &name,
+            &tiles,
+            minzoom,
+            maxzoom,
+            bbox,
+            center,
+            &vector_layers,
+        )
+    } else {
+        write_pmtiles(
+            &tmp,
+            &name,
+            &mut tiles,
+            minzoom,
+            maxzoom,
+            bbox,
+            center,
+            &vector_layers,
+        )
+    };
+    let unique = match result {
+        Ok(u) => u,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, out)
+        .map_err(|e| StoreError::Backend(format!("{}: cannot write: {e}", out.display())))?;
+    Ok(ArchiveReport {
+        tiles: tiles.len() as u64,
+        unique,
+        empty_skipped: empty,
+        bytes: std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_pmtiles(
+    path: &Path,
+    name: &str,
+    tiles: &mut [(u8, u32, u32, Vec<u8>)],
+    minzoom: u8,
+    maxzoom: u8,
+    bbox: [f64; 4],
+    center: [f64; 2],
+    vector_layers: &[serde_json::Value],
+) -> Result<u64> {
+    tiles.sort_by_key(|t| tile_id(t.0, t.1, t.2));
+    // tile data, identical tiles once
+    let mut data: Vec<u8> = Vec::new();
+    let mut seen: std::collections::HashMap<Vec<u8>, (u64, u64)> = std::collections::HashMap::new();
+    let mut entries: Vec<(u64, u64, u64)> = Vec::with_capacity(tiles.len());
+    for (z, x, y, t) in tiles.iter() {
+        let gz = gzip(t)?;
+        let (off, len) = match seen.get(&gz) {
+            Some(v) => *v,
+            None => {
+                let v = (data.len() as u64, gz.len() as u64);
+                data.extend_from_slice(&gz);
+                seen.insert(gz, v);
+                v
+            }
+        };
+        entries.push((tile_id(*z, *x, *y), off, len));
+    }
+    // root directory, with leaf directories when it would not fit in the first 16 KiB
+    let mut root = directory(&entries)?;
+    let mut leaves: Vec<u8> = Vec::new();
+    let mut chunk = 4096usize;
+    while 127 + root.len() > 16_384 {
+        leaves.clear();
+        let mut root_entries = Vec::new();
+        for part in entries.chunks(chunk) {
+            let d = directory(part)?;
+            root_entries.push((part[0].0, leaves.len() as u64, d.len() as u64));
+            leaves.extend_from_slice(&d);
+        }
+        // in a root directory a run length of 0 marks a leaf
+        let mut b = Vec::new();
+        varint(&mut b, root_entries.len() as u64);
+        let mut last = 0;
+        for e in &root_entries {
+            varint(&mut b, e.0 - last);
+            last = e.0;
+        }
+        for _ in &root_entries {
+            varint(&mut b, 0);
+        }
+        for e in &root_entries {
+            varint(&mut b, e.2);
+        }
+        for (i, e) in root_entries.iter().enumerate() {
+            if i > 0 && e.1 == root_entries[i - 1].1 + root_entries[i - 1].2 {
+                varint(&mut b, 0);
+            } else {
+                varint(&mut b, e.1 + 1);
+            }
+        }
+        root = gzip(&b)?;
+        chunk *= 2;
+    }
+    let meta = gzip(
+        serde_json::to_vec(&json!({
+            "name": name,
+            "format": "pbf",
+            "type": "overlay",
+            "description": "wangge grids and layers (published plan)",
+            "vector_layers": vector_layers,
+            "generator": format!("wangge {}", env!("CARGO_PKG_VERSION")),
+        }))
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .as_slice(),
+    )?;
+    let root_off = 127u64;
+    let meta_off = root_off + root.len() as u64;
+    let leaf_off = meta_off + meta.len() as u64;
+    let data_off = leaf_off + leaves.len() as u64;
+    let mut h = Vec::with_capacity(127);
+    h.extend_from_slice(b"PMTiles");
+    h.push(3);
+    for v in [
+        root_off,
+        root.len() as u64,
+        meta_off,
+        meta.len() as u64,
+        leaf_off,
+        leaves.len() as u64,
+        data_off,
+        data.len() as u64,
+        entries.len() as u64,
+        entries.len() as u64,
+        seen.len() as u64,
+    ] {
+        h.extend_from_slice(&v.to_le_bytes());
+    }
+    h.push(1); // clustered
+    h.push(2); // internal compression: gzip
+    h.push(2); // tile compression: gzip
+    h.push(1); // tile type: mvt
+    h.push(minzoom);
+    h.push(maxzoom);
+    let e7 = |v: f64| ((v * 1e7).round() as i32).to_le_bytes();
+    for v in [bbox[0], bbox[1], bbox[2], bbox[3]] {
+        h.extend_from_slice(&e7(v));
+    }
+    h.push(minzoom.max(maxzoom.saturating_sub(2)));
+    h.extend_from_slice(&e7(center[0]));
+    h.extend_from_slice(&e7(center[1]));
+    debug_assert_eq!(h.len(), 127);
+    let mut f = std::fs::File::create(path)
+        .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+    for part in [&h, &root, &meta, &leaves, &data] {
+        f.write_all(part)
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+    }
+    f.sync_all()
+        .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+    Ok(seen.len() as u64)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_mbtiles(
+    path: &Path,
+    name: &str,
+    tiles: &[(u8, u32, u32, Vec<u8>)],
+    minzoom: u8,
+    maxzoom: u8,
+    bbox: [f64; 4],
+    center: [f64; 2],
+    vector_layers: &[serde_json::Value],
+) -> Result<u64> {
+    let be = |e: rusqlite::Error| StoreError::Backend(format!("{}: {e}", path.display()));
+    let c = rusqlite::Connection::open(path).map_err(be)?;
+    c.execute_batch(
+        "BEGIN;
+         CREATE TABLE metadata (name TEXT, value TEXT);
+         CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB);
+         CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row);",
+    )
+    .map_err(be)?;
+    let json_meta = json!({ "vector_layers": vector_layers }).to_string();
+    for (k, v) in [
+        ("name", name.to_string()),
+        ("format", "pbf".into()),
+        ("type", "overlay".into()),
+        ("version", "1.3".into()),
+        (
+            "description",
+            "wangge grids and layers (published plan)".into(),
+        ),
+        ("minzoom", minzoom.to_string()),
+        ("maxzoom", maxzoom.to_string()),
+        (
+            "bounds",
+            format!("{},{},{},{}", bbox[0], bbox[1], bbox[2], bbox[3]),
+        ),
+        (
+            "center",
+            format!(
+                "{},{},{}",
+                center[0],
+                center[1],
+                maxzoom.saturating_sub(2).max(minzoom)
+            ),
+        ),
+        ("json", json_meta),
+    ] {
+        c.execute("INSERT INTO metadata VALUES (?1, ?2)", [k, v.as_str()])
+            .map_err(be)?;
+    }
+    let mut st = c
+        .prepare("INSERT INTO tiles VALUES (?1, ?2, ?3, ?4)")
+        .map_err(be)?;
+    for (z, x, y, t) in tiles {
+        let tms_y = (1u32 << z) - 1 - y;
+        st.execute(rusqlite::params![z, x, tms_y, gzip(t)?])
+            .map_err(be)?;
+    }
+    drop(st);
+    c.execute_batch("COMMIT").map_err(be)?;
+    Ok(tiles.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tile_id;
+
+    #[test]
+    fn tile_ids_follow_the_spec() {
+        // values from the PMTiles v3 specification's examples
+        assert_eq!(tile_id(0, 0, 0), 0);
+        assert_eq!(tile_id(1, 0, 0), 1);
+        assert_eq!(tile_id(1, 0, 1), 2);
+        assert_eq!(tile_id(1, 1, 1), 3);
+        assert_eq!(tile_id(1, 1, 0), 4);
+        assert_eq!(tile_id(2, 0, 0), 5);
+    }
+}

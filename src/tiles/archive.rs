@@ -2,8 +2,9 @@
 //! Hilbert tile-id order, gzip-compressed MVT tiles, identical tiles stored once) and MBTiles 1.3
 //! (SQLite, TMS rows). Children of empty tiles are skipped.
 
-use super::{Access, TileSet, fields, render};
+use super::{Access, MemorySource, TileSet, fields};
 use crate::store::{Result, Store, StoreError};
+use rayon::prelude::*;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -116,14 +117,19 @@ pub async fn write(
         households: false,
         incidents: false,
     };
+    let src = MemorySource::load(store, set, None, access).await?;
     let mut tiles: Vec<(u8, u32, u32, Vec<u8>)> = Vec::new();
     let mut empty = 0u64;
     let mut frontier: Vec<(u32, u32)> = tiles_over(bbox, minzoom);
     for z in minzoom..=maxzoom {
         let mut next = Vec::new();
-        for (x, y) in frontier {
-            let t = render(store, set, z, x, y, None, access).await?;
-            progress(1);
+        // render a zoom level in parallel, then walk it in order
+        let rendered: Vec<Vec<u8>> = frontier
+            .par_iter()
+            .map(|&(x, y)| src.render(z, x, y))
+            .collect();
+        progress(rendered.len() as u64);
+        for ((x, y), t) in frontier.into_iter().zip(rendered) {
             if t.is_empty() && z >= set.minzoom() {
                 empty += 1;
                 continue;

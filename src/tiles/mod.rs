@@ -162,10 +162,22 @@ async fn vector_layer(
             },
         )
         .await?;
+    Ok(encode_layer(l, page.features.iter(), z, x, y, a))
+}
+
+/// Encode features (already selected for the tile) as one layer.
+fn encode_layer<'a>(
+    l: Layer,
+    feats: impl Iterator<Item = &'a crate::store::Feature>,
+    z: u8,
+    x: u32,
+    y: u32,
+    a: Access,
+) -> TileLayer {
     let frame = TileFrame::new(z, x, y);
     let names = keep(l, a);
     let mut features = Vec::new();
-    for f in page.features {
+    for f in feats {
         let Some(g) = &f.geometry else { continue };
         let Some((t, cmds)) = encode_geometry(g, &frame) else {
             continue;
@@ -186,19 +198,23 @@ async fn vector_layer(
             properties,
         });
     }
-    Ok(TileLayer {
+    TileLayer {
         name: l.name().to_string(),
         features,
-    })
+    }
 }
 
 async fn heat_layer(store: &dyn Store, z: u8, x: u32, y: u32) -> Result<TileLayer, StoreError> {
-    let bb = buffered_bounds(z, x, y);
     let cases = store.incidents(&IncidentFilter::default()).await?;
+    Ok(heat_of(&cases, z, x, y))
+}
+
+fn heat_of(cases: &[crate::incident::Case], z: u8, x: u32, y: u32) -> TileLayer {
+    let bb = buffered_bounds(z, x, y);
     let res = heat_resolution(z);
     let frame = TileFrame::new(z, x, y);
     let mut features = Vec::new();
-    for (cell, n) in crate::incident::stats::h3_counts(&cases, res, HEAT_MIN_COUNT) {
+    for (cell, n) in crate::incident::stats::h3_counts(cases, res, HEAT_MIN_COUNT) {
         let Ok(ci) = cell.parse::<h3o::CellIndex>() else {
             continue;
         };
@@ -223,10 +239,146 @@ async fn heat_layer(store: &dyn Store, z: u8, x: u32, y: u32) -> Result<TileLaye
             });
         }
     }
-    Ok(TileLayer {
+    TileLayer {
         name: "heat".into(),
         features,
-    })
+    }
+}
+
+/// The layer sets a set stands for (incidents in `all` only with access).
+fn expand(set: TileSet, a: Access) -> Vec<TileSet> {
+    match set {
+        TileSet::All => {
+            let mut v = vec![
+                TileSet::Communities,
+                TileSet::Grids,
+                TileSet::Buildings,
+                TileSet::Heat,
+            ];
+            if a.incidents {
+                v.push(TileSet::Incidents);
+            }
+            v
+        }
+        s => vec![s],
+    }
+}
+
+fn layer_of(s: TileSet) -> Option<Layer> {
+    match s {
+        TileSet::Communities => Some(Layer::Communities),
+        TileSet::Grids => Some(Layer::Grids),
+        TileSet::Buildings => Some(Layer::Buildings),
+        TileSet::Incidents => Some(Layer::Incidents),
+        TileSet::Heat | TileSet::All => None,
+    }
+}
+
+#[derive(Clone)]
+struct Boxed(usize, rstar::AABB<[f64; 2]>);
+impl rstar::RTreeObject for Boxed {
+    type Envelope = rstar::AABB<[f64; 2]>;
+    fn envelope(&self) -> Self::Envelope {
+        self.1
+    }
+}
+
+/// Everything a batch of tiles needs, read from the store once and indexed in memory; renders
+/// the same bytes as `render` (same features, same order).
+pub struct MemorySource {
+    layers: Vec<(TileSet, Vec<crate::store::Feature>, rstar::RTree<Boxed>)>,
+    cases: Vec<crate::incident::Case>,
+    access: Access,
+}
+
+impl MemorySource {
+    /// Load the layers of `set` (grids of `plan`, or in force now).
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn load(
+        store: &dyn Store,
+        set: TileSet,
+        plan: Option<i64>,
+        a: Access,
+    ) -> Result<Self, StoreError> {
+        let mut layers = Vec::new();
+        let mut cases = Vec::new();
+        for s in expand(set, a) {
+            match layer_of(s) {
+                Some(l) => {
+                    let page = store
+                        .features(
+                            l,
+                            &FeatureQuery {
+                                plan: if l == Layer::Grids { plan } else { None },
+                                ..FeatureQuery::default()
+                            },
+                        )
+                        .await?;
+                    let boxes = page
+                        .features
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, f)| {
+                            let r = geo::BoundingRect::bounding_rect(f.geometry.as_ref()?)?;
+                            Some(Boxed(
+                                i,
+                                rstar::AABB::from_corners(
+                                    [r.min().x, r.min().y],
+                                    [r.max().x, r.max().y],
+                                ),
+                            ))
+                        })
+                        .collect();
+                    layers.push((s, page.features, rstar::RTree::bulk_load(boxes)));
+                }
+                None => {
+                    cases = store.incidents(&IncidentFilter::default()).await?;
+                    layers.push((s, Vec::new(), rstar::RTree::new()));
+                }
+            }
+        }
+        Ok(MemorySource {
+            layers,
+            cases,
+            access: a,
+        })
+    }
+
+    /// One tile (empty when nothing is in it).
+    #[must_use]
+    pub fn render(&self, z: u8, x: u32, y: u32) -> Vec<u8> {
+        use geo::Intersects;
+        let bb = buffered_bounds(z, x, y);
+        let rect = geo::Rect::new(
+            geo::coord! { x: bb[0], y: bb[1] },
+            geo::coord! { x: bb[2], y: bb[3] },
+        );
+        let env = rstar::AABB::from_corners([bb[0], bb[1]], [bb[2], bb[3]]);
+        let mut out = Vec::new();
+        for (s, feats, tree) in &self.layers {
+            if z < s.minzoom() {
+                continue;
+            }
+            match layer_of(*s) {
+                Some(l) => {
+                    let mut ix: Vec<usize> = tree
+                        .locate_in_envelope_intersecting(&env)
+                        .map(|b| b.0)
+                        .collect();
+                    ix.sort_unstable();
+                    let sel = ix
+                        .into_iter()
+                        .map(|i| &feats[i])
+                        .filter(|f| f.geometry.as_ref().is_some_and(|g| g.intersects(&rect)));
+                    out.push(encode_layer(l, sel, z, x, y, self.access));
+                }
+                None => out.push(heat_of(&self.cases, z, x, y)),
+            }
+        }
+        mvt::encode_tile(&out)
+    }
 }
 
 /// Render tile z/x/y of a layer set; an empty vector when nothing is in it.

@@ -20,10 +20,14 @@ use std::sync::atomic::Ordering;
 
 /// Largest number of tiles kept in memory.
 pub const CACHE_TILES: usize = 20_000;
+/// How long a cached tile is trusted without a change seen by this process (plans published by
+/// another process, e.g. the command line).
+pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A rendered tile in both encodings.
 pub struct CachedTile {
     generation: u64,
+    built: std::time::Instant,
     raw: Arc<Vec<u8>>,
     gz: Arc<Vec<u8>>,
     etag: String,
@@ -87,7 +91,7 @@ pub async fn tile(
     let generation = s.generation.load(Ordering::SeqCst);
     let cached = s.tile_cache.lock().ok().and_then(|c| {
         c.get(&key)
-            .filter(|t| t.generation == generation)
+            .filter(|t| t.generation == generation && t.built.elapsed() < CACHE_TTL)
             .map(|t| (t.raw.clone(), t.gz.clone(), t.etag.clone()))
     });
     let (raw, gz, etag) = match cached {
@@ -101,6 +105,7 @@ pub async fn tile(
             let etag: String = d.iter().take(12).map(|b| format!("{b:02x}")).collect();
             let t = CachedTile {
                 generation,
+                built: std::time::Instant::now(),
                 raw: Arc::new(raw),
                 gz: Arc::new(gz),
                 etag,

@@ -17,9 +17,12 @@ pub struct ServeArgs {
     #[arg(long)]
     pub bind: Option<String>,
     /// Settings (TOML): bind, body_limit_bytes, timeout_seconds, page_default, page_max,
-    /// catalogue, calendar, cache_control.
+    /// catalogue, calendar, cache_control, archive.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// A PMTiles archive made by `wangge tiles`, served at the same tile URLs.
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
 }
 
 /// `wangge token …`: API tokens (only a hash is stored; the secret is shown once).
@@ -68,6 +71,14 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     if let Some(b) = &a.bind {
         cfg.bind.clone_from(b);
     }
+    if let Some(p) = &a.archive {
+        cfg.archive = Some(p.display().to_string());
+    }
+    let archive = cfg
+        .archive
+        .as_ref()
+        .map(|p| crate::tiles::archive::PmTiles::open(std::path::Path::new(p)))
+        .transpose()?;
     let cat = match &cfg.catalogue {
         Some(p) => crate::incident::Catalogue::from_toml(
             &std::fs::read_to_string(p).with_context(|| format!("{p}: cannot read"))?,
@@ -95,7 +106,9 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     rt.block_on(async {
         let store = crate::store::open(a.database.as_deref()).await?;
         let bind = cfg.bind.clone();
-        let state = Arc::new(AppState::new(store, cat, cal, cfg));
+        let mut state = AppState::new(store, cat, cal, cfg);
+        state.archive = archive;
+        let state = Arc::new(state);
         crate::service::serve(state, &bind).await
     })
 }

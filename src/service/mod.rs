@@ -44,6 +44,8 @@ pub struct Config {
     pub calendar: Option<String>,
     /// Cache-Control for tiles and public features.
     pub cache_control: String,
+    /// A PMTiles archive (from `wangge tiles`) served at /tiles/{its layers}/… for public requests.
+    pub archive: Option<String>,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             catalogue: None,
             calendar: None,
             cache_control: "public, max-age=60".into(),
+            archive: None,
         }
     }
 }
@@ -94,6 +97,8 @@ pub struct AppState {
     refreshing: std::sync::atomic::AtomicBool,
     /// Rendered tiles (bounded; entries of an older generation are ignored).
     tile_cache: Mutex<HashMap<tiles::TileKey, tiles::CachedTile>>,
+    /// The configured tile archive.
+    pub archive: Option<crate::tiles::archive::PmTiles>,
 }
 
 /// How long a locator built from the store is trusted.
@@ -128,6 +133,7 @@ impl AppState {
             rebuilding: tokio::sync::Mutex::new(()),
             refreshing: std::sync::atomic::AtomicBool::new(false),
             tile_cache: Mutex::new(HashMap::new()),
+            archive: None,
         }
     }
 

@@ -94,10 +94,26 @@ pub async fn tile(
             .filter(|t| t.generation == generation && t.built.elapsed() < CACHE_TTL)
             .map(|t| (t.raw.clone(), t.gz.clone(), t.etag.clone()))
     });
+    // a configured archive answers public requests for its layers and zooms
+    let from_archive = s.archive.as_ref().filter(|a| {
+        a.set.as_deref() == Some(set.name())
+            && plan.is_none()
+            && !access.households
+            && !access.incidents
+            && (a.minzoom..=a.maxzoom).contains(&z)
+    });
+    let source = if from_archive.is_some() {
+        "archive"
+    } else {
+        "live"
+    };
     let (raw, gz, etag) = match cached {
-        Some(t) => t,
-        None => {
-            let raw = render(s.store.as_ref(), set, z, x, y, plan, access).await?;
+        Some(t) if from_archive.is_none() => t,
+        _ => {
+            let raw = match from_archive {
+                Some(a) => a.get(z, x, y)?.unwrap_or_default(),
+                None => render(s.store.as_ref(), set, z, x, y, plan, access).await?,
+            };
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
             enc.write_all(&raw).map_err(ApiError::internal)?;
             let gz = enc.finish().map_err(ApiError::internal)?;
@@ -111,7 +127,9 @@ pub async fn tile(
                 etag,
             };
             let out = (t.raw.clone(), t.gz.clone(), t.etag.clone());
-            if let Ok(mut c) = s.tile_cache.lock() {
+            if from_archive.is_none()
+                && let Ok(mut c) = s.tile_cache.lock()
+            {
                 if c.len() >= CACHE_TILES {
                     c.clear();
                 }
@@ -121,7 +139,16 @@ pub async fn tile(
         }
     };
     if raw.is_empty() {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        r.headers_mut().insert(
+            "x-tile-source",
+            HeaderValue::from_static(if from_archive.is_some() {
+                "archive"
+            } else {
+                "live"
+            }),
+        );
+        return Ok(r);
     }
     let gzip = h
         .get(header::ACCEPT_ENCODING)
@@ -140,6 +167,10 @@ pub async fn tile(
     };
     let mut headers = vec![
         (header::ETAG, tag.clone()),
+        (
+            header::HeaderName::from_static("x-tile-source"),
+            source.to_string(),
+        ),
         (header::CACHE_CONTROL, cache_control),
         (header::VARY, "Accept-Encoding, Authorization".to_string()),
     ];

@@ -180,6 +180,7 @@ pub async fn write(
         write_pmtiles(
             &tmp,
             &name,
+            set.name(),
             &mut tiles,
             minzoom,
             maxzoom,
@@ -210,6 +211,7 @@ pub async fn write(
 fn write_pmtiles(
     path: &Path,
     name: &str,
+    name_of_set: &str,
     tiles: &mut [(u8, u32, u32, Vec<u8>)],
     minzoom: u8,
     maxzoom: u8,
@@ -279,6 +281,7 @@ fn write_pmtiles(
             "description": "wangge grids and layers (published plan)",
             "vector_layers": vector_layers,
             "generator": format!("wangge {}", env!("CARGO_PKG_VERSION")),
+            "wangge_layers": name_of_set,
         }))
         .map_err(|e| StoreError::Backend(e.to_string()))?
         .as_slice(),
@@ -391,6 +394,161 @@ fn write_mbtiles(
     drop(st);
     c.execute_batch("COMMIT").map_err(be)?;
     Ok(tiles.len() as u64)
+}
+
+/// A PMTiles v3 archive opened for serving (held in memory).
+pub struct PmTiles {
+    bytes: Vec<u8>,
+    root: Vec<(u64, u64, u64, u64)>,
+    leaf_off: u64,
+    data_off: u64,
+    pub minzoom: u8,
+    pub maxzoom: u8,
+    /// The layer set it holds (`wangge_layers` in its metadata).
+    pub set: Option<String>,
+}
+
+fn read_varint(b: &[u8], i: &mut usize) -> Result<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = *b
+            .get(*i)
+            .ok_or_else(|| StoreError::Backend("PMTiles directory is truncated".into()))?;
+        *i += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return Err(StoreError::Backend("PMTiles varint too long".into()));
+        }
+    }
+}
+
+fn gunzip(b: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(b)
+        .read_to_end(&mut out)
+        .map_err(|e| StoreError::Backend(format!("PMTiles: gzip: {e}")))?;
+    Ok(out)
+}
+
+/// (tile id, offset, length, run length) entries of a gzip-compressed directory.
+fn read_directory(b: &[u8]) -> Result<Vec<(u64, u64, u64, u64)>> {
+    let d = gunzip(b)?;
+    let mut i = 0;
+    let n = read_varint(&d, &mut i)? as usize;
+    if n > d.len() {
+        return Err(StoreError::Backend(
+            "PMTiles directory count is too large".into(),
+        ));
+    }
+    let mut ids = Vec::with_capacity(n);
+    let mut last = 0u64;
+    for _ in 0..n {
+        last += read_varint(&d, &mut i)?;
+        ids.push(last);
+    }
+    let mut runs = Vec::with_capacity(n);
+    for _ in 0..n {
+        runs.push(read_varint(&d, &mut i)?);
+    }
+    let mut lens = Vec::with_capacity(n);
+    for _ in 0..n {
+        lens.push(read_varint(&d, &mut i)?);
+    }
+    let mut out: Vec<(u64, u64, u64, u64)> = Vec::with_capacity(n);
+    for k in 0..n {
+        let v = read_varint(&d, &mut i)?;
+        let off = if v == 0 && k > 0 {
+            out[k - 1].1 + out[k - 1].2
+        } else {
+            v.saturating_sub(1)
+        };
+        out.push((ids[k], off, lens[k], runs[k]));
+    }
+    Ok(out)
+}
+
+impl PmTiles {
+    /// Open an archive written by `wangge tiles` (gzip directories and tiles).
+    ///
+    /// # Errors
+    /// Not a PMTiles v3 file, or compressions other than gzip.
+    pub fn open(path: &Path) -> Result<PmTiles> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| StoreError::Backend(format!("{}: cannot read: {e}", path.display())))?;
+        let bad = |m: &str| StoreError::Backend(format!("{}: {m}", path.display()));
+        if bytes.len() < 127 || &bytes[..7] != b"PMTiles" || bytes[7] != 3 {
+            return Err(bad("not a PMTiles v3 archive"));
+        }
+        let u = |k: usize| {
+            u64::from_le_bytes(bytes[8 + 8 * k..16 + 8 * k].try_into().unwrap_or([0; 8]))
+        };
+        let (root_off, root_len, meta_off, meta_len, leaf_off, data_off) =
+            (u(0), u(1), u(2), u(3), u(4), u(6));
+        if bytes[97] != 2 || bytes[98] != 2 || bytes[99] != 1 {
+            return Err(bad("expected gzip directories and gzip MVT tiles"));
+        }
+        let slice = |o: u64, l: u64| -> Result<&[u8]> {
+            bytes
+                .get(o as usize..(o + l) as usize)
+                .ok_or_else(|| bad("a section lies beyond the end of the file"))
+        };
+        let root = read_directory(slice(root_off, root_len)?)?;
+        let meta: serde_json::Value =
+            serde_json::from_slice(&gunzip(slice(meta_off, meta_len)?)?).unwrap_or_default();
+        let (minzoom, maxzoom) = (bytes[100], bytes[101]);
+        Ok(PmTiles {
+            set: meta["wangge_layers"].as_str().map(str::to_string),
+            root,
+            leaf_off,
+            data_off,
+            minzoom,
+            maxzoom,
+            bytes,
+        })
+    }
+
+    /// The tile z/x/y, decompressed; None when the archive has no such tile.
+    ///
+    /// # Errors
+    /// A corrupt archive.
+    pub fn get(&self, z: u8, x: u32, y: u32) -> Result<Option<Vec<u8>>> {
+        let id = tile_id(z, x, y);
+        let mut dir = self.root.clone();
+        for _ in 0..4 {
+            let k = dir.partition_point(|e| e.0 <= id);
+            if k == 0 {
+                return Ok(None);
+            }
+            let e = dir[k - 1];
+            if e.3 == 0 {
+                let o = (self.leaf_off + e.1) as usize;
+                let b = self
+                    .bytes
+                    .get(o..o + e.2 as usize)
+                    .ok_or_else(|| StoreError::Backend("PMTiles leaf beyond the end".into()))?;
+                dir = read_directory(b)?;
+                continue;
+            }
+            if id >= e.0 + e.3 {
+                return Ok(None);
+            }
+            let o = (self.data_off + e.1) as usize;
+            let b = self
+                .bytes
+                .get(o..o + e.2 as usize)
+                .ok_or_else(|| StoreError::Backend("PMTiles tile beyond the end".into()))?;
+            return Ok(Some(gunzip(b)?));
+        }
+        Err(StoreError::Backend(
+            "PMTiles directories nest too deep".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,11 @@ fn clip_ring(pts: &[(f64, f64)], lo: f64, hi: f64) -> Vec<(f64, f64)> {
 
 /// Drop consecutive duplicates and exactly collinear vertices of a closed ring (first ≠ last).
 fn tidy_ring(mut r: Vec<Pt>) -> Vec<Pt> {
+    // duplicates first (also across the closing edge), then collinear vertices until none is left
+    r.dedup();
+    while r.len() > 1 && r.first() == r.last() {
+        r.pop();
+    }
     loop {
         let n = r.len();
         if n < 3 {
@@ -138,13 +143,14 @@ fn tidy_ring(mut r: Vec<Pt>) -> Vec<Pt> {
             let b = r[i];
             let c = r[(i + 1) % n];
             let cross = (b.0 - a.0) * (c.1 - b.1) - (b.1 - a.1) * (c.0 - b.0);
-            if b == a || cross == 0 {
+            if cross == 0 {
                 changed = true;
                 continue;
             }
             keep.push(b);
         }
         r = keep;
+        r.dedup();
         if !changed {
             return r;
         }

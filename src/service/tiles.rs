@@ -220,20 +220,7 @@ pub async fn tilejson(
         p.require(p.reads_incidents(), "the incidents tile layer")?;
     }
     let a = access_of(&p);
-    let sets: Vec<TileSet> = if set == TileSet::All {
-        let mut v = vec![
-            TileSet::Communities,
-            TileSet::Grids,
-            TileSet::Buildings,
-            TileSet::Heat,
-        ];
-        if a.incidents {
-            v.push(TileSet::Incidents);
-        }
-        v
-    } else {
-        vec![set]
-    };
+    let sets = crate::tiles::expand(set, a);
     let mut e = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
     for c in s.store.communities().await? {
         if let Some(r) = geo::BoundingRect::bounding_rect(&c.community.geometry) {

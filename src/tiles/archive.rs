@@ -150,16 +150,7 @@ pub async fn write(
     let name = out
         .file_stem()
         .map_or("wangge".into(), |s| s.to_string_lossy().into_owned());
-    let sets: Vec<TileSet> = if set == TileSet::All {
-        vec![
-            TileSet::Communities,
-            TileSet::Grids,
-            TileSet::Buildings,
-            TileSet::Heat,
-        ]
-    } else {
-        vec![set]
-    };
+    let sets = super::expand(set, access);
     let vector_layers: Vec<serde_json::Value> = sets
         .iter()
         .map(|t| json!({ "id": t.name(), "fields": fields(*t, access), "minzoom": t.minzoom().max(minzoom), "maxzoom": maxzoom }))

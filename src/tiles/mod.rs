@@ -246,7 +246,8 @@ fn heat_of(cases: &[crate::incident::Case], z: u8, x: u32, y: u32) -> TileLayer 
 }
 
 /// The layer sets a set stands for (incidents in `all` only with access).
-fn expand(set: TileSet, a: Access) -> Vec<TileSet> {
+#[must_use]
+pub fn expand(set: TileSet, a: Access) -> Vec<TileSet> {
     match set {
         TileSet::All => {
             let mut v = vec![

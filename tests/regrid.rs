@@ -41,6 +41,10 @@ fn manhattan_meets_every_rule() {
     assert!(ok, "checker: {text}");
     assert_eq!(fig["split_buildings"], 0);
     assert_eq!(fig["unassigned_buildings"], 0);
+    // issue 3's quality goals, as the independent checker measures them
+    assert!(fig["in_band_pct"].as_f64().unwrap() >= 99.0, "{fig}");
+    assert!(fig["polsby_popper_mean"].as_f64().unwrap() >= 0.55, "{fig}");
+    assert!(fig["road_following_pct"].as_f64().unwrap() >= 85.0, "{fig}");
     // report agrees with the checker and the data
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
     assert_eq!(r["total"]["grids"], fig["grids"]);

@@ -7,7 +7,7 @@
 
 use super::tessellation::{NONE, Pt, Tessellation};
 use geo::{Coord, LineString, Polygon};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Why a grid polygon could not be formed.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,7 @@ pub fn assemble(
             |_, _, _| {},
         );
     }
+    let drop = super::straighten::straighten(t, &edges);
     let mut out = Vec::with_capacity(n_grids);
     for (gi, es) in edges.iter().enumerate() {
         if gi < given {
@@ -86,7 +87,7 @@ pub fn assemble(
         if es.is_empty() {
             return Err(AssembleError::Empty { grid: gi });
         }
-        let rings = chain(t, es);
+        let rings = chain(t, es, &drop);
         if std::env::var_os("WANGGE_DEBUG").is_some()
             && rings.iter().filter(|r| signed_area(r) > 0.0).count() != 1
         {
@@ -194,8 +195,9 @@ fn signed_area(r: &[(Pt, Coord)]) -> f64 {
     a / 2.0
 }
 
-/// Chain directed edges into closed rings, dropping midpoints and collinear densify points.
-fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)]) -> Vec<Vec<(Pt, Coord)>> {
+/// Chain directed edges into closed rings, dropping the straightened points, midpoints and
+/// collinear densify points.
+fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)], drop: &HashSet<Pt>) -> Vec<Vec<(Pt, Coord)>> {
     let mut out_of: HashMap<Pt, Vec<usize>> = HashMap::with_capacity(es.len());
     for (i, e) in es.iter().enumerate() {
         out_of.entry(e.0).or_default().push(i);
@@ -247,6 +249,7 @@ fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)]) -> Vec<Vec<(Pt, Coord)>> {
             };
             cur = next;
         }
+        ring.retain(|(p, _)| !drop.contains(p));
         if ring.len() >= 3 {
             rings.push(simplify(t, ring));
         }

@@ -11,6 +11,7 @@ pub mod assemble;
 pub mod metrics;
 pub mod rebalance;
 pub mod solve;
+pub mod straighten;
 pub mod tessellation;
 
 use crate::geom::frame::LocalFrame;

@@ -1593,6 +1593,12 @@ impl Tessellation {
     pub fn is_road_edge(&self, e: u32) -> bool {
         self.edge_flags[e as usize] & F_ROAD != 0
     }
+
+    /// True when undirected edge `e` is a constraint (footprint, road, boundary or fixed ring).
+    #[must_use]
+    pub fn is_constraint_edge(&self, e: u32) -> bool {
+        self.edge_flags[e as usize] & F_CONSTRAINT != 0
+    }
 }
 
 fn atom_graph(

@@ -1,0 +1,326 @@
+//! Straightening of in-block boundaries.
+//!
+//! Between two buildings of one block the tessellation's boundary runs through triangle
+//! midpoints and centroids: a zigzag of many short steps that is off any road, adds perimeter
+//! and — to anyone sampling the boundary by its vertices — weighs far more than its length.
+//! Each such run between two fixed points (a footprint corner, a road, the community edge, a
+//! point where three grids meet) is replaced greedily by the longest straight shortcuts that
+//! move no building: a shortcut is taken only if it crosses no constraint edge (footprint,
+//! road, community or kept-grid ring) and no other boundary, and the area it sweeps holds no
+//! vertex of either. Both grids of a run drop the same points, so they keep sharing the edge.
+
+use super::tessellation::{NONE, Pt, Tessellation};
+use geo::Coord;
+use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Line};
+use std::collections::{HashMap, HashSet};
+
+type SegRef = GeomWithData<Line<[f64; 2]>, (Pt, Pt)>;
+type PtRef = GeomWithData<[f64; 2], Pt>;
+
+/// No obstacle may come closer than this to a shortcut (metres).
+const CLEARANCE_M: f64 = 0.3;
+
+/// Points to drop from the grid rings. `edges[g]` are grid `g`'s directed boundary edges
+/// (from, to, face for positions).
+#[must_use]
+pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<Pt> {
+    let nv = t.verts.len() as u32;
+    let ne = t.n_edges as u32;
+    // the boundary graph: undirected edges with how many grids hold them
+    let mut count: HashMap<(Pt, Pt), u8> = HashMap::new();
+    let mut pos: HashMap<Pt, Coord> = HashMap::new();
+    let mut nbrs: HashMap<Pt, Vec<Pt>> = HashMap::new();
+    for es in edges {
+        for &(a, b, f) in es {
+            let k = if a < b { (a, b) } else { (b, a) };
+            let c = count.entry(k).or_insert(0);
+            if *c == 0 {
+                nbrs.entry(a).or_default().push(b);
+                nbrs.entry(b).or_default().push(a);
+            }
+            *c = c.saturating_add(1);
+            pos.entry(a).or_insert_with(|| t.pos(a, f));
+            pos.entry(b).or_insert_with(|| t.pos(b, f));
+        }
+    }
+    // constraint edges and their endpoints are obstacles
+    let mut seen_edge = HashSet::new();
+    let mut obstacle_segs: Vec<SegRef> = Vec::new();
+    let mut fixed_vertex: HashSet<u32> = HashSet::new();
+    for f in 1..t.faces.len() {
+        if !t.inside[f] {
+            continue;
+        }
+        for k in 0..3 {
+            let e = t.edge[f][k];
+            if e == NONE || !t.is_constraint_edge(e) || !seen_edge.insert(e) {
+                continue;
+            }
+            let (va, vb) = (t.faces[f][k], t.faces[f][(k + 1) % 3]);
+            fixed_vertex.insert(va);
+            fixed_vertex.insert(vb);
+            let (a, b) = (t.verts[va as usize], t.verts[vb as usize]);
+            obstacle_segs.push(GeomWithData::new(
+                Line::new([a.x, a.y], [b.x, b.y]),
+                (Pt(va), Pt(vb)),
+            ));
+        }
+    }
+    for &(a, b) in count.keys() {
+        let (pa, pb) = (pos[&a], pos[&b]);
+        obstacle_segs.push(GeomWithData::new(
+            Line::new([pa.x, pa.y], [pb.x, pb.y]),
+            (a, b),
+        ));
+    }
+    let mut obstacle_pts: Vec<PtRef> = pos
+        .iter()
+        .map(|(&p, c)| GeomWithData::new([c.x, c.y], p))
+        .collect();
+    for &v in &fixed_vertex {
+        let c = t.verts[v as usize];
+        obstacle_pts.push(GeomWithData::new([c.x, c.y], Pt(v)));
+    }
+    let mut segs = RTree::bulk_load(obstacle_segs);
+    let pts = RTree::bulk_load(obstacle_pts);
+
+    let free = |p: Pt| -> bool {
+        let Some(n) = nbrs.get(&p) else { return false };
+        if n.len() != 2 {
+            return false;
+        }
+        // both edges between two grids (an edge held once lies on the community's edge)
+        if n.iter().any(|&q| {
+            let k = if p < q { (p, q) } else { (q, p) };
+            count.get(&k).copied().unwrap_or(0) != 2
+        }) {
+            return false;
+        }
+        if p.0 < nv {
+            t.steiner[p.0 as usize] && !fixed_vertex.contains(&p.0)
+        } else if p.0 < nv + ne {
+            !t.is_constraint_edge(p.0 - nv)
+        } else {
+            true
+        }
+    };
+
+    let mut drop = HashSet::new();
+    let mut visited: HashSet<Pt> = HashSet::new();
+    let mut anchors: Vec<Pt> = nbrs.keys().copied().filter(|&p| !free(p)).collect();
+    anchors.sort();
+    for a in anchors {
+        let mut out: Vec<Pt> = nbrs[&a].clone();
+        out.sort();
+        for first in out {
+            if !free(first) || visited.contains(&first) {
+                continue;
+            }
+            // walk the run a → first → … → next anchor
+            let mut run = vec![a, first];
+            visited.insert(first);
+            let mut prev = a;
+            let mut cur = first;
+            loop {
+                let n = &nbrs[&cur];
+                let next = if n[0] == prev { n[1] } else { n[0] };
+                run.push(next);
+                if !free(next) || !visited.insert(next) {
+                    break;
+                }
+                prev = cur;
+                cur = next;
+            }
+            let coords: Vec<Coord> = run.iter().map(|p| pos[p]).collect();
+            let mut i = 0;
+            while i + 1 < run.len() {
+                let mut j = i + 1;
+                while j + 1 < run.len() && shortcut_ok(&run, &coords, i, j + 1, &segs, &pts) {
+                    j += 1;
+                }
+                if j > i + 1 {
+                    for p in &run[i + 1..j] {
+                        drop.insert(*p);
+                    }
+                    // later runs must respect the new edge as well as the old path
+                    let (pa, pb) = (coords[i], coords[j]);
+                    segs.insert(GeomWithData::new(
+                        Line::new([pa.x, pa.y], [pb.x, pb.y]),
+                        (run[i], run[j]),
+                    ));
+                }
+                i = j;
+            }
+        }
+    }
+    drop
+}
+
+/// May the run's points strictly between `i` and `j` be replaced by the segment i–j?
+fn shortcut_ok(
+    run: &[Pt],
+    c: &[Coord],
+    i: usize,
+    j: usize,
+    segs: &RTree<SegRef>,
+    pts: &RTree<PtRef>,
+) -> bool {
+    let (a, b) = (c[i], c[j]);
+    if (a.x - b.x).abs() < 1e-9 && (a.y - b.y).abs() < 1e-9 {
+        return false;
+    }
+    let own: HashSet<Pt> = run[i..=j].iter().copied().collect();
+    let env = |pts: &[Coord]| {
+        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+        for p in pts {
+            x0 = x0.min(p.x);
+            y0 = y0.min(p.y);
+            x1 = x1.max(p.x);
+            y1 = y1.max(p.y);
+        }
+        AABB::from_corners(
+            [x0 - CLEARANCE_M, y0 - CLEARANCE_M],
+            [x1 + CLEARANCE_M, y1 + CLEARANCE_M],
+        )
+    };
+    // no obstacle segment crosses or comes too close to the shortcut
+    for s in segs.locate_in_envelope_intersecting(&env(&[a, b])) {
+        let (p, q) = s.data;
+        if own.contains(&p) && own.contains(&q) {
+            continue; // the run being replaced
+        }
+        let l = s.geom();
+        let (p0, q0) = (
+            Coord {
+                x: l.from[0],
+                y: l.from[1],
+            },
+            Coord {
+                x: l.to[0],
+                y: l.to[1],
+            },
+        );
+        let touches_a = p == run[i] || q == run[i];
+        let touches_b = p == run[j] || q == run[j];
+        if touches_a || touches_b {
+            // an edge leaving an endpoint: only a fold back along it is wrong
+            let (shared, other) = if p == run[i] || p == run[j] {
+                (p0, q0)
+            } else {
+                (q0, p0)
+            };
+            let far = if touches_a { b } else { a };
+            let (ux, uy) = (far.x - shared.x, far.y - shared.y);
+            let (vx, vy) = (other.x - shared.x, other.y - shared.y);
+            let cross = ux * vy - uy * vx;
+            let (lu, lv) = (ux.hypot(uy), vx.hypot(vy));
+            if cross.abs() <= 1e-3 * lu * lv && ux * vx + uy * vy > 0.0 {
+                return false;
+            }
+            // the far end of that edge must keep its distance too
+            if seg_point_dist(a, b, other) < CLEARANCE_M && !(touches_a && touches_b) {
+                return false;
+            }
+            continue;
+        }
+        if seg_seg_dist(a, b, p0, q0) < CLEARANCE_M {
+            return false;
+        }
+    }
+    // the swept area holds no obstacle point
+    let poly = &c[i..=j];
+    for o in pts.locate_in_envelope_intersecting(&env(poly)) {
+        if own.contains(&o.data) {
+            continue;
+        }
+        let p = Coord {
+            x: o.geom()[0],
+            y: o.geom()[1],
+        };
+        if (p.x - a.x).abs() < 1e-9 && (p.y - a.y).abs() < 1e-9
+            || (p.x - b.x).abs() < 1e-9 && (p.y - b.y).abs() < 1e-9
+        {
+            continue;
+        }
+        if seg_point_dist(a, b, p) < CLEARANCE_M || inside(poly, p) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Inside the closed ring `r` (last point joins the first) by even–odd or by winding.
+fn inside(r: &[Coord], p: Coord) -> bool {
+    let n = r.len();
+    let mut odd = false;
+    let mut wind = 0i32;
+    let mut j = n - 1;
+    for i in 0..n {
+        let (u, v) = (r[j], r[i]);
+        if (u.y > p.y) != (v.y > p.y) {
+            let x = (v.x - u.x) * (p.y - u.y) / (v.y - u.y) + u.x;
+            if p.x < x {
+                odd = !odd;
+                wind += if v.y > u.y { 1 } else { -1 };
+            }
+        }
+        j = i;
+    }
+    odd || wind != 0
+}
+
+fn seg_point_dist(a: Coord, b: Coord, p: Coord) -> f64 {
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let l2 = dx * dx + dy * dy;
+    let t = if l2 > 0.0 {
+        (((p.x - a.x) * dx + (p.y - a.y) * dy) / l2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    (a.x + t * dx - p.x).hypot(a.y + t * dy - p.y)
+}
+
+fn seg_seg_dist(a: Coord, b: Coord, p: Coord, q: Coord) -> f64 {
+    let orient =
+        |u: Coord, v: Coord, w: Coord| (v.x - u.x) * (w.y - u.y) - (v.y - u.y) * (w.x - u.x);
+    let (d1, d2) = (orient(a, b, p), orient(a, b, q));
+    let (d3, d4) = (orient(p, q, a), orient(p, q, b));
+    if ((d1 > 0.0 && d2 < 0.0) || (d1 < 0.0 && d2 > 0.0))
+        && ((d3 > 0.0 && d4 < 0.0) || (d3 < 0.0 && d4 > 0.0))
+    {
+        return 0.0;
+    }
+    seg_point_dist(a, b, p)
+        .min(seg_point_dist(a, b, q))
+        .min(seg_point_dist(p, q, a))
+        .min(seg_point_dist(p, q, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances() {
+        let c = |x, y| Coord { x, y };
+        assert!((seg_point_dist(c(0.0, 0.0), c(10.0, 0.0), c(5.0, 3.0)) - 3.0).abs() < 1e-12);
+        assert_eq!(
+            seg_seg_dist(c(0.0, 0.0), c(10.0, 0.0), c(5.0, -1.0), c(5.0, 1.0)),
+            0.0
+        );
+        assert!(
+            (seg_seg_dist(c(0.0, 0.0), c(10.0, 0.0), c(12.0, 0.0), c(14.0, 5.0)) - 2.0).abs()
+                < 1e-12
+        );
+    }
+
+    #[test]
+    fn inside_ring() {
+        let r: Vec<Coord> = [(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0)]
+            .iter()
+            .map(|&(x, y)| Coord { x, y })
+            .collect();
+        assert!(inside(&r, Coord { x: 1.0, y: 1.0 }));
+        assert!(!inside(&r, Coord { x: 5.0, y: 1.0 }));
+    }
+}

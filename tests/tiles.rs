@@ -20,8 +20,13 @@ impl Drop for Server {
 }
 
 fn start(db: &str) -> Server {
+    start_with(db, &[])
+}
+
+fn start_with(db: &str, extra: &[&str]) -> Server {
     let mut child = Command::new(common::bin())
         .args(["serve", "--database", db, "--bind", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -419,4 +424,83 @@ print(json.dumps({"tiles": sorted(tiles), "min": h["min_zoom"], "max": h["max_zo
             "tile {z}/{x}/{y} differs from the served one"
         );
     }
+}
+
+/// PostGIS can encode tiles itself (`tile_encoder = "database"`, `ST_AsMVT`): its tiles hold the
+/// same grids with the same attributes and cover the same area as the in-process encoder's.
+#[test]
+fn postgis_st_asmvt_tiles_match_in_process() {
+    let db = common::fresh_pg();
+    load(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("wangge.toml");
+    std::fs::write(&conf, "tile_encoder = \"database\"\ntile_cache_tiles = 0\n").unwrap();
+    let sql = start_with(&db, &["--config", conf.to_str().unwrap()]);
+    let ours = start(&db);
+    let (_, tj, _) = fetch(&format!("{}/tiles/grids.json", ours.1), &[]);
+    let tj: Value = serde_json::from_slice(&tj).unwrap();
+    let b: Vec<f64> = tj["bounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let mut compared = 0;
+    for z in [12u8, 14, 15] {
+        let (x0, y0) = wangge::tiles::mvt::tile_of(b[0], b[3], z);
+        let (x1, y1) = wangge::tiles::mvt::tile_of(b[2], b[1], z);
+        for x in (x0..=x1).step_by(((x1 - x0) / 3).max(1) as usize) {
+            for y in (y0..=y1).step_by(((y1 - y0) / 3).max(1) as usize) {
+                let path = format!("/tiles/grids/{z}/{x}/{y}.mvt");
+                let (s1, a, h1) = raw_get(&format!("{}{path}", sql.1), "");
+                let (s2, c, _) = raw_get(&format!("{}{path}", ours.1), "");
+                assert_eq!(s1, s2, "{path}");
+                assert_eq!(h1.get("x-tile-source").map(String::as_str), Some("live"));
+                if s1 == 204 {
+                    continue;
+                }
+                let (fa, fb) = (dir.path().join("a.mvt"), dir.path().join("b.mvt"));
+                std::fs::write(&fa, &a).unwrap();
+                std::fs::write(&fb, &c).unwrap();
+                let o = Command::new(common::python())
+                    .args([
+                        "-c",
+                        r#"
+import json, sys
+import mapbox_vector_tile
+from shapely.geometry import shape
+from shapely.ops import unary_union
+def read(p):
+    d = mapbox_vector_tile.decode(open(p, "rb").read(), default_options={"y_coord_down": True})
+    fs = d.get("grids", {}).get("features", [])
+    props = sorted(json.dumps(f["properties"], sort_keys=True) for f in fs)
+    area = unary_union([shape(f["geometry"]).buffer(0) for f in fs]).area if fs else 0.0
+    return {"layers": sorted(d), "props": props, "area": area}
+print(json.dumps([read(sys.argv[1]), read(sys.argv[2])]))
+"#,
+                    ])
+                    .arg(&fa)
+                    .arg(&fb)
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+                let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+                assert_eq!(r[0]["layers"], r[1]["layers"], "{path}");
+                assert_eq!(
+                    r[0]["props"], r[1]["props"],
+                    "{path}: features and attributes"
+                );
+                let (aa, ab) = (
+                    r[0]["area"].as_f64().unwrap(),
+                    r[1]["area"].as_f64().unwrap(),
+                );
+                assert!(
+                    (aa - ab).abs() <= 0.01 * ab.max(1.0),
+                    "{path}: area {aa} vs {ab}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 8, "only {compared} non-empty tiles compared");
 }

@@ -46,6 +46,11 @@ pub struct Config {
     pub cache_control: String,
     /// A PMTiles archive (from `wangge tiles`) served at /tiles/{its layers}/… for public requests.
     pub archive: Option<String>,
+    /// Tiles kept in the in-memory tile cache (0 turns the cache off).
+    pub tile_cache_tiles: usize,
+    /// Who encodes live vector tiles: `"in-process"` (this crate's encoder fed by a bbox query of
+    /// the store) or `"database"` (PostGIS `ST_AsMVT`; in process for the GeoPackage store).
+    pub tile_encoder: crate::tiles::Encoder,
 }
 
 impl Default for Config {
@@ -60,6 +65,8 @@ impl Default for Config {
             calendar: None,
             cache_control: "public, max-age=60".into(),
             archive: None,
+            tile_cache_tiles: tiles::CACHE_TILES,
+            tile_encoder: crate::tiles::Encoder::InProcess,
         }
     }
 }

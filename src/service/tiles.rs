@@ -5,9 +5,9 @@
 use super::auth::Principal;
 use super::error::ApiError;
 use super::{AppState, base_url};
-use crate::tiles::{Access, TileSet, fields, render};
+use crate::tiles::{Access, TileSet, fields, render_with};
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,22 +15,31 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
-/// Largest number of tiles kept in memory.
+/// Largest number of tiles kept in memory unless the settings say otherwise (`tile_cache_tiles`).
 pub const CACHE_TILES: usize = 20_000;
 /// How long a cached tile is trusted without a change seen by this process (plans published by
 /// another process, e.g. the command line).
 pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A rendered tile in both encodings.
+/// A rendered tile; its gzip encoding is made the first time a client accepts it, then kept.
 pub struct CachedTile {
     generation: u64,
     built: std::time::Instant,
-    raw: Arc<Vec<u8>>,
-    gz: Arc<Vec<u8>>,
-    etag: String,
+    raw: Bytes,
+    gz: Arc<OnceLock<Bytes>>,
+    etag: Arc<str>,
+}
+
+fn gzip_of(raw: &[u8]) -> Result<Bytes, ApiError> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 2 + 64),
+        flate2::Compression::new(6),
+    );
+    enc.write_all(raw).map_err(ApiError::internal)?;
+    Ok(Bytes::from(enc.finish().map_err(ApiError::internal)?))
 }
 
 /// Cache key: layer, z, x, y, plan, access.
@@ -112,25 +121,34 @@ pub async fn tile(
         _ => {
             let raw = match from_archive {
                 Some(a) => a.get(z, x, y)?.unwrap_or_default(),
-                None => render(s.store.as_ref(), set, z, x, y, plan, access).await?,
+                None => {
+                    render_with(
+                        s.store.as_ref(),
+                        set,
+                        (z, x, y),
+                        plan,
+                        access,
+                        s.config.tile_encoder,
+                    )
+                    .await?
+                }
             };
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-            enc.write_all(&raw).map_err(ApiError::internal)?;
-            let gz = enc.finish().map_err(ApiError::internal)?;
             let d = Sha256::digest(&raw);
             let etag: String = d.iter().take(12).map(|b| format!("{b:02x}")).collect();
             let t = CachedTile {
                 generation,
                 built: std::time::Instant::now(),
-                raw: Arc::new(raw),
-                gz: Arc::new(gz),
-                etag,
+                raw: Bytes::from(raw),
+                gz: Arc::new(OnceLock::new()),
+                etag: etag.into(),
             };
             let out = (t.raw.clone(), t.gz.clone(), t.etag.clone());
+            let limit = s.config.tile_cache_tiles;
             if from_archive.is_none()
+                && limit > 0
                 && let Ok(mut c) = s.tile_cache.lock()
             {
-                if c.len() >= CACHE_TILES {
+                if c.len() >= limit {
                     c.clear();
                 }
                 c.insert(key, t);
@@ -192,9 +210,16 @@ pub async fn tile(
     ));
     let body = if gzip {
         headers.push((header::CONTENT_ENCODING, "gzip".into()));
-        gz.as_ref().clone()
+        match gz.get() {
+            Some(b) => b.clone(),
+            None => {
+                let b = gzip_of(&raw)?;
+                let _ = gz.set(b.clone());
+                b
+            }
+        }
     } else {
-        raw.as_ref().clone()
+        raw
     };
     let mut r = Response::new(Body::from(body));
     for (k, v) in headers {

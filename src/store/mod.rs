@@ -358,6 +358,20 @@ pub trait Store: Send + Sync {
 
     /// Features of a layer (bbox, time, equality filters, paging).
     async fn features(&self, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage>;
+
+    /// One Mapbox Vector Tile layer (extent 4096, buffer 64, clipped) rendered by the database
+    /// itself — PostGIS `ST_AsMVT` — with the listed attributes, of the features a tile query of
+    /// [`Store::features`] would select (grids: `plan`, or those in force now). `None` when the
+    /// store has no such renderer (the caller then encodes in process).
+    async fn mvt_layer(
+        &self,
+        _layer: Layer,
+        _zxy: (u8, u32, u32),
+        _plan: Option<i64>,
+        _fields: &[&str],
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
     /// The grid in force at a point (WGS84) at a time.
     async fn grid_at(&self, lon: f64, lat: f64, at: i64) -> Result<Option<GridHit>>;
 

@@ -1199,6 +1199,50 @@ impl Store for PostgisStore {
             }))
     }
 
+    async fn mvt_layer(
+        &self,
+        layer: Layer,
+        (z, x, y): (u8, u32, u32),
+        plan: Option<i64>,
+        fields: &[&str],
+    ) -> Result<Option<Vec<u8>>> {
+        let (table, props) = layer_sql(layer);
+        let cols: String = fields
+            .iter()
+            .filter_map(|f| props.iter().find(|(n, _)| n == f))
+            .map(|(n, e)| format!(", {e} AS \"{n}\""))
+            .collect();
+        let (zi, xi, yi) = (
+            i32::from(z),
+            i32::try_from(x).map_err(|e| StoreError::Invalid(e.to_string()))?,
+            i32::try_from(y).map_err(|e| StoreError::Invalid(e.to_string()))?,
+        );
+        let cond = match (layer, plan) {
+            (Layer::Grids, Some(_)) => " AND t.plan_id = $4",
+            (Layer::Grids, None) => {
+                " AND t.valid_from IS NOT NULL AND t.valid_from <= $4 AND (t.valid_to IS NULL OR t.valid_to > $4)"
+            }
+            _ => "",
+        };
+        let sql = format!(
+            "SELECT ST_AsMVT(m, '{name}', 4096, 'geom') FROM (\
+               SELECT ST_AsMVTGeom(ST_Transform(t.geom, 3857), ST_TileEnvelope($1, $2, $3), 4096, 64, true) AS geom{cols} \
+               FROM {table} t \
+               WHERE t.geom && ST_Transform(ST_TileEnvelope($1, $2, $3, margin => 64.0 / 4096), 4326){cond} \
+               ORDER BY t.fid) m WHERE m.geom IS NOT NULL",
+            name = layer.name()
+        );
+        let client = self.client().await?;
+        let st = client.prepare_cached(&sql).await.map_err(|e| pe(&e))?;
+        let row = match (layer, plan) {
+            (Layer::Grids, Some(p)) => client.query_one(&st, &[&zi, &xi, &yi, &p]).await,
+            (Layer::Grids, None) => client.query_one(&st, &[&zi, &xi, &yi, &dt(now())]).await,
+            _ => client.query_one(&st, &[&zi, &xi, &yi]).await,
+        }
+        .map_err(|e| pe(&e))?;
+        Ok(Some(row.get::<_, Option<Vec<u8>>>(0).unwrap_or_default()))
+    }
+
     async fn features(&self, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage> {
         check_filters(layer, q)?;
         let (table, props) = layer_sql(layer);

@@ -395,37 +395,58 @@ pub async fn render(
     plan: Option<i64>,
     a: Access,
 ) -> Result<Vec<u8>, StoreError> {
+    render_with(store, set, (z, x, y), plan, a, Encoder::InProcess).await
+}
+
+/// Who encodes the vector layers of a tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoder {
+    /// This crate's encoder, fed by a bbox query of the store.
+    InProcess,
+    /// The database (PostGIS `ST_AsMVT`) where the store has one; in process otherwise.
+    Database,
+}
+
+/// [`render`] with a choice of encoder for the vector layers (heat is always made here).
+///
+/// # Errors
+/// A store error.
+pub async fn render_with(
+    store: &dyn Store,
+    set: TileSet,
+    (z, x, y): (u8, u32, u32),
+    plan: Option<i64>,
+    a: Access,
+    encoder: Encoder,
+) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
     let mut layers = Vec::new();
-    let wanted: Vec<TileSet> = match set {
-        TileSet::All => {
-            let mut v = vec![
-                TileSet::Communities,
-                TileSet::Grids,
-                TileSet::Buildings,
-                TileSet::Heat,
-            ];
-            if a.incidents {
-                v.push(TileSet::Incidents);
-            }
-            v
-        }
-        s => vec![s],
-    };
-    for s in wanted {
+    for s in expand(set, a) {
         if z < s.minzoom() {
             continue;
         }
-        let l = match s {
-            TileSet::Communities => {
-                vector_layer(store, Layer::Communities, z, x, y, plan, a).await?
+        let Some(layer) = layer_of(s) else {
+            if s == TileSet::Heat {
+                layers.push(heat_layer(store, z, x, y).await?);
             }
-            TileSet::Grids => vector_layer(store, Layer::Grids, z, x, y, plan, a).await?,
-            TileSet::Buildings => vector_layer(store, Layer::Buildings, z, x, y, plan, a).await?,
-            TileSet::Incidents => vector_layer(store, Layer::Incidents, z, x, y, plan, a).await?,
-            TileSet::Heat => heat_layer(store, z, x, y).await?,
-            TileSet::All => continue,
+            continue;
         };
-        layers.push(l);
+        if encoder == Encoder::Database {
+            let plan = if layer == Layer::Grids { plan } else { None };
+            if let Some(b) = store
+                .mvt_layer(layer, (z, x, y), plan, keep(layer, a))
+                .await?
+            {
+                // a tile is a sequence of layer fields: encoded layers concatenate
+                out.extend_from_slice(&b);
+                continue;
+            }
+        }
+        layers.push(vector_layer(store, layer, z, x, y, plan, a).await?);
     }
-    Ok(mvt::encode_tile(&layers))
+    if !layers.is_empty() {
+        out.extend_from_slice(&mvt::encode_tile(&layers));
+    }
+    Ok(out)
 }

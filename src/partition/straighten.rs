@@ -19,6 +19,8 @@ type PtRef = GeomWithData<[f64; 2], Pt>;
 
 /// No obstacle may come closer than this to a shortcut (metres).
 const CLEARANCE_M: f64 = 0.3;
+/// Most run points one shortcut replaces (bounds the work of each check).
+const MAX_SPAN: usize = 40;
 
 /// Points to drop from the grid rings. `edges[g]` are grid `g`'s directed boundary edges
 /// (from, to, face for positions).
@@ -132,10 +134,14 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
                 cur = next;
             }
             let coords: Vec<Coord> = run.iter().map(|p| pos[p]).collect();
+            let index: HashMap<Pt, usize> = run.iter().enumerate().map(|(k, &p)| (p, k)).collect();
             let mut i = 0;
             while i + 1 < run.len() {
                 let mut j = i + 1;
-                while j + 1 < run.len() && shortcut_ok(&run, &coords, i, j + 1, &segs, &pts) {
+                while j + 1 < run.len()
+                    && j + 1 - i <= MAX_SPAN
+                    && shortcut_ok(&run, &index, &coords, (i, j + 1), &segs, &pts)
+                {
                     j += 1;
                 }
                 if j > i + 1 {
@@ -159,9 +165,9 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
 /// May the run's points strictly between `i` and `j` be replaced by the segment i–j?
 fn shortcut_ok(
     run: &[Pt],
+    index: &HashMap<Pt, usize>,
     c: &[Coord],
-    i: usize,
-    j: usize,
+    (i, j): (usize, usize),
     segs: &RTree<SegRef>,
     pts: &RTree<PtRef>,
 ) -> bool {
@@ -169,7 +175,16 @@ fn shortcut_ok(
     if (a.x - b.x).abs() < 1e-9 && (a.y - b.y).abs() < 1e-9 {
         return false;
     }
-    let own: HashSet<Pt> = run[i..=j].iter().copied().collect();
+    // a point of the stretch being replaced (a closed run starts and ends at one anchor)
+    let at = |p: &Pt| -> Option<usize> {
+        if *p == run[i] {
+            Some(i)
+        } else if *p == run[j] {
+            Some(j)
+        } else {
+            index.get(p).copied().filter(|&k| k > i && k < j)
+        }
+    };
     let env = |pts: &[Coord]| {
         let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
         for p in pts {
@@ -186,8 +201,10 @@ fn shortcut_ok(
     // no obstacle segment crosses or comes too close to the shortcut
     for s in segs.locate_in_envelope_intersecting(&env(&[a, b])) {
         let (p, q) = s.data;
-        if own.contains(&p) && own.contains(&q) {
-            continue; // the run being replaced
+        if let (Some(kp), Some(kq)) = (at(&p), at(&q))
+            && kp.abs_diff(kq) == 1
+        {
+            continue; // an edge of the stretch being replaced
         }
         let l = s.geom();
         let (p0, q0) = (
@@ -230,7 +247,7 @@ fn shortcut_ok(
     // the swept area holds no obstacle point
     let poly = &c[i..=j];
     for o in pts.locate_in_envelope_intersecting(&env(poly)) {
-        if own.contains(&o.data) {
+        if at(&o.data).is_some() {
             continue;
         }
         let p = Coord {

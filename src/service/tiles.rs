@@ -12,7 +12,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -28,15 +27,16 @@ pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct CachedTile {
     generation: u64,
     built: std::time::Instant,
-    raw: Bytes,
+    raw: Arc<OnceLock<Bytes>>,
     gz: Arc<OnceLock<Bytes>>,
+    empty: bool,
     etag: Arc<str>,
 }
 
-fn gzip_of(raw: &[u8]) -> Result<Bytes, ApiError> {
+fn gzip_of(raw: &[u8], level: u32) -> Result<Bytes, ApiError> {
     let mut enc = flate2::write::GzEncoder::new(
         Vec::with_capacity(raw.len() / 2 + 64),
-        flate2::Compression::new(6),
+        flate2::Compression::new(level),
     );
     enc.write_all(raw).map_err(ApiError::internal)?;
     Ok(Bytes::from(enc.finish().map_err(ApiError::internal)?))
@@ -101,7 +101,7 @@ pub async fn tile(
     let cached = s.tile_cache.lock().ok().and_then(|c| {
         c.get(&key)
             .filter(|t| t.generation == generation && t.built.elapsed() < CACHE_TTL)
-            .map(|t| (t.raw.clone(), t.gz.clone(), t.etag.clone()))
+            .map(|t| (t.raw.clone(), t.gz.clone(), t.etag.clone(), t.empty))
     });
     // a configured archive answers public requests for its layers and zooms
     let from_archive = s.archive.as_ref().filter(|a| {
@@ -116,13 +116,22 @@ pub async fn tile(
     } else {
         "live"
     };
-    let (raw, gz, etag) = match cached {
+    let (raw, gz, etag, empty) = match cached {
         Some(t) if from_archive.is_none() => t,
         _ => {
-            let raw = match from_archive {
-                Some(a) => a.get(z, x, y)?.unwrap_or_default(),
+            let raw = Arc::new(OnceLock::new());
+            let gz = Arc::new(OnceLock::new());
+            let (etag, empty) = match from_archive {
+                // archived tiles are stored gzipped: served as they are, decompressed on demand
+                Some(a) => match a.get_stored(z, x, y)? {
+                    Some((stored, etag)) => {
+                        let _ = gz.set(Bytes::copy_from_slice(stored));
+                        (etag, false)
+                    }
+                    None => (Arc::from(""), true),
+                },
                 None => {
-                    render_with(
+                    let bytes = render_with(
                         s.store.as_ref(),
                         set,
                         (z, x, y),
@@ -130,19 +139,22 @@ pub async fn tile(
                         access,
                         s.config.tile_encoder,
                     )
-                    .await?
+                    .await?;
+                    let etag = crate::tiles::archive::etag_of(&bytes);
+                    let empty = bytes.is_empty();
+                    let _ = raw.set(Bytes::from(bytes));
+                    (etag, empty)
                 }
             };
-            let d = Sha256::digest(&raw);
-            let etag: String = d.iter().take(12).map(|b| format!("{b:02x}")).collect();
             let t = CachedTile {
                 generation,
                 built: std::time::Instant::now(),
-                raw: Bytes::from(raw),
-                gz: Arc::new(OnceLock::new()),
-                etag: etag.into(),
+                raw,
+                gz,
+                empty,
+                etag,
             };
-            let out = (t.raw.clone(), t.gz.clone(), t.etag.clone());
+            let out = (t.raw.clone(), t.gz.clone(), t.etag.clone(), t.empty);
             let limit = s.config.tile_cache_tiles;
             if from_archive.is_none()
                 && limit > 0
@@ -156,7 +168,7 @@ pub async fn tile(
             out
         }
     };
-    if raw.is_empty() {
+    if empty {
         let mut r = StatusCode::NO_CONTENT.into_response();
         r.headers_mut().insert(
             "x-tile-source",
@@ -213,13 +225,24 @@ pub async fn tile(
         match gz.get() {
             Some(b) => b.clone(),
             None => {
-                let b = gzip_of(&raw)?;
+                let plain = raw.get().cloned().unwrap_or_default();
+                // a tile compressed once for the cache is worth a better ratio than one per request
+                let level = if s.config.tile_cache_tiles > 0 { 6 } else { 1 };
+                let b = gzip_of(&plain, level)?;
                 let _ = gz.set(b.clone());
                 b
             }
         }
     } else {
-        raw
+        match raw.get() {
+            Some(b) => b.clone(),
+            None => {
+                let stored = gz.get().cloned().unwrap_or_default();
+                let b = Bytes::from(crate::tiles::archive::gunzip(&stored)?);
+                let _ = raw.set(b.clone());
+                b
+            }
+        }
     };
     let mut r = Response::new(Body::from(body));
     for (k, v) in headers {

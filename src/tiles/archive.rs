@@ -391,6 +391,10 @@ fn write_mbtiles(
 pub struct PmTiles {
     bytes: Vec<u8>,
     root: Vec<(u64, u64, u64, u64)>,
+    /// ETags of tiles already served, by data offset (the archive never changes under us).
+    etags: std::sync::Mutex<std::collections::HashMap<u64, std::sync::Arc<str>>>,
+    /// Leaf directories already read, by offset.
+    leaves: std::sync::Mutex<std::collections::HashMap<u64, std::sync::Arc<Directory>>>,
     leaf_off: u64,
     data_off: u64,
     pub minzoom: u8,
@@ -418,7 +422,23 @@ fn read_varint(b: &[u8], i: &mut usize) -> Result<u64> {
     }
 }
 
-fn gunzip(b: &[u8]) -> Result<Vec<u8>> {
+/// The strong ETag of a tile: the first 12 bytes of the SHA-256 of its uncompressed bytes, in hex.
+#[must_use]
+pub fn etag_of(tile: &[u8]) -> std::sync::Arc<str> {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(tile);
+    d.iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into()
+}
+
+/// Decompress a gzip member (tiles and directories of an archive).
+///
+/// # Errors
+/// Corrupt data.
+pub fn gunzip(b: &[u8]) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(b)
@@ -428,7 +448,10 @@ fn gunzip(b: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// (tile id, offset, length, run length) entries of a gzip-compressed directory.
-fn read_directory(b: &[u8]) -> Result<Vec<(u64, u64, u64, u64)>> {
+/// Directory entries: (tile id, offset, length, run length; 0 = a leaf directory).
+type Directory = Vec<(u64, u64, u64, u64)>;
+
+fn read_directory(b: &[u8]) -> Result<Directory> {
     let d = gunzip(b)?;
     let mut i = 0;
     let n = read_varint(&d, &mut i)? as usize;
@@ -496,6 +519,8 @@ impl PmTiles {
         Ok(PmTiles {
             set: meta["wangge_layers"].as_str().map(str::to_string),
             root,
+            leaves: std::sync::Mutex::new(std::collections::HashMap::new()),
+            etags: std::sync::Mutex::new(std::collections::HashMap::new()),
             leaf_off,
             data_off,
             minzoom,
@@ -509,21 +534,48 @@ impl PmTiles {
     /// # Errors
     /// A corrupt archive.
     pub fn get(&self, z: u8, x: u32, y: u32) -> Result<Option<Vec<u8>>> {
+        self.get_stored(z, x, y)?
+            .map(|(b, _)| gunzip(b))
+            .transpose()
+    }
+
+    /// The tile z/x/y as stored (gzip) with its ETag ([`etag_of`] the decompressed tile, worked
+    /// out once per tile); None when the archive has no such tile.
+    ///
+    /// # Errors
+    /// A corrupt archive.
+    pub fn get_stored(
+        &self,
+        z: u8,
+        x: u32,
+        y: u32,
+    ) -> Result<Option<(&[u8], std::sync::Arc<str>)>> {
         let id = tile_id(z, x, y);
-        let mut dir = self.root.clone();
+        let mut leaf: Option<std::sync::Arc<Directory>> = None;
         for _ in 0..4 {
+            let dir: &Directory = leaf.as_deref().unwrap_or(&self.root);
             let k = dir.partition_point(|e| e.0 <= id);
             if k == 0 {
                 return Ok(None);
             }
             let e = dir[k - 1];
             if e.3 == 0 {
-                let o = (self.leaf_off + e.1) as usize;
-                let b = self
-                    .bytes
-                    .get(o..o + e.2 as usize)
-                    .ok_or_else(|| StoreError::Backend("PMTiles leaf beyond the end".into()))?;
-                dir = read_directory(b)?;
+                let cached = self.leaves.lock().ok().and_then(|m| m.get(&e.1).cloned());
+                let d = match cached {
+                    Some(d) => d,
+                    None => {
+                        let o = (self.leaf_off + e.1) as usize;
+                        let b = self.bytes.get(o..o + e.2 as usize).ok_or_else(|| {
+                            StoreError::Backend("PMTiles leaf beyond the end".into())
+                        })?;
+                        let d = std::sync::Arc::new(read_directory(b)?);
+                        if let Ok(mut m) = self.leaves.lock() {
+                            m.insert(e.1, d.clone());
+                        }
+                        d
+                    }
+                };
+                leaf = Some(d);
                 continue;
             }
             if id >= e.0 + e.3 {
@@ -534,7 +586,18 @@ impl PmTiles {
                 .bytes
                 .get(o..o + e.2 as usize)
                 .ok_or_else(|| StoreError::Backend("PMTiles tile beyond the end".into()))?;
-            return Ok(Some(gunzip(b)?));
+            let known = self.etags.lock().ok().and_then(|m| m.get(&e.1).cloned());
+            let etag = match known {
+                Some(t) => t,
+                None => {
+                    let t = etag_of(&gunzip(b)?);
+                    if let Ok(mut m) = self.etags.lock() {
+                        m.insert(e.1, t.clone());
+                    }
+                    t
+                }
+            };
+            return Ok(Some((b, etag)));
         }
         Err(StoreError::Backend(
             "PMTiles directories nest too deep".into(),

@@ -436,7 +436,9 @@ fn postgis_st_asmvt_tiles_match_in_process() {
     let conf = dir.path().join("wangge.toml");
     std::fs::write(&conf, "tile_encoder = \"database\"\ntile_cache_tiles = 0\n").unwrap();
     let sql = start_with(&db, &["--config", conf.to_str().unwrap()]);
-    let ours = start(&db);
+    let conf2 = dir.path().join("inproc.toml");
+    std::fs::write(&conf2, "tile_encoder = \"in-process\"\n").unwrap();
+    let ours = start_with(&db, &["--config", conf2.to_str().unwrap()]);
     let (_, tj, _) = fetch(&format!("{}/tiles/grids.json", ours.1), &[]);
     let tj: Value = serde_json::from_slice(&tj).unwrap();
     let b: Vec<f64> = tj["bounds"]

@@ -399,3 +399,87 @@ fn sample_city_names_and_codes_stay_unique_for_large_districts() {
     assert_eq!(codes.len(), 320);
     assert!(codes.iter().all(|c| c.len() == 12));
 }
+
+/// `--levels`: Manhattan's four districts as streets → communities of 1,500–6,000 households →
+/// grids of 200–400, from the same atoms. Each level passes the checker against the level above,
+/// so every grid lies in exactly one community and the communities tile the districts.
+#[test]
+fn levels_nest_exactly() {
+    let m = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/manhattan");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("grids.geojson");
+    let lv = dir.path().join("levels");
+    let rep = dir.path().join("report.json");
+    wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&m.join("communities.geojson")),
+        "--buildings",
+        s(&m.join("buildings.geojson")),
+        "--roads",
+        s(&m.join("roads.geojson")),
+        "--levels",
+        "1500-6000:3000",
+        "--levels-out",
+        s(&lv),
+        "--out",
+        s(&out),
+        "--report",
+        s(&rep),
+    ]);
+    let l1 = lv.join("level-1.geojson");
+    let (ok, fig, text) = check_band(
+        &m.join("communities.geojson"),
+        &m.join("buildings.geojson"),
+        Some(&m.join("roads.geojson")),
+        &l1,
+        (1500, 6000),
+        95.0,
+    );
+    assert!(ok, "level 1: {text}");
+    assert!(fig["grids"].as_u64().unwrap() >= 40, "{fig}");
+    let (ok, fig2, text) = check(
+        &l1,
+        &m.join("buildings.geojson"),
+        Some(&m.join("roads.geojson")),
+        &out,
+        95.0,
+    );
+    assert!(ok, "grids within communities: {text}");
+    assert_eq!(fig2["split_buildings"], 0);
+    // the report carries both levels; the codes nest
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(r["levels"].as_array().unwrap().len(), 1);
+    assert_eq!(r["levels"][0]["total"]["grids"], fig["grids"]);
+    let units: serde_json::Value = serde_json::from_slice(&std::fs::read(&l1).unwrap()).unwrap();
+    let grids: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let codes: std::collections::HashSet<&str> = units["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["code"].as_str().unwrap())
+        .collect();
+    for g in grids["features"].as_array().unwrap() {
+        let (code, parent) = (
+            g["properties"]["code"].as_str().unwrap(),
+            g["properties"]["community"].as_str().unwrap(),
+        );
+        assert!(codes.contains(parent), "grid {code}: parent {parent}");
+        assert!(code.starts_with(parent), "grid {code} under {parent}");
+    }
+    // bad levels are refused with a clear message
+    let o = wangge(&[
+        "regrid",
+        "--communities",
+        s(&m.join("communities.geojson")),
+        "--buildings",
+        s(&m.join("buildings.geojson")),
+        "--levels",
+        "6000-1500",
+        "--out",
+        s(&dir.path().join("x.geojson")),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--levels: level 1"));
+    assert!(!dir.path().join("x.geojson").exists());
+}

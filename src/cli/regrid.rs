@@ -94,9 +94,80 @@ pub struct RegridArgs {
     /// comparisons with other partitioners on the same units (scripts/bench-partition).
     #[arg(long, hide = true)]
     pub atoms_out: Option<PathBuf>,
+    /// Upper levels partitioned first, outermost first, comma-separated, each `MIN-MAX[:TARGET]`
+    /// in households (or --weight units). E.g. `--levels 1500-6000:3000` with streets as
+    /// --communities partitions each street into communities of 1,500–6,000 households and those
+    /// into grids of --min..--max, from the same atoms: every level nests in the one above.
+    #[arg(long)]
+    pub levels: Option<String>,
+    /// With --levels: a folder for the upper levels' layers (`level-1.geojson`, …; the fields of
+    /// the grid layer, `community` naming the polygon above).
+    #[arg(long)]
+    pub levels_out: Option<PathBuf>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parse `--levels`: `MIN-MAX[:TARGET],…` (target defaults to the middle of the band).
+///
+/// # Errors
+/// A level that is not two ordered non-negative numbers with a target between them.
+pub fn parse_levels(text: &str) -> Result<Vec<Band>> {
+    let mut out = Vec::new();
+    for (i, part) in text.split(',').enumerate() {
+        let part = part.trim();
+        let bad = || {
+            anyhow::anyhow!(
+                "--levels: level {} {part:?}: expected MIN-MAX or MIN-MAX:TARGET (e.g. 1500-6000:3000)",
+                i + 1
+            )
+        };
+        let (range, target) = match part.split_once(':') {
+            Some((r, t)) => (r, Some(t.trim().parse::<f64>().map_err(|_| bad())?)),
+            None => (part, None),
+        };
+        let (lo, hi) = range.split_once('-').ok_or_else(bad)?;
+        let min: f64 = lo.trim().parse().map_err(|_| bad())?;
+        let max: f64 = hi.trim().parse().map_err(|_| bad())?;
+        let target = target.unwrap_or((min + max) / 2.0);
+        if !(min.is_finite() && max.is_finite() && target.is_finite())
+            || min < 0.0
+            || min > max
+            || target < min
+            || target > max
+        {
+            return Err(bad());
+        }
+        out.push(Band { min, max, target });
+    }
+    Ok(out)
+}
+
+/// Grid polygons in the output CRS.
+fn out_geometries(
+    grids: &[crate::partition::Grid],
+    from_wgs: &Transformer,
+) -> Result<Vec<Polygon>> {
+    let tf_ring = |l: &LineString| -> Result<LineString> {
+        l.0.iter()
+            .map(|c| from_wgs.apply(*c).map_err(anyhow::Error::from))
+            .collect::<Result<Vec<Coord>>>()
+            .map(LineString)
+    };
+    grids
+        .iter()
+        .map(|g| {
+            Ok(Polygon::new(
+                tf_ring(g.geometry.exterior())?,
+                g.geometry
+                    .interiors()
+                    .iter()
+                    .map(tf_ring)
+                    .collect::<Result<_>>()?,
+            ))
+        })
+        .collect()
 }
 
 fn merge(into: &mut LoadNotes, n: LoadNotes) {
@@ -244,6 +315,23 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
         seed: a.seed,
         ..RegridParams::default()
     };
+    params.levels = a
+        .levels
+        .as_deref()
+        .map(parse_levels)
+        .transpose()?
+        .unwrap_or_default();
+    if !params.levels.is_empty() && (rebalance || !old.is_empty()) {
+        bail!(
+            "--levels partitions the given polygons from scratch: it cannot be combined with rebalance, --grids or --lock"
+        );
+    }
+    if a.levels_out.is_some() && params.levels.is_empty() {
+        bail!("--levels-out needs --levels");
+    }
+    if store_mode && !params.levels.is_empty() {
+        bail!("--levels needs --communities (the store's communities are kept as they are)");
+    }
     if let Some(c) = &a.road_classes {
         params.cut_classes = c
             .iter()
@@ -304,27 +392,7 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
     };
     bar.finish_and_clear();
 
-    // output geometries in the output CRS
-    let tf_ring = |l: &LineString| -> Result<LineString> {
-        l.0.iter()
-            .map(|c| from_wgs.apply(*c).map_err(anyhow::Error::from))
-            .collect::<Result<Vec<Coord>>>()
-            .map(LineString)
-    };
-    let geoms: Vec<Polygon> = result
-        .grids
-        .iter()
-        .map(|g| {
-            Ok(Polygon::new(
-                tf_ring(g.geometry.exterior())?,
-                g.geometry
-                    .interiors()
-                    .iter()
-                    .map(tf_ring)
-                    .collect::<Result<_>>()?,
-            ))
-        })
-        .collect::<Result<_>>()?;
+    let geoms = out_geometries(&result.grids, &from_wgs)?;
     let mut fc = grids_geojson(&result.grids, &geoms, weight.is_some());
     if out_crs != Crs::Wgs84 {
         fc["crs"] = json!({ "type": "name", "properties": { "name": out_crs.to_string() } });
@@ -358,6 +426,10 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
             "repaired": notes.repaired,
             "skipped": notes.skipped,
         },
+        "levels": result.levels.iter().enumerate().map(|(i, l)| json!({
+            "level": i + 1, "min": l.band.min, "max": l.band.max, "target": l.band.target,
+            "total": l.total,
+        })).collect::<Vec<_>>(),
         "locked": locked_list,
         "changes": changes,
         "total": result.total,
@@ -370,6 +442,22 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
     } else {
         None
     };
+    let mut level_layers = Vec::new();
+    for l in &result.levels {
+        let geoms = out_geometries(&l.grids, &from_wgs)?;
+        level_layers.push(serde_json::to_vec(&grids_geojson(
+            &l.grids,
+            &geoms,
+            weight.is_some(),
+        ))?);
+    }
+    if let Some(dir) = &a.levels_out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
+        for (i, bytes) in level_layers.iter().enumerate() {
+            write_atomic(&dir.join(format!("level-{}.geojson", i + 1)), bytes)?;
+        }
+    }
     if let Some(out) = &a.out {
         write_atomic(out, &grids_bytes)?;
     }

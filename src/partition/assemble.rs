@@ -35,6 +35,18 @@ pub fn assemble(
     n_grids: usize,
     given: usize,
 ) -> Result<Vec<GridPolygon>, AssembleError> {
+    let edges = boundary_edges(t, grid_of_atom, n_grids);
+    let drop = super::straighten::straighten(t, &edges);
+    assemble_edges(t, &edges, given, &drop)
+}
+
+/// Directed boundary edges per grid (from, to, face for positions), the grid on their left.
+#[must_use]
+pub fn boundary_edges(
+    t: &Tessellation,
+    grid_of_atom: &[u32],
+    n_grids: usize,
+) -> Vec<Vec<(Pt, Pt, usize)>> {
     let nf = t.faces.len();
     let gl = |l: u32| {
         if l == NONE {
@@ -73,8 +85,21 @@ pub fn assemble(
             |_, _, _| {},
         );
     }
-    let drop = super::straighten::straighten(t, &edges);
-    let mut out = Vec::with_capacity(n_grids);
+    edges
+}
+
+/// Grid polygons from [`boundary_edges`], leaving out the points in `drop` (from
+/// [`super::straighten::straighten`] of these edges or of a finer nested level's).
+///
+/// # Errors
+/// When a grid is empty or falls apart into several shells.
+pub fn assemble_edges(
+    t: &Tessellation,
+    edges: &[Vec<(Pt, Pt, usize)>],
+    given: usize,
+    drop: &HashSet<Pt>,
+) -> Result<Vec<GridPolygon>, AssembleError> {
+    let mut out = Vec::with_capacity(edges.len());
     for (gi, es) in edges.iter().enumerate() {
         if gi < given {
             // the caller has this grid's polygon already (a kept grid)
@@ -87,7 +112,7 @@ pub fn assemble(
         if es.is_empty() {
             return Err(AssembleError::Empty { grid: gi });
         }
-        let rings = chain(t, es, &drop);
+        let rings = chain(t, es, drop);
         if std::env::var_os("WANGGE_DEBUG").is_some()
             && rings.iter().filter(|r| signed_area(r) > 0.0).count() != 1
         {

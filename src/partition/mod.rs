@@ -52,6 +52,10 @@ pub struct RegridParams {
     pub cut_classes: Vec<String>,
     pub tessellation: TessellationSettings,
     pub objective: Objective,
+    /// Upper levels, outermost first (e.g. street → communities of 1,500–6,000): each community is
+    /// partitioned into units of the first band, those into the next, and the last into grids of
+    /// `band` — all from the same atoms, so every level nests exactly in the one above.
+    pub levels: Vec<Band>,
 }
 
 impl Default for RegridParams {
@@ -71,8 +75,17 @@ impl Default for RegridParams {
             objective: Objective::default(),
             fixed: Vec::new(),
             collect_atoms: false,
+            levels: Vec::new(),
         }
     }
+}
+
+/// One upper level of a nested run: its polygons (`community` names the polygon above) and figures.
+#[derive(Debug, Clone)]
+pub struct Level {
+    pub band: Band,
+    pub grids: Vec<Grid>,
+    pub total: Figures,
 }
 
 /// A grid kept exactly as given.
@@ -152,6 +165,8 @@ pub struct RegridResult {
     pub outside_buildings: usize,
     /// The atoms, when asked for (`RegridParams::collect_atoms`), for comparisons on the same units.
     pub atoms: Vec<AtomOut>,
+    /// The upper levels of a nested run, outermost first (empty without `RegridParams::levels`).
+    pub levels: Vec<Level>,
 }
 
 /// One atom as a polygon (for benchmarks that run other partitioners on the same atoms).
@@ -301,7 +316,7 @@ pub fn regrid(
     // largest communities first, one task each, so two cores finish together
     let mut order: Vec<usize> = (0..communities.len()).collect();
     order.sort_by_key(|&ci| (std::cmp::Reverse(per_comm[ci].len()), ci));
-    type Outcome = Result<(Vec<Grid>, CommunityReport, Vec<AtomOut>), RegridError>;
+    type Outcome = Result<CommunityOutcome, RegridError>;
     let mut done: Vec<(usize, Outcome)> = order
         .par_iter()
         .with_max_len(1)
@@ -324,12 +339,27 @@ pub fn regrid(
     let mut grids = Vec::new();
     let mut reports = Vec::new();
     let mut atoms = Vec::new();
+    let mut upper: Vec<Upper> = vec![(Vec::new(), Vec::new(), 0.0, 0.0); params.levels.len()];
     for r in results {
-        let (g, rep, at) = r?;
+        let (g, rep, at, up) = r?;
         grids.extend(g);
         reports.push(rep);
         atoms.extend(at);
+        for (acc, u) in upper.iter_mut().zip(up) {
+            acc.0.extend(u.0);
+            acc.2 += u.2;
+            acc.3 += u.3;
+        }
     }
+    let levels: Vec<Level> = upper
+        .into_iter()
+        .zip(&params.levels)
+        .map(|((g, _, len, road), b)| Level {
+            band: *b,
+            total: metrics::community_figures(&g, *b, has_roads, len, road, 0.0),
+            grids: g,
+        })
+        .collect();
     let mut assignment = Vec::new();
     for (gi, g) in grids.iter().enumerate() {
         for &b in &g.buildings {
@@ -340,6 +370,7 @@ pub fn regrid(
     let total = metrics::total_figures(&grids, &reports, band, has_roads);
     Ok(RegridResult {
         atoms,
+        levels,
         grids,
         assignment,
         communities: reports,
@@ -357,7 +388,7 @@ fn regrid_community(
     seg_tree: &RTree<Boxed>,
     has_roads: bool,
     params: &RegridParams,
-) -> Result<(Vec<Grid>, CommunityReport, Vec<AtomOut>), RegridError> {
+) -> Result<CommunityOutcome, RegridError> {
     let t0 = std::time::Instant::now();
     let band = params.band;
     let err = |m: String| RegridError::Community {
@@ -376,6 +407,9 @@ fn regrid_community(
     let mut internal_len = 0.0;
     let mut internal_road = 0.0;
     let mut atoms_out: Vec<AtomOut> = Vec::new();
+    // upper levels: (grids, parent index in the level above, internal length, near roads)
+    let mut upper: Vec<Upper> = vec![(Vec::new(), Vec::new(), 0.0, 0.0); params.levels.len()];
+    let mut final_parent: Vec<usize> = Vec::new();
     let fixed_here: Vec<&FixedGrid> = params
         .fixed
         .iter()
@@ -514,77 +548,126 @@ fn regrid_community(
                 }
             }
         }
-        let sol = solve::partition(&graph, band, params.seed, params.objective);
-        let polys = assemble::assemble(&tess, &sol.grid_of, sol.n_grids, fixed_part.len())
-            .map_err(|e| err(e.to_string()))?;
-        // per grid figures
-        let mut hh = vec![0u64; sol.n_grids];
-        let mut wt = vec![0.0; sol.n_grids];
-        let mut blds: Vec<Vec<usize>> = vec![Vec::new(); sol.n_grids];
-        for (a, atom) in graph.atoms.iter().enumerate() {
-            let g = sol.grid_of[a] as usize;
-            hh[g] += atom.households;
-            wt[g] += atom.weight;
-            blds[g].extend(atom.buildings.iter().map(|&b| b as usize));
-            for e in graph.nbrs(a) {
-                if sol.grid_of[e.nbr as usize] as usize != g && (e.nbr as usize) > a {
-                    internal_len += e.len;
-                    internal_road += e.road;
-                }
-            }
+        if params.levels.is_empty() {
+            let sol = solve::partition(&graph, band, params.seed, params.objective);
+            let polys = assemble::assemble(&tess, &sol.grid_of, sol.n_grids, fixed_part.len())
+                .map_err(|e| err(e.to_string()))?;
+            let (len, road) = collect_grids(
+                &graph,
+                &sol,
+                polys,
+                band,
+                &fixed_part,
+                c,
+                &frame,
+                &mut grids,
+                &mut notes,
+            );
+            internal_len += len;
+            internal_road += road;
+            continue;
         }
-        for (g, poly) in polys.into_iter().enumerate() {
-            let kept = g < fixed_part.len();
-            let (area, perim) = if kept {
-                metrics::area_perimeter(&project_poly(&frame, &fixed_part[g].polygon))
-            } else {
-                metrics::area_perimeter(&poly.metres)
-            };
-            let mut b = std::mem::take(&mut blds[g]);
-            b.sort_unstable();
-            let oversize = sol.oversize[g] && b.len() == 1;
-            if kept && !band.contains(wt[g]) {
-                notes.push(format!(
-                    "locked grid {} holds {:.0}: outside the band, kept as locked",
-                    fixed_part[g].code, wt[g]
-                ));
-            } else if !band.contains(wt[g]) && !oversize {
-                notes.push(metrics::explain(&graph, &sol, g, band, wt[g]));
+        // nested levels on the same atoms: each level partitions every polygon of the one above
+        let chain: Vec<Band> = params
+            .levels
+            .iter()
+            .copied()
+            .chain(std::iter::once(band))
+            .collect();
+        let mut parent = vec![0u32; graph.len()];
+        let mut n_parent = 1usize;
+        // per level: band, solution, parent (index among this part's polygons of the level above)
+        let mut solved: Vec<(Band, solve::Solution, Vec<usize>)> = Vec::new();
+        for b in &chain {
+            let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_parent];
+            for (a, &p) in parent.iter().enumerate() {
+                members[p as usize].push(a);
             }
-            grids.push(Grid {
-                code: if kept {
-                    fixed_part[g].code.clone()
-                } else {
-                    String::new()
-                },
-                name: if kept {
-                    fixed_part[g].name.clone()
-                } else {
-                    None
-                },
-                kept,
-                community: c.code.clone(),
-                street: c.street.clone(),
-                households: hh[g],
-                weight: wt[g],
-                buildings: b,
-                area_m2: area,
-                perimeter_m: perim,
-                polsby_popper: if perim > 0.0 {
-                    4.0 * std::f64::consts::PI * area / (perim * perim)
-                } else {
-                    0.0
-                },
+            let mut label = vec![0u32; graph.len()];
+            let mut oversize: Vec<bool> = Vec::new();
+            let mut parent_of: Vec<usize> = Vec::new();
+            for (p, m) in members.iter().enumerate() {
+                if m.is_empty() {
+                    continue;
+                }
+                let sub = subgraph(&graph, m, &parent, p as u32);
+                let s = solve::partition(&sub, *b, params.seed, params.objective);
+                let base = oversize.len() as u32;
+                for (k, &a) in m.iter().enumerate() {
+                    label[a] = base + s.grid_of[k];
+                }
+                let mut ov = s.oversize;
+                ov.resize(s.n_grids, false);
+                oversize.extend(ov);
+                parent_of.extend(std::iter::repeat_n(p, s.n_grids));
+            }
+            let sol = solve::Solution {
+                n_grids: oversize.len(),
+                grid_of: label,
                 oversize,
-                geometry: if kept {
-                    fixed_part[g].polygon.clone()
-                } else {
-                    poly.wgs84
-                },
-            });
+            };
+            parent.clone_from(&sol.grid_of);
+            n_parent = sol.n_grids;
+            solved.push((*b, sol, parent_of));
+        }
+        // boundaries straightened once, on the finest level, and the same points left out of every
+        // level, so that each level's polygons are exactly unions of the ones below
+        let finest = solved.last().map(|(_, s, _)| s);
+        let drop = finest.map_or_else(Default::default, |s| {
+            straighten::straighten(
+                &tess,
+                &assemble::boundary_edges(&tess, &s.grid_of, s.n_grids),
+            )
+        });
+        let mut prev_base = 0usize;
+        let n_levels = solved.len();
+        for (l, (b, sol, parent_of)) in solved.into_iter().enumerate() {
+            let edges = assemble::boundary_edges(&tess, &sol.grid_of, sol.n_grids);
+            let polys = assemble::assemble_edges(&tess, &edges, 0, &drop)
+                .map_err(|e| err(format!("level {}: {e}", l + 1)))?;
+            let last = l + 1 == n_levels;
+            let (out, out_parent) = if last {
+                (&mut grids, &mut final_parent)
+            } else {
+                let u = &mut upper[l];
+                (&mut u.0, &mut u.1)
+            };
+            let my_base = out.len();
+            let mut level_notes = Vec::new();
+            let (len, road) = collect_grids(
+                &graph,
+                &sol,
+                polys,
+                b,
+                &[],
+                c,
+                &frame,
+                out,
+                &mut level_notes,
+            );
+            out_parent.extend(parent_of.into_iter().map(|p| prev_base + p));
+            if last {
+                internal_len += len;
+                internal_road += road;
+                notes.extend(level_notes);
+            } else {
+                upper[l].2 += len;
+                upper[l].3 += road;
+                notes.extend(
+                    level_notes
+                        .into_iter()
+                        .map(|n| format!("level {}: {n}", l + 1)),
+                );
+            }
+            prev_base = my_base;
         }
     }
-    number_grids(&mut grids, c, &frame);
+    if params.levels.is_empty() {
+        number_grids(&mut grids, c, &frame);
+        grids.sort_by(|a, b| a.code.cmp(&b.code));
+    } else {
+        number_levels(c, &frame, &mut upper, &mut grids, &final_parent);
+    }
     let figures = metrics::community_figures(
         &grids,
         band,
@@ -604,6 +687,7 @@ fn regrid_community(
             notes,
         },
         atoms_out,
+        upper,
     ))
 }
 
@@ -656,5 +740,181 @@ fn number_grids(grids: &mut [Grid], c: &Community, frame: &LocalFrame) {
         g.code = grid_code(&c.code, n).to_string();
         g.name = c.name.as_deref().map(|nm| grid_name(nm, n));
     }
+}
+
+/// An upper level of one community: grids, parent index in the level above, internal boundary
+/// length and its part near roads.
+type Upper = (Vec<Grid>, Vec<usize>, f64, f64);
+
+/// What one community gives: its grids, report, atoms (when asked) and upper levels.
+type CommunityOutcome = (Vec<Grid>, CommunityReport, Vec<AtomOut>, Vec<Upper>);
+
+/// Codes for nested levels: units of the first level are numbered in the community, each lower
+/// level's polygons within their parent (`parent` indexes the level above); each level sorted.
+fn number_levels(
+    c: &Community,
+    frame: &LocalFrame,
+    upper: &mut [Upper],
+    grids: &mut Vec<Grid>,
+    final_parent: &[usize],
+) {
+    let n_upper = upper.len();
+    for l in 0..=n_upper {
+        let (above, rest) = upper.split_at_mut(l);
+        let (level, parents): (&mut Vec<Grid>, &[usize]) = if l == n_upper {
+            (grids, final_parent)
+        } else {
+            let (g, p, _, _) = &mut rest[0];
+            (g, p.as_slice())
+        };
+        if l == 0 {
+            number_grids(level, c, frame);
+        } else {
+            let up = &above[l - 1].0;
+            let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+            for (i, &p) in parents.iter().enumerate() {
+                groups.entry(p).or_default().push(i);
+            }
+            for (p, idx) in groups {
+                let Some(pg) = up.get(p) else { continue };
+                let unit = Community {
+                    code: pg.code.clone(),
+                    name: None,
+                    street: Some(c.code.clone()),
+                    geometry: MultiPolygon(vec![pg.geometry.clone()]),
+                };
+                let mut mine: Vec<Grid> = idx.iter().map(|&i| level[i].clone()).collect();
+                number_grids(&mut mine, &unit, frame);
+                for (k, g) in idx.iter().zip(mine) {
+                    level[*k] = Grid {
+                        community: unit.code.clone(),
+                        street: Some(c.code.clone()),
+                        ..g
+                    };
+                }
+            }
+        }
+    }
+    for (g, _, _, _) in upper.iter_mut() {
+        g.sort_by(|a, b| a.code.cmp(&b.code));
+    }
     grids.sort_by(|a, b| a.code.cmp(&b.code));
+}
+
+/// The atoms labelled `p` as a graph of their own; edges to other labels count as outer boundary.
+fn subgraph(
+    g: &tessellation::AtomGraph,
+    members: &[usize],
+    label: &[u32],
+    p: u32,
+) -> tessellation::AtomGraph {
+    let mut idx = vec![u32::MAX; g.len()];
+    for (k, &a) in members.iter().enumerate() {
+        idx[a] = k as u32;
+    }
+    let mut atoms = Vec::with_capacity(members.len());
+    let mut start = Vec::with_capacity(members.len() + 1);
+    let mut adj = Vec::new();
+    for &a in members {
+        start.push(adj.len());
+        let mut at = g.atoms[a].clone();
+        for e in g.nbrs(a) {
+            if label[e.nbr as usize] == p {
+                adj.push(tessellation::Adj {
+                    nbr: idx[e.nbr as usize],
+                    ..*e
+                });
+            } else {
+                at.outer += e.len;
+            }
+        }
+        atoms.push(at);
+    }
+    start.push(adj.len());
+    tessellation::AtomGraph { atoms, start, adj }
+}
+
+/// Grid records of one solved part: households, weights, buildings and figures per grid,
+/// explanations of misses into `notes`. Returns the internal boundary length and its part near roads.
+#[allow(clippy::too_many_arguments)]
+fn collect_grids(
+    graph: &tessellation::AtomGraph,
+    sol: &solve::Solution,
+    polys: Vec<assemble::GridPolygon>,
+    band: Band,
+    fixed_part: &[&FixedGrid],
+    c: &Community,
+    frame: &LocalFrame,
+    grids: &mut Vec<Grid>,
+    notes: &mut Vec<String>,
+) -> (f64, f64) {
+    let mut internal_len = 0.0;
+    let mut internal_road = 0.0;
+    // per grid figures
+    let mut hh = vec![0u64; sol.n_grids];
+    let mut wt = vec![0.0; sol.n_grids];
+    let mut blds: Vec<Vec<usize>> = vec![Vec::new(); sol.n_grids];
+    for (a, atom) in graph.atoms.iter().enumerate() {
+        let g = sol.grid_of[a] as usize;
+        hh[g] += atom.households;
+        wt[g] += atom.weight;
+        blds[g].extend(atom.buildings.iter().map(|&b| b as usize));
+        for e in graph.nbrs(a) {
+            if sol.grid_of[e.nbr as usize] as usize != g && (e.nbr as usize) > a {
+                internal_len += e.len;
+                internal_road += e.road;
+            }
+        }
+    }
+    for (g, poly) in polys.into_iter().enumerate() {
+        let kept = g < fixed_part.len();
+        let (area, perim) = if kept {
+            metrics::area_perimeter(&project_poly(frame, &fixed_part[g].polygon))
+        } else {
+            metrics::area_perimeter(&poly.metres)
+        };
+        let mut b = std::mem::take(&mut blds[g]);
+        b.sort_unstable();
+        let oversize = sol.oversize[g] && b.len() == 1;
+        if kept && !band.contains(wt[g]) {
+            notes.push(format!(
+                "locked grid {} holds {:.0}: outside the band, kept as locked",
+                fixed_part[g].code, wt[g]
+            ));
+        } else if !band.contains(wt[g]) && !oversize {
+            notes.push(metrics::explain(graph, sol, g, band, wt[g]));
+        }
+        grids.push(Grid {
+            code: if kept {
+                fixed_part[g].code.clone()
+            } else {
+                String::new()
+            },
+            name: if kept {
+                fixed_part[g].name.clone()
+            } else {
+                None
+            },
+            kept,
+            community: c.code.clone(),
+            street: c.street.clone(),
+            households: hh[g],
+            weight: wt[g],
+            buildings: b,
+            area_m2: area,
+            perimeter_m: perim,
+            polsby_popper: if perim > 0.0 {
+                4.0 * std::f64::consts::PI * area / (perim * perim)
+            } else {
+                0.0
+            },
+            oversize,
+            geometry: if kept {
+                fixed_part[g].polygon.clone()
+            } else {
+                poly.wgs84
+            },
+        });
+    }
+    (internal_len, internal_road)
 }

@@ -48,12 +48,31 @@ pub fn wangge_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Run the independent checker; returns (ok, its last line parsed as JSON).
+/// Run the independent checker with the band 200–400; returns (ok, its last line parsed as JSON).
 pub fn check(
     communities: &Path,
     buildings: &Path,
     roads: Option<&Path>,
     grids: &Path,
+    min_in_band: f64,
+) -> (bool, serde_json::Value, String) {
+    check_band(
+        communities,
+        buildings,
+        roads,
+        grids,
+        (200, 400),
+        min_in_band,
+    )
+}
+
+/// Run the independent checker with a band (min, max).
+pub fn check_band(
+    communities: &Path,
+    buildings: &Path,
+    roads: Option<&Path>,
+    grids: &Path,
+    (min, max): (u32, u32),
     min_in_band: f64,
 ) -> (bool, serde_json::Value, String) {
     let mut c = Command::new(python());
@@ -66,9 +85,9 @@ pub fn check(
         .arg(grids)
         .args([
             "--min",
-            "200",
+            &min.to_string(),
             "--max",
-            "400",
+            &max.to_string(),
             "--min-in-band",
             &min_in_band.to_string(),
         ]);

@@ -924,6 +924,84 @@ fn sql_value(v: ValueRef<'_>) -> Value {
     }
 }
 
+/// SQL for one property of a layer (names from `prop_names`).
+fn prop_sql(layer: Layer, name: &str) -> Option<String> {
+    if !prop_names(layer).contains(&name) {
+        return None;
+    }
+    Some(match (layer, name) {
+        (Layer::Grids, "plan") => "t.plan_id".into(),
+        (Layer::Grids, "worker_name") => {
+            "(SELECT name FROM grid_workers w WHERE w.grid_code = t.code)".into()
+        }
+        (Layer::Grids, "worker_phone") => {
+            "(SELECT phone FROM grid_workers w WHERE w.grid_code = t.code)".into()
+        }
+        (l, p) => format!("t.{}", column_of(l, p)),
+    })
+}
+
+/// Features for a vector tile: R-tree candidates only, the listed properties only.
+fn tile_features_in(
+    c: &Connection,
+    layer: Layer,
+    bbox: [f64; 4],
+    plan: Option<i64>,
+    fields: &[String],
+) -> Result<Vec<Feature>> {
+    let (table, _, _) = layer_sql(layer);
+    let names: Vec<&String> = fields
+        .iter()
+        .filter(|f| prop_sql(layer, f).is_some())
+        .collect();
+    let cols: String = names
+        .iter()
+        .filter_map(|f| prop_sql(layer, f))
+        .map(|e| format!(", {e}"))
+        .collect();
+    let mut sql = format!(
+        "SELECT t.geom{cols} FROM {table} t JOIN rtree_{table}_geom r ON r.id = t.fid \
+         WHERE r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?"
+    );
+    let mut args: Vec<rusqlite::types::Value> = [bbox[0], bbox[2], bbox[1], bbox[3]]
+        .into_iter()
+        .map(rusqlite::types::Value::Real)
+        .collect();
+    if layer == Layer::Grids {
+        if let Some(p) = plan {
+            sql.push_str(" AND t.plan_id = ?");
+            args.push(rusqlite::types::Value::Integer(p));
+        } else {
+            let at = ts_text(now());
+            sql.push_str(" AND t.valid_from IS NOT NULL AND t.valid_from <= ? AND (t.valid_to IS NULL OR t.valid_to > ?)");
+            args.push(rusqlite::types::Value::Text(at.clone()));
+            args.push(rusqlite::types::Value::Text(at));
+        }
+    }
+    sql.push_str(" ORDER BY t.fid");
+    let mut s = c.prepare_cached(&sql).map_err(be)?;
+    let mut rows = s.query(params_from_iter(args)).map_err(be)?;
+    let mut feats = Vec::new();
+    while let Some(r) = rows.next().map_err(be)? {
+        let geometry = match r.get_ref(0).map_err(be)? {
+            ValueRef::Blob(b) => {
+                Some(from_gpkg(b).map_err(|e| StoreError::Backend(e.to_string()))?)
+            }
+            _ => None,
+        };
+        let mut props = Map::new();
+        for (i, n) in names.iter().enumerate() {
+            props.insert((*n).clone(), sql_value(r.get_ref(1 + i).map_err(be)?));
+        }
+        feats.push(Feature {
+            id: String::new(),
+            geometry,
+            properties: props,
+        });
+    }
+    Ok(feats)
+}
+
 fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage> {
     let (table, cols, _) = layer_sql(layer);
     let mut sql = format!("SELECT t.fid, t.geom, {cols} FROM {table} t");
@@ -1505,6 +1583,18 @@ impl Store for GpkgStore {
                 .map_err(be)
         })
         .await
+    }
+
+    async fn tile_features(
+        &self,
+        layer: Layer,
+        bbox: [f64; 4],
+        plan: Option<i64>,
+        fields: &[&str],
+    ) -> Result<Option<Vec<Feature>>> {
+        let fields: Vec<String> = fields.iter().map(|f| (*f).to_string()).collect();
+        self.read(move |c| tile_features_in(c, layer, bbox, plan, &fields).map(Some))
+            .await
     }
 
     async fn features(&self, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage> {

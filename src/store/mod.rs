@@ -359,6 +359,20 @@ pub trait Store: Send + Sync {
     /// Features of a layer (bbox, time, equality filters, paging).
     async fn features(&self, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage>;
 
+    /// The features a vector tile of `layer` needs, read lean: those whose index box meets
+    /// `bbox` (no exact test — the tile clipper drops the rest), with only `fields` as properties,
+    /// in feature id order; grids of `plan`, or those in force now. `None` when the store has no
+    /// such path (the caller then uses [`Store::features`]).
+    async fn tile_features(
+        &self,
+        _layer: Layer,
+        _bbox: [f64; 4],
+        _plan: Option<i64>,
+        _fields: &[&str],
+    ) -> Result<Option<Vec<Feature>>> {
+        Ok(None)
+    }
+
     /// One Mapbox Vector Tile layer (extent 4096, buffer 64, clipped) rendered by the database
     /// itself — PostGIS `ST_AsMVT` — with the listed attributes, of the features a tile query of
     /// [`Store::features`] would select (grids: `plan`, or those in force now). `None` when the

@@ -152,12 +152,17 @@ async fn vector_layer(
     plan: Option<i64>,
     a: Access,
 ) -> Result<TileLayer, StoreError> {
+    let bbox = buffered_bounds(z, x, y);
+    let plan = if l == Layer::Grids { plan } else { None };
+    if let Some(feats) = store.tile_features(l, bbox, plan, keep(l, a)).await? {
+        return Ok(encode_layer(l, feats.iter(), z, x, y, a));
+    }
     let page = store
         .features(
             l,
             &FeatureQuery {
-                bbox: Some(buffered_bounds(z, x, y)),
-                plan: if l == Layer::Grids { plan } else { None },
+                bbox: Some(bbox),
+                plan,
                 ..FeatureQuery::default()
             },
         )
@@ -420,15 +425,15 @@ pub async fn render_with(
     a: Access,
     encoder: Encoder,
 ) -> Result<Vec<u8>, StoreError> {
+    // a tile is a sequence of layer fields: layers encoded one by one concatenate, in order
     let mut out = Vec::new();
-    let mut layers = Vec::new();
     for s in expand(set, a) {
         if z < s.minzoom() {
             continue;
         }
         let Some(layer) = layer_of(s) else {
             if s == TileSet::Heat {
-                layers.push(heat_layer(store, z, x, y).await?);
+                out.extend_from_slice(&mvt::encode_tile(&[heat_layer(store, z, x, y).await?]));
             }
             continue;
         };
@@ -438,15 +443,12 @@ pub async fn render_with(
                 .mvt_layer(layer, (z, x, y), plan, keep(layer, a))
                 .await?
             {
-                // a tile is a sequence of layer fields: encoded layers concatenate
                 out.extend_from_slice(&b);
                 continue;
             }
         }
-        layers.push(vector_layer(store, layer, z, x, y, plan, a).await?);
-    }
-    if !layers.is_empty() {
-        out.extend_from_slice(&mvt::encode_tile(&layers));
+        let l = vector_layer(store, layer, z, x, y, plan, a).await?;
+        out.extend_from_slice(&mvt::encode_tile(&[l]));
     }
     Ok(out)
 }

@@ -48,10 +48,9 @@ pub struct Config {
     pub archive: Option<String>,
     /// Tiles kept in the in-memory tile cache (0 turns the cache off).
     pub tile_cache_tiles: usize,
-    /// Who encodes live vector tiles: `"database"` (default: PostGIS `ST_AsMVT`, measured faster
-    /// than feeding our encoder from PostGIS by scripts/bench-tiles; the GeoPackage store has no
-    /// database encoder and always encodes in process) or `"in-process"` (this crate's encoder fed
-    /// by a bbox query of the store).
+    /// Who encodes live vector tiles: `"in-process"` (default: this crate's encoder fed by a lean
+    /// bbox read of the store — measured fastest on both stores by scripts/bench-tiles) or
+    /// `"database"` (PostGIS `ST_AsMVT`; the GeoPackage store has none and encodes in process).
     pub tile_encoder: crate::tiles::Encoder,
 }
 
@@ -68,7 +67,7 @@ impl Default for Config {
             cache_control: "public, max-age=60".into(),
             archive: None,
             tile_cache_tiles: tiles::CACHE_TILES,
-            tile_encoder: crate::tiles::Encoder::Database,
+            tile_encoder: crate::tiles::Encoder::InProcess,
         }
     }
 }

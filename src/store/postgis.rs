@@ -1199,6 +1199,64 @@ impl Store for PostgisStore {
             }))
     }
 
+    async fn tile_features(
+        &self,
+        layer: Layer,
+        bbox: [f64; 4],
+        plan: Option<i64>,
+        fields: &[&str],
+    ) -> Result<Option<Vec<Feature>>> {
+        let (table, props) = layer_sql(layer);
+        let chosen: Vec<&(&str, String)> = fields
+            .iter()
+            .filter_map(|f| props.iter().find(|(n, _)| n == f))
+            .collect();
+        let exprs: Vec<&str> = chosen.iter().map(|(_, e)| e.as_str()).collect();
+        let cond = match (layer, plan) {
+            (Layer::Grids, Some(_)) => " AND t.plan_id = $5",
+            (Layer::Grids, None) => {
+                " AND t.valid_from IS NOT NULL AND t.valid_from <= $5 AND (t.valid_to IS NULL OR t.valid_to > $5)"
+            }
+            _ => "",
+        };
+        let sql = format!(
+            "SELECT ST_AsBinary(t.geom), jsonb_build_array({}) FROM {table} t \
+             WHERE t.geom && ST_MakeEnvelope($1, $2, $3, $4, 4326){cond} ORDER BY t.fid",
+            exprs.join(", ")
+        );
+        let client = self.client().await?;
+        let st = client.prepare_cached(&sql).await.map_err(|e| pe(&e))?;
+        let (a, b, c, d) = (bbox[0], bbox[1], bbox[2], bbox[3]);
+        let rows = match (layer, plan) {
+            (Layer::Grids, Some(p)) => client.query(&st, &[&a, &b, &c, &d, &p]).await,
+            (Layer::Grids, None) => client.query(&st, &[&a, &b, &c, &d, &dt(now())]).await,
+            _ => client.query(&st, &[&a, &b, &c, &d]).await,
+        }
+        .map_err(|e| pe(&e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let geometry = r
+                .get::<_, Option<&[u8]>>(0)
+                .map(|b| from_wkb(b).map_err(|e| StoreError::Backend(e.to_string())))
+                .transpose()?;
+            let vals = match r.get::<_, Value>(1) {
+                Value::Array(v) => v,
+                _ => Vec::new(),
+            };
+            let properties: Map<String, Value> = chosen
+                .iter()
+                .zip(vals)
+                .map(|((n, _), v)| ((*n).to_string(), v))
+                .collect();
+            out.push(Feature {
+                id: String::new(),
+                geometry,
+                properties,
+            });
+        }
+        Ok(Some(out))
+    }
+
     async fn mvt_layer(
         &self,
         layer: Layer,

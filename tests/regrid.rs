@@ -483,3 +483,62 @@ fn levels_nest_exactly() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--levels: level 1"));
     assert!(!dir.path().join("x.geojson").exists());
 }
+
+/// `--levels` with two upper levels on a generated district: communities → units of 1,200–2,400 →
+/// units of 400–1,200 → grids; each level checked against the one above, and the same bytes twice.
+#[test]
+fn two_upper_levels_on_a_generated_district() {
+    let dir = tempfile::tempdir().unwrap();
+    let city = dir.path().join("city");
+    sample(&city, 3, 8);
+    let run = |tag: &str| {
+        let out = dir.path().join(format!("{tag}-grids.geojson"));
+        let lv = dir.path().join(format!("{tag}-levels"));
+        wangge_ok(&[
+            "regrid",
+            "--communities",
+            s(&city.join("communities.geojson")),
+            "--buildings",
+            s(&city.join("buildings.geojson")),
+            "--roads",
+            s(&city.join("roads.geojson")),
+            "--levels",
+            "1200-2400:1800,400-1200:800",
+            "--levels-out",
+            s(&lv),
+            "--out",
+            s(&out),
+        ]);
+        (out, lv)
+    };
+    let (out, lv) = run("a");
+    let b = city.join("buildings.geojson");
+    let r = city.join("roads.geojson");
+    let layers = [
+        (
+            city.join("communities.geojson"),
+            lv.join("level-1.geojson"),
+            (1200, 2400),
+        ),
+        (
+            lv.join("level-1.geojson"),
+            lv.join("level-2.geojson"),
+            (400, 1200),
+        ),
+        (lv.join("level-2.geojson"), out.clone(), (200, 400)),
+    ];
+    for (above, below, band) in &layers {
+        let (ok, fig, text) = check_band(above, &b, Some(&r), below, *band, 90.0);
+        assert!(ok, "{} in {}: {text}", below.display(), above.display());
+        assert_eq!(fig["split_buildings"], 0);
+    }
+    let (out2, lv2) = run("b");
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
+    for f in ["level-1.geojson", "level-2.geojson"] {
+        assert_eq!(
+            std::fs::read(lv.join(f)).unwrap(),
+            std::fs::read(lv2.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}

@@ -95,6 +95,9 @@ fn choose_k(w: f64, band: &Band) -> usize {
     }
 }
 
+/// Building-less land between locked grids below this area (m²) is a sliver, not a grid.
+const SLIVER_M2: f64 = 100.0;
+
 /// Partition the atom graph.
 #[must_use]
 pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Solution {
@@ -174,6 +177,21 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
                 }
                 continue;
             }
+            // a sliver left between locked grids (their given polygons need not meet exactly)
+            // stays with a locked neighbour: it keeps its polygon, so the sliver stays the gap
+            // it already was
+            let area: f64 = comp.iter().map(|&a| g.atoms[a as usize].area).sum();
+            let locked_host = comp
+                .iter()
+                .flat_map(|&a| g.nbrs(a as usize))
+                .map(|e| grid_of[e.nbr as usize])
+                .find(|&x| x != u32::MAX && (x as usize) < n_locked);
+            if let (Some(h), true) = (locked_host, area < SLIVER_M2) {
+                for &a in &comp {
+                    grid_of[a as usize] = h;
+                }
+                continue;
+            }
             // isolated slivers (e.g. between a road end and the boundary) join a grid at the end
             orphans.extend(comp);
             continue;
@@ -212,7 +230,7 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         refine(g, &mut sol, &fixed, band, seed, obj);
     }
     let orphan_area: f64 = orphans.iter().map(|&a| g.atoms[a as usize].area).sum();
-    if !orphans.is_empty() && sol.n_grids == n_locked && orphan_area >= 1.0 {
+    if !orphans.is_empty() && sol.n_grids == n_locked && orphan_area >= SLIVER_M2 {
         // nothing but locked grids around: the leftover land is a grid of its own
         for &a in &orphans {
             sol.grid_of[a as usize] = sol.n_grids as u32;
@@ -721,5 +739,57 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
         if moved == 0 {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::tessellation::{Adj, Atom};
+
+    /// A locked grid (atom 0) and building-less land of `area` m² touching only it.
+    fn locked_and_land(area: f64) -> AtomGraph {
+        let locked = Atom {
+            buildings: vec![0],
+            households: 300,
+            weight: 300.0,
+            area: 5_000.0,
+            fixed: Some(0),
+            ..Atom::default()
+        };
+        let land = Atom {
+            area,
+            ..Atom::default()
+        };
+        let e = |nbr| Adj {
+            nbr,
+            len: 10.0,
+            road: 0.0,
+        };
+        AtomGraph {
+            atoms: vec![locked, land],
+            start: vec![0, 1, 2],
+            adj: vec![e(1), e(0)],
+        }
+    }
+
+    const BAND: Band = Band {
+        min: 200.0,
+        max: 400.0,
+        target: 300.0,
+    };
+
+    #[test]
+    fn a_sliver_between_locked_grids_is_no_grid() {
+        let s = partition(&locked_and_land(5.0), BAND, 0, Objective::default());
+        assert_eq!(s.n_grids, 1);
+        assert_eq!(s.grid_of, vec![0, 0]);
+    }
+
+    #[test]
+    fn open_land_beside_locked_grids_is_a_grid() {
+        let s = partition(&locked_and_land(2_000.0), BAND, 0, Objective::default());
+        assert_eq!(s.n_grids, 2);
+        assert_eq!(s.grid_of, vec![0, 1]);
     }
 }

@@ -5,43 +5,18 @@
 
 mod common;
 
-use common::wangge_ok;
+use common::{Server, wangge_ok};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-struct Server(Child, String);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
 
 fn start(db: &str) -> Server {
-    start_with(db, &[])
+    Server::start(db)
 }
 
 fn start_with(db: &str, extra: &[&str]) -> Server {
-    let mut child = Command::new(common::bin())
-        .args(["serve", "--database", db, "--bind", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
-    Server(child, url)
+    Server::start_with(db, extra)
 }
 
 fn load(db: &str) {
@@ -194,7 +169,7 @@ fn tiles_match_the_store() {
     for z in [13u8, 15, 16] {
         let (x, y) = wangge::tiles::mvt::tile_of(lon, lat, z);
         let b = wangge::tiles::buffered_bounds(z, x, y);
-        let (st, body, _) = fetch(&format!("{}/tiles/grids/{z}/{x}/{y}.mvt", srv.1), &[]);
+        let (st, body, _) = fetch(&format!("{}/tiles/grids/{z}/{x}/{y}.mvt", srv.base), &[]);
         if st == 204 {
             continue;
         }
@@ -206,7 +181,7 @@ fn tiles_match_the_store() {
         let (_, ib, _) = fetch(
             &format!(
                 "{}/collections/grids/items?limit=1000&bbox={},{},{},{}",
-                srv.1, b[0], b[1], b[2], b[3]
+                srv.base, b[0], b[1], b[2], b[3]
             ),
             &[],
         );
@@ -268,7 +243,7 @@ fn tiles_match_the_store() {
     // viewers get households; the combined layer; heat is aggregate only
     let (x, y) = wangge::tiles::mvt::tile_of(lon, lat, 15);
     let (st, body, _) = fetch(
-        &format!("{}/tiles/all/15/{x}/{y}.mvt", srv.1),
+        &format!("{}/tiles/all/15/{x}/{y}.mvt", srv.base),
         &[("Authorization", &format!("Bearer {viewer}"))],
     );
     assert_eq!(st, 200);
@@ -296,7 +271,7 @@ fn tiles_match_the_store() {
     );
 
     // HTTP: ETag and 304, gzip, 204 when empty, bad tiles, restricted layer, TileJSON
-    let url = format!("{}/tiles/grids/15/{x}/{y}.mvt", srv.1);
+    let url = format!("{}/tiles/grids/15/{x}/{y}.mvt", srv.base);
     let (_, _, h) = raw_get(&url, "");
     let etag = h["etag"].clone();
     assert!(etag.starts_with('"'));
@@ -309,13 +284,13 @@ fn tiles_match_the_store() {
     assert_eq!(&gz[..2], &[0x1f, 0x8b]);
     assert_ne!(h["etag"], etag, "a strong ETag per encoding");
     assert!(h["cache-control"].contains("max-age"));
-    let (st, _, _) = fetch(&format!("{}/tiles/grids/15/0/0.mvt", srv.1), &[]);
+    let (st, _, _) = fetch(&format!("{}/tiles/grids/15/0/0.mvt", srv.base), &[]);
     assert_eq!(st, 204, "empty tile");
-    let (st, _, _) = fetch(&format!("{}/tiles/grids/3/9/0.mvt", srv.1), &[]);
+    let (st, _, _) = fetch(&format!("{}/tiles/grids/3/9/0.mvt", srv.base), &[]);
     assert_eq!(st, 400, "x beyond 2^z");
-    let (st, _, _) = fetch(&format!("{}/tiles/incidents/15/{x}/{y}.mvt", srv.1), &[]);
+    let (st, _, _) = fetch(&format!("{}/tiles/incidents/15/{x}/{y}.mvt", srv.base), &[]);
     assert_eq!(st, 401);
-    let (st, tj, _) = fetch(&format!("{}/tiles/grids.json", srv.1), &[]);
+    let (st, tj, _) = fetch(&format!("{}/tiles/grids.json", srv.base), &[]);
     assert_eq!(st, 200);
     let tj: Value = serde_json::from_slice(&tj).unwrap();
     assert_eq!(tj["tilejson"], "3.0.0");
@@ -416,7 +391,7 @@ print(json.dumps({"tiles": sorted(tiles), "min": h["min_zoom"], "max": h["max_zo
             t[1].as_u64().unwrap(),
             t[2].as_u64().unwrap(),
         );
-        let (st, body, _) = raw_get(&format!("{}/tiles/grids/{z}/{x}/{y}.mvt", srv.1), "");
+        let (st, body, _) = raw_get(&format!("{}/tiles/grids/{z}/{x}/{y}.mvt", srv.base), "");
         assert_eq!(st, 200, "{z}/{x}/{y}");
         let archived = std::fs::read(dump.join(format!("{z}_{x}_{y}.mvt"))).unwrap();
         assert!(
@@ -439,7 +414,7 @@ fn postgis_st_asmvt_tiles_match_in_process() {
     let conf2 = dir.path().join("inproc.toml");
     std::fs::write(&conf2, "tile_encoder = \"in-process\"\n").unwrap();
     let ours = start_with(&db, &["--config", conf2.to_str().unwrap()]);
-    let (_, tj, _) = fetch(&format!("{}/tiles/grids.json", ours.1), &[]);
+    let (_, tj, _) = fetch(&format!("{}/tiles/grids.json", ours.base), &[]);
     let tj: Value = serde_json::from_slice(&tj).unwrap();
     let b: Vec<f64> = tj["bounds"]
         .as_array()
@@ -454,8 +429,8 @@ fn postgis_st_asmvt_tiles_match_in_process() {
         for x in (x0..=x1).step_by(((x1 - x0) / 3).max(1) as usize) {
             for y in (y0..=y1).step_by(((y1 - y0) / 3).max(1) as usize) {
                 let path = format!("/tiles/grids/{z}/{x}/{y}.mvt");
-                let (s1, a, h1) = raw_get(&format!("{}{path}", sql.1), "");
-                let (s2, c, _) = raw_get(&format!("{}{path}", ours.1), "");
+                let (s1, a, h1) = raw_get(&format!("{}{path}", sql.base), "");
+                let (s2, c, _) = raw_get(&format!("{}{path}", ours.base), "");
                 assert_eq!(s1, s2, "{path}");
                 assert_eq!(h1.get("x-tile-source").map(String::as_str), Some("live"));
                 if s1 == 204 {

@@ -240,23 +240,10 @@ pub fn tiles(a: &TilesArgs) -> Result<()> {
         let bbox = match &a.bbox {
             Some(b) if b.len() == 4 && b[0] < b[2] && b[1] < b[3] => [b[0], b[1], b[2], b[3]],
             Some(_) => bail!("--bbox: expected west,south,east,north"),
-            None => {
-                let mut e = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
-                for c in store.communities().await? {
-                    if let Some(r) = geo::BoundingRect::bounding_rect(&c.community.geometry) {
-                        e = [
-                            e[0].min(r.min().x),
-                            e[1].min(r.min().y),
-                            e[2].max(r.max().x),
-                            e[3].max(r.max().y),
-                        ];
-                    }
-                }
-                if e[0] > e[2] {
-                    bail!("{} holds no communities: nothing to tile", store.describe());
-                }
-                e
-            }
+            None => match crate::tiles::communities_extent(store.as_ref()).await? {
+                Some(e) => e,
+                None => bail!("{} holds no communities: nothing to tile", store.describe()),
+            },
         };
         let bar = indicatif::ProgressBar::new_spinner();
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

@@ -269,20 +269,9 @@ pub async fn tilejson(
     }
     let a = access_of(&p);
     let sets = crate::tiles::expand(set, a);
-    let mut e = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
-    for c in s.store.communities().await? {
-        if let Some(r) = geo::BoundingRect::bounding_rect(&c.community.geometry) {
-            e = [
-                e[0].min(r.min().x),
-                e[1].min(r.min().y),
-                e[2].max(r.max().x),
-                e[3].max(r.max().y),
-            ];
-        }
-    }
-    if e[0] > e[2] {
-        e = [-180.0, -85.0511, 180.0, 85.0511];
-    }
+    let e = crate::tiles::communities_extent(s.store.as_ref())
+        .await?
+        .unwrap_or([-180.0, -85.0511, 180.0, 85.0511]);
     let b = base_url(&h);
     let layers: Vec<Value> = sets
         .iter()

@@ -950,15 +950,11 @@ fn tile_features_in(
     fields: &[String],
 ) -> Result<Vec<Feature>> {
     let (table, _, _) = layer_sql(layer);
-    let names: Vec<&String> = fields
+    let chosen: Vec<(&String, String)> = fields
         .iter()
-        .filter(|f| prop_sql(layer, f).is_some())
+        .filter_map(|f| prop_sql(layer, f).map(|e| (f, e)))
         .collect();
-    let cols: String = names
-        .iter()
-        .filter_map(|f| prop_sql(layer, f))
-        .map(|e| format!(", {e}"))
-        .collect();
+    let cols: String = chosen.iter().map(|(_, e)| format!(", {e}")).collect();
     let mut sql = format!(
         "SELECT t.geom{cols} FROM {table} t JOIN rtree_{table}_geom r ON r.id = t.fid \
          WHERE r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?"
@@ -990,7 +986,7 @@ fn tile_features_in(
             _ => None,
         };
         let mut props = Map::new();
-        for (i, n) in names.iter().enumerate() {
+        for (i, (n, _)) in chosen.iter().enumerate() {
             props.insert((*n).clone(), sql_value(r.get_ref(1 + i).map_err(be)?));
         }
         feats.push(Feature {

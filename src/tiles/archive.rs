@@ -48,8 +48,14 @@ fn gzip(b: &[u8]) -> Result<Vec<u8>> {
         .map_err(|e| StoreError::Backend(format!("gzip: {e}")))
 }
 
-/// (tile id, offset, length) entries → a gzip-compressed PMTiles directory.
+/// (tile id, offset, length) entries → a gzip-compressed PMTiles directory of tiles.
 fn directory(entries: &[(u64, u64, u64)]) -> Result<Vec<u8>> {
+    directory_with_runs(entries, 1)
+}
+
+/// A gzip-compressed PMTiles directory whose entries all have run length `run` (1: one tile
+/// each; 0: in a root directory, a leaf directory).
+fn directory_with_runs(entries: &[(u64, u64, u64)], run: u64) -> Result<Vec<u8>> {
     let mut b = Vec::new();
     varint(&mut b, entries.len() as u64);
     let mut last = 0;
@@ -58,7 +64,7 @@ fn directory(entries: &[(u64, u64, u64)]) -> Result<Vec<u8>> {
         last = e.0;
     }
     for _ in entries {
-        varint(&mut b, 1); // run length
+        varint(&mut b, run);
     }
     for e in entries {
         varint(&mut b, e.2);
@@ -241,27 +247,7 @@ fn write_pmtiles(
             leaves.extend_from_slice(&d);
         }
         // in a root directory a run length of 0 marks a leaf
-        let mut b = Vec::new();
-        varint(&mut b, root_entries.len() as u64);
-        let mut last = 0;
-        for e in &root_entries {
-            varint(&mut b, e.0 - last);
-            last = e.0;
-        }
-        for _ in &root_entries {
-            varint(&mut b, 0);
-        }
-        for e in &root_entries {
-            varint(&mut b, e.2);
-        }
-        for (i, e) in root_entries.iter().enumerate() {
-            if i > 0 && e.1 == root_entries[i - 1].1 + root_entries[i - 1].2 {
-                varint(&mut b, 0);
-            } else {
-                varint(&mut b, e.1 + 1);
-            }
-        }
-        root = gzip(&b)?;
+        root = directory_with_runs(&root_entries, 0)?;
         chunk *= 2;
     }
     let meta = gzip(

@@ -134,6 +134,25 @@ fn keep(l: Layer, a: Access) -> &'static [&'static str] {
     }
 }
 
+/// The extent [west, south, east, north] of the store's communities; `None` when it has none.
+///
+/// # Errors
+/// A store error.
+pub async fn communities_extent(store: &dyn Store) -> Result<Option<[f64; 4]>, StoreError> {
+    let mut e = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+    for c in store.communities().await? {
+        if let Some(r) = geo::BoundingRect::bounding_rect(&c.community.geometry) {
+            e = [
+                e[0].min(r.min().x),
+                e[1].min(r.min().y),
+                e[2].max(r.max().x),
+                e[3].max(r.max().y),
+            ];
+        }
+    }
+    Ok((e[0] <= e[2]).then_some(e))
+}
+
 /// The bbox of tile z/x/y with its buffer, lon/lat.
 #[must_use]
 pub fn buffered_bounds(z: u8, x: u32, y: u32) -> [f64; 4] {

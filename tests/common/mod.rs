@@ -155,3 +155,52 @@ pub fn fresh_pg() -> String {
         None => panic!("WANGGE_TEST_DATABASE_URL has no database part: {base}"),
     }
 }
+
+/// A `wangge serve` child on a free port, killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base: String,
+}
+
+impl Server {
+    /// Serve `db` with the default settings.
+    pub fn start(db: &str) -> Server {
+        Server::start_with(db, &[])
+    }
+
+    /// Serve `db` with extra arguments (e.g. `--config FILE`).
+    pub fn start_with(db: &str, extra: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(bin())
+            .args(["serve", "--database", db, "--bind", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start wangge serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the serving line");
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        Server { child, base }
+    }
+
+    /// The full URL of a path.
+    pub fn url(&self, p: &str) -> String {
+        format!("{}{p}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

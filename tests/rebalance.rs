@@ -86,7 +86,15 @@ fn rebalance(d: &Path, buildings: &str) -> Value {
         90.0,
     );
     assert!(ok, "checker: {text}");
-    read(&d.join("r1.json"))
+    let r = read(&d.join("r1.json"));
+    // every community was redrawn where it had to be (no fallback to keeping it whole)
+    assert_eq!(
+        r["changes"]["kept_communities"],
+        json!([]),
+        "{}",
+        r["changes"]
+    );
+    r
 }
 
 fn kept_exactly(d: &Path, r: &Value) {
@@ -295,4 +303,111 @@ fn locked_grids_are_kept_exactly() {
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("line 1"));
+}
+
+/// Real data: the Manhattan plan, then 500 more households in one building of 8th Avenue
+/// (OSM w264668298, 97 → 597). The plan stays valid by the checker, the kept grids keep their
+/// boundaries, and the change stays local to the building's community.
+#[test]
+fn a_tower_in_manhattan() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = manhattan();
+    let (comms, blds, roads) = (
+        m.join("communities.geojson"),
+        m.join("buildings.geojson"),
+        m.join("roads.geojson"),
+    );
+    wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&comms),
+        "--buildings",
+        s(&blds),
+        "--roads",
+        s(&roads),
+        "--out",
+        s(&d.join("g0.geojson")),
+        "--assignments",
+        s(&d.join("a0.csv")),
+    ]);
+    let a0 = std::fs::read_to_string(d.join("a0.csv")).unwrap();
+    let old_grid = a0
+        .lines()
+        .find_map(|l| l.strip_prefix("w264668298,"))
+        .expect("the building is in the plan")
+        .to_string();
+    let comm = old_grid.split('-').next().unwrap().to_string();
+    let mut b = read(&blds);
+    for f in b["features"].as_array_mut().unwrap() {
+        if f["properties"]["osm_id"] == "w264668298" {
+            let h = f["properties"]["households"].as_u64().unwrap();
+            f["properties"]["households"] = json!(h + 500);
+        }
+    }
+    std::fs::write(d.join("b1.geojson"), b.to_string()).unwrap();
+    wangge_ok(&[
+        "rebalance",
+        "--grids",
+        s(&d.join("g0.geojson")),
+        "--previous-assignments",
+        s(&d.join("a0.csv")),
+        "--communities",
+        s(&comms),
+        "--buildings",
+        s(&d.join("b1.geojson")),
+        "--roads",
+        s(&roads),
+        "--out",
+        s(&d.join("g1.geojson")),
+        "--report",
+        s(&d.join("r1.json")),
+    ]);
+    let (ok, fig, text) = check(
+        &comms,
+        &d.join("b1.geojson"),
+        Some(&roads),
+        &d.join("g1.geojson"),
+        98.0,
+    );
+    assert!(ok, "checker: {text}");
+    assert_eq!(fig["split_buildings"], 0);
+    let r = read(&d.join("r1.json"));
+    let c = &r["changes"];
+    kept_exactly(d, &r);
+    // the building's own community was redrawn, not kept whole
+    let kept_whole = c["kept_communities"].as_array().unwrap();
+    assert!(
+        kept_whole.iter().all(|k| k[0] != comm.as_str()),
+        "community {comm} kept whole: {c}"
+    );
+    // any community kept whole says why in the report
+    for k in kept_whole {
+        let code = k[0].as_str().unwrap();
+        let notes = r["communities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["code"] == code)
+            .map(|x| x["notes"].to_string())
+            .unwrap_or_default();
+        assert!(
+            notes.contains("every grid kept as it was"),
+            "{code}: {notes}"
+        );
+    }
+    // the old grid was redrawn, and the change stays small
+    let changed: Vec<&str> = ["redrawn_grids", "new_grids", "retired_grids"]
+        .iter()
+        .flat_map(|k| c[*k].as_array().unwrap().iter())
+        .filter_map(|v| v.as_str())
+        .filter(|g| g.starts_with(&format!("{comm}-")))
+        .collect();
+    assert!(changed.contains(&old_grid.as_str()), "{changed:?}");
+    assert!(changed.len() <= 10, "grids changed in {comm}: {changed:?}");
+    let (hh, moved) = (
+        c["per_community"][&comm][0].as_f64().unwrap(),
+        c["per_community"][&comm][1].as_f64().unwrap(),
+    );
+    assert!(moved < 0.02 * hh, "moved {moved} of {hh}");
 }

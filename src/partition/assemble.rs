@@ -18,6 +18,9 @@ pub enum AssembleError {
     Empty { grid: usize },
 }
 
+/// With given polygons: stray parts of a grid smaller than this in all (m²) are dropped.
+const CRUMB_M2: f64 = 25.0;
+
 /// One grid's polygon in metres and in WGS84, with its perimeter.
 #[derive(Debug, Clone)]
 pub struct GridPolygon {
@@ -140,13 +143,18 @@ pub fn assemble_edges(
             }
         }
         if shells.len() > 1 {
-            // slivers of zero width left over at road ends become part of the gap budget
+            // slivers of zero width left over at road ends, and crumbs cut off where given
+            // polygons (kept grids) and the new layers do not meet exactly, become part of the
+            // gap budget
             shells.sort_by(|a, b| b.0.total_cmp(&a.0));
             let main = shells[0].0;
-            if shells[1..]
-                .iter()
-                .all(|(a, _)| *a < 1.0_f64.max(main * 1e-6))
-            {
+            let rest: f64 = shells[1..].iter().map(|(a, _)| *a).sum();
+            let crumbs = if given > 0 {
+                CRUMB_M2.min(main * 0.01)
+            } else {
+                1.0_f64.max(main * 1e-6)
+            };
+            if rest < crumbs {
                 shells.truncate(1);
             }
         }

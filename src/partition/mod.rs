@@ -552,6 +552,18 @@ fn regrid_community(
             let sol = solve::partition(&graph, band, params.seed, params.objective);
             let polys = assemble::assemble(&tess, &sol.grid_of, sol.n_grids, fixed_part.len())
                 .map_err(|e| err(e.to_string()))?;
+            if !fixed_part.is_empty() {
+                // grids drawn around given polygons are checked before anything is written
+                for (g, p) in polys.iter().enumerate().skip(fixed_part.len()) {
+                    if let Some(x) = crate::geom::validate::find_self_intersection(&p.metres) {
+                        let at = frame.inv(x);
+                        return Err(err(format!(
+                            "grid {g} drawn around the kept grids crosses itself at {:.7},{:.7}",
+                            at.x, at.y
+                        )));
+                    }
+                }
+            }
             let (len, road) = collect_grids(
                 &graph,
                 &sol,
@@ -875,10 +887,11 @@ fn collect_grids(
         };
         let mut b = std::mem::take(&mut blds[g]);
         b.sort_unstable();
-        let oversize = sol.oversize[g] && b.len() == 1;
-        if kept && !band.contains(wt[g]) {
+        // a kept grid that is one building above the maximum is an oversize grid like any other
+        let oversize = (sol.oversize[g] || (kept && wt[g] > band.max)) && b.len() == 1;
+        if kept && !band.contains(wt[g]) && !oversize {
             notes.push(format!(
-                "locked grid {} holds {:.0}: outside the band, kept as locked",
+                "kept grid {} holds {:.0}: outside the band, kept as given (locked, or left as it was by a rebalance)",
                 fixed_part[g].code, wt[g]
             ));
         } else if !band.contains(wt[g]) && !oversize {

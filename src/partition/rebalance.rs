@@ -27,6 +27,8 @@ pub struct Changes {
     /// Buildings that changed grid: (building id, old code, new code).
     pub moved: Vec<(String, String, String)>,
     pub stage: u8,
+    /// Communities kept whole because their grids could not be redrawn: (code, why).
+    pub kept_communities: Vec<(String, String)>,
 }
 
 /// The old grid of each building (by its interior point), or None.
@@ -139,6 +141,7 @@ pub fn rebalance(
             }),
         );
     }
+    let mut kept_whole: Vec<(String, String)> = Vec::new();
     for stage in 1..=2u8 {
         if stage == 2 {
             let Some((res, _)) = &last else { break };
@@ -170,17 +173,39 @@ pub fn rebalance(
                 break;
             }
         }
-        let fixed: Vec<FixedGrid> = old
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !free.contains(i))
-            .map(|(_, g)| g.clone())
-            .collect();
-        let mut p = params.clone();
-        p.fixed = fixed;
-        let mut result = regrid(communities, buildings, roads, &p, progress)?;
+        let mut result = loop {
+            let fixed: Vec<FixedGrid> = old
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !free.contains(i))
+                .map(|(_, g)| g.clone())
+                .collect();
+            let mut p = params.clone();
+            p.fixed = fixed;
+            match regrid(communities, buildings, roads, &p, progress) {
+                Ok(r) => break r,
+                // a community whose grids cannot be redrawn around the kept ones (their
+                // polygons and the updated layers do not fit together there) keeps every grid
+                // as it was, and the report says so; never a broken plan
+                Err(RegridError::Community { code, message })
+                    if free.iter().any(|&g| old[g].community == code) =>
+                {
+                    free.retain(|&g| old[g].community != code);
+                    kept_whole.push((code, message));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         inherit_codes(&mut result, old, &owner, &free, buildings);
-        let changes = changes(&result, old, &was, &free, buildings, stage);
+        let mut changes = changes(&result, old, &was, &free, buildings, stage);
+        changes.kept_communities.clone_from(&kept_whole);
+        for (code, why) in &kept_whole {
+            if let Some(c) = result.communities.iter_mut().find(|c| &c.code == code) {
+                c.notes.push(format!(
+                    "every grid kept as it was: redrawing around the kept grids failed ({why})"
+                ));
+            }
+        }
         last = Some((result, changes));
         if free.is_empty() {
             break;

@@ -241,10 +241,18 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
     }
     for &a in &orphans {
         let c = g.atoms[a as usize].centroid;
+        // a crumb touching nothing (cut off by zero-width pieces outside) between locked grids
+        // stays with one of them: it is part of the gap their given polygons already leave,
+        // where a free grid would get a stray second part
+        let crumb = n_locked > 0 && g.nbrs(a as usize).is_empty();
         let best = (0..n)
             .filter(|&b| {
                 sol.grid_of[b] != u32::MAX
-                    && (sol.grid_of[b] as usize >= n_locked || sol.n_grids == n_locked)
+                    && if crumb {
+                        (sol.grid_of[b] as usize) < n_locked
+                    } else {
+                        sol.grid_of[b] as usize >= n_locked || sol.n_grids == n_locked
+                    }
             })
             .min_by(|&x, &y| {
                 let d = |k: usize| {

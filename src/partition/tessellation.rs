@@ -27,6 +27,16 @@ pub const NONE: u32 = u32::MAX;
 const F_BOUNDARY: u8 = 1;
 const F_ROAD: u8 = 2;
 const F_CONSTRAINT: u8 = 4;
+/// Free triangles narrower than this (inradius, metres) between given polygons and the
+/// community edge belong to the given polygon.
+const GAP_M: f64 = 0.05;
+/// Building-less free land smaller than this (m²), cut off by given polygons, belongs to one.
+const GAP_PIECE_M2: f64 = 100.0;
+/// A point of a given polygon this close (metres) to a vertex in place is that vertex.
+const SNAP_M: f64 = 1e-6;
+const SNAP_CELL_M: f64 = 1e-5;
+/// An edge of a given polygon this close (metres) to the community edge runs along it.
+const ALONG_M: f64 = 1e-3;
 
 /// A building handed to the tessellation (coordinates in the frame's metres).
 #[derive(Debug, Clone)]
@@ -396,6 +406,73 @@ impl Builder {
         Ok(())
     }
 
+    /// Insert the rings of given polygons (the grids kept by a rebalance, locked grids). They
+    /// were drawn on an earlier tessellation of the same layers, so their points come back as
+    /// the same constructions rounded through WGS84: each point within [`SNAP_M`] of a vertex
+    /// already in place is that vertex, edges that run along the community edge are left to
+    /// it, and an edge shared by two rings goes in once. Otherwise near-coincident copies of
+    /// one line leave zero-width slivers that a free grid would run into.
+    fn given_rings(
+        &mut self,
+        rings: &[(Vec<Coord>, Vec<Option<Coord>>)],
+        community: &RTree<Seg>,
+    ) -> Result<(), TessellationError> {
+        let cell = |p: Coord| {
+            (
+                (p.x / SNAP_CELL_M).floor() as i64,
+                (p.y / SNAP_CELL_M).floor() as i64,
+            )
+        };
+        let mut grid: HashMap<(i64, i64), Vec<(Coord, spade::handles::FixedVertexHandle)>> =
+            HashMap::new();
+        for v in self.cdt.vertices() {
+            let p = Coord {
+                x: v.position().x,
+                y: v.position().y,
+            };
+            grid.entry(cell(p)).or_default().push((p, v.fix()));
+        }
+        let along = |a: Coord, c: Coord| {
+            [0.0, 0.25, 0.5, 0.75, 1.0]
+                .iter()
+                .all(|&t| near(community, lerp(a, c, t), ALONG_M))
+        };
+        let mut done = std::collections::HashSet::new();
+        for (pts, orig) in rings {
+            let mut prev: Option<spade::handles::FixedVertexHandle> = None;
+            for (i, &p) in pts.iter().enumerate() {
+                let (cx, cy) = cell(p);
+                let mut found = None;
+                for dx in -1..=1 {
+                    for dy in -1..=1 {
+                        for &(q, h) in grid.get(&(cx + dx, cy + dy)).into_iter().flatten() {
+                            let d = dist(p, q);
+                            if d <= SNAP_M && found.is_none_or(|(bd, _)| d < bd) {
+                                found = Some((d, h));
+                            }
+                        }
+                    }
+                }
+                let h = match found {
+                    Some((_, h)) => h,
+                    None => {
+                        let h = self.insert(p, orig[i], false)?;
+                        grid.entry(cell(p)).or_default().push((p, h));
+                        h
+                    }
+                };
+                if let Some(g) = prev {
+                    let key = (g.index().min(h.index()), g.index().max(h.index()));
+                    if g != h && !along(pts[i - 1], p) && done.insert(key) {
+                        self.constraint(g, h);
+                    }
+                }
+                prev = Some(h);
+            }
+        }
+        Ok(())
+    }
+
     /// Insert a polyline (closed if `closed`) as constraints, densified.
     fn polyline(
         &mut self,
@@ -631,7 +708,9 @@ fn build(
         }
     }
     tick("roads pre-noded");
-    // community rings, with the extra vertices, original WGS84 coordinates kept
+    // community rings, with the extra vertices, original WGS84 coordinates kept; the rings of
+    // given polygons go in last (below)
+    let mut fixed_rings: Vec<(Vec<Coord>, Vec<Option<Coord>>)> = Vec::new();
     for (ri, (r, rl)) in rings.iter().enumerate() {
         let mut extra = std::mem::take(&mut ring_extra[ri]);
         extra.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
@@ -652,7 +731,11 @@ fn build(
                 e += 1;
             }
         }
-        b.ring(&pts, &orig, s.densify_m)?;
+        if ri < n_comm_rings {
+            b.ring(&pts, &orig, s.densify_m)?;
+        } else {
+            fixed_rings.push((pts, orig));
+        }
     }
     tick("rings inserted");
     // footprints
@@ -665,6 +748,9 @@ fn build(
     }
     for &(p, q) in &road_used {
         b.polyline(&[p, q], None, false, f64::INFINITY)?;
+    }
+    if !fixed_rings.is_empty() {
+        b.given_rings(&fixed_rings, &seg_tree(comm_segs.iter().copied()))?;
     }
     let road_tree = seg_tree(road_used.iter().copied());
     let near_tree = seg_tree(near_roads.iter().copied());
@@ -819,7 +905,46 @@ fn build(
             }
         }
     }
-    let free: Vec<bool> = (0..nf)
+    let mut on_boundary = vec![false; nv];
+    for e in cdt.undirected_edges() {
+        if edge_flags[e.fix().index()] & F_BOUNDARY != 0 {
+            for v in e.vertices() {
+                on_boundary[v.fix().index()] = true;
+            }
+        }
+    }
+    if !fixed.is_empty() {
+        // Thin gaps between a given polygon and the community edge (or another given polygon),
+        // left where the plan in force does not meet the boundary exactly, stay with the given
+        // polygon: a free grid reaching into such a sliver would run along both of its sides
+        // and fold onto itself when collinear points are dropped.
+        let thin = |f: usize| {
+            let [a, bb, c] = faces[f].map(|v| verts[v as usize]);
+            let perimeter = dist(a, bb) + dist(bb, c) + dist(c, a);
+            faces[f]
+                .iter()
+                .filter(|&&v| on_boundary[v as usize])
+                .count()
+                >= 2
+                && 2.0 * tri_area(a, bb, c) < GAP_M * perimeter
+        };
+        let mut queue: std::collections::VecDeque<usize> =
+            (1..nf).filter(|&f| face_fixed[f] != NONE).collect();
+        while let Some(f) = queue.pop_front() {
+            for k in 0..3 {
+                let g = nbr[f][k];
+                if g == NONE {
+                    continue;
+                }
+                let g = g as usize;
+                if inside[g] && face_fixed[g] == NONE && thin(g) {
+                    face_fixed[g] = face_fixed[f];
+                    queue.push_back(g);
+                }
+            }
+        }
+    }
+    let mut free: Vec<bool> = (0..nf)
         .map(|f| inside[f] && face_fixed[f] == NONE)
         .collect();
     // building membership of inside faces
@@ -934,6 +1059,47 @@ fn build(
         for f in 1..nf {
             if free[f] && rep[f] != NONE && rep[f] as usize != f {
                 face_bld[f] = face_bld[rep[f] as usize];
+            }
+        }
+    }
+    if !fixed.is_empty() {
+        // what the thin gaps leave cut off from the free land: small building-less pieces
+        // bounded only by given polygons and the community edge stay with a given polygon
+        let mut comp = vec![NONE; nf];
+        for f0 in 1..nf {
+            if !free[f0] || comp[f0] != NONE {
+                continue;
+            }
+            comp[f0] = f0 as u32;
+            stack.clear();
+            stack.push(f0);
+            let mut members = vec![f0];
+            let mut host = NONE;
+            let mut area = 0.0;
+            let mut built = false;
+            while let Some(f) = stack.pop() {
+                area += farea(f);
+                built |= face_bld[f] != NONE;
+                for k in 0..3 {
+                    let g = nbr[f][k];
+                    if g == NONE {
+                        continue;
+                    }
+                    let g = g as usize;
+                    if face_fixed[g] != NONE {
+                        host = host.min(face_fixed[g]);
+                    } else if free[g] && comp[g] == NONE {
+                        comp[g] = f0 as u32;
+                        stack.push(g);
+                        members.push(g);
+                    }
+                }
+            }
+            if host != NONE && !built && area < GAP_PIECE_M2 {
+                for f in members {
+                    face_fixed[f] = host;
+                    free[f] = false;
+                }
             }
         }
     }
@@ -1253,6 +1419,7 @@ fn build(
         &nbr,
         &inside,
         &face_atom,
+        (&face_bld, buildings),
         &verts,
         &mut corner,
         &mut atoms,
@@ -1323,11 +1490,13 @@ fn nearest_around(
 /// attaches to a neighbour. Pieces are tracked as triangle corners: corners of one triangle with
 /// the same label form one piece, and pieces on either side of a half-edge with the same label
 /// are joined.
+#[allow(clippy::too_many_arguments)]
 fn split_fragments(
     faces: &[[u32; 3]],
     nbr: &[[u32; 3]],
     inside: &[bool],
     face_atom: &[u32],
+    (face_bld, buildings): (&[u32], &[BuildingPart]),
     verts: &[Coord],
     corner: &mut [[u32; 3]],
     atoms: &mut Vec<Atom>,
@@ -1397,13 +1566,58 @@ fn split_fragments(
             *e = (r, bld, area);
         }
     }
+    // each building lies (mostly) in one piece; a cluster of overlapping footprints whose
+    // link was taken by a given polygon falls apart into pieces that each hold whole buildings
+    let mut bpiece: HashMap<(u32, u32), f64> = HashMap::new(); // (building, root) -> area
+    for f in 1..nf {
+        if !inside[f] || face_bld[f] == NONE {
+            continue;
+        }
+        let [a, b, c] = faces[f].map(|v| verts[v as usize]);
+        let area = tri_area(a, b, c).abs() / 3.0;
+        for k in 0..3 {
+            let r = find(&mut parent, slot(f, k) as u32);
+            *bpiece.entry((face_bld[f], r)).or_insert(0.0) += area;
+        }
+    }
+    let mut home: HashMap<u32, (u32, f64)> = HashMap::new(); // building -> (root, area)
+    let mut bp: Vec<((u32, u32), f64)> = bpiece.into_iter().collect();
+    bp.sort_by_key(|x| x.0);
+    for ((b, r), a) in bp {
+        let e = home.entry(b).or_insert((r, a));
+        if a > e.1 {
+            *e = (r, a);
+        }
+    }
     let mut new_id: HashMap<u32, u32> = HashMap::new();
     for &(&r, &(atom, _, bld)) in &roots {
-        if best.get(&atom).map(|b| b.0) == Some(r) || bld {
+        if best.get(&atom).map(|b| b.0) == Some(r)
+            || (bld && !home.values().any(|&(hr, _)| hr == r))
+        {
             continue; // the main piece, or a piece of a footprint (kept with its building)
         }
         new_id.insert(r, atoms.len() as u32);
         atoms.push(Atom::default());
+    }
+    // buildings move with their piece
+    let mut homes: Vec<(u32, u32)> = home.iter().map(|(&b, &(r, _))| (b, r)).collect();
+    homes.sort_unstable();
+    for (b, r) in homes {
+        let Some(&id) = new_id.get(&r) else { continue };
+        let atom = comp_info.get(&r).map_or(NONE, |x| x.0);
+        let bp = &buildings[b as usize];
+        if atom != NONE {
+            let from = &mut atoms[atom as usize];
+            if let Some(i) = from.buildings.iter().position(|&x| x == bp.building) {
+                from.buildings.remove(i);
+                from.households -= u64::from(bp.households);
+                from.weight -= bp.weight;
+            }
+        }
+        let to = &mut atoms[id as usize];
+        to.buildings.push(bp.building);
+        to.households += u64::from(bp.households);
+        to.weight += bp.weight;
     }
     if new_id.is_empty() {
         return;

@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// The partitioner allocates many small maps and vectors per community on several threads;
+// mimalloc measured about 10 % less CPU than the system allocator on the Manhattan run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // Exit quietly when the reader of stdout goes away (`wangge … | head`).
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.

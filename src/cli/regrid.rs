@@ -261,6 +261,10 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
     if buildings.is_empty() {
         bail!("no buildings were read: the building layer is empty");
     }
+    let debug = std::env::var_os("WANGGE_DEBUG").is_some();
+    if debug {
+        eprintln!("  inputs read: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    }
     // grids in force and locks
     let mut old: Vec<crate::partition::FixedGrid> = Vec::new();
     let mut locked: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -388,7 +392,11 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
             .filter(|g| locked.contains(&g.code))
             .cloned()
             .collect();
-        regrid(&communities, &buildings, &roads, &params, &tick)?
+        let r = regrid(&communities, &buildings, &roads, &params, &tick)?;
+        if debug {
+            eprintln!("  partitioned: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+        }
+        r
     };
     bar.finish_and_clear();
 
@@ -457,6 +465,9 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
         for (i, bytes) in level_layers.iter().enumerate() {
             write_atomic(&dir.join(format!("level-{}.geojson", i + 1)), bytes)?;
         }
+    }
+    if debug {
+        eprintln!("  output made: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
     }
     if let Some(out) = &a.out {
         write_atomic(out, &grids_bytes)?;

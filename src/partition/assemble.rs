@@ -7,7 +7,7 @@
 
 use super::tessellation::{NONE, Pt, Tessellation};
 use geo::{Coord, LineString, Polygon};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Why a grid polygon could not be formed.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +38,21 @@ pub fn assemble(
     n_grids: usize,
     given: usize,
 ) -> Result<Vec<GridPolygon>, AssembleError> {
+    let t0 = std::time::Instant::now();
     let edges = boundary_edges(t, grid_of_atom, n_grids);
+    let t1 = t0.elapsed();
     let drop = super::straighten::straighten(t, &edges);
-    assemble_edges(t, &edges, given, &drop)
+    let t2 = t0.elapsed();
+    let r = assemble_edges(t, &edges, given, &drop);
+    if std::env::var_os("WANGGE_DEBUG").is_some() {
+        eprintln!(
+            "  assemble: edges {:.1} ms, straighten {:.1} ms, rings {:.1} ms",
+            t1.as_secs_f64() * 1e3,
+            (t2 - t1).as_secs_f64() * 1e3,
+            (t0.elapsed() - t2).as_secs_f64() * 1e3
+        );
+    }
+    r
 }
 
 /// Directed boundary edges per grid (from, to, face for positions), the grid on their left.
@@ -231,7 +243,8 @@ fn signed_area(r: &[(Pt, Coord)]) -> f64 {
 /// Chain directed edges into closed rings, dropping the straightened points, midpoints and
 /// collinear densify points.
 fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)], drop: &HashSet<Pt>) -> Vec<Vec<(Pt, Coord)>> {
-    let mut out_of: HashMap<Pt, Vec<usize>> = HashMap::with_capacity(es.len());
+    let mut out_of: HashMap<Pt, Vec<usize>> =
+        HashMap::with_capacity_and_hasher(es.len(), rustc_hash::FxBuildHasher);
     for (i, e) in es.iter().enumerate() {
         out_of.entry(e.0).or_default().push(i);
     }

@@ -549,9 +549,19 @@ fn regrid_community(
             }
         }
         if params.levels.is_empty() {
+            let t0 = std::time::Instant::now();
             let sol = solve::partition(&graph, band, params.seed, params.objective);
+            let t1 = t0.elapsed();
             let polys = assemble::assemble(&tess, &sol.grid_of, sol.n_grids, fixed_part.len())
                 .map_err(|e| err(e.to_string()))?;
+            if std::env::var_os("WANGGE_DEBUG").is_some() {
+                eprintln!(
+                    "  community {}: solve {:.1} ms, assemble {:.1} ms",
+                    c.code,
+                    t1.as_secs_f64() * 1e3,
+                    (t0.elapsed() - t1).as_secs_f64() * 1e3
+                );
+            }
             if !fixed_part.is_empty() {
                 // grids drawn around given polygons are checked before anything is written
                 for (g, p) in polys.iter().enumerate().skip(fixed_part.len()) {

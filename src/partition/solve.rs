@@ -15,6 +15,7 @@
 use super::tessellation::AtomGraph;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rustc_hash::FxHashSet as HashSet;
 use std::collections::BinaryHeap;
 
 /// The household (or workload) band of a grid.
@@ -416,7 +417,7 @@ fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
         let mut cut_all = 0.0;
         let in1 = u32::MAX - 1; // mark value for "in S1" is s1 + big offset; use order membership
         let _ = in1;
-        let mut member = std::collections::HashSet::new();
+        let mut member = HashSet::default();
         while let Some(std::cmp::Reverse((_, a))) = heap.pop() {
             order.push(a);
             member.insert(a);
@@ -496,7 +497,7 @@ fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
                 return;
             };
             let s1: Vec<u32> = orders[d][..len].to_vec();
-            let mut in1 = std::collections::HashSet::new();
+            let mut in1 = HashSet::default();
             in1.extend(s1.iter().copied());
             let s2: Vec<u32> = set.iter().copied().filter(|a| !in1.contains(a)).collect();
             (s1, s2)
@@ -557,7 +558,7 @@ fn fix_split(
     _st: u32,
 ) -> Option<(Vec<u32>, Vec<u32>)> {
     let g = ctx.g;
-    let in1: std::collections::HashSet<u32> = s1.iter().copied().collect();
+    let in1: HashSet<u32> = s1.iter().copied().collect();
     let s2: Vec<u32> = set.iter().copied().filter(|a| !in1.contains(a)).collect();
     if s2.is_empty() {
         return None;

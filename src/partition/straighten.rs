@@ -12,7 +12,7 @@
 use super::tessellation::{NONE, Pt, Tessellation};
 use geo::Coord;
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Line};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 type SegRef = GeomWithData<Line<[f64; 2]>, (Pt, Pt)>;
 type PtRef = GeomWithData<[f64; 2], Pt>;
@@ -29,9 +29,9 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
     let nv = t.verts.len() as u32;
     let ne = t.n_edges as u32;
     // the boundary graph: undirected edges with how many grids hold them
-    let mut count: HashMap<(Pt, Pt), u8> = HashMap::new();
-    let mut pos: HashMap<Pt, Coord> = HashMap::new();
-    let mut nbrs: HashMap<Pt, Vec<Pt>> = HashMap::new();
+    let mut count: HashMap<(Pt, Pt), u8> = HashMap::default();
+    let mut pos: HashMap<Pt, Coord> = HashMap::default();
+    let mut nbrs: HashMap<Pt, Vec<Pt>> = HashMap::default();
     for es in edges {
         for &(a, b, f) in es {
             let k = if a < b { (a, b) } else { (b, a) };
@@ -46,9 +46,9 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
         }
     }
     // constraint edges and their endpoints are obstacles
-    let mut seen_edge = HashSet::new();
+    let mut seen_edge = HashSet::default();
     let mut obstacle_segs: Vec<SegRef> = Vec::new();
-    let mut fixed_vertex: HashSet<u32> = HashSet::new();
+    let mut fixed_vertex: HashSet<u32> = HashSet::default();
     for f in 1..t.faces.len() {
         if !t.inside[f] {
             continue;
@@ -107,8 +107,8 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
         }
     };
 
-    let mut drop = HashSet::new();
-    let mut visited: HashSet<Pt> = HashSet::new();
+    let mut drop = HashSet::default();
+    let mut visited: HashSet<Pt> = HashSet::default();
     let mut anchors: Vec<Pt> = nbrs.keys().copied().filter(|&p| !free(p)).collect();
     anchors.sort();
     for a in anchors {
@@ -137,12 +137,31 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
             let index: HashMap<Pt, usize> = run.iter().enumerate().map(|(k, &p)| (p, k)).collect();
             let mut i = 0;
             while i + 1 < run.len() {
+                // the farthest end that can be reached: spans grow by doubling while the
+                // shortcut holds, then the last step is bisected (a few checks per shortcut
+                // instead of one per point)
+                let last = (run.len() - 1).min(i + MAX_SPAN);
+                let ok = |k: usize| shortcut_ok(&run, &index, &coords, (i, k), &segs, &pts);
                 let mut j = i + 1;
-                while j + 1 < run.len()
-                    && j + 1 - i <= MAX_SPAN
-                    && shortcut_ok(&run, &index, &coords, (i, j + 1), &segs, &pts)
-                {
-                    j += 1;
+                let mut step = 1;
+                let mut bad = last + 1;
+                while j < last {
+                    let k = (j + step).min(last);
+                    if ok(k) {
+                        j = k;
+                        step *= 2;
+                    } else {
+                        bad = k;
+                        break;
+                    }
+                }
+                while bad - j > 1 {
+                    let k = j + (bad - j) / 2;
+                    if ok(k) {
+                        j = k;
+                    } else {
+                        bad = k;
+                    }
                 }
                 if j > i + 1 {
                     for p in &run[i + 1..j] {

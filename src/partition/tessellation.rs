@@ -17,9 +17,10 @@
 use crate::geom::frame::LocalFrame;
 use geo::{Coord, LineString, Polygon};
 use rstar::{AABB, RTree, RTreeObject, primitives::GeomWithData, primitives::Line};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use spade::{ConstrainedDelaunayTriangulation, Point2, Triangulation};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 /// No face / no label.
 pub const NONE: u32 = u32::MAX;
@@ -424,7 +425,7 @@ impl Builder {
             )
         };
         let mut grid: HashMap<(i64, i64), Vec<(Coord, spade::handles::FixedVertexHandle)>> =
-            HashMap::new();
+            HashMap::default();
         for v in self.cdt.vertices() {
             let p = Coord {
                 x: v.position().x,
@@ -437,7 +438,7 @@ impl Builder {
                 .iter()
                 .all(|&t| near(community, lerp(a, c, t), ALONG_M))
         };
-        let mut done = std::collections::HashSet::new();
+        let mut done = HashSet::default();
         for (pts, orig) in rings {
             let mut prev: Option<spade::handles::FixedVertexHandle> = None;
             for (i, &p) in pts.iter().enumerate() {
@@ -595,8 +596,8 @@ fn build(
     };
     let mut b = Builder {
         cdt: ConstrainedDelaunayTriangulation::new(),
-        orig: HashMap::new(),
-        steiner: HashMap::new(),
+        orig: HashMap::default(),
+        steiner: HashMap::default(),
         skipped: 0,
     };
     let mut rings: Vec<(&LineString, &LineString)> =
@@ -973,7 +974,7 @@ fn build(
     }
     let btree = RTree::bulk_load(boxes);
     let mut face_bld = vec![NONE; nf];
-    let mut overlap: HashMap<(u32, u32), f64> = HashMap::new();
+    let mut overlap: HashMap<(u32, u32), f64> = HashMap::default();
     let mut hits: Vec<usize> = Vec::new();
     // When every constraint made it into the triangulation, the triangles between constraint
     // edges form regions that lie wholly inside or outside each footprint: one point test per
@@ -1202,7 +1203,7 @@ fn build(
     // Dijkstra over (vertex, block) nodes
     // most vertices lie in one block: (block, node) per vertex, a map only for the others
     let mut vnode: Vec<(u32, u32)> = vec![(NONE, NONE); verts.len()];
-    let mut extra_nodes: HashMap<u64, u32> = HashMap::new();
+    let mut extra_nodes: HashMap<u64, u32> = HashMap::default();
     let mut nn = 0usize;
     let mut fnode = vec![[NONE; 3]; nf];
     for f in 1..nf {
@@ -1543,7 +1544,7 @@ fn split_fragments(
         }
     }
     // per atom: its components, with area and whether they hold building triangles
-    let mut comp_info: HashMap<u32, (u32, f64, bool)> = HashMap::new(); // root -> (atom, area, has building)
+    let mut comp_info: HashMap<u32, (u32, f64, bool)> = HashMap::default(); // root -> (atom, area, has building)
     for f in 1..nf {
         if !inside[f] {
             continue;
@@ -1557,7 +1558,7 @@ fn split_fragments(
             e.2 |= face_atom[f] != NONE;
         }
     }
-    let mut best: HashMap<u32, (u32, bool, f64)> = HashMap::new(); // atom -> (root, has building, area)
+    let mut best: HashMap<u32, (u32, bool, f64)> = HashMap::default(); // atom -> (root, has building, area)
     let mut roots: Vec<(&u32, &(u32, f64, bool))> = comp_info.iter().collect();
     roots.sort_by_key(|x| *x.0);
     for &(&r, &(atom, area, bld)) in &roots {
@@ -1568,7 +1569,7 @@ fn split_fragments(
     }
     // each building lies (mostly) in one piece; a cluster of overlapping footprints whose
     // link was taken by a given polygon falls apart into pieces that each hold whole buildings
-    let mut bpiece: HashMap<(u32, u32), f64> = HashMap::new(); // (building, root) -> area
+    let mut bpiece: HashMap<(u32, u32), f64> = HashMap::default(); // (building, root) -> area
     for f in 1..nf {
         if !inside[f] || face_bld[f] == NONE {
             continue;
@@ -1580,7 +1581,7 @@ fn split_fragments(
             *bpiece.entry((face_bld[f], r)).or_insert(0.0) += area;
         }
     }
-    let mut home: HashMap<u32, (u32, f64)> = HashMap::new(); // building -> (root, area)
+    let mut home: HashMap<u32, (u32, f64)> = HashMap::default(); // building -> (root, area)
     let mut bp: Vec<((u32, u32), f64)> = bpiece.into_iter().collect();
     bp.sort_by_key(|x| x.0);
     for ((b, r), a) in bp {
@@ -1589,12 +1590,12 @@ fn split_fragments(
             *e = (r, a);
         }
     }
-    let mut new_id: HashMap<u32, u32> = HashMap::new();
+    let home_roots: HashSet<u32> = home.values().map(|&(r, _)| r).collect();
+    let mut new_id: HashMap<u32, u32> = HashMap::default();
     for &(&r, &(atom, _, bld)) in &roots {
-        if best.get(&atom).map(|b| b.0) == Some(r)
-            || (bld && !home.values().any(|&(hr, _)| hr == r))
-        {
-            continue; // the main piece, or a piece of a footprint (kept with its building)
+        // the main piece stays, and so does a stray piece of a footprint (kept with its building)
+        if best.get(&atom).map(|b| b.0) == Some(r) || (bld && !home_roots.contains(&r)) {
+            continue;
         }
         new_id.insert(r, atoms.len() as u32);
         atoms.push(Atom::default());
@@ -1822,7 +1823,7 @@ fn atom_graph(
     near_m: f64,
 ) -> AtomGraph {
     let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); atoms.len()];
-    let mut pairs: HashMap<(u32, u32), (f64, f64)> = HashMap::new();
+    let mut pairs: HashMap<(u32, u32), (f64, f64)> = HashMap::default();
     let nf = t.faces.len();
     for f in 1..nf {
         if !t.inside[f] {

@@ -542,3 +542,81 @@ fn two_upper_levels_on_a_generated_district() {
         );
     }
 }
+
+/// Real data: Manhattan balanced on a workload (households plus two per storey, a stand-in for
+/// the floors a grid worker walks) in a band of 250–500 of those units. Hard rules hold by the
+/// checker, the report's band figure is met, and every grid's weight is its buildings' sum.
+#[test]
+fn workload_weights_on_manhattan() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = manhattan();
+    let (comms, blds, roads) = (
+        m.join("communities.geojson"),
+        m.join("buildings.geojson"),
+        m.join("roads.geojson"),
+    );
+    let (out, rep, asg) = (d.join("g.geojson"), d.join("r.json"), d.join("a.csv"));
+    wangge_ok(&[
+        "regrid",
+        "--communities",
+        s(&comms),
+        "--buildings",
+        s(&blds),
+        "--roads",
+        s(&roads),
+        "--weight",
+        "households + 2*building:levels",
+        "--min",
+        "250",
+        "--max",
+        "500",
+        "--target",
+        "375",
+        "--out",
+        s(&out),
+        "--report",
+        s(&rep),
+        "--assignments",
+        s(&asg),
+    ]);
+    // hard rules only: the checker's band is in households, ours in workload units
+    let (ok, _, text) = check(&comms, &blds, Some(&roads), &out, 0.0);
+    assert!(ok, "checker: {text}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    assert!(
+        r["total"]["in_band_pct"].as_f64().unwrap() >= 95.0,
+        "{}",
+        r["total"]
+    );
+    // each grid's weight is the sum of its buildings' workload
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&blds).unwrap()).unwrap();
+    let mut work: std::collections::HashMap<String, f64> = Default::default();
+    for f in b["features"].as_array().unwrap() {
+        let p = &f["properties"];
+        let levels = match &p["building:levels"] {
+            serde_json::Value::String(t) => t.trim().parse::<f64>().unwrap_or(0.0),
+            v => v.as_f64().unwrap_or(0.0),
+        };
+        work.insert(
+            p["osm_id"].as_str().unwrap().to_string(),
+            p["households"].as_f64().unwrap_or(0.0) + 2.0 * levels,
+        );
+    }
+    let mut sum: std::collections::HashMap<String, f64> = Default::default();
+    for line in std::fs::read_to_string(&asg).unwrap().lines().skip(1) {
+        let (id, grid) = line.split_once(',').unwrap();
+        *sum.entry(grid.to_string()).or_default() += work[id];
+    }
+    let g: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    for f in g["features"].as_array().unwrap() {
+        let p = &f["properties"];
+        let code = p["code"].as_str().unwrap();
+        let w = p["weight"].as_f64().unwrap();
+        let expect = sum.get(code).copied().unwrap_or(0.0);
+        assert!(
+            (w - expect).abs() < 1e-6,
+            "{code}: weight {w}, buildings sum {expect}"
+        );
+    }
+}

@@ -553,7 +553,37 @@ fn regrid_community(
             let sol = solve::partition(&graph, band, params.seed, params.objective);
             let t1 = t0.elapsed();
             let polys = assemble::assemble(&tess, &sol.grid_of, sol.n_grids, fixed_part.len())
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(|e| {
+                    if let (assemble::AssembleError::NotContiguous { grid, .. }, true) =
+                        (&e, std::env::var_os("WANGGE_DEBUG").is_some())
+                    {
+                        for (a, at) in graph.atoms.iter().enumerate() {
+                            if sol.grid_of[a] as usize == *grid {
+                                let p = frame.inv(at.centroid);
+                                eprintln!(
+                                    "  grid {grid}: atom {a} of {:.1} m², buildings {:?}, at {:.7},{:.7}, neighbours (atom, grid, shared m) {:?}",
+                                    at.area,
+                                    at.buildings,
+                                    p.x,
+                                    p.y,
+                                    graph
+                                        .nbrs(a)
+                                        .iter()
+                                        .map(|e| (e.nbr, sol.grid_of[e.nbr as usize], e.len))
+                                        .collect::<Vec<_>>()
+                                );
+                            }
+                        }
+                    }
+                    if fixed_part.is_empty() {
+                        err(e.to_string())
+                    } else {
+                        err(format!(
+                            "{e}: the grids kept or locked here ({}) and the current buildings and roads do not fit together; lock fewer grids in this community or regrid it whole",
+                            fixed_part.len()
+                        ))
+                    }
+                })?;
             if std::env::var_os("WANGGE_DEBUG").is_some() {
                 eprintln!(
                     "  community {}: solve {:.1} ms, assemble {:.1} ms",

@@ -308,25 +308,20 @@ fn locked_grids_are_kept_exactly() {
 /// The Manhattan layers, and the plan of a plain regrid of them in `d` (g0.geojson, a0.csv).
 fn manhattan_base(d: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let m = manhattan();
-    let (comms, blds, roads) = (
+    regrid_in(
+        &m,
+        &[
+            "--out",
+            s(&d.join("g0.geojson")),
+            "--assignments",
+            s(&d.join("a0.csv")),
+        ],
+    );
+    (
         m.join("communities.geojson"),
         m.join("buildings.geojson"),
         m.join("roads.geojson"),
-    );
-    wangge_ok(&[
-        "regrid",
-        "--communities",
-        s(&comms),
-        "--buildings",
-        s(&blds),
-        "--roads",
-        s(&roads),
-        "--out",
-        s(&d.join("g0.geojson")),
-        "--assignments",
-        s(&d.join("a0.csv")),
-    ]);
-    (comms, blds, roads)
+    )
 }
 
 /// Real data: ten grids of the Manhattan plan, spread over the four districts, locked; the
@@ -348,21 +343,17 @@ fn locks_on_manhattan() {
         .collect();
     assert_eq!(codes.len(), 10);
     std::fs::write(d.join("lock.txt"), codes.join("\n")).unwrap();
-    wangge_ok(&[
-        "regrid",
-        "--communities",
-        s(&comms),
-        "--buildings",
-        s(&blds),
-        "--roads",
-        s(&roads),
-        "--grids",
-        s(&d.join("g0.geojson")),
-        "--lock",
-        s(&d.join("lock.txt")),
-        "--out",
-        s(&d.join("g1.geojson")),
-    ]);
+    regrid_in(
+        &manhattan(),
+        &[
+            "--grids",
+            s(&d.join("g0.geojson")),
+            "--lock",
+            s(&d.join("lock.txt")),
+            "--out",
+            s(&d.join("g1.geojson")),
+        ],
+    );
     let (ok, fig, text) = check(&comms, &blds, Some(&roads), &d.join("g1.geojson"), 98.0);
     assert!(ok, "checker: {text}");
     assert_eq!(fig["split_buildings"], 0);

@@ -494,21 +494,17 @@ fn two_upper_levels_on_a_generated_district() {
     let run = |tag: &str| {
         let out = dir.path().join(format!("{tag}-grids.geojson"));
         let lv = dir.path().join(format!("{tag}-levels"));
-        wangge_ok(&[
-            "regrid",
-            "--communities",
-            s(&city.join("communities.geojson")),
-            "--buildings",
-            s(&city.join("buildings.geojson")),
-            "--roads",
-            s(&city.join("roads.geojson")),
-            "--levels",
-            "1200-2400:1800,400-1200:800",
-            "--levels-out",
-            s(&lv),
-            "--out",
-            s(&out),
-        ]);
+        regrid_in(
+            &city,
+            &[
+                "--levels",
+                "1200-2400:1800,400-1200:800",
+                "--levels-out",
+                s(&lv),
+                "--out",
+                s(&out),
+            ],
+        );
         (out, lv)
     };
     let (out, lv) = run("a");
@@ -557,29 +553,25 @@ fn workload_weights_on_manhattan() {
         m.join("roads.geojson"),
     );
     let (out, rep, asg) = (d.join("g.geojson"), d.join("r.json"), d.join("a.csv"));
-    wangge_ok(&[
-        "regrid",
-        "--communities",
-        s(&comms),
-        "--buildings",
-        s(&blds),
-        "--roads",
-        s(&roads),
-        "--weight",
-        "households + 2*building:levels",
-        "--min",
-        "250",
-        "--max",
-        "500",
-        "--target",
-        "375",
-        "--out",
-        s(&out),
-        "--report",
-        s(&rep),
-        "--assignments",
-        s(&asg),
-    ]);
+    regrid_in(
+        &m,
+        &[
+            "--weight",
+            "households + 2*building:levels",
+            "--min",
+            "250",
+            "--max",
+            "500",
+            "--target",
+            "375",
+            "--out",
+            s(&out),
+            "--report",
+            s(&rep),
+            "--assignments",
+            s(&asg),
+        ],
+    );
     // hard rules only: the checker's band is in households, ours in workload units
     let (ok, _, text) = check(&comms, &blds, Some(&roads), &out, 0.0);
     assert!(ok, "checker: {text}");

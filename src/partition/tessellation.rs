@@ -906,15 +906,15 @@ fn build(
             }
         }
     }
-    let mut on_boundary = vec![false; nv];
-    for e in cdt.undirected_edges() {
-        if edge_flags[e.fix().index()] & F_BOUNDARY != 0 {
-            for v in e.vertices() {
-                on_boundary[v.fix().index()] = true;
+    if !fixed.is_empty() {
+        let mut on_boundary = vec![false; nv];
+        for e in cdt.undirected_edges() {
+            if edge_flags[e.fix().index()] & F_BOUNDARY != 0 {
+                for v in e.vertices() {
+                    on_boundary[v.fix().index()] = true;
+                }
             }
         }
-    }
-    if !fixed.is_empty() {
         // Thin gaps between a given polygon and the community edge (or another given polygon),
         // left where the plan in force does not meet the boundary exactly, stay with the given
         // polygon: a free grid reaching into such a sliver would run along both of its sides

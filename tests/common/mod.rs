@@ -36,6 +36,28 @@ pub fn wangge(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().expect("run wangge")
 }
 
+/// `wangge regrid` on the communities, buildings and roads GeoJSON files in `layers`, with
+/// further arguments; insists it succeeds.
+pub fn regrid_in(layers: &Path, extra: &[&str]) -> String {
+    let f = |n: &str| layers.join(n).to_string_lossy().into_owned();
+    let (c, b, r) = (
+        f("communities.geojson"),
+        f("buildings.geojson"),
+        f("roads.geojson"),
+    );
+    let mut args = vec![
+        "regrid",
+        "--communities",
+        &c,
+        "--buildings",
+        &b,
+        "--roads",
+        &r,
+    ];
+    args.extend_from_slice(extra);
+    wangge_ok(&args)
+}
+
 /// Run wangge and insist it succeeds.
 pub fn wangge_ok(args: &[&str]) -> String {
     let o = wangge(args);

@@ -8,6 +8,7 @@
 //! No I/O here: plain values in, plain values out.
 
 pub mod assemble;
+mod buckets;
 pub mod metrics;
 pub mod rebalance;
 pub mod solve;

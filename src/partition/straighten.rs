@@ -9,13 +9,26 @@
 //! road, community or kept-grid ring) and no other boundary, and the area it sweeps holds no
 //! vertex of either. Both grids of a run drop the same points, so they keep sharing the edge.
 
+use super::buckets::{Box2, Buckets};
 use super::tessellation::{NONE, Pt, Tessellation};
 use geo::Coord;
-use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Line};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-type SegRef = GeomWithData<Line<[f64; 2]>, (Pt, Pt)>;
-type PtRef = GeomWithData<[f64; 2], Pt>;
+/// Obstacle segments (ends and their point ids) in a bucket grid; shortcuts are added as taken.
+struct Segs {
+    list: Vec<(Coord, Coord, (Pt, Pt))>,
+    grid: Buckets,
+}
+
+/// Obstacle points in a bucket grid.
+struct Pts {
+    list: Vec<(Coord, Pt)>,
+    grid: Buckets,
+}
+
+fn seg_box(a: Coord, b: Coord) -> Box2 {
+    [a.x.min(b.x), a.y.min(b.y), a.x.max(b.x), a.y.max(b.y)]
+}
 
 /// No obstacle may come closer than this to a shortcut (metres).
 const CLEARANCE_M: f64 = 0.3;
@@ -28,6 +41,7 @@ const MAX_SPAN: usize = 40;
 pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<Pt> {
     let nv = t.verts.len() as u32;
     let ne = t.n_edges as u32;
+
     // the boundary graph: undirected edges with how many grids hold them
     let mut count: HashMap<(Pt, Pt), u8> = HashMap::default();
     let mut pos: HashMap<Pt, Coord> = HashMap::default();
@@ -47,7 +61,7 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
     }
     // constraint edges and their endpoints are obstacles
     let mut seen_edge = HashSet::default();
-    let mut obstacle_segs: Vec<SegRef> = Vec::new();
+    let mut obstacle_segs: Vec<(Coord, Coord, (Pt, Pt))> = Vec::new();
     let mut fixed_vertex: HashSet<u32> = HashSet::default();
     for f in 1..t.faces.len() {
         if !t.inside[f] {
@@ -62,29 +76,30 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
             fixed_vertex.insert(va);
             fixed_vertex.insert(vb);
             let (a, b) = (t.verts[va as usize], t.verts[vb as usize]);
-            obstacle_segs.push(GeomWithData::new(
-                Line::new([a.x, a.y], [b.x, b.y]),
-                (Pt(va), Pt(vb)),
-            ));
+            obstacle_segs.push((a, b, (Pt(va), Pt(vb))));
         }
     }
     for &(a, b) in count.keys() {
         let (pa, pb) = (pos[&a], pos[&b]);
-        obstacle_segs.push(GeomWithData::new(
-            Line::new([pa.x, pa.y], [pb.x, pb.y]),
-            (a, b),
-        ));
+        obstacle_segs.push((pa, pb, (a, b)));
     }
-    let mut obstacle_pts: Vec<PtRef> = pos
-        .iter()
-        .map(|(&p, c)| GeomWithData::new([c.x, c.y], p))
-        .collect();
+    let mut obstacle_pts: Vec<(Coord, Pt)> = pos.iter().map(|(&p, &c)| (c, p)).collect();
     for &v in &fixed_vertex {
-        let c = t.verts[v as usize];
-        obstacle_pts.push(GeomWithData::new([c.x, c.y], Pt(v)));
+        obstacle_pts.push((t.verts[v as usize], Pt(v)));
     }
-    let mut segs = RTree::bulk_load(obstacle_segs);
-    let pts = RTree::bulk_load(obstacle_pts);
+    let boxes: Vec<Box2> = obstacle_segs.iter().map(|s| seg_box(s.0, s.1)).collect();
+    let mut segs = Segs {
+        grid: Buckets::new(&boxes),
+        list: obstacle_segs,
+    };
+    let boxes: Vec<Box2> = obstacle_pts
+        .iter()
+        .map(|p| [p.0.x, p.0.y, p.0.x, p.0.y])
+        .collect();
+    let pts = Pts {
+        grid: Buckets::new(&boxes),
+        list: obstacle_pts,
+    };
 
     let free = |p: Pt| -> bool {
         let Some(n) = nbrs.get(&p) else { return false };
@@ -169,10 +184,9 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
                     }
                     // later runs must respect the new edge as well as the old path
                     let (pa, pb) = (coords[i], coords[j]);
-                    segs.insert(GeomWithData::new(
-                        Line::new([pa.x, pa.y], [pb.x, pb.y]),
-                        (run[i], run[j]),
-                    ));
+                    let id = segs.list.len() as u32;
+                    segs.list.push((pa, pb, (run[i], run[j])));
+                    segs.grid.insert(id, &seg_box(pa, pb));
                 }
                 i = j;
             }
@@ -187,8 +201,8 @@ fn shortcut_ok(
     index: &HashMap<Pt, usize>,
     c: &[Coord],
     (i, j): (usize, usize),
-    segs: &RTree<SegRef>,
-    pts: &RTree<PtRef>,
+    segs: &Segs,
+    pts: &Pts,
 ) -> bool {
     let (a, b) = (c[i], c[j]);
     if (a.x - b.x).abs() < 1e-9 && (a.y - b.y).abs() < 1e-9 {
@@ -212,30 +226,29 @@ fn shortcut_ok(
             x1 = x1.max(p.x);
             y1 = y1.max(p.y);
         }
-        AABB::from_corners(
-            [x0 - CLEARANCE_M, y0 - CLEARANCE_M],
-            [x1 + CLEARANCE_M, y1 + CLEARANCE_M],
-        )
+        [
+            x0 - CLEARANCE_M,
+            y0 - CLEARANCE_M,
+            x1 + CLEARANCE_M,
+            y1 + CLEARANCE_M,
+        ]
     };
     // no obstacle segment crosses or comes too close to the shortcut
-    for s in segs.locate_in_envelope_intersecting(&env(&[a, b])) {
-        let (p, q) = s.data;
+    let eb = env(&[a, b]);
+    let clear = segs.grid.all(&eb, |id| {
+        let (p0, q0, (p, q)) = segs.list[id as usize];
+        if p0.x.max(q0.x) < eb[0]
+            || p0.x.min(q0.x) > eb[2]
+            || p0.y.max(q0.y) < eb[1]
+            || p0.y.min(q0.y) > eb[3]
+        {
+            return true;
+        }
         if let (Some(kp), Some(kq)) = (at(&p), at(&q))
             && kp.abs_diff(kq) == 1
         {
-            continue; // an edge of the stretch being replaced
+            return true; // an edge of the stretch being replaced
         }
-        let l = s.geom();
-        let (p0, q0) = (
-            Coord {
-                x: l.from[0],
-                y: l.from[1],
-            },
-            Coord {
-                x: l.to[0],
-                y: l.to[1],
-            },
-        );
         let touches_a = p == run[i] || q == run[i];
         let touches_b = p == run[j] || q == run[j];
         if touches_a || touches_b {
@@ -254,35 +267,31 @@ fn shortcut_ok(
                 return false;
             }
             // the far end of that edge must keep its distance too
-            if seg_point_dist(a, b, other) < CLEARANCE_M && !(touches_a && touches_b) {
-                return false;
-            }
-            continue;
+            return !(seg_point_dist(a, b, other) < CLEARANCE_M && !(touches_a && touches_b));
         }
-        if seg_seg_dist(a, b, p0, q0) < CLEARANCE_M {
-            return false;
-        }
+        seg_seg_dist(a, b, p0, q0) >= CLEARANCE_M
+    });
+    if !clear {
+        return false;
     }
     // the swept area holds no obstacle point
     let poly = &c[i..=j];
-    for o in pts.locate_in_envelope_intersecting(&env(poly)) {
-        if at(&o.data).is_some() {
-            continue;
+    let eb = env(poly);
+    pts.grid.all(&eb, |id| {
+        let (p, o) = pts.list[id as usize];
+        if p.x < eb[0] || p.x > eb[2] || p.y < eb[1] || p.y > eb[3] {
+            return true;
         }
-        let p = Coord {
-            x: o.geom()[0],
-            y: o.geom()[1],
-        };
+        if at(&o).is_some() {
+            return true;
+        }
         if (p.x - a.x).abs() < 1e-9 && (p.y - a.y).abs() < 1e-9
             || (p.x - b.x).abs() < 1e-9 && (p.y - b.y).abs() < 1e-9
         {
-            continue;
+            return true;
         }
-        if seg_point_dist(a, b, p) < CLEARANCE_M || inside(poly, p) {
-            return false;
-        }
-    }
-    true
+        !(seg_point_dist(a, b, p) < CLEARANCE_M || inside(poly, p))
+    })
 }
 
 /// Inside the closed ring `r` (last point joins the first) by even–odd or by winding.

@@ -14,9 +14,10 @@
 //! shared boundary runs along a road) and, after partitioning, the grid polygons, whose
 //! shared edges are identical by construction (no gaps, no overlaps).
 
+use super::buckets::SegIndex;
 use crate::geom::frame::LocalFrame;
 use geo::{Coord, LineString, Polygon};
-use rstar::{AABB, RTree, RTreeObject, primitives::GeomWithData, primitives::Line};
+use rstar::{AABB, RTree, RTreeObject};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use spade::{ConstrainedDelaunayTriangulation, Point2, Triangulation};
 use std::cmp::Reverse;
@@ -173,19 +174,12 @@ pub enum TessellationError {
     Degenerate,
 }
 
-type Seg = GeomWithData<Line<[f64; 2]>, ()>;
-
-fn seg_tree(segs: impl Iterator<Item = (Coord, Coord)>) -> RTree<Seg> {
-    RTree::bulk_load(
-        segs.map(|(a, b)| GeomWithData::new(Line::new([a.x, a.y], [b.x, b.y]), ()))
-            .collect(),
-    )
+fn seg_tree(segs: impl Iterator<Item = (Coord, Coord)>) -> SegIndex {
+    SegIndex::new(segs)
 }
 
-fn near(tree: &RTree<Seg>, p: Coord, d: f64) -> bool {
-    tree.locate_within_distance([p.x, p.y], d * d)
-        .next()
-        .is_some()
+fn near(tree: &SegIndex, p: Coord, d: f64) -> bool {
+    tree.near(p, d)
 }
 
 fn pip(polys: &[Polygon], p: Coord) -> bool {
@@ -416,7 +410,7 @@ impl Builder {
     fn given_rings(
         &mut self,
         rings: &[(Vec<Coord>, Vec<Option<Coord>>)],
-        community: &RTree<Seg>,
+        community: &SegIndex,
     ) -> Result<(), TessellationError> {
         let cell = |p: Coord| {
             (
@@ -1819,7 +1813,7 @@ impl Tessellation {
 fn atom_graph(
     t: &Tessellation,
     mut atoms: Vec<Atom>,
-    near_tree: &RTree<Seg>,
+    near_tree: &SegIndex,
     near_m: f64,
 ) -> AtomGraph {
     let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); atoms.len()];

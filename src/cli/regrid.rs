@@ -546,9 +546,7 @@ pub fn run(a: &RegridArgs, rebalance: bool) -> Result<()> {
                 c.moved_households_pct
             );
             for (code, why) in &c.kept_communities {
-                println!(
-                    "  rebalance: community {code} kept as it was (its grids could not be redrawn around the kept ones: {why})"
-                );
+                println!("  rebalance: community {code} kept as it was ({why})");
             }
         }
         if notes.estimated_households > 0 {

@@ -173,48 +173,135 @@ pub fn rebalance(
                 break;
             }
         }
-        let mut result = loop {
-            let fixed: Vec<FixedGrid> = old
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !free.contains(i))
-                .map(|(_, g)| g.clone())
-                .collect();
-            let mut p = params.clone();
-            p.fixed = fixed;
-            match regrid(communities, buildings, roads, &p, progress) {
-                Ok(r) => break r,
-                // a community whose grids cannot be redrawn around the kept ones (their
-                // polygons and the updated layers do not fit together there) keeps every grid
-                // as it was, and the report says so; never a broken plan
-                Err(RegridError::Community { code, message })
-                    if free.iter().any(|&g| old[g].community == code) =>
-                {
-                    free.retain(|&g| old[g].community != code);
-                    kept_whole.push((code, message));
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        inherit_codes(&mut result, old, &owner, &free, buildings);
-        let mut changes = changes(&result, old, &was, &free, buildings, stage);
-        changes.kept_communities.clone_from(&kept_whole);
-        for (code, why) in &kept_whole {
-            if let Some(c) = result.communities.iter_mut().find(|c| &c.code == code) {
-                c.notes.push(format!(
-                    "every grid kept as it was: redrawing around the kept grids failed ({why})"
-                ));
-            }
-        }
+        let run = attempt(
+            (communities, buildings, roads, old),
+            params,
+            progress,
+            &mut free,
+            &mut kept_whole,
+        )?;
+        let (result, changes) = finish(
+            run,
+            old,
+            (&owner, &was),
+            &free,
+            buildings,
+            stage,
+            &kept_whole,
+        );
         last = Some((result, changes));
         if free.is_empty() {
             break;
         }
     }
+    // A community whose redraw left more grids out of band than it had (a lumpy remainder
+    // around many kept grids) is better kept as it was: redrawing it changed grids for nothing.
+    while let Some((res, ch)) = &last {
+        let mut worse: Vec<(String, String)> = Vec::new();
+        let codes: std::collections::BTreeSet<&str> =
+            free.iter().map(|&g| old[g].community.as_str()).collect();
+        for code in &codes {
+            let before = free
+                .iter()
+                .filter(|&&g| old[g].community == *code && out_of_band[g])
+                .count();
+            let after = res
+                .grids
+                .iter()
+                .filter(|gr| {
+                    gr.community == *code && !gr.kept && !gr.oversize && !band.contains(gr.weight)
+                })
+                .count();
+            if after > before {
+                worse.push((
+                    (*code).to_string(),
+                    format!("redrawing left {after} grids out of band where {before} were"),
+                ));
+            }
+        }
+        if worse.is_empty() {
+            break;
+        }
+        let stage = ch.stage;
+        free.retain(|&g| worse.iter().all(|(c, _)| old[g].community != *c));
+        kept_whole.extend(worse);
+        let run = attempt(
+            (communities, buildings, roads, old),
+            params,
+            progress,
+            &mut free,
+            &mut kept_whole,
+        )?;
+        last = Some(finish(
+            run,
+            old,
+            (&owner, &was),
+            &free,
+            buildings,
+            stage,
+            &kept_whole,
+        ));
+    }
     last.ok_or(RegridError::Band {
         min: band.min,
         max: band.max,
     })
+}
+
+/// Regrid with every grid outside `free` kept. A community whose grids cannot be redrawn around
+/// the kept ones (their polygons and the updated layers do not fit together there) keeps every
+/// grid as it was, and the report says so: never a broken plan.
+fn attempt(
+    (communities, buildings, roads, old): (&[Community], &[Building], &[Road], &[FixedGrid]),
+    params: &RegridParams,
+    progress: &(dyn Fn() + Sync),
+    free: &mut HashSet<usize>,
+    kept_whole: &mut Vec<(String, String)>,
+) -> Result<RegridResult, RegridError> {
+    loop {
+        let fixed: Vec<FixedGrid> = old
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !free.contains(i))
+            .map(|(_, g)| g.clone())
+            .collect();
+        let mut p = params.clone();
+        p.fixed = fixed;
+        match regrid(communities, buildings, roads, &p, progress) {
+            Ok(r) => return Ok(r),
+            Err(RegridError::Community { code, message })
+                if free.iter().any(|&g| old[g].community == code) =>
+            {
+                free.retain(|&g| old[g].community != code);
+                kept_whole.push((
+                    code,
+                    format!("redrawing around the kept grids failed ({message})"),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Codes, the change report and the notes of communities kept whole.
+fn finish(
+    mut result: RegridResult,
+    old: &[FixedGrid],
+    (owner, was): (&[Option<usize>], &[Option<usize>]),
+    free: &HashSet<usize>,
+    buildings: &[Building],
+    stage: u8,
+    kept_whole: &[(String, String)],
+) -> (RegridResult, Changes) {
+    inherit_codes(&mut result, old, owner, free, buildings);
+    let mut changes = changes(&result, old, was, free, buildings, stage);
+    changes.kept_communities = kept_whole.to_vec();
+    for (code, why) in kept_whole {
+        if let Some(c) = result.communities.iter_mut().find(|c| &c.code == code) {
+            c.notes.push(format!("every grid kept as it was: {why}"));
+        }
+    }
+    (result, changes)
 }
 
 /// Redrawn grids inherit the old code they share most households with.

@@ -900,45 +900,6 @@ fn build(
             }
         }
     }
-    if !fixed.is_empty() {
-        let mut on_boundary = vec![false; nv];
-        for e in cdt.undirected_edges() {
-            if edge_flags[e.fix().index()] & F_BOUNDARY != 0 {
-                for v in e.vertices() {
-                    on_boundary[v.fix().index()] = true;
-                }
-            }
-        }
-        // Thin gaps between a given polygon and the community edge (or another given polygon),
-        // left where the plan in force does not meet the boundary exactly, stay with the given
-        // polygon: a free grid reaching into such a sliver would run along both of its sides
-        // and fold onto itself when collinear points are dropped.
-        let thin = |f: usize| {
-            let [a, bb, c] = faces[f].map(|v| verts[v as usize]);
-            let perimeter = dist(a, bb) + dist(bb, c) + dist(c, a);
-            faces[f]
-                .iter()
-                .filter(|&&v| on_boundary[v as usize])
-                .count()
-                >= 2
-                && 2.0 * tri_area(a, bb, c) < GAP_M * perimeter
-        };
-        let mut queue: std::collections::VecDeque<usize> =
-            (1..nf).filter(|&f| face_fixed[f] != NONE).collect();
-        while let Some(f) = queue.pop_front() {
-            for k in 0..3 {
-                let g = nbr[f][k];
-                if g == NONE {
-                    continue;
-                }
-                let g = g as usize;
-                if inside[g] && face_fixed[g] == NONE && thin(g) {
-                    face_fixed[g] = face_fixed[f];
-                    queue.push_back(g);
-                }
-            }
-        }
-    }
     let mut free: Vec<bool> = (0..nf)
         .map(|f| inside[f] && face_fixed[f] == NONE)
         .collect();
@@ -1054,6 +1015,50 @@ fn build(
         for f in 1..nf {
             if free[f] && rep[f] != NONE && rep[f] as usize != f {
                 face_bld[f] = face_bld[rep[f] as usize];
+            }
+        }
+    }
+    if !fixed.is_empty() {
+        let mut on_boundary = vec![false; nv];
+        for e in cdt.undirected_edges() {
+            if edge_flags[e.fix().index()] & F_BOUNDARY != 0 {
+                for v in e.vertices() {
+                    on_boundary[v.fix().index()] = true;
+                }
+            }
+        }
+        // Thin gaps between a given polygon and the community edge (or another given polygon),
+        // left where the plan in force does not meet the boundary exactly, stay with the given
+        // polygon: a free grid reaching into such a sliver would run along both of its sides
+        // and fold onto itself when collinear points are dropped. A gap triangle has all three
+        // corners on boundary lines and no width; footprints are never flooded (zero-width
+        // triangles inside one would cut its building in two), nor are the fans of skinny
+        // triangles that open from a boundary vertex into free land (they have a corner off
+        // the boundary) — flooding those cut real pockets of land off their free neighbours.
+        let thin = |f: usize| {
+            let [a, bb, c] = faces[f].map(|v| verts[v as usize]);
+            let perimeter = dist(a, bb) + dist(bb, c) + dist(c, a);
+            faces[f]
+                .iter()
+                .filter(|&&v| on_boundary[v as usize])
+                .count()
+                == 3
+                && 2.0 * tri_area(a, bb, c) < GAP_M * perimeter
+        };
+        let mut queue: std::collections::VecDeque<usize> =
+            (1..nf).filter(|&f| face_fixed[f] != NONE).collect();
+        while let Some(f) = queue.pop_front() {
+            for k in 0..3 {
+                let g = nbr[f][k];
+                if g == NONE {
+                    continue;
+                }
+                let g = g as usize;
+                if free[g] && face_bld[g] == NONE && thin(g) {
+                    face_fixed[g] = face_fixed[f];
+                    free[g] = false;
+                    queue.push_back(g);
+                }
             }
         }
     }

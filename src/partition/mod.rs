@@ -277,6 +277,31 @@ pub fn regrid(
     params: &RegridParams,
     progress: &(dyn Fn() + Sync),
 ) -> Result<RegridResult, RegridError> {
+    regrid_with(communities, buildings, roads, params, progress, None)
+}
+
+/// Outcomes of communities already drawn, by community index and the codes of the grids kept
+/// there: a community's grids depend only on the layers, the settings and what is kept in it.
+/// Repeated regrids of the same layers and settings (the attempts of a rebalance, which differ
+/// in the grids kept in a few communities) redraw only the communities whose kept grids changed.
+#[derive(Default)]
+pub struct RegridCache(
+    std::sync::Mutex<std::collections::HashMap<(usize, Vec<String>), CommunityOutcome>>,
+);
+
+/// [`regrid`], reusing and filling `cache` (which must only ever see the same communities,
+/// buildings, roads and settings apart from `params.fixed`).
+///
+/// # Errors
+/// As [`regrid`].
+pub fn regrid_with(
+    communities: &[Community],
+    buildings: &[Building],
+    roads: &[Road],
+    params: &RegridParams,
+    progress: &(dyn Fn() + Sync),
+    cache: Option<&RegridCache>,
+) -> Result<RegridResult, RegridError> {
     let band = params.band;
     if band.min > band.max {
         return Err(RegridError::Band {
@@ -322,15 +347,37 @@ pub fn regrid(
         .par_iter()
         .with_max_len(1)
         .map(|&ci| {
-            let r = regrid_community(
-                &communities[ci],
-                buildings,
-                &per_comm[ci],
-                &segs,
-                &seg_tree,
-                has_roads,
-                params,
-            );
+            let key = || {
+                let mut kept: Vec<String> = params
+                    .fixed
+                    .iter()
+                    .filter(|f| f.community == communities[ci].code)
+                    .map(|f| f.code.clone())
+                    .collect();
+                kept.sort();
+                (ci, kept)
+            };
+            let hit = cache.and_then(|c| c.0.lock().ok().and_then(|m| m.get(&key()).cloned()));
+            let r = match hit {
+                Some(o) => Ok(o),
+                None => {
+                    let r = regrid_community(
+                        &communities[ci],
+                        buildings,
+                        &per_comm[ci],
+                        &segs,
+                        &seg_tree,
+                        has_roads,
+                        params,
+                    );
+                    if let (Some(c), Ok(o)) = (cache, &r)
+                        && let Ok(mut m) = c.0.lock()
+                    {
+                        m.insert(key(), o.clone());
+                    }
+                    r
+                }
+            };
             progress();
             (ci, r)
         })

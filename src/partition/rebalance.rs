@@ -4,7 +4,9 @@
 //! enough. Redrawn grids inherit the old code they share most households with; the rest get new
 //! codes.
 
-use super::{FixedGrid, Grid, RegridError, RegridParams, RegridResult, point_in, regrid};
+use super::{
+    FixedGrid, Grid, RegridCache, RegridError, RegridParams, RegridResult, point_in, regrid_with,
+};
 use crate::geom::interior_point::interior_point;
 use crate::model::{Building, Community, Road};
 use geo::MultiPolygon;
@@ -142,6 +144,7 @@ pub fn rebalance(
         );
     }
     let mut kept_whole: Vec<(String, String)> = Vec::new();
+    let cache = RegridCache::default();
     for stage in 1..=2u8 {
         if stage == 2 {
             let Some((res, _)) = &last else { break };
@@ -177,7 +180,7 @@ pub fn rebalance(
             (communities, buildings, roads, old),
             params,
             progress,
-            &mut free,
+            (&mut free, &cache),
             &mut kept_whole,
         )?;
         let (result, changes) = finish(
@@ -229,7 +232,7 @@ pub fn rebalance(
             (communities, buildings, roads, old),
             params,
             progress,
-            &mut free,
+            (&mut free, &cache),
             &mut kept_whole,
         )?;
         last = Some(finish(
@@ -255,7 +258,7 @@ fn attempt(
     (communities, buildings, roads, old): (&[Community], &[Building], &[Road], &[FixedGrid]),
     params: &RegridParams,
     progress: &(dyn Fn() + Sync),
-    free: &mut HashSet<usize>,
+    (free, cache): (&mut HashSet<usize>, &RegridCache),
     kept_whole: &mut Vec<(String, String)>,
 ) -> Result<RegridResult, RegridError> {
     loop {
@@ -267,7 +270,7 @@ fn attempt(
             .collect();
         let mut p = params.clone();
         p.fixed = fixed;
-        match regrid(communities, buildings, roads, &p, progress) {
+        match regrid_with(communities, buildings, roads, &p, progress, Some(cache)) {
             Ok(r) => return Ok(r),
             Err(RegridError::Community { code, message })
                 if free.iter().any(|&g| old[g].community == code) =>

@@ -1019,3 +1019,59 @@ fn collect_grids(
     }
     (internal_len, internal_road)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geom::crs::{Crs, Transformer};
+    use crate::io::geojson::{read_buildings, read_communities, read_roads};
+    use crate::model::EstimateParams;
+
+    /// A rebalance's later attempts take communities from the cache: what they give must be
+    /// exactly what drawing them again gives.
+    #[test]
+    fn cached_outcomes_equal_fresh_ones() {
+        let city = crate::sample::generate(5, 4);
+        let dir = tempfile::tempdir().unwrap();
+        let put = |name: &str, v: &serde_json::Value| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, v.to_string()).unwrap();
+            p
+        };
+        let tf = Transformer::new(Crs::Wgs84, Crs::Wgs84).unwrap();
+        let (c, _) = read_communities(&put("c.geojson", &city.communities), &tf).unwrap();
+        let (b, _) = read_buildings(
+            &put("b.geojson", &city.buildings),
+            &tf,
+            &EstimateParams::default(),
+        )
+        .unwrap();
+        let (r, _) = read_roads(&put("r.geojson", &city.roads), &tf).unwrap();
+        let params = RegridParams::default();
+        let cache = RegridCache::default();
+        let plain = regrid(&c, &b, &r, &params, &|| {}).unwrap();
+        let first = regrid_with(&c, &b, &r, &params, &|| {}, Some(&cache)).unwrap();
+        assert_eq!(format!("{:?}", plain.grids), format!("{:?}", first.grids));
+        // keep two grids of the first community: it is drawn again, the others come cached
+        let mut kept = params.clone();
+        kept.fixed = plain
+            .grids
+            .iter()
+            .filter(|g| g.community == c[0].code)
+            .take(2)
+            .map(|g| FixedGrid {
+                code: g.code.clone(),
+                name: g.name.clone(),
+                community: g.community.clone(),
+                polygon: g.geometry.clone(),
+            })
+            .collect();
+        assert_eq!(kept.fixed.len(), 2);
+        let cached = regrid_with(&c, &b, &r, &kept, &|| {}, Some(&cache)).unwrap();
+        let fresh = regrid(&c, &b, &r, &kept, &|| {}).unwrap();
+        assert_eq!(format!("{:?}", cached.grids), format!("{:?}", fresh.grids));
+        assert_eq!(cached.assignment, fresh.assignment);
+        assert_ne!(format!("{:?}", cached.grids), format!("{:?}", plain.grids));
+        assert_eq!(cache.0.lock().unwrap().len(), c.len() + 1);
+    }
+}

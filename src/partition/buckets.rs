@@ -7,6 +7,7 @@
 //! side table. A query visits every item whose box shares a cell with the query box; an item
 //! spanning several cells may be visited more than once, so callers must not count visits.
 
+use crate::geom::seg_point_dist;
 use geo::Coord;
 use rustc_hash::FxHashMap as HashMap;
 
@@ -148,26 +149,11 @@ impl SegIndex {
         if self.segs.is_empty() {
             return false;
         }
-        let d2 = d * d;
         !self.grid.all(&[p.x - d, p.y - d, p.x + d, p.y + d], |i| {
             let (a, b) = self.segs[i as usize];
-            seg_point_dist2(a, b, p) > d2
+            seg_point_dist(a, b, p) > d
         })
     }
-}
-
-/// Squared distance from `p` to segment a–b.
-#[must_use]
-pub fn seg_point_dist2(a: Coord, b: Coord, p: Coord) -> f64 {
-    let (dx, dy) = (b.x - a.x, b.y - a.y);
-    let l2 = dx * dx + dy * dy;
-    let t = if l2 > 0.0 {
-        (((p.x - a.x) * dx + (p.y - a.y) * dy) / l2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let (ex, ey) = (a.x + t * dx - p.x, a.y + t * dy - p.y);
-    ex * ex + ey * ey
 }
 
 #[cfg(test)]

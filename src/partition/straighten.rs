@@ -11,6 +11,7 @@
 
 use super::buckets::{Box2, Buckets};
 use super::tessellation::{NONE, Pt, Tessellation};
+use crate::geom::seg_point_dist;
 use geo::Coord;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -312,17 +313,6 @@ fn inside(r: &[Coord], p: Coord) -> bool {
         j = i;
     }
     odd || wind != 0
-}
-
-fn seg_point_dist(a: Coord, b: Coord, p: Coord) -> f64 {
-    let (dx, dy) = (b.x - a.x, b.y - a.y);
-    let l2 = dx * dx + dy * dy;
-    let t = if l2 > 0.0 {
-        (((p.x - a.x) * dx + (p.y - a.y) * dy) / l2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    (a.x + t * dx - p.x).hypot(a.y + t * dy - p.y)
 }
 
 fn seg_seg_dist(a: Coord, b: Coord, p: Coord, q: Coord) -> f64 {

@@ -83,21 +83,10 @@ fn clip_to_ring(ring: &[Coord], a: Coord, b: Coord) -> (Coord, Coord) {
     (lerp(a, b, lo), lerp(a, b, hi))
 }
 
-fn seg_dist(p: Coord, a: Coord, b: Coord) -> f64 {
-    let (dx, dy) = (b.x - a.x, b.y - a.y);
-    let l2 = dx * dx + dy * dy;
-    let t = if l2 > 0.0 {
-        (((p.x - a.x) * dx + (p.y - a.y) * dy) / l2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    ((p.x - a.x - t * dx).powi(2) + (p.y - a.y - t * dy).powi(2)).sqrt()
-}
-
 fn poly_dist(poly: &[Coord], p: Coord) -> f64 {
     let n = poly.len();
     (0..n)
-        .map(|i| seg_dist(p, poly[i], poly[(i + 1) % n]))
+        .map(|i| crate::geom::seg_point_dist(poly[i], poly[(i + 1) % n], p))
         .fold(f64::INFINITY, f64::min)
 }
 

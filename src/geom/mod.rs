@@ -9,9 +9,9 @@ pub mod validate;
 
 use geo::Coord;
 
-/// Distance from `p` to the segment a–b (metres in a local frame).
+/// Squared distance from `p` to the segment a–b (metres² in a local frame).
 #[must_use]
-pub fn seg_point_dist(a: Coord, b: Coord, p: Coord) -> f64 {
+pub fn seg_point_dist2(a: Coord, b: Coord, p: Coord) -> f64 {
     let (dx, dy) = (b.x - a.x, b.y - a.y);
     let l2 = dx * dx + dy * dy;
     let t = if l2 > 0.0 {
@@ -19,5 +19,12 @@ pub fn seg_point_dist(a: Coord, b: Coord, p: Coord) -> f64 {
     } else {
         0.0
     };
-    (a.x + t * dx - p.x).hypot(a.y + t * dy - p.y)
+    let (ex, ey) = (a.x + t * dx - p.x, a.y + t * dy - p.y);
+    ex * ex + ey * ey
+}
+
+/// Distance from `p` to the segment a–b (metres in a local frame).
+#[must_use]
+pub fn seg_point_dist(a: Coord, b: Coord, p: Coord) -> f64 {
+    seg_point_dist2(a, b, p).sqrt()
 }

@@ -7,7 +7,7 @@
 //! side table. A query visits every item whose box shares a cell with the query box; an item
 //! spanning several cells may be visited more than once, so callers must not count visits.
 
-use crate::geom::seg_point_dist;
+use crate::geom::seg_point_dist2;
 use geo::Coord;
 use rustc_hash::FxHashMap as HashMap;
 
@@ -149,9 +149,10 @@ impl SegIndex {
         if self.segs.is_empty() {
             return false;
         }
+        let d2 = d * d;
         !self.grid.all(&[p.x - d, p.y - d, p.x + d, p.y + d], |i| {
             let (a, b) = self.segs[i as usize];
-            seg_point_dist(a, b, p) > d
+            seg_point_dist2(a, b, p) > d2
         })
     }
 }

@@ -7,7 +7,7 @@ pub mod interior_point;
 pub mod proj_ffi;
 pub mod validate;
 
-use geo::Coord;
+use geo::{Coord, Polygon};
 
 /// Squared distance from `p` to the segment a–b (metres² in a local frame).
 #[must_use]
@@ -27,4 +27,30 @@ pub fn seg_point_dist2(a: Coord, b: Coord, p: Coord) -> f64 {
 #[must_use]
 pub fn seg_point_dist(a: Coord, b: Coord, p: Coord) -> f64 {
     seg_point_dist2(a, b, p).sqrt()
+}
+
+/// Point in polygons (with holes), even–odd over all rings: for a multipolygon's parts, or a
+/// building's footprints.
+#[must_use]
+pub fn point_in_polygons(polys: &[Polygon], p: Coord) -> bool {
+    let mut inside = false;
+    for poly in polys {
+        for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+            let pts = &ring.0;
+            let n = pts.len();
+            if n < 2 {
+                continue;
+            }
+            let mut j = n - 1;
+            for i in 0..n {
+                let (a, b) = (pts[i], pts[j]);
+                if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x
+                {
+                    inside = !inside;
+                }
+                j = i;
+            }
+        }
+    }
+    inside
 }

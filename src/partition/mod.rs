@@ -202,31 +202,6 @@ fn bbox_of(mp: &MultiPolygon) -> Option<AABB<[f64; 2]>> {
         .map(|r| AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
 }
 
-/// Point in multipolygon, even-odd.
-#[must_use]
-pub fn point_in(mp: &MultiPolygon, p: Coord) -> bool {
-    let mut inside = false;
-    for poly in &mp.0 {
-        for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
-            let pts = &ring.0;
-            let n = pts.len();
-            if n < 2 {
-                continue;
-            }
-            let mut j = n - 1;
-            for i in 0..n {
-                let (a, b) = (pts[i], pts[j]);
-                if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x
-                {
-                    inside = !inside;
-                }
-                j = i;
-            }
-        }
-    }
-    inside
-}
-
 fn project_poly(f: &LocalFrame, p: &Polygon) -> Polygon {
     let r = |l: &LineString| LineString(l.0.iter().map(|c| f.fwd(*c)).collect());
     Polygon::new(r(p.exterior()), p.interiors().iter().map(r).collect())
@@ -256,7 +231,7 @@ pub fn assign_buildings(
             hits.sort_unstable();
             for ci in hits {
                 for (pi, part) in communities[ci].geometry.0.iter().enumerate() {
-                    if point_in(&MultiPolygon(vec![part.clone()]), p) {
+                    if crate::geom::point_in_polygons(std::slice::from_ref(part), p) {
                         return Some((ci, pi));
                     }
                 }
@@ -471,8 +446,9 @@ fn regrid_community(
             .iter()
             .copied()
             .filter(|f| {
-                interior_point(&MultiPolygon(vec![f.polygon.clone()]))
-                    .is_some_and(|p| point_in(&MultiPolygon(vec![part_ll.clone()]), p))
+                interior_point(&MultiPolygon(vec![f.polygon.clone()])).is_some_and(|p| {
+                    crate::geom::point_in_polygons(std::slice::from_ref(part_ll), p)
+                })
             })
             .collect();
         let mut regions: Vec<tessellation::FixedRegion> = fixed_part
@@ -494,10 +470,9 @@ fn regrid_community(
                 let Some(ip) = interior_point(&buildings[bi].geometry) else {
                     continue;
                 };
-                if let Some(j) = fixed_part
-                    .iter()
-                    .position(|f| point_in(&MultiPolygon(vec![f.polygon.clone()]), ip))
-                {
+                if let Some(j) = fixed_part.iter().position(|f| {
+                    crate::geom::point_in_polygons(std::slice::from_ref(&f.polygon), ip)
+                }) {
                     regions[j].buildings.push(bi as u32);
                     regions[j].households += u64::from(buildings[bi].households);
                     regions[j].weight += buildings[bi].weight;

@@ -4,12 +4,9 @@
 //! enough. Redrawn grids inherit the old code they share most households with; the rest get new
 //! codes.
 
-use super::{
-    FixedGrid, Grid, RegridCache, RegridError, RegridParams, RegridResult, point_in, regrid_with,
-};
+use super::{FixedGrid, Grid, RegridCache, RegridError, RegridParams, RegridResult, regrid_with};
 use crate::geom::interior_point::interior_point;
 use crate::model::{Building, Community, Road};
-use geo::MultiPolygon;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -40,7 +37,7 @@ fn old_grid_of(buildings: &[Building], old: &[FixedGrid]) -> Vec<Option<usize>> 
         .map(|b| {
             let p = interior_point(&b.geometry)?;
             old.iter()
-                .position(|g| point_in(&MultiPolygon(vec![g.polygon.clone()]), p))
+                .position(|g| crate::geom::point_in_polygons(std::slice::from_ref(&g.polygon), p))
         })
         .collect()
 }

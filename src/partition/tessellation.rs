@@ -182,29 +182,6 @@ fn near(tree: &SegIndex, p: Coord, d: f64) -> bool {
     tree.near(p, d)
 }
 
-fn pip(polys: &[Polygon], p: Coord) -> bool {
-    let mut inside = false;
-    for poly in polys {
-        for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
-            let pts = &ring.0;
-            let n = pts.len();
-            if n < 2 {
-                continue;
-            }
-            let mut j = n - 1;
-            for i in 0..n {
-                let (a, b) = (pts[i], pts[j]);
-                if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x
-                {
-                    inside = !inside;
-                }
-                j = i;
-            }
-        }
-    }
-    inside
-}
-
 fn lerp(a: Coord, b: Coord, t: f64) -> Coord {
     Coord {
         x: a.x + (b.x - a.x) * t,
@@ -982,7 +959,7 @@ fn build(
         let c = centroid(f);
         hits.clear();
         for bb in btree.locate_in_envelope_intersecting(&AABB::from_point([c.x, c.y])) {
-            if pip(&buildings[bb.0].polygons, c) {
+            if crate::geom::point_in_polygons(&buildings[bb.0].polygons, c) {
                 hits.push(bb.0);
             }
         }

@@ -411,6 +411,9 @@ fn clean_ring(r: &LineString) -> Option<LineString> {
             .filter_map(|(x, k)| k.then_some(x))
             .collect();
         if v.len() == before {
+            unloop(&mut v);
+        }
+        if v.len() == before {
             break;
         }
     }
@@ -421,9 +424,96 @@ fn clean_ring(r: &LineString) -> Option<LineString> {
     Some(LineString(v))
 }
 
+/// Largest loop (degrees, about 10 cm) that [`unloop`] cuts off.
+const LOOP_DEG: f64 = 1e-6;
+
+/// A ring whose edge i and edge i+2 meet makes a tiny loop through points i+1 and i+2 (a fold of
+/// a millimetre where a kept polygon's exact points and points computed in metres meet once both
+/// are in degrees). The loop is cut at the crossing: points i+1 and i+2 become the crossing point.
+/// One loop at a time; the caller repeats.
+fn unloop(v: &mut Vec<Coord>) {
+    let n = v.len();
+    if n < 5 {
+        return;
+    }
+    for i in 0..n {
+        let (a, b, c, d) = (v[i], v[(i + 1) % n], v[(i + 2) % n], v[(i + 3) % n]);
+        let Some(x) = crossing(a, b, c, d) else {
+            continue;
+        };
+        let far = |p: Coord| (p.x - x.x).abs().max((p.y - x.y).abs());
+        if far(b) > LOOP_DEG || far(c) > LOOP_DEG {
+            continue;
+        }
+        let (j, k) = ((i + 1) % n, (i + 2) % n);
+        v[j] = x;
+        if k == 0 {
+            v.remove(0);
+        } else {
+            v.remove(k);
+        }
+        return;
+    }
+}
+
+/// Where segments a–b and c–d meet (touching counts), if they do.
+fn crossing(a: Coord, b: Coord, c: Coord, d: Coord) -> Option<Coord> {
+    let (rx, ry) = (b.x - a.x, b.y - a.y);
+    let (sx, sy) = (d.x - c.x, d.y - c.y);
+    let den = rx * sy - ry * sx;
+    if den == 0.0 {
+        return None;
+    }
+    let (qx, qy) = (c.x - a.x, c.y - a.y);
+    let t = (qx * sy - qy * sx) / den;
+    let u = (qx * ry - qy * rx) / den;
+    ((0.0..=1.0).contains(&t) && (0.0..=1.0).contains(&u)).then_some(Coord {
+        x: a.x + t * rx,
+        y: a.y + t * ry,
+    })
+}
+
 fn clean_polygon(p: Polygon) -> Polygon {
     let (ext, ints) = p.into_inner();
     let shell = clean_ring(&ext).unwrap_or(ext);
     let holes = ints.iter().filter_map(clean_ring).collect();
     Polygon::new(shell, holes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_millimetre_loop_is_cut_and_a_real_turn_is_not() {
+        let c = |x: f64, y: f64| Coord { x, y };
+        // a square of 0.001° whose bottom edge makes a 1e-8° loop near its middle: the path
+        // runs right past x = 0.0005, comes back up-left across itself, then goes on
+        let looped = LineString(vec![
+            c(0.0, 0.0),
+            c(0.000_500_01, 0.0),
+            c(0.000_500_01, 0.000_000_01),
+            c(0.000_499_99, -0.000_000_01),
+            c(0.001, 0.0),
+            c(0.001, 0.001),
+            c(0.0, 0.001),
+            c(0.0, 0.0),
+        ]);
+        let p = Polygon::new(looped.clone(), vec![]);
+        assert!(crate::geom::validate::find_self_intersection(&p).is_some());
+        let r = clean_ring(&looped).unwrap();
+        assert_eq!(r.0.len(), looped.0.len() - 1, "{r:?}");
+        assert!(crate::geom::validate::find_self_intersection(&Polygon::new(r, vec![])).is_none());
+        // an L-shaped ring: nothing to cut
+        let l = LineString(vec![
+            c(0.0, 0.0),
+            c(0.002, 0.0),
+            c(0.002, 0.001),
+            c(0.001, 0.001),
+            c(0.001, 0.002),
+            c(0.0, 0.002),
+            c(0.0, 0.0),
+        ]);
+        assert_eq!(clean_ring(&l).unwrap(), l);
+    }
 }

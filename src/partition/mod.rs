@@ -618,8 +618,8 @@ fn regrid_community(
             if !fixed_part.is_empty() {
                 // grids drawn around given polygons are checked before anything is written
                 for (g, p) in polys.iter().enumerate().skip(fixed_part.len()) {
-                    if let Some(x) = crate::geom::validate::find_self_intersection(&p.metres) {
-                        let at = frame.inv(x);
+                    // in the coordinates written (tiny loops are cut there, see assemble)
+                    if let Some(at) = crate::geom::validate::find_self_intersection(&p.wgs84) {
                         return Err(err(format!(
                             "grid {g} drawn around the kept grids crosses itself at {:.7},{:.7}",
                             at.x, at.y

@@ -160,6 +160,7 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         comps.push(comp);
     }
     let mut orphans: Vec<u32> = Vec::new(); // building-less land with no grid to join yet
+    let mut enclosed: Vec<u32> = Vec::new(); // land enclosed by locked grids, a grid of its own
     for comp in comps {
         let w: f64 = comp.iter().map(|&a| g.atoms[a as usize].weight).sum();
         let has_buildings = comp
@@ -193,6 +194,17 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
                 }
                 continue;
             }
+            if locked_host.is_some() {
+                // larger land enclosed by locked grids: no free grid can reach it, so it is a
+                // grid of its own (explained as land without households)
+                for &a in &comp {
+                    grid_of[a as usize] = n_grids;
+                }
+                enclosed.extend(comp);
+                oversize.push(false);
+                n_grids += 1;
+                continue;
+            }
             // isolated slivers (e.g. between a road end and the boundary) join a grid at the end
             orphans.extend(comp);
             continue;
@@ -209,6 +221,9 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         }
     }
     let mut fixed = fixed;
+    for &a in &enclosed {
+        fixed[a as usize] = true;
+    }
     for &a in &orphans {
         fixed[a as usize] = true; // kept out of the local search
     }

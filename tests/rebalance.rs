@@ -327,8 +327,8 @@ fn manhattan_base(d: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::pat
 /// Real data: grids of the Manhattan plan, spread over the four districts, locked; the rest is
 /// partitioned again around them: 10 locks (every 60th grid), 24 (every 25th: a locked grid's
 /// ring passes within centimetres of footprints and roads of the free land around it), 59 (every
-/// 10th: kept points and points computed in metres fold by a millimetre once in degrees) and 117
-/// (every 5th: land enclosed by locked grids).
+/// 10th: kept points and points computed in metres fold by a millimetre once in degrees), 117
+/// (every 5th: land enclosed by locked grids) and 45 (every 13th: a 10 cm spike at a kept corner).
 /// The checker passes and the locked grids are byte-identical.
 #[test]
 fn locks_on_manhattan() {
@@ -350,7 +350,13 @@ fn locks_on_manhattan() {
             .find(|f| f["properties"]["code"] == code)
             .map(|f| f["geometry"].clone())
     };
-    for (skip, step, n) in [(5, 60, 10), (0, 25, 24), (1, 10, 59), (1, 5, 117)] {
+    for (skip, step, n) in [
+        (5, 60, 10),
+        (0, 25, 24),
+        (1, 10, 59),
+        (1, 5, 117),
+        (5, 13, 45),
+    ] {
         let codes: Vec<String> = all.iter().skip(skip).step_by(step).cloned().collect();
         assert_eq!(codes.len(), n);
         std::fs::write(d.join("lock.txt"), codes.join("\n")).unwrap();

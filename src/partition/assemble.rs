@@ -400,7 +400,9 @@ fn clean_ring(r: &LineString) -> Option<LineString> {
             let cross = (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x);
             let dot = (b.x - a.x) * (c.x - b.x) + (b.y - a.y) * (c.y - b.y);
             let (la, lc) = ((b.x - a.x).hypot(b.y - a.y), (c.x - b.x).hypot(c.y - b.y));
-            if a == c || (cross.abs() <= 1e-9 * la * lc && dot < 0.0) {
+            // a spike: the path turns back, and its tip lies within SPIKE_DEG of the line it
+            // came along (in degrees, rounding alone leaves crosses far above zero)
+            if a == c || (dot < 0.0 && cross.abs() <= SPIKE_DEG * la.max(lc)) {
                 keep[i] = false;
                 break; // one at a time: neighbours change
             }
@@ -423,6 +425,9 @@ fn clean_ring(r: &LineString) -> Option<LineString> {
     v.push(v[0]);
     Some(LineString(v))
 }
+
+/// Widest spike (degrees, about 0.1 mm) that [`clean_ring`] folds away.
+const SPIKE_DEG: f64 = 1e-9;
 
 /// Largest loop (degrees, about 10 cm) that [`unloop`] cuts off.
 const LOOP_DEG: f64 = 1e-6;

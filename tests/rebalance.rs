@@ -97,17 +97,19 @@ fn rebalance(d: &Path, buildings: &str) -> Value {
     r
 }
 
+/// The geometry of the grid with `code` in a grid layer.
+fn geom(g: &Value, code: &str) -> Option<Value> {
+    g["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["properties"]["code"] == code)
+        .map(|f| f["geometry"].clone())
+}
+
 fn kept_exactly(d: &Path, r: &Value) {
     let g0 = read(&d.join("g0.geojson"));
     let g1 = read(&d.join("g1.geojson"));
-    let geom = |g: &Value, code: &str| {
-        g["features"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["properties"]["code"] == code)
-            .map(|f| f["geometry"].clone())
-    };
     for code in r["changes"]["kept_grids"].as_array().unwrap() {
         let c = code.as_str().unwrap();
         assert_eq!(
@@ -342,14 +344,6 @@ fn locks_on_manhattan() {
         .iter()
         .map(|f| f["properties"]["code"].as_str().unwrap().to_string())
         .collect();
-    let geom = |g: &Value, code: &str| {
-        g["features"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["properties"]["code"] == code)
-            .map(|f| f["geometry"].clone())
-    };
     for (skip, step, n) in [
         (5, 60, 10),
         (0, 25, 24),

@@ -358,14 +358,7 @@ impl Locator {
                         x: p.x * self.kx,
                         y: p.y,
                     };
-                    let (dx, dy) = (b.x - a.x, b.y - a.y);
-                    let l2 = dx * dx + dy * dy;
-                    let u = if l2 > 0.0 {
-                        (((q.x - a.x) * dx + (q.y - a.y) * dy) / l2).clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    };
-                    best = best.min((q.x - a.x - u * dx).hypot(q.y - a.y - u * dy));
+                    best = best.min(crate::geom::seg_point_dist(a, b, q));
                 }
             }
         }

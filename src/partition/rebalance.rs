@@ -142,6 +142,28 @@ pub fn rebalance(
     }
     let mut kept_whole: Vec<(String, String)> = Vec::new();
     let cache = RegridCache::default();
+    // one attempt with the grids outside `free` kept: regrid, codes, change report, notes
+    let redraw = |free: &mut HashSet<usize>,
+                  kept_whole: &mut Vec<(String, String)>,
+                  stage: u8|
+     -> Result<(RegridResult, Changes), RegridError> {
+        let run = attempt(
+            (communities, buildings, roads, old),
+            params,
+            progress,
+            (free, &cache),
+            kept_whole,
+        )?;
+        Ok(finish(
+            run,
+            old,
+            (&owner, &was),
+            free,
+            buildings,
+            stage,
+            kept_whole,
+        ))
+    };
     for stage in 1..=2u8 {
         if stage == 2 {
             let Some((res, _)) = &last else { break };
@@ -173,23 +195,7 @@ pub fn rebalance(
                 break;
             }
         }
-        let run = attempt(
-            (communities, buildings, roads, old),
-            params,
-            progress,
-            (&mut free, &cache),
-            &mut kept_whole,
-        )?;
-        let (result, changes) = finish(
-            run,
-            old,
-            (&owner, &was),
-            &free,
-            buildings,
-            stage,
-            &kept_whole,
-        );
-        last = Some((result, changes));
+        last = Some(redraw(&mut free, &mut kept_whole, stage)?);
         if free.is_empty() {
             break;
         }
@@ -225,22 +231,7 @@ pub fn rebalance(
         let stage = ch.stage;
         free.retain(|&g| worse.iter().all(|(c, _)| old[g].community != *c));
         kept_whole.extend(worse);
-        let run = attempt(
-            (communities, buildings, roads, old),
-            params,
-            progress,
-            (&mut free, &cache),
-            &mut kept_whole,
-        )?;
-        last = Some(finish(
-            run,
-            old,
-            (&owner, &was),
-            &free,
-            buildings,
-            stage,
-            &kept_whole,
-        ));
+        last = Some(redraw(&mut free, &mut kept_whole, stage)?);
     }
     last.ok_or(RegridError::Band {
         min: band.min,

@@ -55,6 +55,13 @@ impl Golden {
         self.add(key, &bytes);
     }
 
+    /// A JSON report, its run times left out.
+    fn add_report(&mut self, key: &str, path: &Path) {
+        let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        normalise(&mut v, "\u{0}");
+        self.add(key, &serde_json::to_vec_pretty(&v).unwrap());
+    }
+
     fn finish(self) {
         let file = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/golden")
@@ -139,7 +146,7 @@ fn regrid_outputs_are_unchanged() {
         );
         g.add_file(&format!("{name}/grids.geojson"), &grids);
         g.add_file(&format!("{name}/assignments.csv"), &assign);
-        g.add_file(&format!("{name}/report.json"), &report);
+        g.add_report(&format!("{name}/report.json"), &report);
     }
 
     // rebalance: one Manhattan building raised by 500 households
@@ -171,7 +178,7 @@ fn regrid_outputs_are_unchanged() {
         s(&d.join("rebalanced.json")),
     ]);
     g.add_file("rebalance/grids.geojson", &d.join("rebalanced.geojson"));
-    g.add_file("rebalance/report.json", &d.join("rebalanced.json"));
+    g.add_report("rebalance/report.json", &d.join("rebalanced.json"));
 
     // every 10th Manhattan grid locked
     let g0: Value =
@@ -213,7 +220,19 @@ const VOLATILE: &[&str] = &[
     "closed_at",
     "timeStamp",
     "token",
+    "seconds",
+    "created_at",
+    "published_at",
 ];
+
+/// An incident id (`YYYYMMDD-NNNNNNNN`, from the clock).
+fn is_case_id(t: &str) -> bool {
+    t.len() > 9
+        && t.as_bytes()[8] == b'-'
+        && t.bytes()
+            .enumerate()
+            .all(|(i, b)| i == 8 || b.is_ascii_digit())
+}
 
 fn normalise(v: &mut Value, base: &str) {
     match v {
@@ -230,6 +249,7 @@ fn normalise(v: &mut Value, base: &str) {
             }
         }
         Value::Array(a) => a.iter_mut().for_each(|x| normalise(x, base)),
+        Value::String(t) if is_case_id(t) => *t = "<volatile>".into(),
         Value::String(t) => {
             // the test server's port changes from run to run
             if t.contains(base) {
@@ -451,7 +471,12 @@ fn service_outputs_are_unchanged() {
     }
     for (role, tok) in &tokens {
         for p in &paths {
-            let (status, body) = fetch(&server.url(p), tok.as_deref());
+            let (status, mut body) = fetch(&server.url(p), tok.as_deref());
+            // tiles with cases carry their clock-made ids: only the status is compared
+            let staff = matches!(*role, "dispatcher" | "grid_worker" | "admin");
+            if staff && (p.starts_with("/tiles/incidents/") || p.starts_with("/tiles/all/")) {
+                body.clear();
+            }
             let body = match serde_json::from_slice::<Value>(&body) {
                 Ok(mut v) => {
                     normalise(&mut v, &server.base);

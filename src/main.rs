@@ -13,6 +13,14 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // spade asserts on some near-degenerate geometry; the tessellation catches those panics
+    // where they happen and falls back, so they are not worth a message.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !wangge::partition::tessellation::catching_panics() {
+            report(info);
+        }
+    }));
     let cli = wangge::cli::Cli::parse();
     if let Err(e) = wangge::cli::run(cli) {
         eprintln!("error: {e:#}");

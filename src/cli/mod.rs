@@ -78,6 +78,9 @@ pub struct SampleArgs {
 /// # Errors
 /// Whatever the command reports; the message names the input at fault.
 pub fn run(cli: Cli) -> Result<()> {
+    if !matches!(cli.command, Command::Serve(_)) {
+        developer_log();
+    }
     match cli.command {
         Command::Regrid(a) => regrid::run(&a, false),
         Command::Rebalance(a) => regrid::run(&a, true),
@@ -95,6 +98,20 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Token(c) => serve::token(&c),
         Command::Tiles(a) => serve::tiles(&a),
     }
+}
+
+/// With `RUST_LOG` set (e.g. `RUST_LOG=wangge=debug`), the library's spans and events go to
+/// stderr, each span with its run time when it closes: the phases of the tessellation,
+/// straightening, solving. Quiet otherwise. (`serve` sets up its own request log.)
+fn developer_log() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn sample_city(a: &SampleArgs) -> Result<()> {

@@ -38,21 +38,13 @@ pub fn assemble(
     n_grids: usize,
     given: usize,
 ) -> Result<Vec<GridPolygon>, AssembleError> {
-    let t0 = std::time::Instant::now();
+    let _span = tracing::debug_span!("assemble", grids = n_grids).entered();
     let edges = boundary_edges(t, grid_of_atom, n_grids);
-    let t1 = t0.elapsed();
-    let drop = super::straighten::straighten(t, &edges);
-    let t2 = t0.elapsed();
-    let r = assemble_edges(t, &edges, given, &drop);
-    if std::env::var_os("WANGGE_DEBUG").is_some() {
-        eprintln!(
-            "  assemble: edges {:.1} ms, straighten {:.1} ms, rings {:.1} ms",
-            t1.as_secs_f64() * 1e3,
-            (t2 - t1).as_secs_f64() * 1e3,
-            (t0.elapsed() - t2).as_secs_f64() * 1e3
-        );
-    }
-    r
+    let drop = {
+        let _span = tracing::debug_span!("straighten").entered();
+        super::straighten::straighten(t, &edges)
+    };
+    assemble_edges(t, &edges, given, &drop)
 }
 
 /// Directed boundary edges per grid (from, to, face for positions), the grid on their left.
@@ -128,18 +120,18 @@ pub fn assemble_edges(
             return Err(AssembleError::Empty { grid: gi });
         }
         let rings = chain(t, es, drop);
-        if std::env::var_os("WANGGE_DEBUG").is_some()
+        if tracing::enabled!(tracing::Level::DEBUG)
             && rings.iter().filter(|r| signed_area(r) > 0.0).count() != 1
         {
             for r in &rings {
                 let c = t.frame.inv(r[0].1);
-                eprintln!(
-                    "grid {gi}: ring area {:.3} at {:.7},{:.7} ({} pts, {} edges total)",
-                    signed_area(r),
-                    c.x,
-                    c.y,
-                    r.len(),
-                    es.len()
+                tracing::debug!(
+                    grid = gi,
+                    area_m2 = signed_area(r),
+                    lon = c.x,
+                    lat = c.y,
+                    points = r.len(),
+                    "grid with other than one outer ring"
                 );
             }
         }
@@ -171,16 +163,15 @@ pub fn assemble_edges(
             }
         }
         if shells.len() != 1 {
-            if std::env::var_os("WANGGE_DEBUG").is_some() {
-                for (a, r) in &shells {
-                    let c = t.frame.inv(r[0].1);
-                    eprintln!(
-                        "grid {gi}: shell area {a:.2} m² at {:.7},{:.7} ({} pts)",
-                        c.x,
-                        c.y,
-                        r.len()
-                    );
-                }
+            for (a, r) in &shells {
+                let c = t.frame.inv(r[0].1);
+                tracing::debug!(
+                    grid = gi,
+                    area_m2 = a,
+                    lon = c.x,
+                    lat = c.y,
+                    "shell of a grid in pieces"
+                );
             }
             return Err(AssembleError::NotContiguous {
                 grid: gi,
@@ -209,22 +200,6 @@ pub fn assemble_edges(
         };
         let metres = Polygon::new(to_m(&shell), holes.iter().map(|h| to_m(h)).collect());
         let wgs84 = Polygon::new(to_ll(&shell), holes.iter().map(|h| to_ll(h)).collect());
-        if let Ok(v) = std::env::var("WANGGE_DEBUG_AT") {
-            let xy: Vec<f64> = v.split(',').filter_map(|x| x.parse().ok()).collect();
-            for (i, (p, c)) in shell.iter().enumerate() {
-                let ll = t.frame.inv(*c);
-                if (ll.x - xy[0]).abs() < 2e-5 && (ll.y - xy[1]).abs() < 2e-4 {
-                    eprintln!(
-                        "grid {gi} ring[{i}] pt {} metres {:?} ll {:?} orig {:?} out {:?}",
-                        p.0,
-                        c,
-                        ll,
-                        t.orig.get(p.0 as usize),
-                        wgs84.exterior().0.get(i)
-                    );
-                }
-            }
-        }
         let wgs84 = clean_polygon(wgs84);
         out.push(GridPolygon { metres, wgs84 });
     }
@@ -353,19 +328,15 @@ fn simplify(t: &Tessellation, ring: Vec<(Pt, Coord)>) -> Vec<(Pt, Coord)> {
             }
         }
         if !changed {
-            if std::env::var_os("WANGGE_DEBUG").is_some() {
+            if tracing::enabled!(tracing::Level::TRACE) {
                 let n = r.len();
                 for i in 0..n {
                     let (a, c, b) = (r[(i + n - 1) % n].1, r[i].1, r[(i + 1) % n].1);
                     let (ux, uy, vx, vy) = (a.x - c.x, a.y - c.y, b.x - c.x, b.y - c.y);
                     let (lu, lv) = (ux.hypot(uy), vx.hypot(vy));
                     if (ux * vy - uy * vx).abs() <= 1e-6 * lu * lv && ux * vx + uy * vy > 0.0 {
-                        eprintln!(
-                            "spike left at {:?} ({:?}) sin={:e}",
-                            c,
-                            t.frame.inv(c),
-                            (ux * vy - uy * vx).abs() / (lu * lv)
-                        );
+                        let ll = t.frame.inv(c);
+                        tracing::trace!(lon = ll.x, lat = ll.y, "spike left in a ring");
                     }
                 }
             }

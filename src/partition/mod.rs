@@ -529,6 +529,9 @@ fn regrid_community(
             &params.tessellation,
         )
         .map_err(|e| err(e.to_string()))?;
+        if let Some(note) = tess.degradation.note() {
+            notes.push(note.to_string());
+        }
         let mut graph = graph;
         // buildings that got no triangle (degenerate footprints) join the nearest atom
         let mut placed = std::collections::HashSet::new();
@@ -572,31 +575,14 @@ fn regrid_community(
             }
         }
         if params.levels.is_empty() {
-            let t0 = std::time::Instant::now();
-            let sol = solve::partition(&graph, band, params.seed, params.objective);
-            let t1 = t0.elapsed();
+            let sol = {
+                let _span = tracing::debug_span!("solve", community = %c.code).entered();
+                solve::partition(&graph, band, params.seed, params.objective)
+            };
             let polys = assemble::assemble(&tess, &sol.grid_of, sol.n_grids, fixed_part.len())
                 .map_err(|e| {
-                    if let (assemble::AssembleError::NotContiguous { grid, .. }, true) =
-                        (&e, std::env::var_os("WANGGE_DEBUG").is_some())
-                    {
-                        for (a, at) in graph.atoms.iter().enumerate() {
-                            if sol.grid_of[a] as usize == *grid {
-                                let p = frame.inv(at.centroid);
-                                eprintln!(
-                                    "  grid {grid}: atom {a} of {:.1} m², buildings {:?}, at {:.7},{:.7}, neighbours (atom, grid, shared m) {:?}",
-                                    at.area,
-                                    at.buildings,
-                                    p.x,
-                                    p.y,
-                                    graph
-                                        .nbrs(a)
-                                        .iter()
-                                        .map(|e| (e.nbr, sol.grid_of[e.nbr as usize], e.len))
-                                        .collect::<Vec<_>>()
-                                );
-                            }
-                        }
+                    if let assemble::AssembleError::NotContiguous { grid, .. } = &e {
+                        debug_atoms_of(&graph, &sol.grid_of, *grid, &frame);
                     }
                     if fixed_part.is_empty() {
                         err(e.to_string())
@@ -607,14 +593,6 @@ fn regrid_community(
                         ))
                     }
                 })?;
-            if std::env::var_os("WANGGE_DEBUG").is_some() {
-                eprintln!(
-                    "  community {}: solve {:.1} ms, assemble {:.1} ms",
-                    c.code,
-                    t1.as_secs_f64() * 1e3,
-                    (t0.elapsed() - t1).as_secs_f64() * 1e3
-                );
-            }
             if !fixed_part.is_empty() {
                 // grids drawn around given polygons are checked before anything is written
                 for (g, p) in polys.iter().enumerate().skip(fixed_part.len()) {
@@ -993,6 +971,30 @@ fn collect_grids(
         });
     }
     (internal_len, internal_road)
+}
+
+/// The atoms of a grid that came out in pieces, as debug events (developers read them with
+/// `RUST_LOG=wangge=debug`).
+fn debug_atoms_of(
+    graph: &tessellation::AtomGraph,
+    grid_of: &[u32],
+    grid: usize,
+    frame: &LocalFrame,
+) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    for (a, at) in graph.atoms.iter().enumerate() {
+        if grid_of[a] as usize == grid {
+            let p = frame.inv(at.centroid);
+            let nbrs: Vec<(u32, u32, f64)> = graph
+                .nbrs(a)
+                .iter()
+                .map(|e| (e.nbr, grid_of[e.nbr as usize], e.len))
+                .collect();
+            tracing::debug!(grid, atom = a, area_m2 = at.area, buildings = ?at.buildings, lon = p.x, lat = p.y, neighbours = ?nbrs, "atom of a grid in pieces");
+        }
+    }
 }
 
 #[cfg(test)]

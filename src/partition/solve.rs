@@ -757,9 +757,7 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
             st[to] = t_new;
             moved += 1;
         }
-        if std::env::var_os("WANGGE_DEBUG").is_some() {
-            eprintln!("refine pass {_pass}: {moved} moves");
-        }
+        tracing::trace!(pass = _pass, moved, "refine pass");
         if moved == 0 {
             break;
         }

@@ -3,6 +3,7 @@
 
 mod code;
 mod households;
+pub mod schema;
 mod time;
 mod weight;
 

@@ -64,7 +64,16 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Household counts (per grid, community, building).
+    /// What this caller may see of the layers (the schema's redaction).
+    #[must_use]
+    pub fn access(&self) -> crate::model::schema::Access {
+        crate::model::schema::Access {
+            households: self.sees_households(),
+            incidents: self.reads_incidents(),
+            personal: self.sees_reporters(),
+        }
+    }
+    /// Household counts and weights.
     #[must_use]
     pub fn sees_households(&self) -> bool {
         self.role != Role::Public

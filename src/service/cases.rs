@@ -5,6 +5,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::{AppState, parse_datetime};
 use crate::incident::{Action, Case, Source, State as CaseState, TransitionError};
+use crate::model::schema;
 use crate::store::{IncidentFilter, ts_text};
 use axum::Json;
 use axum::extract::{Form, Path, Query, State};
@@ -78,7 +79,7 @@ fn request_json(c: &Case, s: &AppState, p: &Principal) -> Value {
         "long": c.lon,
         "media_url": c.media.first(),
     });
-    if p.sees_reporters() {
+    if schema::case_key("reporter").is_some_and(|vis| p.access().sees(vis)) {
         v["reporter"] = json!(c.reporter);
     }
     v
@@ -277,10 +278,8 @@ pub async fn get_request(
 
 fn case_json(c: &Case, p: &Principal) -> Value {
     let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
-    if !p.sees_reporters()
-        && let Some(o) = v.as_object_mut()
-    {
-        o.shift_remove("reporter");
+    if let Some(o) = v.as_object_mut() {
+        crate::model::schema::redact_case(o, p.access());
     }
     v
 }

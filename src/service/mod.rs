@@ -575,12 +575,41 @@ pub fn openapi_doc() -> Value {
                   "description": "Community grid management: OGC API – Features, locate, Open311 GeoReport v2, incidents, plans." },
         "paths": paths,
         "components": {
+            "schemas": layer_schemas(),
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "wangge token create --role …" } },
             "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": {
                 "type": "object", "required": ["error", "message"],
                 "properties": { "error": { "type": "string" }, "message": { "type": "string" } } } } } } }
         }
     })
+}
+
+/// One JSON schema per layer's feature properties, from the layer schema; `x-visibility` says
+/// who receives each field (public, viewer, staff, personal): others never get it.
+fn layer_schemas() -> Value {
+    use crate::model::schema::{self, Layer};
+    let mut out = serde_json::Map::new();
+    for l in Layer::ALL {
+        let props: serde_json::Map<String, Value> = schema::fields(l)
+            .iter()
+            .map(|f| {
+                let mut p = json!({
+                    "type": f.kind.json_schema(),
+                    "nullable": true,
+                    "x-visibility": format!("{:?}", f.visibility).to_lowercase(),
+                });
+                if f.kind == schema::FieldType::Time {
+                    p["format"] = json!("date-time");
+                }
+                (f.name.to_string(), p)
+            })
+            .collect();
+        out.insert(
+            format!("{}_properties", l.name()),
+            json!({ "type": "object", "properties": props }),
+        );
+    }
+    Value::Object(out)
 }
 
 async fn openapi() -> Response {

@@ -111,16 +111,9 @@ pub async fn collection(
     Ok(Json(collection_json(l, &base_url(&h), extent(&s).await)))
 }
 
-/// Remove what the caller may not see.
+/// Remove what the caller may not see (the layer schema decides).
 pub fn redact(l: Layer, props: &mut Map<String, Value>, p: &Principal) {
-    if !p.sees_households() {
-        props.shift_remove("households");
-        props.shift_remove("weight");
-        props.shift_remove("household_source");
-    }
-    if l == Layer::Incidents && !p.sees_reporters() {
-        props.shift_remove("reporter");
-    }
+    crate::model::schema::redact(l, props, p.access());
 }
 
 fn feature_json(l: Layer, f: Feature, p: &Principal) -> Value {

@@ -45,10 +45,12 @@ fn gzip_of(raw: &[u8], level: u32) -> Result<Bytes, ApiError> {
 /// Cache key: layer, z, x, y, plan, access.
 pub type TileKey = (TileSet, u8, u32, u32, Option<i64>, Access);
 
+/// Tiles carry no personal data, and incidents only for unscoped tokens.
 fn access_of(p: &Principal) -> Access {
     Access {
-        households: p.sees_households(),
         incidents: p.reads_incidents() && p.scope.is_none(),
+        personal: false,
+        ..p.access()
     }
 }
 

@@ -20,6 +20,7 @@ use super::{
     now, page, parse_enum, pick_grid, state_name, streets_of, text_ts, ts_text,
 };
 use crate::incident::{Case, HistoryEntry};
+use crate::model::schema;
 use crate::model::{Building, Community, HouseholdSource, Road};
 use async_trait::async_trait;
 use geo::{Geometry, LineString, MultiPolygon};
@@ -840,78 +841,10 @@ fn insert_history(c: &Connection, id: &str, from: usize, h: &[HistoryEntry]) -> 
     Ok(())
 }
 
-fn layer_sql(layer: Layer) -> (&'static str, &'static str, &'static str) {
-    // (table, select columns after fid and geom, id column)
-    match layer {
-        Layer::Streets => ("streets", "code, communities, households", "code"),
-        Layer::Communities => (
-            "communities",
-            "code, name, street, households, buildings",
-            "code",
-        ),
-        Layer::Grids => (
-            "grids",
-            "code, name, community, street, households, buildings, weight, band, plan_id, valid_from, valid_to, (SELECT name FROM grid_workers w WHERE w.grid_code = t.code), (SELECT phone FROM grid_workers w WHERE w.grid_code = t.code)",
-            "code",
-        ),
-        Layer::Buildings => (
-            "buildings",
-            "building_id, community, households, household_source",
-            "building_id",
-        ),
-        Layer::Incidents => (
-            "incidents",
-            "incident_id, category, state, level, source, description, grid, community, street, reported_at, due_at, closed_at, unit, reporter",
-            "incident_id",
-        ),
-    }
-}
-
-fn prop_names(layer: Layer) -> &'static [&'static str] {
-    match layer {
-        Layer::Streets => &["code", "communities", "households"],
-        Layer::Communities => &["code", "name", "street", "households", "buildings"],
-        Layer::Grids => &[
-            "code",
-            "name",
-            "community",
-            "street",
-            "households",
-            "buildings",
-            "weight",
-            "band",
-            "plan",
-            "valid_from",
-            "valid_to",
-            "worker_name",
-            "worker_phone",
-        ],
-        Layer::Buildings => &["id", "community", "households", "household_source"],
-        Layer::Incidents => &[
-            "id",
-            "category",
-            "state",
-            "level",
-            "source",
-            "description",
-            "grid",
-            "community",
-            "street",
-            "reported_at",
-            "due_at",
-            "closed_at",
-            "unit",
-            "reporter",
-        ],
-    }
-}
-
-fn column_of(layer: Layer, prop: &str) -> &str {
-    match (layer, prop) {
-        (Layer::Buildings, "id") => "building_id",
-        (Layer::Incidents, "id") => "incident_id",
-        (_, p) => p,
-    }
+/// The select list of a layer's fields (after `t.fid, t.geom`), from the schema.
+fn select_list(layer: Layer) -> String {
+    let cols: Vec<&str> = schema::fields(layer).iter().map(|f| f.sql).collect();
+    cols.join(", ")
 }
 
 fn sql_value(v: ValueRef<'_>) -> Value {
@@ -924,23 +857,6 @@ fn sql_value(v: ValueRef<'_>) -> Value {
     }
 }
 
-/// SQL for one property of a layer (names from `prop_names`).
-fn prop_sql(layer: Layer, name: &str) -> Option<String> {
-    if !prop_names(layer).contains(&name) {
-        return None;
-    }
-    Some(match (layer, name) {
-        (Layer::Grids, "plan") => "t.plan_id".into(),
-        (Layer::Grids, "worker_name") => {
-            "(SELECT name FROM grid_workers w WHERE w.grid_code = t.code)".into()
-        }
-        (Layer::Grids, "worker_phone") => {
-            "(SELECT phone FROM grid_workers w WHERE w.grid_code = t.code)".into()
-        }
-        (l, p) => format!("t.{}", column_of(l, p)),
-    })
-}
-
 /// Features for a vector tile: R-tree candidates only, the listed properties only.
 fn tile_features_in(
     c: &Connection,
@@ -949,10 +865,10 @@ fn tile_features_in(
     plan: Option<i64>,
     fields: &[String],
 ) -> Result<Vec<Feature>> {
-    let (table, _, _) = layer_sql(layer);
-    let chosen: Vec<(&String, String)> = fields
+    let table = layer.table();
+    let chosen: Vec<(&String, &str)> = fields
         .iter()
-        .filter_map(|f| prop_sql(layer, f).map(|e| (f, e)))
+        .filter_map(|f| schema::field_of(layer, f).map(|s| (f, s.sql)))
         .collect();
     let cols: String = chosen.iter().map(|(_, e)| format!(", {e}")).collect();
     let mut sql = format!(
@@ -999,7 +915,7 @@ fn tile_features_in(
 }
 
 fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage> {
-    let (table, cols, _) = layer_sql(layer);
+    let (table, cols) = (layer.table(), select_list(layer));
     let mut sql = format!("SELECT t.fid, t.geom, {cols} FROM {table} t");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut conds: Vec<String> = Vec::new();
@@ -1032,7 +948,13 @@ fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Result<Feature
         }
     }
     for (k, v) in &q.equals {
-        conds.push(format!("t.{} = ?", column_of(layer, k)));
+        let Some(f) = schema::field_of(layer, k) else {
+            return Err(StoreError::Invalid(format!(
+                "{k}: not a property of {}",
+                layer.name()
+            )));
+        };
+        conds.push(format!("{} = ?", f.sql));
         args.push(rusqlite::types::Value::Text(v.clone()));
     }
     if !conds.is_empty() {
@@ -1064,7 +986,7 @@ fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Result<Feature
     } else {
         sql.push_str(" ORDER BY t.fid");
     }
-    let names = prop_names(layer);
+    let names: Vec<&str> = schema::fields(layer).iter().map(|f| f.name).collect();
     let mut s = c.prepare_cached(&sql).map_err(be)?;
     let mut rows = s.query(params_from_iter(args)).map_err(be)?;
     let mut feats = Vec::new();

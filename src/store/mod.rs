@@ -184,61 +184,7 @@ pub struct PlanDiff {
     pub grids_only_in_b: Vec<String>,
 }
 
-/// Layers of features.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Layer {
-    Streets,
-    Communities,
-    Grids,
-    Buildings,
-    Incidents,
-}
-
-impl Layer {
-    pub const ALL: [Layer; 5] = [
-        Layer::Streets,
-        Layer::Communities,
-        Layer::Grids,
-        Layer::Buildings,
-        Layer::Incidents,
-    ];
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Layer::Streets => "streets",
-            Layer::Communities => "communities",
-            Layer::Grids => "grids",
-            Layer::Buildings => "buildings",
-            Layer::Incidents => "incidents",
-        }
-    }
-    /// Properties that equality filters may name.
-    #[must_use]
-    pub fn filterable(self) -> &'static [&'static str] {
-        match self {
-            Layer::Streets => &["code"],
-            Layer::Communities => &["code", "name", "street"],
-            Layer::Grids => &["code", "name", "community", "street", "band"],
-            Layer::Buildings => &["id", "community"],
-            Layer::Incidents => &["id", "category", "state", "grid", "community", "street"],
-        }
-    }
-}
-
-impl std::str::FromStr for Layer {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Layer, String> {
-        Layer::ALL
-            .into_iter()
-            .find(|l| l.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown layer {s:?}: expected streets, communities, grids, buildings or incidents"
-                )
-            })
-    }
-}
+pub use crate::model::schema::Layer;
 
 /// A feature read back from a layer.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,6 +13,7 @@ use super::{
     now, parse_enum, parse_enum_name, pick_grid, state_name, streets_of,
 };
 use crate::incident::{Case, HistoryEntry};
+use crate::model::schema;
 use crate::model::{Building, Community, Road};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -618,81 +619,20 @@ fn iso(col: &str) -> String {
     format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.000\"Z\"')")
 }
 
-/// (table, id column, [(property, SQL expression)]) of a layer.
+/// (table, [(property, SQL expression)]) of a layer, from the schema; times as RFC 3339 text.
 fn layer_sql(layer: Layer) -> (&'static str, Vec<(&'static str, String)>) {
-    let c = |s: &str| s.to_string();
-    match layer {
-        Layer::Streets => (
-            "streets",
-            vec![
-                ("code", c("t.code")),
-                ("communities", c("t.communities")),
-                ("households", c("t.households")),
-            ],
-        ),
-        Layer::Communities => (
-            "communities",
-            vec![
-                ("code", c("t.code")),
-                ("name", c("t.name")),
-                ("street", c("t.street")),
-                ("households", c("t.households")),
-                ("buildings", c("t.buildings")),
-            ],
-        ),
-        Layer::Grids => (
-            "grids",
-            vec![
-                ("code", c("t.code")),
-                ("name", c("t.name")),
-                ("community", c("t.community")),
-                ("street", c("t.street")),
-                ("households", c("t.households")),
-                ("buildings", c("t.buildings")),
-                ("weight", c("t.weight")),
-                ("band", c("t.band")),
-                ("plan", c("t.plan_id")),
-                ("valid_from", iso("t.valid_from")),
-                ("valid_to", iso("t.valid_to")),
-                (
-                    "worker_name",
-                    c("(SELECT name FROM grid_workers w WHERE w.grid_code = t.code)"),
-                ),
-                (
-                    "worker_phone",
-                    c("(SELECT phone FROM grid_workers w WHERE w.grid_code = t.code)"),
-                ),
-            ],
-        ),
-        Layer::Buildings => (
-            "buildings",
-            vec![
-                ("id", c("t.building_id")),
-                ("community", c("t.community")),
-                ("households", c("t.households")),
-                ("household_source", c("t.household_source")),
-            ],
-        ),
-        Layer::Incidents => (
-            "incidents",
-            vec![
-                ("id", c("t.incident_id")),
-                ("category", c("t.category")),
-                ("state", c("t.state")),
-                ("level", c("t.level")),
-                ("source", c("t.source")),
-                ("description", c("t.description")),
-                ("grid", c("t.grid")),
-                ("community", c("t.community")),
-                ("street", c("t.street")),
-                ("reported_at", iso("t.reported_at")),
-                ("due_at", iso("t.due_at")),
-                ("closed_at", iso("t.closed_at")),
-                ("unit", c("t.unit")),
-                ("reporter", c("t.reporter")),
-            ],
-        ),
-    }
+    let props = schema::fields(layer)
+        .iter()
+        .map(|f| {
+            let expr = if f.kind == schema::FieldType::Time {
+                iso(f.sql)
+            } else {
+                f.sql.to_string()
+            };
+            (f.name, expr)
+        })
+        .collect();
+    (layer.table(), props)
 }
 
 fn token_of(r: &tokio_postgres::Row) -> TokenRecord {

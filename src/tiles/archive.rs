@@ -119,10 +119,7 @@ pub async fn write(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ArchiveReport> {
     let t0 = std::time::Instant::now();
-    let access = Access {
-        households: false,
-        incidents: false,
-    };
+    let access = Access::PUBLIC;
     let src = MemorySource::load(store, set, None, access).await?;
     let mut tiles: Vec<(u8, u32, u32, Vec<u8>)> = Vec::new();
     let mut empty = 0u64;

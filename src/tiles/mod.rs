@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod mvt;
 
+use crate::model::schema::{self, Visibility};
 use crate::store::{FeatureQuery, IncidentFilter, Layer, Store, StoreError};
 use mvt::{BUFFER, EXTENT, TileFeature, TileFrame, TileLayer, encode_geometry, tile_bounds};
 use serde_json::{Value, json};
@@ -62,12 +63,8 @@ impl std::str::FromStr for TileSet {
     }
 }
 
-/// What the caller may see in tiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Access {
-    pub households: bool,
-    pub incidents: bool,
-}
+/// What the caller may see in tiles (the schema's access).
+pub use crate::model::schema::Access;
 
 /// Heat cells: only hexagons with at least this many incidents are shown.
 pub const HEAT_MIN_COUNT: u64 = 3;
@@ -78,60 +75,31 @@ pub fn heat_resolution(z: u8) -> u8 {
     (i32::from(z) - 6).clamp(4, 10) as u8
 }
 
-/// Fields of each layer (for TileJSON `vector_layers`).
+/// Fields of each layer (for TileJSON `vector_layers`): the public ones in tile order, then
+/// those the caller's access adds.
 #[must_use]
 pub fn fields(l: TileSet, a: Access) -> Value {
-    let mut f = match l {
-        TileSet::Communities => {
-            json!({ "code": "String", "name": "String", "street": "String", "buildings": "Number" })
-        }
-        TileSet::Grids => {
-            json!({ "code": "String", "name": "String", "community": "String", "band": "String", "buildings": "Number", "worker_name": "String" })
-        }
-        TileSet::Buildings => json!({ "id": "String", "community": "String" }),
-        TileSet::Incidents => {
-            json!({ "id": "String", "category": "String", "state": "String", "grid": "String" })
-        }
-        TileSet::Heat => json!({ "h3": "String", "count": "Number" }),
-        TileSet::All => json!({}),
+    let layer = match l {
+        TileSet::Communities => Layer::Communities,
+        TileSet::Grids => Layer::Grids,
+        TileSet::Buildings => Layer::Buildings,
+        TileSet::Incidents => Layer::Incidents,
+        TileSet::Heat => return json!({ "h3": "String", "count": "Number" }),
+        TileSet::All => return json!({}),
     };
-    if a.households
-        && matches!(
-            l,
-            TileSet::Communities | TileSet::Grids | TileSet::Buildings
-        )
-    {
-        f["households"] = json!("Number");
+    let all = schema::tile_fields(layer, a);
+    let public = all.iter().filter(|f| f.visibility == Visibility::Public);
+    let added = all.iter().filter(|f| f.visibility != Visibility::Public);
+    let mut m = serde_json::Map::new();
+    for f in public.chain(added) {
+        m.insert(f.name.to_string(), json!(f.kind.tilejson()));
     }
-    f
+    Value::Object(m)
 }
 
-fn keep(l: Layer, a: Access) -> &'static [&'static str] {
-    match (l, a.households) {
-        (Layer::Communities, true) => &["code", "name", "street", "households", "buildings"],
-        (Layer::Communities, false) => &["code", "name", "street", "buildings"],
-        (Layer::Grids, true) => &[
-            "code",
-            "name",
-            "community",
-            "band",
-            "buildings",
-            "households",
-            "worker_name",
-        ],
-        (Layer::Grids, false) => &[
-            "code",
-            "name",
-            "community",
-            "band",
-            "buildings",
-            "worker_name",
-        ],
-        (Layer::Buildings, true) => &["id", "community", "households"],
-        (Layer::Buildings, false) => &["id", "community"],
-        (Layer::Incidents, _) => &["id", "category", "state", "grid"],
-        _ => &["code"],
-    }
+/// The attribute names of a layer's tiles for this caller, in tile order.
+fn keep(l: Layer, a: Access) -> Vec<&'static str> {
+    schema::tile_fields(l, a).iter().map(|f| f.name).collect()
 }
 
 /// The extent [west, south, east, north] of the store's communities; `None` when it has none.
@@ -173,7 +141,7 @@ async fn vector_layer(
 ) -> Result<TileLayer, StoreError> {
     let bbox = buffered_bounds(z, x, y);
     let plan = if l == Layer::Grids { plan } else { None };
-    if let Some(feats) = store.tile_features(l, bbox, plan, keep(l, a)).await? {
+    if let Some(feats) = store.tile_features(l, bbox, plan, &keep(l, a)).await? {
         return Ok(encode_layer(l, feats.iter(), z, x, y, a));
     }
     let page = store
@@ -459,7 +427,7 @@ pub async fn render_with(
         if encoder == Encoder::Database {
             let plan = if layer == Layer::Grids { plan } else { None };
             if let Some(b) = store
-                .mvt_layer(layer, (z, x, y), plan, keep(layer, a))
+                .mvt_layer(layer, (z, x, y), plan, &keep(layer, a))
                 .await?
             {
                 out.extend_from_slice(&b);

@@ -107,7 +107,9 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         let store = crate::store::open(a.database.as_deref()).await?;
         let bind = cfg.bind.clone();
         let mut state = AppState::new(store, cat, cal, cfg);
-        state.archive = archive;
+        if let Some(a) = archive {
+            state.tiles.put_first(Arc::new(a));
+        }
         let state = Arc::new(state);
         crate::service::serve(state, &bind).await
     })

@@ -66,7 +66,7 @@ impl Default for Config {
             calendar: None,
             cache_control: "public, max-age=60".into(),
             archive: None,
-            tile_cache_tiles: tiles::CACHE_TILES,
+            tile_cache_tiles: crate::tiles::source::CACHE_TILES,
             tile_encoder: crate::tiles::Encoder::InProcess,
         }
     }
@@ -96,17 +96,16 @@ pub struct AppState {
     pub jobs: Mutex<HashMap<u64, Arc<Job>>>,
     pub next_job: AtomicU64,
     /// Bumped when plans or incidents change (caches key on it).
-    pub generation: AtomicU64,
+    pub generation: Arc<AtomicU64>,
     /// The grids of every published plan in the exact locator, rebuilt when `generation` moves
     /// or after `LOCATOR_TTL` (plans published by another process).
     locator: std::sync::RwLock<Option<Arc<LocatorCache>>>,
     /// One rebuild at a time; a background refresh is under way.
     rebuilding: tokio::sync::Mutex<()>,
     refreshing: std::sync::atomic::AtomicBool,
-    /// Rendered tiles (bounded; entries of an older generation are ignored).
-    tile_cache: Mutex<HashMap<tiles::TileKey, tiles::CachedTile>>,
-    /// The configured tile archive.
-    pub archive: Option<crate::tiles::archive::PmTiles>,
+    /// Where tiles come from: a configured archive first (public requests in its zooms), then
+    /// the store through a bounded cache that follows `generation`.
+    pub tiles: crate::tiles::Chain,
 }
 
 /// How long a locator built from the store is trusted.
@@ -129,6 +128,12 @@ impl AppState {
         calendar: Calendar,
         config: Config,
     ) -> Self {
+        let generation = Arc::new(AtomicU64::new(0));
+        let live = crate::tiles::StoreSource {
+            store: store.clone(),
+            encoder: config.tile_encoder,
+        };
+        let cached = crate::tiles::Cached::new(live, config.tile_cache_tiles, generation.clone());
         AppState {
             store,
             catalogue,
@@ -136,12 +141,11 @@ impl AppState {
             config,
             jobs: Mutex::new(HashMap::new()),
             next_job: AtomicU64::new(0),
-            generation: AtomicU64::new(0),
+            generation,
             locator: std::sync::RwLock::new(None),
             rebuilding: tokio::sync::Mutex::new(()),
             refreshing: std::sync::atomic::AtomicBool::new(false),
-            tile_cache: Mutex::new(HashMap::new()),
-            archive: None,
+            tiles: crate::tiles::Chain::default().then(Arc::new(cached)),
         }
     }
 

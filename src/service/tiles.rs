@@ -5,45 +5,15 @@
 use super::auth::Principal;
 use super::error::ApiError;
 use super::{AppState, base_url};
-use crate::tiles::{Access, TileSet, fields, render_with};
+use crate::tiles::{Access, Tile, TileRequest, TileSet, TileSource, fields};
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
-
-/// Largest number of tiles kept in memory unless the settings say otherwise (`tile_cache_tiles`).
-pub const CACHE_TILES: usize = 20_000;
-/// How long a cached tile is trusted without a change seen by this process (plans published by
-/// another process, e.g. the command line).
-pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// A rendered tile; its gzip encoding is made the first time a client accepts it, then kept.
-pub struct CachedTile {
-    generation: u64,
-    built: std::time::Instant,
-    raw: Arc<OnceLock<Bytes>>,
-    gz: Arc<OnceLock<Bytes>>,
-    empty: bool,
-    etag: Arc<str>,
-}
-
-fn gzip_of(raw: &[u8], level: u32) -> Result<Bytes, ApiError> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(raw.len() / 2 + 64),
-        flate2::Compression::new(level),
-    );
-    enc.write_all(raw).map_err(ApiError::internal)?;
-    Ok(Bytes::from(enc.finish().map_err(ApiError::internal)?))
-}
-
-/// Cache key: layer, z, x, y, plan, access.
-pub type TileKey = (TileSet, u8, u32, u32, Option<i64>, Access);
+use std::sync::Arc;
 
 /// Tiles carry no personal data, and incidents only for unscoped tokens.
 fn access_of(p: &Principal) -> Access {
@@ -73,6 +43,7 @@ fn parse_zxy(z: &str, x: &str, file: &str) -> Result<(u8, u32, u32), ApiError> {
     Ok((z, x, y))
 }
 
+/// `GET /tiles/{layer}/{z}/{x}/{y}.mvt`: request → source → response.
 pub async fn tile(
     State(s): State<Arc<AppState>>,
     p: Principal,
@@ -80,8 +51,24 @@ pub async fn tile(
     Query(q): Query<BTreeMap<String, String>>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let r = tile_request(&p, &layer, (&z, &x, &file), &q)?;
+    let t = s
+        .tiles
+        .tile(&r)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no tile source answers this request"))?;
+    tile_response(&s, &r, &t, &h)
+}
+
+/// The layer set, address, plan and access of a request, refused where the caller may not ask.
+fn tile_request(
+    p: &Principal,
+    layer: &str,
+    (z, x, file): (&str, &str, &str),
+    q: &BTreeMap<String, String>,
+) -> Result<TileRequest, ApiError> {
     let set: TileSet = layer.parse().map_err(ApiError::not_found)?;
-    let (z, x, y) = parse_zxy(&z, &x, &file)?;
+    let (z, x, y) = parse_zxy(z, x, file)?;
     if set == TileSet::Incidents {
         p.require(p.reads_incidents(), "the incidents tile layer")?;
         if p.scope.is_some() {
@@ -97,162 +84,76 @@ pub async fn tile(
                 .map_err(|_| ApiError::bad_request(format!("plan={v:?}: expected a plan id")))
         })
         .transpose()?;
-    let access = access_of(&p);
-    let key: TileKey = (set, z, x, y, plan, access);
-    let generation = s.generation.load(Ordering::SeqCst);
-    let cached = s.tile_cache.lock().ok().and_then(|c| {
-        c.get(&key)
-            .filter(|t| t.generation == generation && t.built.elapsed() < CACHE_TTL)
-            .map(|t| (t.raw.clone(), t.gz.clone(), t.etag.clone(), t.empty))
-    });
-    // a configured archive answers public requests for its layers and zooms
-    let from_archive = s.archive.as_ref().filter(|a| {
-        a.set.as_deref() == Some(set.name())
-            && plan.is_none()
-            && !access.households
-            && !access.incidents
-            && (a.minzoom..=a.maxzoom).contains(&z)
-    });
-    let source = if from_archive.is_some() {
-        "archive"
-    } else {
-        "live"
-    };
-    let (raw, gz, etag, empty) = match cached {
-        Some(t) if from_archive.is_none() => t,
-        _ => {
-            let raw = Arc::new(OnceLock::new());
-            let gz = Arc::new(OnceLock::new());
-            let (etag, empty) = match from_archive {
-                // archived tiles are stored gzipped: served as they are, decompressed on demand
-                Some(a) => match a.get_stored(z, x, y)? {
-                    Some((stored, etag)) => {
-                        let _ = gz.set(Bytes::copy_from_slice(stored));
-                        (etag, false)
-                    }
-                    None => (Arc::from(""), true),
-                },
-                None => {
-                    let bytes = render_with(
-                        s.store.as_ref(),
-                        set,
-                        (z, x, y),
-                        plan,
-                        access,
-                        s.config.tile_encoder,
-                    )
-                    .await?;
-                    let etag = crate::tiles::archive::etag_of(&bytes);
-                    let empty = bytes.is_empty();
-                    let _ = raw.set(Bytes::from(bytes));
-                    (etag, empty)
-                }
-            };
-            let t = CachedTile {
-                generation,
-                built: std::time::Instant::now(),
-                raw,
-                gz,
-                empty,
-                etag,
-            };
-            let out = (t.raw.clone(), t.gz.clone(), t.etag.clone(), t.empty);
-            let limit = s.config.tile_cache_tiles;
-            if from_archive.is_none()
-                && limit > 0
-                && let Ok(mut c) = s.tile_cache.lock()
-            {
-                if c.len() >= limit {
-                    c.clear();
-                }
-                c.insert(key, t);
-            }
-            out
-        }
-    };
-    if empty {
-        let mut r = StatusCode::NO_CONTENT.into_response();
-        r.headers_mut().insert(
-            "x-tile-source",
-            HeaderValue::from_static(if from_archive.is_some() {
-                "archive"
-            } else {
-                "live"
-            }),
-        );
-        return Ok(r);
+    Ok(TileRequest {
+        set,
+        z,
+        x,
+        y,
+        plan,
+        access: access_of(p),
+    })
+}
+
+/// 204 for an empty tile, 304 when the client has it, else the tile in the encoding it accepts,
+/// with a strong ETag per encoding.
+fn tile_response(
+    s: &AppState,
+    r: &TileRequest,
+    t: &Tile,
+    h: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let source = HeaderValue::from_static(t.source);
+    if t.empty {
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        resp.headers_mut().insert("x-tile-source", source);
+        return Ok(resp);
     }
     let gzip = h
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    // a strong ETag per representation
     let tag = if gzip {
-        format!("\"{etag}-gz\"")
+        format!("\"{}-gz\"", t.etag)
     } else {
-        format!("\"{etag}\"")
+        format!("\"{}\"", t.etag)
     };
-    let cache_control = if set == TileSet::Incidents || access.households {
+    let cache_control = if r.set == TileSet::Incidents || r.access.households {
         "private, max-age=60".to_string()
     } else {
         s.config.cache_control.clone()
     };
     let mut headers = vec![
         (header::ETAG, tag.clone()),
-        (
-            header::HeaderName::from_static("x-tile-source"),
-            source.to_string(),
-        ),
         (header::CACHE_CONTROL, cache_control),
         (header::VARY, "Accept-Encoding, Authorization".to_string()),
     ];
-    if h.get(header::IF_NONE_MATCH)
+    let not_modified = h
+        .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
-    {
-        let mut r = StatusCode::NOT_MODIFIED.into_response();
-        for (k, v) in headers {
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                r.headers_mut().insert(k, v);
-            }
-        }
-        return Ok(r);
-    }
-    headers.push((
-        header::CONTENT_TYPE,
-        "application/vnd.mapbox-vector-tile".into(),
-    ));
-    let body = if gzip {
-        headers.push((header::CONTENT_ENCODING, "gzip".into()));
-        match gz.get() {
-            Some(b) => b.clone(),
-            None => {
-                let plain = raw.get().cloned().unwrap_or_default();
-                // a tile compressed once for the cache is worth a better ratio than one per request
-                let level = if s.config.tile_cache_tiles > 0 { 6 } else { 1 };
-                let b = gzip_of(&plain, level)?;
-                let _ = gz.set(b.clone());
-                b
-            }
-        }
+        .is_some_and(|v| v.split(',').any(|x| x.trim() == tag || x.trim() == "*"));
+    let mut resp = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
     } else {
-        match raw.get() {
-            Some(b) => b.clone(),
-            None => {
-                let stored = gz.get().cloned().unwrap_or_default();
-                let b = Bytes::from(crate::tiles::archive::gunzip(&stored)?);
-                let _ = raw.set(b.clone());
-                b
-            }
-        }
+        headers.push((
+            header::CONTENT_TYPE,
+            "application/vnd.mapbox-vector-tile".into(),
+        ));
+        let body = if gzip {
+            headers.push((header::CONTENT_ENCODING, "gzip".into()));
+            // a tile compressed once for the cache is worth a better ratio than one per request
+            t.gzip(if s.config.tile_cache_tiles > 0 { 6 } else { 1 })?
+        } else {
+            t.raw()?
+        };
+        Response::new(Body::from(body))
     };
-    let mut r = Response::new(Body::from(body));
+    resp.headers_mut().insert("x-tile-source", source);
     for (k, v) in headers {
         if let Ok(v) = HeaderValue::from_str(&v) {
-            r.headers_mut().insert(k, v);
+            resp.headers_mut().insert(k, v);
         }
     }
-    Ok(r)
+    Ok(resp)
 }
 
 /// TileJSON 3.0.0 for `/tiles/{layer}.json`.

@@ -3,6 +3,9 @@
 
 pub mod archive;
 pub mod mvt;
+pub mod source;
+
+pub use source::{Cached, Chain, StoreSource, Tile, TileRequest, TileSource};
 
 use crate::model::schema::{self, Visibility};
 use crate::store::{FeatureQuery, IncidentFilter, Layer, Store, StoreError};
@@ -281,6 +284,8 @@ impl rstar::RTreeObject for Boxed {
 pub struct MemorySource {
     layers: Vec<(TileSet, Vec<crate::store::Feature>, rstar::RTree<Boxed>)>,
     cases: Vec<crate::incident::Case>,
+    set: TileSet,
+    plan: Option<i64>,
     access: Access,
 }
 
@@ -335,8 +340,16 @@ impl MemorySource {
         Ok(MemorySource {
             layers,
             cases,
+            set,
+            plan,
             access: a,
         })
+    }
+
+    /// The set, plan and access it was loaded for.
+    #[must_use]
+    pub fn loaded_for(&self) -> (TileSet, Option<i64>, Access) {
+        (self.set, self.plan, self.access)
     }
 
     /// One tile (empty when nothing is in it).

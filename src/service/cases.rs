@@ -3,6 +3,7 @@
 
 use super::auth::Principal;
 use super::error::ApiError;
+use super::routes::Route;
 use super::{AppState, parse_datetime};
 use crate::incident::{Action, Case, Source, State as CaseState, TransitionError};
 use crate::model::schema;
@@ -471,4 +472,80 @@ pub async fn h3(
         .map(|(c, n)| json!({ "h3": c, "count": n }))
         .collect();
     Ok(Json(json!({ "resolution": res, "cells": cells })))
+}
+
+/// The routes of this module, with their documentation.
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        Route::get(
+            "/open311/v2/services.json",
+            services,
+            "open311",
+            "public",
+            "Service list (the event catalogue)",
+        ),
+        Route::get(
+            "/open311/v2/services/{serviceCode}",
+            service,
+            "open311",
+            "public",
+            "Service definition ({code}.json)",
+        ),
+        Route::post(
+            "/open311/v2/requests.json",
+            post_request,
+            "open311",
+            "public",
+            "Report (form-encoded: service_code, lat, long, description, …); located to a grid on arrival",
+        ),
+        Route::get(
+            "/open311/v2/requests.json",
+            get_requests,
+            "open311",
+            "dispatcher, grid_worker (own scope), admin",
+            "Service requests (service_code, status, start_date, end_date, service_request_id)",
+        ),
+        Route::get(
+            "/open311/v2/requests/{requestId}",
+            get_request,
+            "open311",
+            "dispatcher, grid_worker (own scope), admin",
+            "One service request ({id}.json)",
+        ),
+        Route::get(
+            "/incidents",
+            list,
+            "incidents",
+            "dispatcher, grid_worker (own scope), admin",
+            "Incidents (grid, community, state, category, overdue, from, to, limit, offset)",
+        ),
+        Route::get(
+            "/incidents/{id}",
+            get,
+            "incidents",
+            "dispatcher, grid_worker (own scope), admin",
+            "One incident with its history and the actions allowed now",
+        ),
+        Route::post(
+            "/incidents/{id}/transitions",
+            transition,
+            "incidents",
+            "dispatcher, grid_worker (own scope), admin",
+            "Apply an action ({\"action\": \"dispatch\", \"unit\": …}); 409 with the allowed list when illegal",
+        ),
+        Route::get(
+            "/stats",
+            stats,
+            "incidents",
+            "viewer and above",
+            "Assessment figures by grid, community, street or category (from, to)",
+        ),
+        Route::get(
+            "/stats/h3",
+            h3,
+            "incidents",
+            "viewer and above",
+            "H3 hexagon counts for heat maps (resolution, min_count)",
+        ),
+    ]
 }

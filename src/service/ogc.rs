@@ -3,6 +3,7 @@
 
 use super::auth::Principal;
 use super::error::ApiError;
+use super::routes::Route;
 use super::{AppState, base_url, parse_datetime};
 use crate::store::{Feature, FeatureQuery, Layer};
 use axum::Json;
@@ -361,4 +362,52 @@ pub async fn item(
         { "href": format!("{b}/collections/{}", l.name()), "rel": "collection", "type": "application/json" }
     ]);
     Ok(geojson(v))
+}
+
+/// The routes of this module, with their documentation.
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        Route::get(
+            "/",
+            landing,
+            "features",
+            "public",
+            "Landing page (OGC API – Features)",
+        ),
+        Route::get(
+            "/conformance",
+            conformance,
+            "features",
+            "public",
+            "Conformance classes",
+        ),
+        Route::get(
+            "/collections",
+            collections,
+            "features",
+            "public",
+            "Collections: streets, communities, grids, buildings, incidents",
+        ),
+        Route::get(
+            "/collections/{collectionId}",
+            collection,
+            "features",
+            "public",
+            "One collection",
+        ),
+        Route::get(
+            "/collections/{collectionId}/items",
+            items,
+            "features",
+            "public; incidents: dispatcher, grid_worker, admin",
+            "Features (bbox, limit, offset, datetime, plan, property=value); household counts need a token",
+        ),
+        Route::get(
+            "/collections/{collectionId}/items/{featureId}",
+            item,
+            "features",
+            "public; incidents: dispatcher, grid_worker, admin",
+            "One feature",
+        ),
+    ]
 }

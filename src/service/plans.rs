@@ -2,6 +2,7 @@
 
 use super::auth::Principal;
 use super::error::ApiError;
+use super::routes::Route;
 use super::{AppState, Job, JobState, base_url, parse_datetime};
 use crate::partition::{Band, RegridParams};
 use axum::Json;
@@ -232,4 +233,46 @@ pub async fn job(
         }
     }
     Ok(Json(v))
+}
+
+/// The routes of this module, with their documentation.
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/plans", list, "plans", "viewer, planner, admin", "Plans"),
+        Route::post(
+            "/plans",
+            create,
+            "plans",
+            "planner, admin",
+            "Regrid (communities, min, max, target, seed) — 202 with the job URL; the result is a draft plan",
+        ),
+        Route::get(
+            "/plans/{id}",
+            get,
+            "plans",
+            "viewer, planner, admin",
+            "One plan, with its ETag",
+        ),
+        Route::get(
+            "/plans/{a}/diff/{b}",
+            diff,
+            "plans",
+            "viewer, planner, admin",
+            "Buildings and households that change grid",
+        ),
+        Route::post(
+            "/plans/{id}/publish",
+            publish,
+            "plans",
+            "planner, admin",
+            "Publish from valid_from; If-Match with the plan's ETag is required (412 when stale)",
+        ),
+        Route::get(
+            "/jobs/{id}",
+            job,
+            "plans",
+            "planner, admin",
+            "A regrid job's progress and result",
+        ),
+    ]
 }

@@ -4,6 +4,7 @@
 
 use super::auth::Principal;
 use super::error::ApiError;
+use super::routes::Route;
 use super::{AppState, base_url};
 use crate::tiles::{Access, Tile, TileRequest, TileSet, TileSource, fields};
 use axum::Json;
@@ -191,4 +192,24 @@ pub async fn tilejson(
         "minzoom": sets.iter().map(|t| t.minzoom()).min().unwrap_or(0),
         "maxzoom": 22,
     })))
+}
+
+/// The routes of this module, with their documentation.
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        Route::get(
+            "/tiles/{layer}/{z}/{x}/{y}",
+            tile,
+            "tiles",
+            "public; incidents: dispatcher, admin",
+            "Mapbox Vector Tile of communities, grids, buildings, incidents, heat (H3 counts) or all; ?plan=; ETag/304, gzip, 204 when empty",
+        ),
+        Route::get(
+            "/tiles/{name}",
+            tilejson,
+            "tiles",
+            "public",
+            "TileJSON 3.0.0 of a tile layer",
+        ),
+    ]
 }

@@ -1,0 +1,212 @@
+//! `/locate`: which grid a point is in, from an in-memory exact locator of every published grid
+//! (rebuilt when the service changes a plan, refreshed in the background when older than
+//! `LOCATOR_TTL`, for plans published by another process).
+
+use super::AppState;
+use super::error::ApiError;
+use super::routes::Route;
+use crate::geom::crs::{Crs, Transformer};
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a locator built from the store is trusted.
+const LOCATOR_TTL: Duration = Duration::from_secs(5);
+
+pub(super) struct LocatorCache {
+    generation: u64,
+    built: std::time::Instant,
+    locator: Option<crate::locate::Locator>,
+    /// Per zone: plan id and the worker's public contact.
+    extra: Vec<(i64, Option<crate::store::Worker>)>,
+    zones: Vec<crate::locate::Zone>,
+}
+
+impl AppState {
+    /// The locator of every published grid, from the cache or rebuilt. After a change made
+    /// here (`invalidate`) it is rebuilt before answering; when it is merely older than
+    /// `LOCATOR_TTL`, the old one answers while one background task rebuilds it.
+    async fn locator(self: &Arc<Self>) -> Result<Arc<LocatorCache>, ApiError> {
+        use std::sync::atomic::Ordering;
+        let generation = self.generation.load(Ordering::SeqCst);
+        let current = self.locator.read().ok().and_then(|g| g.clone());
+        if let Some(c) = &current
+            && c.generation == generation
+        {
+            if c.built.elapsed() >= LOCATOR_TTL && !self.refreshing.swap(true, Ordering::SeqCst) {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.rebuild_locator(generation).await {
+                        tracing::warn!("locator refresh failed: {}", e.message);
+                    }
+                    me.refreshing.store(false, Ordering::SeqCst);
+                });
+            }
+            return Ok(c.clone());
+        }
+        let _one = self.rebuilding.lock().await;
+        if let Some(c) = self.locator.read().ok().and_then(|g| g.clone())
+            && c.generation == generation
+        {
+            return Ok(c);
+        }
+        self.rebuild_locator(generation).await
+    }
+
+    async fn rebuild_locator(&self, generation: u64) -> Result<Arc<LocatorCache>, ApiError> {
+        let mut zones = Vec::new();
+        let mut extra = Vec::new();
+        for p in self.store.plans().await? {
+            if p.status == crate::store::PlanStatus::Draft {
+                continue;
+            }
+            let page = self
+                .store
+                .features(
+                    crate::store::Layer::Grids,
+                    &crate::store::FeatureQuery {
+                        plan: Some(p.id),
+                        ..crate::store::FeatureQuery::default()
+                    },
+                )
+                .await?;
+            for f in page.features {
+                let Some(geo::Geometry::MultiPolygon(mp)) = f.geometry else {
+                    continue;
+                };
+                let text = |k: &str| {
+                    f.properties
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                let time = |k: &str| text(k).and_then(|t| crate::model::parse_time(&t));
+                zones.push(crate::locate::Zone {
+                    code: f.id.clone(),
+                    name: text("name"),
+                    community: text("community"),
+                    street: text("street"),
+                    valid_from: time("valid_from"),
+                    valid_to: time("valid_to"),
+                    polygon: mp,
+                });
+                extra.push((
+                    p.id,
+                    text("worker_name").map(|name| crate::store::Worker {
+                        name,
+                        phone: text("worker_phone"),
+                    }),
+                ));
+            }
+        }
+        let locator = if zones.is_empty() {
+            None
+        } else {
+            Some(crate::locate::Locator::new(zones.clone()).map_err(ApiError::internal)?)
+        };
+        let c = Arc::new(LocatorCache {
+            generation,
+            built: std::time::Instant::now(),
+            locator,
+            extra,
+            zones,
+        });
+        if let Ok(mut g) = self.locator.write() {
+            *g = Some(c.clone());
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LocateQuery {
+    lon: Option<String>,
+    lat: Option<String>,
+    crs: Option<String>,
+    at: Option<String>,
+}
+
+async fn locate(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<LocateQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let num = |v: &Option<String>, k: &str| -> Result<f64, ApiError> {
+        v.as_deref()
+            .ok_or_else(|| ApiError::bad_request(format!("{k} is required")))?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| ApiError::bad_request(format!("{k}: expected a number")))
+    };
+    let (x, y) = (num(&q.lon, "lon")?, num(&q.lat, "lat")?);
+    if !(-180.0..=180.0).contains(&x) || !(-90.0..=90.0).contains(&y) {
+        return Err(ApiError::bad_request("lon/lat out of range"));
+    }
+    let crs = match q
+        .crs
+        .as_deref()
+        .unwrap_or("wgs84")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "wgs84" | "epsg:4326" => Crs::Wgs84,
+        "gcj02" => Crs::Gcj02,
+        "bd09" => Crs::Bd09,
+        o => {
+            return Err(ApiError::bad_request(format!(
+                "crs={o:?}: expected wgs84, gcj02 or bd09"
+            )));
+        }
+    };
+    let (lon, lat) = if crs == Crs::Wgs84 {
+        (x, y)
+    } else {
+        let c = Transformer::new(crs, Crs::Wgs84)
+            .and_then(|t| t.apply(geo::coord! { x: x, y: y }))
+            .map_err(|e| ApiError::bad_request(format!("crs: {e}")))?;
+        (c.x, c.y)
+    };
+    let at = match &q.at {
+        Some(t) => crate::model::parse_time(t).ok_or_else(|| {
+            ApiError::bad_request(format!("at={t:?}: expected RFC 3339 or a date"))
+        })?,
+        None => chrono::Utc::now().timestamp(),
+    };
+    let cache = s.locator().await?;
+    let miss = || {
+        ApiError::not_found(format!(
+            "({lon:.6}, {lat:.6}) is in no grid in force at {}",
+            crate::store::ts_text(at)
+        ))
+    };
+    let Some(loc) = &cache.locator else {
+        return Err(miss());
+    };
+    let crate::locate::Located::Inside(i) = loc.locate(lon, lat, Some(at)) else {
+        return Err(miss());
+    };
+    let (z, (plan, worker)) = (&cache.zones[i], &cache.extra[i]);
+    Ok(Json(json!({
+        "lon": lon, "lat": lat,
+        "grid": { "code": z.code, "name": z.name },
+        "community": z.community,
+        "street": z.street,
+        "plan": plan,
+        "worker": worker,
+    })))
+}
+
+/// The routes of this module, with their documentation.
+pub(super) fn routes() -> Vec<Route> {
+    vec![Route::get(
+        "/locate",
+        locate,
+        "locate",
+        "public",
+        "Which grid is this point in, and who is its grid worker (lon, lat, crs=wgs84|gcj02|bd09, at)",
+    )]
+}

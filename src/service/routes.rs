@@ -1,0 +1,164 @@
+//! Routes, each written once beside its documentation: every module of the service lists its
+//! own (`ogc::routes()`, `cases::routes()`, …); the router merges them and `/openapi.json` is
+//! made from the same lists, so a route cannot be served undocumented or documented unserved.
+
+use super::AppState;
+use axum::Router;
+use axum::handler::Handler;
+use axum::routing::MethodRouter;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// One route: method, path, handler, and what OpenAPI says of it.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// OpenAPI tag (the module's topic).
+    pub tag: &'static str,
+    /// Who may call it (`public`, or the roles).
+    pub access: &'static str,
+    pub summary: &'static str,
+    handler: MethodRouter<Arc<AppState>>,
+}
+
+impl Route {
+    /// A GET route.
+    pub fn get<H, T>(
+        path: &'static str,
+        h: H,
+        tag: &'static str,
+        access: &'static str,
+        summary: &'static str,
+    ) -> Route
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        Route {
+            method: "get",
+            path,
+            tag,
+            access,
+            summary,
+            handler: axum::routing::get(h),
+        }
+    }
+
+    /// A POST route.
+    pub fn post<H, T>(
+        path: &'static str,
+        h: H,
+        tag: &'static str,
+        access: &'static str,
+        summary: &'static str,
+    ) -> Route
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        Route {
+            method: "post",
+            path,
+            tag,
+            access,
+            summary,
+            handler: axum::routing::post(h),
+        }
+    }
+
+    /// True when anyone may call it without a token.
+    #[must_use]
+    pub fn is_public(&self) -> bool {
+        self.access.starts_with("public")
+    }
+}
+
+/// A module's routes as a router (methods of one path merged).
+pub fn router_of(routes: Vec<Route>) -> Router<Arc<AppState>> {
+    let mut paths: Vec<(&'static str, MethodRouter<Arc<AppState>>)> = Vec::new();
+    for r in routes {
+        match paths.iter_mut().find(|(p, _)| *p == r.path) {
+            Some((_, m)) => *m = std::mem::take(m).merge(r.handler),
+            None => paths.push((r.path, r.handler)),
+        }
+    }
+    paths
+        .into_iter()
+        .fold(Router::new(), |router, (p, m)| router.route(p, m))
+}
+
+/// The OpenAPI 3 document of the routes.
+#[must_use]
+pub fn openapi_doc(routes: &[Route]) -> Value {
+    let mut paths = serde_json::Map::new();
+    for rt in routes {
+        let params: Vec<Value> = rt
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|n| json!({ "name": n, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        let mut op = json!({
+            "summary": rt.summary,
+            "tags": [rt.tag],
+            "operationId": format!("{}{}", rt.method, rt.path.replace(['/', '{', '}', '.'], "_")),
+            "description": format!("Access: {}.", rt.access),
+            "parameters": params,
+            "responses": {
+                "200": { "description": "OK" },
+                "400": { "$ref": "#/components/responses/Error" },
+                "401": { "$ref": "#/components/responses/Error" },
+                "403": { "$ref": "#/components/responses/Error" },
+                "404": { "$ref": "#/components/responses/Error" }
+            }
+        });
+        if rt.access != "public" {
+            op["security"] = json!([{ "bearer": [] }]);
+        }
+        let entry = paths
+            .entry(rt.path.to_string())
+            .or_insert_with(|| json!({}));
+        entry[rt.method] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "wangge 网格", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Community grid management: OGC API – Features, locate, Open311 GeoReport v2, incidents, plans." },
+        "paths": paths,
+        "components": {
+            "schemas": layer_schemas(),
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "wangge token create --role …" } },
+            "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": {
+                "type": "object", "required": ["error", "message"],
+                "properties": { "error": { "type": "string" }, "message": { "type": "string" } } } } } } }
+        }
+    })
+}
+
+/// One JSON schema per layer's feature properties, from the layer schema; `x-visibility` says
+/// who receives each field (public, viewer, staff, personal): others never get it.
+fn layer_schemas() -> Value {
+    use crate::model::schema::{self, Layer};
+    let mut out = serde_json::Map::new();
+    for l in Layer::ALL {
+        let props: serde_json::Map<String, Value> = schema::fields(l)
+            .iter()
+            .map(|f| {
+                let mut p = json!({
+                    "type": f.kind.json_schema(),
+                    "nullable": true,
+                    "x-visibility": format!("{:?}", f.visibility).to_lowercase(),
+                });
+                if f.kind == schema::FieldType::Time {
+                    p["format"] = json!("date-time");
+                }
+                (f.name.to_string(), p)
+            })
+            .collect();
+        out.insert(
+            format!("{}_properties", l.name()),
+            json!({ "type": "object", "properties": props }),
+        );
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,276 @@
+//! Every route in process (`tower::ServiceExt::oneshot`, no port): each documented route is
+//! routed, answers the public or refuses it as its documentation says, and answers a token of
+//! a role it names; a few rules per family (redaction, ETags, errors as JSON). The real binary on
+//! a real port is exercised by tests/service.rs.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::wangge_ok;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use tower::ServiceExt;
+use wangge::service::{AppState, Config, all_routes, router};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: axum::Router,
+    admin: String,
+    viewer: String,
+    dispatcher: String,
+    planner: String,
+    grid: String,
+}
+
+fn token(db: &str, role: &str) -> String {
+    let out = wangge_ok(&[
+        "token",
+        "create",
+        "--role",
+        role,
+        "--database",
+        db,
+        "--json",
+        "--label",
+        role,
+    ]);
+    let j: Value = serde_json::from_str(out.trim()).unwrap();
+    j["token"].as_str().unwrap().to_string()
+}
+
+/// The sample district in a GeoPackage, regridded and published, served in process.
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.gpkg").to_str().unwrap().to_string();
+    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    let f = |n: &str| s.join(n).to_str().unwrap().to_string();
+    wangge_ok(&[
+        "import",
+        "--communities",
+        &f("communities.geojson"),
+        "--buildings",
+        &f("buildings.geojson"),
+        "--roads",
+        &f("roads.geojson"),
+        "--database",
+        &db,
+    ]);
+    wangge_ok(&["regrid", "--database", &db]);
+    wangge_ok(&[
+        "plans",
+        "publish",
+        "1",
+        "--valid-from",
+        "2025-01-01",
+        "--database",
+        &db,
+    ]);
+    let (admin, viewer, dispatcher, planner) = (
+        token(&db, "admin"),
+        token(&db, "viewer"),
+        token(&db, "dispatcher"),
+        token(&db, "planner"),
+    );
+    let store = wangge::store::open(Some(&db)).await.unwrap();
+    let grids = store
+        .features(
+            wangge::store::Layer::Grids,
+            &wangge::store::FeatureQuery {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let grid = grids.features[0].id.clone();
+    let state = AppState::new(
+        store,
+        wangge::incident::Catalogue::default_catalogue(),
+        wangge::incident::Calendar::default_calendar(),
+        Config::default(),
+    );
+    Fixture {
+        _dir: dir,
+        app: router(Arc::new(state)),
+        admin,
+        viewer,
+        dispatcher,
+        planner,
+        grid,
+    }
+}
+
+/// (status, body) of one request.
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+) -> (StatusCode, Vec<u8>) {
+    call_with(app, method, uri, token, &[], "{}").await
+}
+
+/// (status, body) of one request with headers and a body.
+async fn call_with(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    if method == "POST" {
+        req = req.header("Content-Type", "application/json");
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, body.to_vec())
+}
+
+/// A concrete address for a documented path.
+fn concrete(path: &str, grid: &str) -> String {
+    path.replace("{collectionId}", "grids")
+        .replace("{featureId}", grid)
+        .replace("{serviceCode}", "01-01.json")
+        .replace("{requestId}", "19990101-1.json")
+        .replace("{id}", "1")
+        .replace("{a}", "1")
+        .replace("{b}", "1")
+        .replace("{layer}/{z}/{x}/{y}", "grids/14/13256/6722.mvt")
+        .replace("{name}", "grids.json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_as_documented() {
+    let fx = fixture().await;
+    let routes = all_routes();
+    assert!(routes.len() >= 28);
+    for r in &routes {
+        let uri = concrete(r.path, &fx.grid);
+        let method = r.method.to_uppercase();
+        let (anon, body) = call(&fx.app, &method, &uri, None).await;
+        let what = format!("{method} {uri} ({})", r.access);
+        // routed: never the fallback
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("no such route"), "{what} is not routed");
+        if r.is_public() {
+            assert!(
+                anon != StatusCode::UNAUTHORIZED && anon != StatusCode::FORBIDDEN,
+                "{what}: public, but {anon} for the public"
+            );
+        } else {
+            assert_eq!(
+                anon,
+                StatusCode::UNAUTHORIZED,
+                "{what}: restricted, answered {anon}"
+            );
+            let tok = if r.access.contains("planner") && !r.access.contains("viewer") {
+                &fx.planner
+            } else if r.access.contains("viewer") {
+                &fx.viewer
+            } else {
+                &fx.dispatcher
+            };
+            let (st, body) = call(&fx.app, &method, &uri, Some(tok)).await;
+            assert!(
+                st != StatusCode::UNAUTHORIZED && st != StatusCode::FORBIDDEN,
+                "{what}: refused a role it names: {st} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        // every error is JSON with a code and a message
+        let (st, body) = call(&fx.app, &method, &uri, Some(&fx.admin)).await;
+        if st.is_client_error() || st.is_server_error() {
+            let v: Value = serde_json::from_slice(&body)
+                .unwrap_or_else(|_| panic!("{what}: {st} is not JSON"));
+            assert!(
+                v["error"].is_string() && v["message"].is_string(),
+                "{what}: {v}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_per_family() {
+    let fx = fixture().await;
+    // features: the public sees no household count; a viewer does
+    let items = "/collections/grids/items?limit=5";
+    let (_, body) = call(&fx.app, "GET", items, None).await;
+    assert!(!String::from_utf8_lossy(&body).contains("households"));
+    let (_, body) = call(&fx.app, "GET", items, Some(&fx.viewer)).await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["features"][0]["properties"]["households"].is_number());
+    // incidents: the public and a viewer are refused; a dispatcher reads them
+    assert_eq!(
+        call(&fx.app, "GET", "/incidents", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&fx.app, "GET", "/incidents", Some(&fx.viewer)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&fx.app, "GET", "/incidents", Some(&fx.dispatcher))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // plans: publishing needs If-Match (428), a current one (412 when stale)
+    let publish = |h: &'static [(&'static str, &'static str)]| {
+        call_with(
+            &fx.app,
+            "POST",
+            "/plans/1/publish",
+            Some(&fx.planner),
+            h,
+            r#"{"valid_from": "2026-01-01"}"#,
+        )
+    };
+    assert_eq!(publish(&[]).await.0, StatusCode::PRECONDITION_REQUIRED);
+    assert_eq!(
+        publish(&[("If-Match", "\"plan-1-v999\"")]).await.0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    // tiles: bad addresses are 400, unknown layers 404, a grid tile has an ETag-bearing body
+    assert_eq!(
+        call(&fx.app, "GET", "/tiles/grids/3/9/0.mvt", None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(&fx.app, "GET", "/tiles/roads/14/1/1.mvt", None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    // unknown routes: JSON 404
+    let (st, body) = call(&fx.app, "GET", "/nowhere", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(serde_json::from_slice::<Value>(&body).is_ok());
+    // the OpenAPI document lists exactly the routed paths
+    let (_, body) = call(&fx.app, "GET", "/openapi.json", None).await;
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let n: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(n, all_routes().len());
+}

@@ -9,6 +9,10 @@
 //! A mismatch names every output that changed; the files beside it in `target/golden/` are
 //! there to diff. After an intended change of output, record anew with
 //! `WANGGE_GOLDEN_RECORD=1 cargo test --release --test golden` and say why in the commit.
+#![expect(
+    clippy::too_many_lines,
+    reason = "end-to-end scenarios read top to bottom, one step after another"
+)]
 
 mod common;
 

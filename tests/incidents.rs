@@ -1,4 +1,8 @@
 //! The case loop and statistics from the command line, on the real 311 requests.
+#![expect(
+    clippy::too_many_lines,
+    reason = "end-to-end scenarios read top to bottom, one step after another"
+)]
 
 mod common;
 use common::*;

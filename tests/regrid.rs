@@ -1,5 +1,9 @@
 //! End-to-end tests of `wangge regrid` on real and generated data, checked by the independent
 //! checker (../shared/tools/check_grids.py).
+#![expect(
+    clippy::too_many_lines,
+    reason = "end-to-end scenarios read top to bottom, one step after another"
+)]
 
 mod common;
 use common::*;

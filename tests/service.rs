@@ -1,6 +1,10 @@
 //! `wangge serve` end to end: the real binary on a real port, driven by real HTTP clients (ureq,
 //! GDAL's OGC API client): OGC API – Features, locate, Open311, the case API, plans with jobs and
 //! ETags, roles and privacy, errors, OpenAPI, graceful shutdown.
+#![expect(
+    clippy::too_many_lines,
+    reason = "end-to-end scenarios read top to bottom, one step after another"
+)]
 
 mod common;
 

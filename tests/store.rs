@@ -1,5 +1,9 @@
 //! The store contract: one set of tests, run against the embedded GeoPackage store and against
 //! PostGIS (a real server started by scripts/test).
+#![expect(
+    clippy::too_many_lines,
+    reason = "contract scenarios read top to bottom, one step after another"
+)]
 
 mod common;
 

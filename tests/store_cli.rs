@@ -1,6 +1,10 @@
 //! The store from the command line: import, regrid into a draft plan, publish, diff, export —
 //! on the embedded GeoPackage (read back by GDAL's ogrinfo) and on PostGIS; bad input; and a
 //! crash test (kill -9 during acknowledged inserts).
+#![expect(
+    clippy::too_many_lines,
+    reason = "end-to-end scenarios read top to bottom, one step after another"
+)]
 
 mod common;
 

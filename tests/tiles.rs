@@ -2,6 +2,10 @@
 //! feature counts against the store, attributes by role, and the union of the decoded grid
 //! polygons over a tile against the grids clipped to it; HTTP behaviour (ETag/304, gzip, 204,
 //! TileJSON).
+#![expect(
+    clippy::too_many_lines,
+    reason = "end-to-end scenarios read top to bottom, one step after another"
+)]
 
 mod common;
 

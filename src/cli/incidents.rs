@@ -227,7 +227,10 @@ fn place(c: &mut Case, loc: &Locator, at: Option<i64>) {
 ///
 /// # Errors
 /// Bad input (named), illegal transitions (with what is allowed).
-#[allow(clippy::too_many_lines)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
+)]
 pub fn run(cmd: &IncidentCmd) -> Result<()> {
     match cmd {
         IncidentCmd::Import(a) => {
@@ -440,6 +443,10 @@ pub fn run(cmd: &IncidentCmd) -> Result<()> {
 ///
 /// # Errors
 /// Bad arguments or input.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
+)]
 pub fn stats(a: &StatsArgs) -> Result<()> {
     let by: By = a.by.parse().map_err(|e: String| anyhow!(e))?;
     let (cat, _) = a.config.load()?;

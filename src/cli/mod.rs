@@ -25,7 +25,7 @@ pub enum Command {
     /// Partition communities into grids of about --target households.
     Regrid(regrid::RegridArgs),
     /// Adjust the grids in force to updated buildings, changing as little as possible (动态调整).
-    Rebalance(regrid::RegridArgs),
+    Rebalance(regrid::RebalanceArgs),
     /// Convert CSV (lon/lat columns) or GeoJSON files between coordinate systems.
     Convert(convert::ConvertArgs),
     /// Add the grid (and community) of every point of a CSV or GeoJSON file.
@@ -82,8 +82,8 @@ pub fn run(cli: Cli) -> Result<()> {
         developer_log();
     }
     match cli.command {
-        Command::Regrid(a) => regrid::run(&a, false),
-        Command::Rebalance(a) => regrid::run(&a, true),
+        Command::Regrid(a) => regrid::run(&a),
+        Command::Rebalance(a) => regrid::run_rebalance(&a),
         Command::Convert(a) => convert::run(&a),
         Command::Locate(a) => locate::run(&a),
         Command::Incidents(c) => incidents::run(&c),

@@ -180,7 +180,10 @@ fn naive(t: i64) -> NaiveDateTime {
 impl Case {
     /// A new report, handled first at the category's level.
     #[must_use]
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the inputs are distinct layers and settings; a struct would only rename them"
+    )]
     pub fn report(
         id: String,
         cat: &Category,
@@ -237,6 +240,10 @@ impl Case {
     ///
     /// # Errors
     /// An illegal transition (with the allowed list) or a missing reason.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
+    )]
     pub fn apply(
         &mut self,
         action: Action,

@@ -136,7 +136,7 @@ pub fn explain(graph: &AtomGraph, sol: &Solution, g: usize, band: Band, w: f64) 
                 let gb = sol.grid_of[b] as usize;
                 if !seen[b]
                     && !sol.oversize.get(gb).copied().unwrap_or(false)
-                    && graph.atoms[b].weight <= band.max
+                    && graph.atoms[b].weight <= band.max()
                 {
                     seen[b] = true;
                     stack.push(b);
@@ -145,25 +145,25 @@ pub fn explain(graph: &AtomGraph, sol: &Solution, g: usize, band: Band, w: f64) 
         }
         total
     };
-    if w > band.max && heaviest > band.max {
+    if w > band.max() && heaviest > band.max() {
         format!(
             "a grid of {w:.0} holds a single building cluster of {heaviest:.0}, above the maximum {:.0} (overlapping footprints cannot be split)",
-            band.max
+            band.max()
         )
-    } else if w < band.min && comp_w < band.min {
+    } else if w < band.min() && comp_w < band.min() {
         format!(
             "a grid of {w:.0} lies in an area of only {comp_w:.0} cut off by giant buildings or the boundary; below the minimum {:.0}",
-            band.min
+            band.min()
         )
-    } else if w < band.min {
+    } else if w < band.min() {
         format!(
             "a grid of {w:.0}: below the minimum {:.0}; its neighbours could not give it more without leaving the band or breaking contiguity",
-            band.min
+            band.min()
         )
     } else {
         format!(
             "a grid of {w:.0}: above the maximum {:.0}; its buildings ({heaviest:.0} the largest) could not be shared with neighbours within the band",
-            band.max
+            band.max()
         )
     }
 }

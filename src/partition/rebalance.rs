@@ -81,7 +81,14 @@ fn neighbours(old: &[FixedGrid]) -> Vec<HashSet<usize>> {
 /// # Errors
 /// As [`regrid`].
 // Layers, the plan in force, locks, previous assignments and settings are all distinct inputs.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the inputs are distinct layers and settings; a struct would only rename them"
+)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
+)]
 pub fn rebalance(
     communities: &[Community],
     buildings: &[Building],
@@ -118,7 +125,7 @@ pub fn rebalance(
         if let Some(g) = o {
             w[*g] += b.weight;
             nb[*g] += 1;
-            single_big[*g] = b.weight > band.max;
+            single_big[*g] = b.weight > band.max();
         }
     }
     let out_of_band: Vec<bool> = (0..old.len())
@@ -132,7 +139,11 @@ pub fn rebalance(
     // right alone are redrawn with their neighbours of the same community
     // a grid below the minimum cannot be put right alone: its neighbours join from the start
     let mut free: HashSet<usize> = (0..old.len()).filter(|&g| out_of_band[g]).collect();
-    let short: Vec<usize> = free.iter().copied().filter(|&g| w[g] < band.min).collect();
+    let short: Vec<usize> = free
+        .iter()
+        .copied()
+        .filter(|&g| w[g] < band.min())
+        .collect();
     for g in short {
         free.extend(
             nbrs[g].iter().copied().filter(|&h| {
@@ -234,8 +245,8 @@ pub fn rebalance(
         last = Some(redraw(&mut free, &mut kept_whole, stage)?);
     }
     last.ok_or(RegridError::Band {
-        min: band.min,
-        max: band.max,
+        min: band.min(),
+        max: band.max(),
     })
 }
 

@@ -121,7 +121,10 @@ impl Ctx {
         }
         self.roads.push(json!({ "type": "Feature", "properties": props, "geometry": { "type": "LineString", "coordinates": coords } }));
     }
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the inputs are distinct layers and settings; a struct would only rename them"
+    )]
     /// A rectangle `w`×`d` centred at `c`, rotated by `ang`, if it keeps `setback` from the block edge.
     fn building(
         &mut self,
@@ -235,7 +238,10 @@ impl Ctx {
 
 /// Generate a district with `n` communities.
 #[must_use]
-#[allow(clippy::too_many_lines)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
+)]
 pub fn generate(seed: u64, n: usize) -> SampleCity {
     let n = n.max(1);
     let mut ctx = Ctx {

@@ -124,16 +124,17 @@ pub async fn create(
             ))
         })?
     };
-    let band = Band {
-        min: b.min.unwrap_or(200.0),
-        max: b.max.unwrap_or(400.0),
-        target: b.target.unwrap_or(300.0),
-    };
-    if !(band.min >= 0.0 && band.min <= band.target && band.target <= band.max) {
-        return Err(ApiError::unprocessable(
-            "min ≤ target ≤ max, all non-negative, is required",
-        ));
-    }
+    let d = Band::DEFAULT;
+    let band = Band::new(
+        b.min.unwrap_or(d.min()),
+        b.target.unwrap_or(d.target()),
+        b.max.unwrap_or(d.max()),
+    )
+    .map_err(|e| {
+        ApiError::unprocessable(format!(
+            "{e}: min ≤ target ≤ max, all non-negative, is required"
+        ))
+    })?;
     // check the communities now, so a bad request fails at once
     let (cs, bs, roads) =
         crate::store::regrid::load(s.store.as_ref(), b.communities.as_deref()).await?;
@@ -171,7 +172,7 @@ pub async fn create(
                     &bs,
                     band,
                     &who,
-                    json!({ "min": band.min, "max": band.max, "target": band.target, "seed": seed, "road_classes": params.cut_classes }),
+                    json!({ "min": band.min(), "max": band.max(), "target": band.target(), "seed": seed, "road_classes": params.cut_classes }),
                     json!({ "total": r.total, "communities": r.communities }),
                 );
                 match st.store.create_plan(plan).await {

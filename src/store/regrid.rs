@@ -70,7 +70,7 @@ pub fn new_plan(
             households: g.households,
             buildings: g.buildings.len() as u64,
             weight: g.weight,
-            band: band_label(g.weight, band.min, band.max, g.oversize).to_string(),
+            band: band_label(g.weight, band.min(), band.max(), g.oversize).to_string(),
             geometry: geo::MultiPolygon(vec![g.geometry.clone()]),
             valid_from: None,
             valid_to: None,

@@ -107,7 +107,10 @@ fn tiles_over(b: [f64; 4], z: u8) -> Vec<(u32, u32)> {
 ///
 /// # Errors
 /// A store error or an unwritable output.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the inputs are distinct layers and settings; a struct would only rename them"
+)]
 pub async fn write(
     store: &dyn Store,
     set: TileSet,
@@ -201,7 +204,10 @@ pub async fn write(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the inputs are distinct layers and settings; a struct would only rename them"
+)]
 fn write_pmtiles(
     path: &Path,
     name: &str,
@@ -307,7 +313,10 @@ fn write_pmtiles(
     Ok(seen.len() as u64)
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the inputs are distinct layers and settings; a struct would only rename them"
+)]
 fn write_mbtiles(
     path: &Path,
     name: &str,

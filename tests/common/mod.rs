@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![expect(dead_code, reason = "each test crate uses some of these helpers")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

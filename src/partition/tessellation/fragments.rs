@@ -19,56 +19,8 @@ pub(super) fn split_fragments(
     corner: &mut [[u32; 3]],
     atoms: &mut Vec<Atom>,
 ) {
-    let (faces, nbr, verts) = (&m.faces, &m.nbr, &m.verts);
-    let nf = faces.len();
-    let slot = |f: usize, k: usize| f * 3 + k;
-    let mut parent: Vec<u32> = (0..(nf * 3) as u32).collect();
-    let union = |p: &mut Vec<u32>, a: usize, b: usize| {
-        let (ra, rb) = (find(p, a as u32), find(p, b as u32));
-        if ra != rb {
-            p[ra.max(rb) as usize] = ra.min(rb);
-        }
-    };
-    for f in 1..nf {
-        if !inside[f] {
-            continue;
-        }
-        let l = corner[f];
-        for k in 0..3 {
-            let k2 = (k + 1) % 3;
-            if l[k] == l[k2] {
-                union(&mut parent, slot(f, k), slot(f, k2));
-            }
-            let g = nbr[f][k];
-            if g == NONE || !inside[g as usize] || (g as usize) < f {
-                continue;
-            }
-            let g = g as usize;
-            for kk in [k, k2] {
-                let v = faces[f][kk];
-                if let Some(j) = (0..3).find(|&j| faces[g][j] == v) {
-                    if corner[g][j] == l[kk] {
-                        union(&mut parent, slot(f, kk), slot(g, j));
-                    }
-                }
-            }
-        }
-    }
-    // per atom: its components, with area and whether they hold building triangles
-    let mut comp_info: HashMap<u32, (u32, f64, bool)> = HashMap::default(); // root -> (atom, area, has building)
-    for f in 1..nf {
-        if !inside[f] {
-            continue;
-        }
-        let [a, b, c] = faces[f].map(|v| verts[v as usize]);
-        let area = tri_area(a, b, c).abs() / 3.0;
-        for k in 0..3 {
-            let r = find(&mut parent, slot(f, k) as u32);
-            let e = comp_info.entry(r).or_insert((corner[f][k], 0.0, false));
-            e.1 += area;
-            e.2 |= face_atom[f] != NONE;
-        }
-    }
+    let mut parent = corner_pieces(m, inside, corner);
+    let comp_info = pieces(m, inside, face_atom, corner, &mut parent);
     let mut best: HashMap<u32, (u32, bool, f64)> = HashMap::default(); // atom -> (root, has building, area)
     let mut roots: Vec<(&u32, &(u32, f64, bool))> = comp_info.iter().collect();
     roots.sort_by_key(|x| *x.0);
@@ -78,29 +30,7 @@ pub(super) fn split_fragments(
             *e = (r, bld, area);
         }
     }
-    // each building lies (mostly) in one piece; a cluster of overlapping footprints whose
-    // link was taken by a given polygon falls apart into pieces that each hold whole buildings
-    let mut bpiece: HashMap<(u32, u32), f64> = HashMap::default(); // (building, root) -> area
-    for f in 1..nf {
-        if !inside[f] || face_bld[f] == NONE {
-            continue;
-        }
-        let [a, b, c] = faces[f].map(|v| verts[v as usize]);
-        let area = tri_area(a, b, c).abs() / 3.0;
-        for k in 0..3 {
-            let r = find(&mut parent, slot(f, k) as u32);
-            *bpiece.entry((face_bld[f], r)).or_insert(0.0) += area;
-        }
-    }
-    let mut home: HashMap<u32, (u32, f64)> = HashMap::default(); // building -> (root, area)
-    let mut bp: Vec<((u32, u32), f64)> = bpiece.into_iter().collect();
-    bp.sort_by_key(|x| x.0);
-    for ((b, r), a) in bp {
-        let e = home.entry(b).or_insert((r, a));
-        if a > e.1 {
-            *e = (r, a);
-        }
-    }
+    let home = building_homes(m, inside, face_bld, &mut parent);
     let home_roots: HashSet<u32> = home.values().map(|&(r, _)| r).collect();
     let mut new_id: HashMap<u32, u32> = HashMap::default();
     for &(&r, &(atom, _, bld)) in &roots {
@@ -134,15 +64,102 @@ pub(super) fn split_fragments(
     if new_id.is_empty() {
         return;
     }
-    for f in 1..nf {
-        if !inside[f] {
-            continue;
-        }
+    for f in (1..m.len()).filter(|&f| inside[f]) {
         for k in 0..3 {
-            let r = find(&mut parent, slot(f, k) as u32);
+            let r = find(&mut parent, (f * 3 + k) as u32);
             if let Some(&id) = new_id.get(&r) {
                 corner[f][k] = id;
             }
         }
     }
+}
+
+/// Union-find over triangle corners (slot `3f + k`): corners of one triangle with the same
+/// label are one piece, and so are corners on either side of a half-edge with the same label.
+fn corner_pieces(m: &Mesh, inside: &[bool], corner: &[[u32; 3]]) -> Vec<u32> {
+    let (faces, nbr) = (&m.faces, &m.nbr);
+    let nf = faces.len();
+    let slot = |f: usize, k: usize| f * 3 + k;
+    let mut parent: Vec<u32> = (0..(nf * 3) as u32).collect();
+    let union = |p: &mut Vec<u32>, a: usize, b: usize| {
+        let (ra, rb) = (find(p, a as u32), find(p, b as u32));
+        if ra != rb {
+            p[ra.max(rb) as usize] = ra.min(rb);
+        }
+    };
+    for f in (1..nf).filter(|&f| inside[f]) {
+        let l = corner[f];
+        for k in 0..3 {
+            let k2 = (k + 1) % 3;
+            if l[k] == l[k2] {
+                union(&mut parent, slot(f, k), slot(f, k2));
+            }
+            let g = nbr[f][k];
+            if g == NONE || !inside[g as usize] || (g as usize) < f {
+                continue;
+            }
+            let g = g as usize;
+            for kk in [k, k2] {
+                let v = faces[f][kk];
+                if let Some(j) = (0..3).find(|&j| faces[g][j] == v) {
+                    if corner[g][j] == l[kk] {
+                        union(&mut parent, slot(f, kk), slot(g, j));
+                    }
+                }
+            }
+        }
+    }
+    parent
+}
+
+/// Per piece (its root): its atom, its area, and whether it holds building triangles.
+fn pieces(
+    m: &Mesh,
+    inside: &[bool],
+    face_atom: &[u32],
+    corner: &[[u32; 3]],
+    parent: &mut [u32],
+) -> HashMap<u32, (u32, f64, bool)> {
+    let mut comp_info: HashMap<u32, (u32, f64, bool)> = HashMap::default();
+    for f in (1..m.len()).filter(|&f| inside[f]) {
+        let [a, b, c] = m.faces[f].map(|v| m.verts[v as usize]);
+        let area = tri_area(a, b, c).abs() / 3.0;
+        for k in 0..3 {
+            let r = find(parent, (f * 3 + k) as u32);
+            let e = comp_info.entry(r).or_insert((corner[f][k], 0.0, false));
+            e.1 += area;
+            e.2 |= face_atom[f] != NONE;
+        }
+    }
+    comp_info
+}
+
+/// The piece each building mostly lies in (building → (root, area)). A cluster of overlapping
+/// footprints whose link was taken by a given polygon falls apart into pieces that each hold
+/// whole buildings.
+fn building_homes(
+    m: &Mesh,
+    inside: &[bool],
+    face_bld: &[u32],
+    parent: &mut [u32],
+) -> HashMap<u32, (u32, f64)> {
+    let mut bpiece: HashMap<(u32, u32), f64> = HashMap::default(); // (building, root) -> area
+    for f in (1..m.len()).filter(|&f| inside[f] && face_bld[f] != NONE) {
+        let [a, b, c] = m.faces[f].map(|v| m.verts[v as usize]);
+        let area = tri_area(a, b, c).abs() / 3.0;
+        for k in 0..3 {
+            let r = find(parent, (f * 3 + k) as u32);
+            *bpiece.entry((face_bld[f], r)).or_insert(0.0) += area;
+        }
+    }
+    let mut home: HashMap<u32, (u32, f64)> = HashMap::default();
+    let mut bp: Vec<((u32, u32), f64)> = bpiece.into_iter().collect();
+    bp.sort_by_key(|x| x.0);
+    for ((b, r), a) in bp {
+        let e = home.entry(b).or_insert((r, a));
+        if a > e.1 {
+            *e = (r, a);
+        }
+    }
+    home
 }

@@ -94,6 +94,11 @@ pub(super) fn atom_graph(
             Coord { x: 0.0, y: 0.0 }
         };
     }
+    csr(atoms, pairs)
+}
+
+/// The adjacency as compressed rows, neighbours in order, pairs without length dropped.
+fn csr(atoms: Vec<Atom>, pairs: HashMap<(u32, u32), (f64, f64)>) -> AtomGraph {
     let mut list: Vec<((u32, u32), (f64, f64))> =
         pairs.into_iter().filter(|(_, v)| v.0 > 1e-9).collect();
     list.sort_by_key(|a| a.0);

@@ -234,7 +234,10 @@ pub enum TessellationError {
 /// # Errors
 /// When even the plainest triangulation cannot be built (degenerate input).
 // The inputs are the distinct layers of one community part; a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the inputs are distinct layers and settings; a struct would only rename them"
+)]
 pub fn tessellate(
     frame: LocalFrame,
     part: &Polygon,

@@ -262,15 +262,26 @@ pub struct Upserted {
     pub updated: u64,
 }
 
-/// The store contract. Writes are transactional (all or nothing) and acknowledged only after
-/// they are durable.
+/// The store contract, by role: a store is all of [`ReferenceData`], [`Plans`],
+/// [`FeatureSource`], [`Cases`] and [`Auth`]. Writes are transactional (all or nothing) and
+/// acknowledged only after they are durable. Through `dyn Store` every role's methods are at
+/// hand; code that names a backend type brings the roles in with `use crate::store::prelude::*`.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ReferenceData + Plans + FeatureSource + Cases + Auth + Send + Sync {
     /// "gpkg" or "postgis", and where.
     fn describe(&self) -> String;
     /// Reachable and usable.
     async fn ping(&self) -> Result<()>;
+}
 
+/// The traits of every role (for code that holds a concrete backend).
+pub mod prelude {
+    pub use super::{Auth, Cases, FeatureSource, Plans, ReferenceData, Store};
+}
+
+/// Communities, streets, buildings and roads: the layers plans are drawn on.
+#[async_trait]
+pub trait ReferenceData: Send + Sync {
     /// Insert or update communities by code (streets follow).
     async fn put_communities(&self, items: Vec<Community>, who: &str) -> Result<Upserted>;
     /// Insert or update buildings by id; each is placed in the community holding it.
@@ -282,7 +293,11 @@ pub trait Store: Send + Sync {
     /// Buildings, all or of the given communities.
     async fn buildings(&self, communities: Option<&[String]>) -> Result<Vec<BuildingRecord>>;
     async fn roads(&self) -> Result<Vec<Road>>;
+}
 
+/// Grid plans (draft → published → retired) and grid workers.
+#[async_trait]
+pub trait Plans: Send + Sync {
     /// Save a draft plan; its grids must lie in known communities, codes unique.
     async fn create_plan(&self, plan: NewPlan) -> Result<Plan>;
     async fn plans(&self) -> Result<Vec<Plan>>;
@@ -301,14 +316,18 @@ pub trait Store: Send + Sync {
     ) -> Result<Plan>;
     async fn set_worker(&self, grid_code: &str, worker: Option<Worker>, who: &str) -> Result<()>;
     async fn worker(&self, grid_code: &str) -> Result<Option<Worker>>;
+}
 
+/// Features of the layers for OGC pages, tiles and lookups.
+#[async_trait]
+pub trait FeatureSource: Send + Sync {
     /// Features of a layer (bbox, time, equality filters, paging).
     async fn features(&self, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage>;
 
     /// The features a vector tile of `layer` needs, read lean: those whose index box meets
     /// `bbox` (no exact test — the tile clipper drops the rest), with only `fields` as properties,
     /// in feature id order; grids of `plan`, or those in force now. `None` when the store has no
-    /// such path (the caller then uses [`Store::features`]).
+    /// such path (the caller then uses [`FeatureSource::features`]).
     async fn tile_features(
         &self,
         _layer: Layer,
@@ -321,7 +340,7 @@ pub trait Store: Send + Sync {
 
     /// One Mapbox Vector Tile layer (extent 4096, buffer 64, clipped) rendered by the database
     /// itself — PostGIS `ST_AsMVT` — with the listed attributes, of the features a tile query of
-    /// [`Store::features`] would select (grids: `plan`, or those in force now). `None` when the
+    /// [`FeatureSource::features`] would select (grids: `plan`, or those in force now). `None` when the
     /// store has no such renderer (the caller then encodes in process).
     async fn mvt_layer(
         &self,
@@ -334,7 +353,11 @@ pub trait Store: Send + Sync {
     }
     /// The grid in force at a point (WGS84) at a time.
     async fn grid_at(&self, lon: f64, lat: f64, at: i64) -> Result<Option<GridHit>>;
+}
 
+/// Incidents with their history.
+#[async_trait]
+pub trait Cases: Send + Sync {
     /// Save a new incident (its id must be new) with its history.
     async fn insert_incident(&self, case: &Case, who: &str) -> Result<()>;
     /// Save a changed incident; its history must extend the stored one by `case.history.len() -
@@ -342,7 +365,11 @@ pub trait Store: Send + Sync {
     async fn update_incident(&self, case: &Case, expected_history: usize, who: &str) -> Result<()>;
     async fn incident(&self, id: &str) -> Result<Case>;
     async fn incidents(&self, f: &IncidentFilter) -> Result<Vec<Case>>;
+}
 
+/// API tokens and the audit log.
+#[async_trait]
+pub trait Auth: Send + Sync {
     /// Save a new API token by the SHA-256 hex of its secret.
     async fn create_token(
         &self,

@@ -1,0 +1,256 @@
+//! The GeoPackage file: application id and version, core tables, feature tables with R-tree triggers, the SQL functions the triggers call, and the checks made when a file is opened.
+
+use super::*;
+
+pub(super) const GPKG_APPLICATION_ID: i64 = 0x4750_4B47;
+pub(super) const GPKG_USER_VERSION: i64 = 10300;
+
+pub(super) fn blob_env(
+    ctx: &rusqlite::functions::Context<'_>,
+) -> rusqlite::Result<Option<[f64; 4]>> {
+    match ctx.get_raw(0) {
+        ValueRef::Blob(b) => {
+            gpkg_envelope(b).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The SQL functions the GeoPackage R-tree triggers call.
+pub(super) fn register_functions(c: &Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    for (name, k) in [
+        ("ST_MinX", 0),
+        ("ST_MaxX", 1),
+        ("ST_MinY", 2),
+        ("ST_MaxY", 3),
+    ] {
+        c.create_scalar_function(name, 1, flags, move |ctx| Ok(blob_env(ctx)?.map(|e| e[k])))?;
+    }
+    c.create_scalar_function("ST_IsEmpty", 1, flags, |ctx| Ok(blob_env(ctx)?.is_none()))?;
+    Ok(())
+}
+
+pub(super) fn configure(c: &Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(std::time::Duration::from_secs(30))?;
+    c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    register_functions(c)
+}
+
+pub(super) const WGS84_WKT: &str = r#"GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,AUTHORITY["EPSG","8901"]],UNIT["degree",0.0174532925199433,AUTHORITY["EPSG","9122"]],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],AUTHORITY["EPSG","4326"]]"#;
+
+/// Feature tables: (name, geometry type, columns after `fid` and `geom`).
+pub(super) const FEATURE_TABLES: &[(&str, &str, &str)] = &[
+    (
+        "streets",
+        "MULTIPOLYGON",
+        "code TEXT NOT NULL UNIQUE, communities INTEGER NOT NULL DEFAULT 0, households INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "communities",
+        "MULTIPOLYGON",
+        "code TEXT NOT NULL UNIQUE, name TEXT, street TEXT, households INTEGER NOT NULL DEFAULT 0, buildings INTEGER NOT NULL DEFAULT 0, updated_at DATETIME",
+    ),
+    (
+        "buildings",
+        "MULTIPOLYGON",
+        "building_id TEXT NOT NULL UNIQUE, community TEXT, households INTEGER NOT NULL, household_source TEXT NOT NULL, updated_at DATETIME",
+    ),
+    ("roads", "LINESTRING", "highway TEXT, name TEXT"),
+    (
+        "grids",
+        "MULTIPOLYGON",
+        "plan_id INTEGER NOT NULL REFERENCES plans(id), code TEXT NOT NULL, name TEXT, community TEXT NOT NULL, street TEXT, households INTEGER NOT NULL, buildings INTEGER NOT NULL, weight REAL NOT NULL, band TEXT NOT NULL, valid_from DATETIME, valid_to DATETIME, UNIQUE (plan_id, code)",
+    ),
+    (
+        "incidents",
+        "POINT",
+        "incident_id TEXT NOT NULL UNIQUE, category TEXT NOT NULL, description TEXT NOT NULL, source TEXT NOT NULL, reporter TEXT, media TEXT NOT NULL, reported_at DATETIME NOT NULL, grid TEXT, community TEXT, street TEXT, state TEXT NOT NULL, level TEXT NOT NULL, unit TEXT, due_at DATETIME, closed_at DATETIME, escalations INTEGER NOT NULL, returns INTEGER NOT NULL, score INTEGER, duplicate_of TEXT",
+    ),
+];
+
+pub(super) const ATTRIBUTE_TABLES: &[(&str, &str)] = &[
+    (
+        "plans",
+        "id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, communities TEXT NOT NULL, valid_from DATETIME, valid_to DATETIME, created_by TEXT NOT NULL, created_at DATETIME NOT NULL, published_at DATETIME, params TEXT NOT NULL, metrics TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1",
+    ),
+    (
+        "grid_workers",
+        "fid INTEGER PRIMARY KEY AUTOINCREMENT, grid_code TEXT NOT NULL UNIQUE, name TEXT NOT NULL, phone TEXT, updated_at DATETIME",
+    ),
+    (
+        "incident_history",
+        "fid INTEGER PRIMARY KEY AUTOINCREMENT, incident_id TEXT NOT NULL REFERENCES incidents(incident_id), seq INTEGER NOT NULL, at DATETIME NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL, note TEXT NOT NULL, UNIQUE (incident_id, seq)",
+    ),
+    (
+        "audit_log",
+        "fid INTEGER PRIMARY KEY AUTOINCREMENT, at DATETIME NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL",
+    ),
+];
+
+/// The GeoPackage core tables (spatial reference systems, contents, geometry columns, extensions).
+pub(super) fn create_core(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(&format!(
+        "PRAGMA application_id = {GPKG_APPLICATION_ID}; PRAGMA user_version = {GPKG_USER_VERSION};"
+    ))?;
+    c.execute_batch(
+        "CREATE TABLE gpkg_spatial_ref_sys (srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY,
+           organization TEXT NOT NULL, organization_coordsys_id INTEGER NOT NULL,
+           definition TEXT NOT NULL, description TEXT);
+         CREATE TABLE gpkg_contents (table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT NULL,
+           identifier TEXT UNIQUE, description TEXT DEFAULT '',
+           last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+           min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE, srs_id INTEGER,
+           CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id));
+         CREATE TABLE gpkg_geometry_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL,
+           geometry_type_name TEXT NOT NULL, srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL,
+           CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name),
+           CONSTRAINT uk_gc_table_name UNIQUE (table_name),
+           CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
+           CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id));
+         CREATE TABLE gpkg_extensions (table_name TEXT, column_name TEXT, extension_name TEXT NOT NULL,
+           definition TEXT NOT NULL, scope TEXT NOT NULL,
+           CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name));",
+    )?;
+    c.execute(
+        "INSERT INTO gpkg_spatial_ref_sys VALUES
+           ('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined', 'undefined cartesian coordinate reference system'),
+           ('Undefined geographic SRS', 0, 'NONE', 0, 'undefined', 'undefined geographic coordinate reference system'),
+           ('WGS 84 geodetic', 4326, 'EPSG', 4326, ?1, 'longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid')",
+        [WGS84_WKT],
+    )?;
+    Ok(())
+}
+
+/// A feature table with its GeoPackage registration and R-tree index.
+pub(super) fn create_feature_table(
+    c: &Connection,
+    t: &str,
+    gtype: &str,
+    cols: &str,
+) -> rusqlite::Result<()> {
+    c.execute_batch(&format!(
+        "CREATE TABLE {t} (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom {gtype}, {cols});"
+    ))?;
+    c.execute(
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id) VALUES (?1, 'features', ?1, ?2, 4326)",
+        params![t, format!("wangge {t}")],
+    )?;
+    c.execute(
+        "INSERT INTO gpkg_geometry_columns VALUES (?1, 'geom', ?2, 4326, 0, 0)",
+        params![t, gtype],
+    )?;
+    c.execute(
+        "INSERT INTO gpkg_extensions VALUES (?1, 'geom', 'gpkg_rtree_index', 'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
+        [t],
+    )?;
+    let r = format!("rtree_{t}_geom");
+    c.execute_batch(&format!(
+        "CREATE VIRTUAL TABLE {r} USING rtree(id, minx, maxx, miny, maxy);
+         CREATE TRIGGER {r}_insert AFTER INSERT ON {t}
+           WHEN (new.geom NOT NULL AND NOT ST_IsEmpty(NEW.geom))
+         BEGIN
+           INSERT OR REPLACE INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
+         END;
+         CREATE TRIGGER {r}_update6 AFTER UPDATE OF geom ON {t}
+           WHEN OLD.fid = NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
+             AND (OLD.geom NOTNULL AND NOT ST_IsEmpty(OLD.geom))
+         BEGIN
+           UPDATE {r} SET minx = ST_MinX(NEW.geom), maxx = ST_MaxX(NEW.geom), miny = ST_MinY(NEW.geom), maxy = ST_MaxY(NEW.geom)
+             WHERE id = NEW.fid;
+         END;
+         CREATE TRIGGER {r}_update7 AFTER UPDATE OF geom ON {t}
+           WHEN OLD.fid = NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
+             AND (OLD.geom ISNULL OR ST_IsEmpty(OLD.geom))
+         BEGIN
+           INSERT INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
+         END;
+         CREATE TRIGGER {r}_update2 AFTER UPDATE OF geom ON {t}
+           WHEN OLD.fid = NEW.fid AND (NEW.geom IS NULL OR ST_IsEmpty(NEW.geom))
+         BEGIN
+           DELETE FROM {r} WHERE id = OLD.fid;
+         END;
+         CREATE TRIGGER {r}_update5 AFTER UPDATE ON {t}
+           WHEN OLD.fid != NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
+         BEGIN
+           DELETE FROM {r} WHERE id = OLD.fid;
+           INSERT INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
+         END;
+         CREATE TRIGGER {r}_update4 AFTER UPDATE ON {t}
+           WHEN OLD.fid != NEW.fid AND (NEW.geom IS NULL OR ST_IsEmpty(NEW.geom))
+         BEGIN
+           DELETE FROM {r} WHERE id IN (OLD.fid, NEW.fid);
+         END;
+         CREATE TRIGGER {r}_delete AFTER DELETE ON {t}
+           WHEN old.geom NOT NULL
+         BEGIN
+           DELETE FROM {r} WHERE id = OLD.fid;
+         END;"
+    ))?;
+    Ok(())
+}
+
+pub(super) fn create_schema(c: &Connection) -> rusqlite::Result<()> {
+    create_core(c)?;
+    // attribute tables first: grids reference plans
+    for (t, cols) in ATTRIBUTE_TABLES {
+        c.execute_batch(&format!("CREATE TABLE {t} ({cols});"))?;
+        c.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description) VALUES (?1, 'attributes', ?1, ?2)",
+            params![t, format!("wangge {t}")],
+        )?;
+    }
+    for (t, gtype, cols) in FEATURE_TABLES {
+        create_feature_table(c, t, gtype, cols)?;
+    }
+    c.execute_batch(
+        "CREATE TABLE plan_assignments (plan_id INTEGER NOT NULL REFERENCES plans(id), building_id TEXT NOT NULL,
+           grid_code TEXT NOT NULL, PRIMARY KEY (plan_id, building_id)) WITHOUT ROWID;
+         CREATE INDEX buildings_community ON buildings(community);
+         CREATE INDEX grids_community ON grids(community);
+         CREATE INDEX incidents_reported ON incidents(reported_at);
+         CREATE INDEX incidents_grid ON incidents(grid);
+         CREATE TABLE api_tokens (id INTEGER PRIMARY KEY AUTOINCREMENT, token_hash TEXT NOT NULL UNIQUE,
+           role TEXT NOT NULL, scope TEXT, label TEXT NOT NULL, created_at DATETIME NOT NULL, revoked_at DATETIME);
+         CREATE TABLE wangge_schema (version INTEGER NOT NULL);",
+    )?;
+    c.execute("INSERT INTO wangge_schema VALUES (?1)", [SCHEMA_VERSION])?;
+    Ok(())
+}
+
+/// Check that an existing file is a wangge GeoPackage of a known schema version.
+pub(super) fn check_file(c: &Connection, path: &Path) -> Result<()> {
+    let app: i64 = c
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| {
+            StoreError::NotGeoPackage(format!("{}: not a GeoPackage ({e})", path.display()))
+        })?;
+    if app != GPKG_APPLICATION_ID && app != 0x4750_3130 {
+        return Err(StoreError::NotGeoPackage(format!(
+            "{}: not a GeoPackage (SQLite application_id is {app:#x}, expected 0x47504b47 'GPKG')",
+            path.display()
+        )));
+    }
+    let v: Option<i64> = c
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='wangge_schema'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(be)?
+        .map(|()| c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0)))
+        .transpose()
+        .map_err(be)?;
+    match v {
+        None => Err(StoreError::NotGeoPackage(format!(
+            "{}: a GeoPackage, but not a wangge store (no wangge_schema table); give a new path to create one",
+            path.display()
+        ))),
+        Some(v) if v > SCHEMA_VERSION => Err(StoreError::Schema(format!(
+            "{}: schema version {v} is newer than this wangge knows ({SCHEMA_VERSION}); use a newer wangge",
+            path.display()
+        ))),
+        Some(_) => Ok(()),
+    }
+}

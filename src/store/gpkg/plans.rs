@@ -1,0 +1,302 @@
+//! Plans and grid workers in the GeoPackage: drafts, publication with version checks, retirement.
+
+use super::*;
+
+pub(super) fn plan_get(c: &Connection, id: i64) -> Result<Plan> {
+    let row = c
+        .prepare_cached(
+            "SELECT id, status, communities, valid_from, valid_to, created_by, created_at, published_at, params, metrics, version,
+               (SELECT count(*) FROM grids g WHERE g.plan_id = p.id), (SELECT coalesce(sum(households), 0) FROM grids g WHERE g.plan_id = p.id)
+             FROM plans p WHERE id = ?1",
+        )
+        .map_err(be)?
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, String>(9)?,
+                r.get::<_, i64>(10)?,
+                r.get::<_, i64>(11)?,
+                r.get::<_, i64>(12)?,
+            ))
+        })
+        .optional()
+        .map_err(be)?
+        .ok_or(StoreError::NotFound {
+            what: "plan",
+            id: id.to_string(),
+        })?;
+    let opt = |s: Option<String>| s.as_deref().map(text_ts).transpose();
+    Ok(Plan {
+        id: row.0,
+        status: PlanStatus::parse(&row.1)?,
+        communities: serde_json::from_str(&row.2)
+            .map_err(|e| StoreError::Backend(e.to_string()))?,
+        valid_from: opt(row.3)?,
+        valid_to: opt(row.4)?,
+        created_by: row.5,
+        created_at: text_ts(&row.6)?,
+        published_at: opt(row.7)?,
+        params: serde_json::from_str(&row.8).unwrap_or(Value::Null),
+        metrics: serde_json::from_str(&row.9).unwrap_or(Value::Null),
+        version: row.10,
+        grids: row.11.max(0) as u64,
+        households: row.12.max(0) as u64,
+    })
+}
+
+#[async_trait]
+impl Plans for GpkgStore {
+    async fn create_plan(&self, plan: NewPlan) -> Result<Plan> {
+        self.write(move |c| {
+            let comms = read_communities(c)?;
+            check_plan(&plan, &comms)?;
+            let t = ts_text(now());
+            c.execute(
+                "INSERT INTO plans (status, communities, created_by, created_at, params, metrics) VALUES ('draft', ?1, ?2, ?3, ?4, ?5)",
+                params![
+                    serde_json::to_string(&plan.communities).unwrap_or_default(),
+                    plan.created_by,
+                    t,
+                    plan.params.to_string(),
+                    plan.metrics.to_string()
+                ],
+            )
+            .map_err(be)?;
+            let id = c.last_insert_rowid();
+            let mut ins = c
+                .prepare_cached(
+                    "INSERT INTO grids (geom, plan_id, code, name, community, street, households, buildings, weight, band) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(be)?;
+            for g in &plan.grids {
+                ins.execute(params![
+                    to_gpkg(&Geometry::MultiPolygon(g.geometry.clone()), 4326),
+                    id,
+                    g.code,
+                    g.name,
+                    g.community,
+                    g.street,
+                    g.households as i64,
+                    g.buildings as i64,
+                    g.weight,
+                    g.band
+                ])
+                .map_err(be)?;
+            }
+            let mut ins = c
+                .prepare_cached(
+                    "INSERT INTO plan_assignments (plan_id, building_id, grid_code) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(be)?;
+            for (b, g) in &plan.assignment {
+                ins.execute(params![id, b, g]).map_err(be)?;
+            }
+            touch(c, "grids")?;
+            audit_in(c, &plan.created_by, "create_plan", &format!("plan {id}"), &format!("{} grids, communities {:?}", plan.grids.len(), plan.communities))?;
+            plan_get(c, id)
+        })
+        .await
+    }
+
+    async fn plans(&self) -> Result<Vec<Plan>> {
+        self.read(|c| {
+            let ids: Vec<i64> = c
+                .prepare_cached("SELECT id FROM plans ORDER BY id")
+                .map_err(be)?
+                .query_map([], |r| r.get(0))
+                .map_err(be)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(be)?;
+            ids.into_iter().map(|id| plan_get(c, id)).collect()
+        })
+        .await
+    }
+
+    async fn plan(&self, id: i64) -> Result<Plan> {
+        self.read(move |c| plan_get(c, id)).await
+    }
+
+    async fn plan_grids(&self, id: i64) -> Result<Vec<GridRecord>> {
+        self.read(move |c| {
+            plan_get(c, id)?;
+            let mut s = c
+                .prepare_cached(
+                    "SELECT code, name, community, street, households, buildings, weight, band, geom, valid_from, valid_to FROM grids WHERE plan_id = ?1 ORDER BY fid",
+                )
+                .map_err(be)?;
+            let mut rows = s.query([id]).map_err(be)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(be)? {
+                let g: Vec<u8> = r.get(8).map_err(be)?;
+                let vf: Option<String> = r.get(9).map_err(be)?;
+                let vt: Option<String> = r.get(10).map_err(be)?;
+                out.push(GridRecord {
+                    code: r.get(0).map_err(be)?,
+                    name: r.get(1).map_err(be)?,
+                    community: r.get(2).map_err(be)?,
+                    street: r.get(3).map_err(be)?,
+                    households: r.get::<_, i64>(4).map_err(be)?.max(0) as u64,
+                    buildings: r.get::<_, i64>(5).map_err(be)?.max(0) as u64,
+                    weight: r.get(6).map_err(be)?,
+                    band: r.get(7).map_err(be)?,
+                    geometry: mp_of(&g)?,
+                    valid_from: vf.as_deref().map(text_ts).transpose()?,
+                    valid_to: vt.as_deref().map(text_ts).transpose()?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn plan_assignment(&self, id: i64) -> Result<Vec<(String, String)>> {
+        self.read(move |c| {
+            plan_get(c, id)?;
+            c.prepare_cached(
+                "SELECT building_id, grid_code FROM plan_assignments WHERE plan_id = ?1 ORDER BY building_id",
+            )
+            .map_err(be)?
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(be)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(be)
+        })
+        .await
+    }
+
+    async fn publish_plan(
+        &self,
+        id: i64,
+        valid_from: i64,
+        expected_version: Option<i64>,
+        who: &str,
+    ) -> Result<Plan> {
+        let who = who.to_string();
+        self.write(move |c| {
+            let p = plan_get(c, id)?;
+            if let Some(v) = expected_version
+                && v != p.version
+            {
+                return Err(StoreError::Stale(format!(
+                    "plan {id} is at version {}, not {v}: it changed meanwhile",
+                    p.version
+                )));
+            }
+            if p.status != PlanStatus::Draft {
+                return Err(StoreError::Conflict(format!(
+                    "plan {id} is {}; only a draft can be published",
+                    p.status.as_str()
+                )));
+            }
+            let vf = ts_text(valid_from);
+            let marks = vec!["?"; p.communities.len()].join(",");
+            let sql = format!(
+                "SELECT DISTINCT plan_id, min(valid_from) FROM grids WHERE plan_id != ? AND valid_from IS NOT NULL
+                   AND (valid_to IS NULL OR valid_to > ?) AND community IN ({marks}) GROUP BY plan_id"
+            );
+            let mut args: Vec<rusqlite::types::Value> =
+                vec![id.into(), rusqlite::types::Value::Text(vf.clone())];
+            args.extend(p.communities.iter().map(|s| rusqlite::types::Value::Text(s.clone())));
+            let prev: Vec<(i64, String)> = c
+                .prepare(&sql)
+                .map_err(be)?
+                .query_map(params_from_iter(args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(be)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(be)?;
+            for (pid, from) in &prev {
+                if from.as_str() >= vf.as_str() {
+                    return Err(StoreError::Invalid(format!(
+                        "plan {pid} takes effect at {from}, not before {vf}: publish from a later time"
+                    )));
+                }
+            }
+            let sql = format!(
+                "UPDATE grids SET valid_to = ? WHERE plan_id != ? AND valid_from IS NOT NULL
+                   AND (valid_to IS NULL OR valid_to > ?) AND community IN ({marks})"
+            );
+            let mut args: Vec<rusqlite::types::Value> = vec![
+                rusqlite::types::Value::Text(vf.clone()),
+                id.into(),
+                rusqlite::types::Value::Text(vf.clone()),
+            ];
+            args.extend(p.communities.iter().map(|s| rusqlite::types::Value::Text(s.clone())));
+            c.execute(&sql, params_from_iter(args.iter())).map_err(be)?;
+            c.execute(
+                "UPDATE grids SET valid_from = ?2, valid_to = NULL WHERE plan_id = ?1",
+                params![id, vf],
+            )
+            .map_err(be)?;
+            let t = ts_text(now());
+            c.execute(
+                "UPDATE plans SET status = 'published', valid_from = ?2, published_at = ?3, version = version + 1 WHERE id = ?1",
+                params![id, vf, t],
+            )
+            .map_err(be)?;
+            for (pid, _) in &prev {
+                let open: i64 = c
+                    .query_row(
+                        "SELECT count(*) FROM grids WHERE plan_id = ?1 AND valid_to IS NULL",
+                        [pid],
+                        |r| r.get(0),
+                    )
+                    .map_err(be)?;
+                if open == 0 {
+                    c.execute(
+                        "UPDATE plans SET status = 'retired', valid_to = (SELECT max(valid_to) FROM grids WHERE plan_id = ?1), version = version + 1 WHERE id = ?1",
+                        [pid],
+                    )
+                    .map_err(be)?;
+                }
+            }
+            audit_in(c, &who, "publish_plan", &format!("plan {id}"), &format!("valid from {vf}; retired grids of plans {:?}", prev.iter().map(|p| p.0).collect::<Vec<_>>()))?;
+            plan_get(c, id)
+        })
+        .await
+    }
+
+    async fn set_worker(&self, grid_code: &str, worker: Option<Worker>, who: &str) -> Result<()> {
+        let (code, who) = (grid_code.to_string(), who.to_string());
+        self.write(move |c| {
+            match &worker {
+                Some(w) => c
+                    .execute(
+                        "INSERT INTO grid_workers (grid_code, name, phone, updated_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(grid_code) DO UPDATE SET name = excluded.name, phone = excluded.phone, updated_at = excluded.updated_at",
+                        params![code, w.name, w.phone, ts_text(now())],
+                    )
+                    .map_err(be)?,
+                None => c
+                    .execute("DELETE FROM grid_workers WHERE grid_code = ?1", [&code])
+                    .map_err(be)?,
+            };
+            audit_in(c, &who, "set_worker", &format!("grid {code}"), &worker.as_ref().map_or("removed".into(), |w| w.name.clone()))
+        })
+        .await
+    }
+
+    async fn worker(&self, grid_code: &str) -> Result<Option<Worker>> {
+        let code = grid_code.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT name, phone FROM grid_workers WHERE grid_code = ?1")
+                .map_err(be)?
+                .query_row([&code], |r| {
+                    Ok(Worker {
+                        name: r.get(0)?,
+                        phone: r.get(1)?,
+                    })
+                })
+                .optional()
+                .map_err(be)
+        })
+        .await
+    }
+}

@@ -1,0 +1,44 @@
+//! The PostGIS schema, as numbered migrations.
+
+pub(super) const MIGRATION_1: &str = "
+CREATE TABLE streets (fid bigserial UNIQUE, code text PRIMARY KEY, communities integer NOT NULL DEFAULT 0, households bigint NOT NULL DEFAULT 0,
+  geom geometry(MultiPolygon, 4326));
+CREATE INDEX streets_geom ON streets USING gist (geom);
+CREATE TABLE communities (fid bigserial UNIQUE, code text PRIMARY KEY, name text, street text, households bigint NOT NULL DEFAULT 0,
+  buildings bigint NOT NULL DEFAULT 0, updated_at timestamptz, geom geometry(MultiPolygon, 4326) NOT NULL);
+CREATE INDEX communities_geom ON communities USING gist (geom);
+CREATE TABLE buildings (fid bigserial UNIQUE, building_id text PRIMARY KEY, community text, households integer NOT NULL,
+  household_source text NOT NULL, updated_at timestamptz, geom geometry(MultiPolygon, 4326) NOT NULL);
+CREATE INDEX buildings_geom ON buildings USING gist (geom);
+CREATE INDEX buildings_community ON buildings (community);
+CREATE TABLE roads (fid bigserial PRIMARY KEY, highway text, name text, geom geometry(LineString, 4326) NOT NULL);
+CREATE INDEX roads_geom ON roads USING gist (geom);
+CREATE TABLE plans (id bigserial PRIMARY KEY, status text NOT NULL CHECK (status IN ('draft', 'published', 'retired')),
+  communities jsonb NOT NULL, valid_from timestamptz, valid_to timestamptz, created_by text NOT NULL,
+  created_at timestamptz NOT NULL, published_at timestamptz, params jsonb NOT NULL, metrics jsonb NOT NULL,
+  version bigint NOT NULL DEFAULT 1);
+CREATE TABLE grids (fid bigserial PRIMARY KEY, plan_id bigint NOT NULL REFERENCES plans (id), code text NOT NULL,
+  name text, community text NOT NULL REFERENCES communities (code), street text, households bigint NOT NULL,
+  buildings bigint NOT NULL, weight double precision NOT NULL, band text NOT NULL, valid_from timestamptz,
+  valid_to timestamptz, geom geometry(MultiPolygon, 4326) NOT NULL, UNIQUE (plan_id, code));
+CREATE INDEX grids_geom ON grids USING gist (geom);
+CREATE INDEX grids_community ON grids (community);
+CREATE TABLE plan_assignments (plan_id bigint NOT NULL REFERENCES plans (id), building_id text NOT NULL,
+  grid_code text NOT NULL, PRIMARY KEY (plan_id, building_id));
+CREATE TABLE grid_workers (grid_code text PRIMARY KEY, name text NOT NULL, phone text, updated_at timestamptz);
+CREATE TABLE incidents (fid bigserial UNIQUE, incident_id text PRIMARY KEY, category text NOT NULL, description text NOT NULL,
+  source text NOT NULL, reporter text, media jsonb NOT NULL, reported_at timestamptz NOT NULL, grid text,
+  community text, street text, state text NOT NULL, level text NOT NULL, unit text, due_at timestamptz,
+  closed_at timestamptz, escalations integer NOT NULL, returns integer NOT NULL, score smallint,
+  duplicate_of text, geom geometry(Point, 4326) NOT NULL);
+CREATE INDEX incidents_geom ON incidents USING gist (geom);
+CREATE INDEX incidents_reported ON incidents (reported_at);
+CREATE INDEX incidents_grid ON incidents (grid);
+CREATE TABLE incident_history (incident_id text NOT NULL REFERENCES incidents (incident_id), seq integer NOT NULL,
+  at timestamptz NOT NULL, who text NOT NULL, action text NOT NULL, from_state text NOT NULL, to_state text NOT NULL,
+  note text NOT NULL, PRIMARY KEY (incident_id, seq));
+CREATE TABLE api_tokens (id bigserial PRIMARY KEY, token_hash text NOT NULL UNIQUE, role text NOT NULL, scope text,
+  label text NOT NULL, created_at timestamptz NOT NULL, revoked_at timestamptz);
+CREATE TABLE audit_log (id bigserial PRIMARY KEY, at timestamptz NOT NULL, who text NOT NULL, action text NOT NULL,
+  target text NOT NULL, detail text NOT NULL);
+";

@@ -1,0 +1,237 @@
+//! The PostGIS store: the same contract on PostgreSQL + PostGIS (≥ 3.0), for cities that outgrow
+//! one file (read replicas, sharding by district with Citus).
+//!
+//! Geometries are `geometry(…, 4326)` with GiST indexes; times are `timestamptz`. Versioned
+//! migrations run at connect under an advisory lock. Incident inserts from concurrent callers are
+//! grouped into one transaction (each in its own savepoint) and acknowledged after its commit.
+
+use super::prelude::*;
+use super::wkb::{from_wkb, to_wkb};
+use super::{
+    AuditEntry, BuildingRecord, CommunityRecord, Feature, FeaturePage, FeatureQuery, GridHit,
+    GridRecord, IncidentFilter, Layer, NewPlan, Plan, PlanStatus, Result, SCHEMA_VERSION, Store,
+    StoreError, Street, TokenRecord, Upserted, Worker, check_filters, check_history, check_plan,
+    now, parse_enum, parse_enum_name, pick_grid, state_name, streets_of,
+};
+use crate::incident::{Case, HistoryEntry};
+use crate::model::schema;
+use crate::model::{Building, Community, Road};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use geo::{Geometry, LineString, MultiPolygon};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+mod auth;
+mod cases;
+mod features;
+mod migrations;
+mod plans;
+mod reference;
+use self::{cases::*, migrations::*, reference::*};
+
+/// The PostGIS store.
+pub struct PostgisStore {
+    url_shown: String,
+    pool: Pool,
+    inserts: mpsc::UnboundedSender<(Case, String, oneshot::Sender<Result<()>>)>,
+}
+
+fn pe(e: &tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let msg = format!(
+            "{}{}",
+            db.message(),
+            db.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+        );
+        if code.starts_with("23") {
+            return StoreError::Conflict(msg);
+        }
+        return StoreError::Backend(msg);
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn dt(t: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(t, 0).unwrap_or_default()
+}
+
+fn ts(d: Option<DateTime<Utc>>) -> Option<i64> {
+    d.map(|d| d.timestamp())
+}
+
+fn mp_of(b: &[u8]) -> Result<MultiPolygon> {
+    match from_wkb(b).map_err(|e| StoreError::Backend(e.to_string()))? {
+        Geometry::MultiPolygon(m) => Ok(m),
+        Geometry::Polygon(p) => Ok(MultiPolygon(vec![p])),
+        _ => Err(StoreError::Backend(
+            "expected a polygon geometry in the store".into(),
+        )),
+    }
+}
+
+fn mp_wkb(m: &MultiPolygon) -> Vec<u8> {
+    to_wkb(&Geometry::MultiPolygon(m.clone()))
+}
+
+/// Hide the password of a connection string in messages.
+fn shown(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl PostgisStore {
+    /// Connect, check PostGIS, run migrations.
+    ///
+    /// # Errors
+    /// Unreachable server, missing or too old PostGIS, a newer schema.
+    pub async fn connect(url: &str) -> Result<PostgisStore> {
+        let url_shown = shown(url);
+        let cfg: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Unavailable(format!(
+                "{url_shown}: not a PostgreSQL connection string: {e}"
+            ))
+        })?;
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(16)
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("{url_shown}: {e}")))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot reach {url_shown}: {e}")))?;
+        // PostGIS present and recent enough
+        let have: Option<String> = client
+            .query_opt(
+                "SELECT extversion FROM pg_extension WHERE extname = 'postgis'",
+                &[],
+            )
+            .await
+            .map_err(|e| pe(&e))?
+            .map(|r| r.get(0));
+        if have.is_none()
+            && let Err(e) = client
+                .batch_execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                .await
+        {
+            return Err(StoreError::Unavailable(format!(
+                "{url_shown}: the database lacks PostGIS and it cannot be enabled ({}); install PostGIS ≥ 3.0 (Debian: postgresql-15-postgis-3) and run CREATE EXTENSION postgis",
+                pe(&e)
+            )));
+        }
+        let v: String = client
+            .query_one("SELECT postgis_lib_version()", &[])
+            .await
+            .map_err(|e| pe(&e))?
+            .get(0);
+        let major: u32 = v
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        if major < 3 {
+            return Err(StoreError::Unavailable(format!(
+                "{url_shown}: PostGIS {v} is too old; wangge needs PostGIS 3.0 or newer"
+            )));
+        }
+        // migrations
+        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(727310);
+             CREATE TABLE IF NOT EXISTS wangge_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
+        )
+        .await
+        .map_err(|e| pe(&e))?;
+        let cur: i32 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM wangge_schema", &[])
+            .await
+            .map_err(|e| pe(&e))?
+            .get(0);
+        if i64::from(cur) > SCHEMA_VERSION {
+            return Err(StoreError::Schema(format!(
+                "{url_shown}: schema version {cur} is newer than this wangge knows ({SCHEMA_VERSION}); use a newer wangge"
+            )));
+        }
+        if cur < 1 {
+            tx.batch_execute(MIGRATION_1).await.map_err(|e| pe(&e))?;
+            tx.execute("INSERT INTO wangge_schema (version) VALUES (1)", &[])
+                .await
+                .map_err(|e| pe(&e))?;
+        }
+        tx.commit().await.map_err(|e| pe(&e))?;
+        drop(client);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..BATCHERS {
+            tokio::spawn(insert_batcher(pool.clone(), rx.clone()));
+        }
+        Ok(PostgisStore {
+            url_shown,
+            pool,
+            inserts: tx,
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.url_shown)))
+    }
+}
+
+async fn audit_in(
+    c: &impl GenericClient,
+    who: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO audit_log (at, who, action, target, detail) VALUES (now(), $1, $2, $3, $4)",
+        &[&who, &action, &target, &detail],
+    )
+    .await
+    .map_err(|e| pe(&e))?;
+    Ok(())
+}
+
+/// Insert one new incident with its history and audit line in one statement (one round trip);
+fn iso(col: &str) -> String {
+    format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.000\"Z\"')")
+}
+
+#[async_trait]
+impl Store for PostgisStore {
+    fn describe(&self) -> String {
+        format!("PostGIS {}", self.url_shown)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.client()
+            .await?
+            .query_one("SELECT 1", &[])
+            .await
+            .map_err(|e| pe(&e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,306 @@
+//! Plans and grid workers in PostGIS: drafts, publication with version checks, retirement.
+
+use super::*;
+
+pub(super) async fn plan_get(c: &impl GenericClient, id: i64) -> Result<Plan> {
+    let r = c
+        .query_opt(
+            "SELECT id, status, communities, valid_from, valid_to, created_by, created_at, published_at, params, metrics, version,
+               (SELECT count(*) FROM grids g WHERE g.plan_id = p.id), (SELECT coalesce(sum(households), 0)::bigint FROM grids g WHERE g.plan_id = p.id)
+             FROM plans p WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(|e| pe(&e))?
+        .ok_or(StoreError::NotFound {
+            what: "plan",
+            id: id.to_string(),
+        })?;
+    Ok(Plan {
+        id: r.get(0),
+        status: PlanStatus::parse(r.get::<_, &str>(1))?,
+        communities: serde_json::from_value(r.get::<_, Value>(2)).unwrap_or_default(),
+        valid_from: ts(r.get(3)),
+        valid_to: ts(r.get(4)),
+        created_by: r.get(5),
+        created_at: r.get::<_, DateTime<Utc>>(6).timestamp(),
+        published_at: ts(r.get(7)),
+        params: r.get(8),
+        metrics: r.get(9),
+        version: r.get(10),
+        grids: u64::try_from(r.get::<_, i64>(11)).unwrap_or(0),
+        households: u64::try_from(r.get::<_, i64>(12)).unwrap_or(0),
+    })
+}
+
+#[async_trait]
+impl Plans for PostgisStore {
+    async fn create_plan(&self, plan: NewPlan) -> Result<Plan> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let comms = read_communities(&tx).await?;
+        check_plan(&plan, &comms)?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO plans (status, communities, created_by, created_at, params, metrics) VALUES ('draft', $1, $2, now(), $3, $4) RETURNING id",
+                &[&serde_json::to_value(&plan.communities).unwrap_or(Value::Null), &plan.created_by, &plan.params, &plan.metrics],
+            )
+            .await
+            .map_err(|e| pe(&e))?
+            .get(0);
+        let st = tx
+            .prepare(
+                "INSERT INTO grids (plan_id, code, name, community, street, households, buildings, weight, band, geom)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ST_Multi(ST_GeomFromWKB($10, 4326)))",
+            )
+            .await
+            .map_err(|e| pe(&e))?;
+        for g in &plan.grids {
+            tx.execute(
+                &st,
+                &[
+                    &id,
+                    &g.code,
+                    &g.name,
+                    &g.community,
+                    &g.street,
+                    &(i64::try_from(g.households).unwrap_or(i64::MAX)),
+                    &(i64::try_from(g.buildings).unwrap_or(i64::MAX)),
+                    &g.weight,
+                    &g.band,
+                    &mp_wkb(&g.geometry),
+                ],
+            )
+            .await
+            .map_err(|e| pe(&e))?;
+        }
+        if !plan.assignment.is_empty() {
+            let (bs, gs): (Vec<&str>, Vec<&str>) = plan
+                .assignment
+                .iter()
+                .map(|(b, g)| (b.as_str(), g.as_str()))
+                .unzip();
+            tx.execute(
+                "INSERT INTO plan_assignments (plan_id, building_id, grid_code) SELECT $1, b, g FROM unnest($2::text[], $3::text[]) AS x(b, g)",
+                &[&id, &bs, &gs],
+            )
+            .await
+            .map_err(|e| pe(&e))?;
+        }
+        audit_in(
+            &tx,
+            &plan.created_by,
+            "create_plan",
+            &format!("plan {id}"),
+            &format!(
+                "{} grids, communities {:?}",
+                plan.grids.len(),
+                plan.communities
+            ),
+        )
+        .await?;
+        let p = plan_get(&tx, id).await?;
+        tx.commit().await.map_err(|e| pe(&e))?;
+        Ok(p)
+    }
+
+    async fn plans(&self) -> Result<Vec<Plan>> {
+        let client = self.client().await?;
+        let ids: Vec<i64> = client
+            .query("SELECT id FROM plans ORDER BY id", &[])
+            .await
+            .map_err(|e| pe(&e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(plan_get(&client, id).await?);
+        }
+        Ok(out)
+    }
+
+    async fn plan(&self, id: i64) -> Result<Plan> {
+        plan_get(&self.client().await?, id).await
+    }
+
+    async fn plan_grids(&self, id: i64) -> Result<Vec<GridRecord>> {
+        let client = self.client().await?;
+        plan_get(&client, id).await?;
+        let rows = client
+            .query(
+                "SELECT code, name, community, street, households, buildings, weight, band, ST_AsBinary(geom), valid_from, valid_to FROM grids WHERE plan_id = $1 ORDER BY fid",
+                &[&id],
+            )
+            .await
+            .map_err(|e| pe(&e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(GridRecord {
+                    code: r.get(0),
+                    name: r.get(1),
+                    community: r.get(2),
+                    street: r.get(3),
+                    households: u64::try_from(r.get::<_, i64>(4)).unwrap_or(0),
+                    buildings: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
+                    weight: r.get(6),
+                    band: r.get(7),
+                    geometry: mp_of(r.get::<_, &[u8]>(8))?,
+                    valid_from: ts(r.get(9)),
+                    valid_to: ts(r.get(10)),
+                })
+            })
+            .collect()
+    }
+
+    async fn plan_assignment(&self, id: i64) -> Result<Vec<(String, String)>> {
+        let client = self.client().await?;
+        plan_get(&client, id).await?;
+        Ok(client
+            .query(
+                "SELECT building_id, grid_code FROM plan_assignments WHERE plan_id = $1 ORDER BY building_id COLLATE \"C\"",
+                &[&id],
+            )
+            .await
+            .map_err(|e| pe(&e))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    async fn publish_plan(
+        &self,
+        id: i64,
+        valid_from: i64,
+        expected_version: Option<i64>,
+        who: &str,
+    ) -> Result<Plan> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        // serialise publications
+        tx.execute("SELECT pg_advisory_xact_lock(727311)", &[])
+            .await
+            .map_err(|e| pe(&e))?;
+        let p = plan_get(&tx, id).await?;
+        if let Some(v) = expected_version
+            && v != p.version
+        {
+            return Err(StoreError::Stale(format!(
+                "plan {id} is at version {}, not {v}: it changed meanwhile",
+                p.version
+            )));
+        }
+        if p.status != PlanStatus::Draft {
+            return Err(StoreError::Conflict(format!(
+                "plan {id} is {}; only a draft can be published",
+                p.status.as_str()
+            )));
+        }
+        let vf = dt(valid_from);
+        let prev = tx
+            .query(
+                "SELECT plan_id, min(valid_from) FROM grids WHERE plan_id != $1 AND valid_from IS NOT NULL
+                   AND (valid_to IS NULL OR valid_to > $2) AND community = ANY($3) GROUP BY plan_id ORDER BY plan_id",
+                &[&id, &vf, &p.communities],
+            )
+            .await
+            .map_err(|e| pe(&e))?;
+        let mut prev_ids = Vec::new();
+        for r in &prev {
+            let pid: i64 = r.get(0);
+            let from: DateTime<Utc> = r.get(1);
+            if from >= vf {
+                return Err(StoreError::Invalid(format!(
+                    "plan {pid} takes effect at {}, not before {}: publish from a later time",
+                    crate::store::ts_text(from.timestamp()),
+                    crate::store::ts_text(valid_from)
+                )));
+            }
+            prev_ids.push(pid);
+        }
+        tx.execute(
+            "UPDATE grids SET valid_to = $2 WHERE plan_id != $1 AND valid_from IS NOT NULL
+               AND (valid_to IS NULL OR valid_to > $2) AND community = ANY($3)",
+            &[&id, &vf, &p.communities],
+        )
+        .await
+        .map_err(|e| pe(&e))?;
+        tx.execute(
+            "UPDATE grids SET valid_from = $2, valid_to = NULL WHERE plan_id = $1",
+            &[&id, &vf],
+        )
+        .await
+        .map_err(|e| pe(&e))?;
+        tx.execute(
+            "UPDATE plans SET status = 'published', valid_from = $2, published_at = now(), version = version + 1 WHERE id = $1",
+            &[&id, &vf],
+        )
+        .await
+        .map_err(|e| pe(&e))?;
+        tx.execute(
+            "UPDATE plans p SET status = 'retired', valid_to = (SELECT max(valid_to) FROM grids WHERE plan_id = p.id), version = version + 1
+             WHERE p.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM grids g WHERE g.plan_id = p.id AND g.valid_to IS NULL)",
+            &[&prev_ids],
+        )
+        .await
+        .map_err(|e| pe(&e))?;
+        audit_in(
+            &tx,
+            who,
+            "publish_plan",
+            &format!("plan {id}"),
+            &format!(
+                "valid from {}; retired grids of plans {prev_ids:?}",
+                crate::store::ts_text(valid_from)
+            ),
+        )
+        .await?;
+        let p = plan_get(&tx, id).await?;
+        tx.commit().await.map_err(|e| pe(&e))?;
+        Ok(p)
+    }
+
+    async fn set_worker(&self, grid_code: &str, worker: Option<Worker>, who: &str) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        match &worker {
+            Some(w) => tx
+                .execute(
+                    "INSERT INTO grid_workers (grid_code, name, phone, updated_at) VALUES ($1, $2, $3, now())
+                     ON CONFLICT (grid_code) DO UPDATE SET name = excluded.name, phone = excluded.phone, updated_at = excluded.updated_at",
+                    &[&grid_code, &w.name, &w.phone],
+                )
+                .await,
+            None => {
+                tx.execute("DELETE FROM grid_workers WHERE grid_code = $1", &[&grid_code])
+                    .await
+            }
+        }
+        .map_err(|e| pe(&e))?;
+        audit_in(
+            &tx,
+            who,
+            "set_worker",
+            &format!("grid {grid_code}"),
+            &worker.as_ref().map_or("removed".into(), |w| w.name.clone()),
+        )
+        .await?;
+        tx.commit().await.map_err(|e| pe(&e))
+    }
+
+    async fn worker(&self, grid_code: &str) -> Result<Option<Worker>> {
+        Ok(self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT name, phone FROM grid_workers WHERE grid_code = $1",
+                &[&grid_code],
+            )
+            .await
+            .map_err(|e| pe(&e))?
+            .map(|r| Worker {
+                name: r.get(0),
+                phone: r.get(1),
+            }))
+    }
+}

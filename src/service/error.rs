@@ -69,9 +69,11 @@ impl From<StoreError> for ApiError {
                     "the store is unavailable",
                 )
             }
-            StoreError::Schema(_) | StoreError::NotGeoPackage(_) | StoreError::Backend(_) => {
-                Self::internal(e)
-            }
+            StoreError::Schema(_)
+            | StoreError::NotGeoPackage(_)
+            | StoreError::Backend(_)
+            | StoreError::Gpkg(_)
+            | StoreError::Postgis(_) => Self::internal(e),
         }
     }
 }

@@ -23,32 +23,8 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// Default path of the embedded store.
 pub const DEFAULT_PATH: &str = "data/wangge.gpkg";
 
-/// Store errors. Each names what was wrong; none leaves a partial write behind.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum StoreError {
-    #[error("{what} {id:?} not found")]
-    NotFound { what: &'static str, id: String },
-    /// A uniqueness or state rule was broken (duplicate code, plan already published, stale version).
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// The data breaks a rule (unknown community, a grid outside its community).
-    #[error("invalid: {0}")]
-    Invalid(String),
-    /// The store was written by a newer wangge.
-    #[error("{0}")]
-    Schema(String),
-    /// The file exists but is not a GeoPackage (or not a wangge one).
-    #[error("{0}")]
-    NotGeoPackage(String),
-    /// The database server cannot be reached, or lacks PostGIS.
-    #[error("{0}")]
-    Unavailable(String),
-    /// The caller's version (ETag) is out of date.
-    #[error("stale: {0}")]
-    Stale(String),
-    #[error("store: {0}")]
-    Backend(String),
-}
+mod error;
+pub use error::{GpkgError, PostgisError, StoreError};
 
 /// A short result alias.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

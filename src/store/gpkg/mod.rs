@@ -15,10 +15,10 @@
 use super::prelude::*;
 use super::wkb::{from_gpkg, gpkg_envelope, to_gpkg};
 use super::{
-    AuditEntry, BuildingRecord, CommunityRecord, Feature, FeaturePage, FeatureQuery, GridHit,
-    GridRecord, IncidentFilter, Layer, NewPlan, Plan, PlanStatus, Result, SCHEMA_VERSION, Store,
-    StoreError, Street, TokenRecord, Upserted, Worker, check_filters, check_history, check_plan,
-    now, page, parse_enum, pick_grid, state_name, streets_of, text_ts, ts_text,
+    AuditEntry, BuildingRecord, CommunityRecord, Feature, FeaturePage, FeatureQuery, GpkgError,
+    GridHit, GridRecord, IncidentFilter, Layer, NewPlan, Plan, PlanStatus, Result, SCHEMA_VERSION,
+    Store, StoreError, Street, TokenRecord, Upserted, Worker, check_filters, check_history,
+    check_plan, now, page, parse_enum, pick_grid, state_name, streets_of, text_ts, ts_text,
 };
 use crate::incident::{Case, HistoryEntry};
 use crate::model::schema;
@@ -59,7 +59,7 @@ fn be(e: rusqlite::Error) -> StoreError {
         {
             StoreError::Conflict(msg.clone().unwrap_or_else(|| e.to_string()))
         }
-        _ => StoreError::Backend(e.to_string()),
+        _ => GpkgError::Sqlite(e).into(),
     }
 }
 

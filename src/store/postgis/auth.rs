@@ -24,7 +24,7 @@ impl Auth for PostgisStore {
         who: &str,
     ) -> Result<TokenRecord> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let tx = client.transaction().await.map_err(pe)?;
         let r = tx
             .query_one(
                 "INSERT INTO api_tokens (token_hash, role, scope, label, created_at) VALUES ($1, $2, $3, $4, now())
@@ -32,7 +32,7 @@ impl Auth for PostgisStore {
                 &[&hash, &role, &scope, &label],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         let t = token_of(&r);
         audit_in(
             &tx,
@@ -42,7 +42,7 @@ impl Auth for PostgisStore {
             &format!("role {role}, scope {scope:?}"),
         )
         .await?;
-        tx.commit().await.map_err(|e| pe(&e))?;
+        tx.commit().await.map_err(pe)?;
         Ok(t)
     }
 
@@ -55,7 +55,7 @@ impl Auth for PostgisStore {
                 &[],
             )
             .await
-            .map_err(|e| pe(&e))?
+            .map_err(pe)?
             .iter()
             .map(token_of)
             .collect())
@@ -63,14 +63,14 @@ impl Auth for PostgisStore {
 
     async fn revoke_token(&self, id: i64, who: &str) -> Result<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let tx = client.transaction().await.map_err(pe)?;
         let n = tx
             .execute(
                 "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
                 &[&id],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         if n == 0 {
             return Err(StoreError::NotFound {
                 what: "active token",
@@ -78,7 +78,7 @@ impl Auth for PostgisStore {
             });
         }
         audit_in(&tx, who, "revoke_token", &format!("token {id}"), "").await?;
-        tx.commit().await.map_err(|e| pe(&e))
+        tx.commit().await.map_err(pe)
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
@@ -90,7 +90,7 @@ impl Auth for PostgisStore {
                 &[&hash],
             )
             .await
-            .map_err(|e| pe(&e))?
+            .map_err(pe)?
             .map(|r| token_of(&r)))
     }
 
@@ -107,7 +107,7 @@ impl Auth for PostgisStore {
                 &[&(i64::try_from(limit).unwrap_or(i64::MAX))],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         Ok(rows
             .iter()
             .map(|r| AuditEntry {

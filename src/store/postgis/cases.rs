@@ -50,8 +50,8 @@ pub(super) async fn insert_case(c: &impl GenericClient, k: &Case, who: &str) -> 
                  SELECT count(*) FROM i"
             ))
         .await
-        .map_err(|e| pe(&e))?;
-    let n: i64 = c.query_one(&st, &refs).await.map_err(|e| pe(&e))?.get(0);
+        .map_err(pe)?;
+    let n: i64 = c.query_one(&st, &refs).await.map_err(pe)?.get(0);
     if n == 0 {
         return Err(StoreError::Conflict(format!(
             "incident {} already exists",
@@ -96,7 +96,7 @@ pub(super) async fn insert_batcher(
         // all inserts of the batch pipelined on one connection, one commit
         let mut results: Vec<Result<()>> = Vec::new();
         let commit = async {
-            let tx = client.transaction().await.map_err(|e| pe(&e))?;
+            let tx = client.transaction().await.map_err(pe)?;
             results = futures_util::future::join_all(
                 jobs.iter()
                     .map(|(case, who, _)| insert_case(&tx, case, who)),
@@ -109,16 +109,16 @@ pub(super) async fn insert_batcher(
                 // an unexpected error aborted the transaction: nothing of the batch is kept
                 return Err(e.clone());
             }
-            tx.commit().await.map_err(|e| pe(&e))
+            tx.commit().await.map_err(pe)
         }
         .await;
         if commit.is_err() && jobs.len() > 1 {
             // one bad insert must not sink the others: each alone, in its own transaction
             for (case, who, reply) in jobs {
                 let r = async {
-                    let tx = client.transaction().await.map_err(|e| pe(&e))?;
+                    let tx = client.transaction().await.map_err(pe)?;
                     insert_case(&tx, &case, &who).await?;
-                    tx.commit().await.map_err(|e| pe(&e))
+                    tx.commit().await.map_err(pe)
                 }
                 .await;
                 let _ = reply.send(r);
@@ -177,7 +177,7 @@ pub(super) async fn insert_history(
             &[&id, &(i32::try_from(i).unwrap_or(i32::MAX)), &dt(e.at), &e.who, &e.action, &state_name(e.from), &state_name(e.to), &e.note],
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
     }
     Ok(())
 }
@@ -190,7 +190,7 @@ pub(super) async fn case_of(c: &impl GenericClient, r: &tokio_postgres::Row) -> 
             &[&id],
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
     let history = hist
         .iter()
         .map(|h| {
@@ -239,7 +239,7 @@ pub(super) async fn get_case(c: &impl GenericClient, id: &str) -> Result<Case> {
             &[&id],
         )
         .await
-        .map_err(|e| pe(&e))?
+        .map_err(pe)?
         .ok_or_else(|| StoreError::NotFound {
             what: "incident",
             id: id.to_string(),
@@ -260,13 +260,13 @@ impl Cases for PostgisStore {
 
     async fn update_incident(&self, case: &Case, expected_history: usize, who: &str) -> Result<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let tx = client.transaction().await.map_err(pe)?;
         tx.execute(
             "SELECT 1 FROM incidents WHERE incident_id = $1 FOR UPDATE",
             &[&case.id],
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         let old = get_case(&tx, &case.id).await?;
         check_history(&old, case, expected_history)?;
         let p = case_params(case);
@@ -289,7 +289,7 @@ impl Cases for PostgisStore {
             &refs,
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         insert_history(&tx, &case.id, old.history.len(), &case.history).await?;
         audit_in(
             &tx,
@@ -299,7 +299,7 @@ impl Cases for PostgisStore {
             &state_name(case.state),
         )
         .await?;
-        tx.commit().await.map_err(|e| pe(&e))
+        tx.commit().await.map_err(pe)
     }
 
     async fn incident(&self, id: &str) -> Result<Case> {
@@ -359,7 +359,7 @@ impl Cases for PostgisStore {
             .iter()
             .map(|b| b.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        let rows = client.query(&sql, &refs).await.map_err(|e| pe(&e))?;
+        let rows = client.query(&sql, &refs).await.map_err(pe)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(case_of(&client, r).await?);

@@ -50,14 +50,14 @@ impl FeatureSource for PostgisStore {
             exprs.join(", ")
         );
         let client = self.client().await?;
-        let st = client.prepare_cached(&sql).await.map_err(|e| pe(&e))?;
+        let st = client.prepare_cached(&sql).await.map_err(pe)?;
         let (a, b, c, d) = (bbox[0], bbox[1], bbox[2], bbox[3]);
         let rows = match (layer, plan) {
             (Layer::Grids, Some(p)) => client.query(&st, &[&a, &b, &c, &d, &p]).await,
             (Layer::Grids, None) => client.query(&st, &[&a, &b, &c, &d, &dt(now())]).await,
             _ => client.query(&st, &[&a, &b, &c, &d]).await,
         }
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let geometry = r
@@ -116,13 +116,13 @@ impl FeatureSource for PostgisStore {
             name = layer.name()
         );
         let client = self.client().await?;
-        let st = client.prepare_cached(&sql).await.map_err(|e| pe(&e))?;
+        let st = client.prepare_cached(&sql).await.map_err(pe)?;
         let row = match (layer, plan) {
             (Layer::Grids, Some(p)) => client.query_one(&st, &[&zi, &xi, &yi, &p]).await,
             (Layer::Grids, None) => client.query_one(&st, &[&zi, &xi, &yi, &dt(now())]).await,
             _ => client.query_one(&st, &[&zi, &xi, &yi]).await,
         }
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         Ok(Some(row.get::<_, Option<Vec<u8>>>(0).unwrap_or_default()))
     }
 
@@ -201,7 +201,7 @@ impl FeatureSource for PostgisStore {
             .iter()
             .map(|b| b.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        let rows = client.query(&sql, &refs).await.map_err(|e| pe(&e))?;
+        let rows = client.query(&sql, &refs).await.map_err(pe)?;
         let mut matched = 0u64;
         let mut features = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -248,7 +248,7 @@ impl FeatureSource for PostgisStore {
                 client
                     .query_one(&count_sql, &refs[..n])
                     .await
-                    .map_err(|e| pe(&e))?
+                    .map_err(pe)?
                     .get::<_, i64>(0),
             )
             .unwrap_or(0);
@@ -269,7 +269,7 @@ impl FeatureSource for PostgisStore {
                 &[&lon, &lat, &dt(at)],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         let cands: Vec<(MultiPolygon, usize)> = rows
             .iter()
             .enumerate()

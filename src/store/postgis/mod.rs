@@ -9,9 +9,9 @@ use super::prelude::*;
 use super::wkb::{from_wkb, to_wkb};
 use super::{
     AuditEntry, BuildingRecord, CommunityRecord, Feature, FeaturePage, FeatureQuery, GridHit,
-    GridRecord, IncidentFilter, Layer, NewPlan, Plan, PlanStatus, Result, SCHEMA_VERSION, Store,
-    StoreError, Street, TokenRecord, Upserted, Worker, check_filters, check_history, check_plan,
-    now, parse_enum, parse_enum_name, pick_grid, state_name, streets_of,
+    GridRecord, IncidentFilter, Layer, NewPlan, Plan, PlanStatus, PostgisError, Result,
+    SCHEMA_VERSION, Store, StoreError, Street, TokenRecord, Upserted, Worker, check_filters,
+    check_history, check_plan, now, parse_enum, parse_enum_name, pick_grid, state_name, streets_of,
 };
 use crate::incident::{Case, HistoryEntry};
 use crate::model::schema;
@@ -40,20 +40,13 @@ pub struct PostgisStore {
     inserts: mpsc::UnboundedSender<(Case, String, oneshot::Sender<Result<()>>)>,
 }
 
-fn pe(e: &tokio_postgres::Error) -> StoreError {
-    if let Some(db) = e.as_db_error() {
-        let code = db.code().code();
-        let msg = format!(
-            "{}{}",
-            db.message(),
-            db.detail().map(|d| format!(" ({d})")).unwrap_or_default()
-        );
-        if code.starts_with("23") {
-            return StoreError::Conflict(msg);
-        }
-        return StoreError::Backend(msg);
+fn pe(e: tokio_postgres::Error) -> StoreError {
+    if e.as_db_error()
+        .is_some_and(|db| db.code().code().starts_with("23"))
+    {
+        return StoreError::Conflict(super::error::pg_message(&e));
     }
-    StoreError::Backend(e.to_string())
+    PostgisError::Db(e).into()
 }
 
 fn dt(t: i64) -> DateTime<Utc> {
@@ -126,7 +119,7 @@ impl PostgisStore {
                 &[],
             )
             .await
-            .map_err(|e| pe(&e))?
+            .map_err(pe)?
             .map(|r| r.get(0));
         if have.is_none()
             && let Err(e) = client
@@ -135,13 +128,13 @@ impl PostgisStore {
         {
             return Err(StoreError::Unavailable(format!(
                 "{url_shown}: the database lacks PostGIS and it cannot be enabled ({}); install PostGIS ≥ 3.0 (Debian: postgresql-15-postgis-3) and run CREATE EXTENSION postgis",
-                pe(&e)
+                super::error::pg_message(&e)
             )));
         }
         let v: String = client
             .query_one("SELECT postgis_lib_version()", &[])
             .await
-            .map_err(|e| pe(&e))?
+            .map_err(pe)?
             .get(0);
         let major: u32 = v
             .split('.')
@@ -154,17 +147,17 @@ impl PostgisStore {
             )));
         }
         // migrations
-        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let tx = client.transaction().await.map_err(pe)?;
         tx.batch_execute(
             "SELECT pg_advisory_xact_lock(727310);
              CREATE TABLE IF NOT EXISTS wangge_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         let cur: i32 = tx
             .query_one("SELECT coalesce(max(version), 0) FROM wangge_schema", &[])
             .await
-            .map_err(|e| pe(&e))?
+            .map_err(pe)?
             .get(0);
         if i64::from(cur) > SCHEMA_VERSION {
             return Err(StoreError::Schema(format!(
@@ -172,12 +165,12 @@ impl PostgisStore {
             )));
         }
         if cur < 1 {
-            tx.batch_execute(MIGRATION_1).await.map_err(|e| pe(&e))?;
+            tx.batch_execute(MIGRATION_1).await.map_err(pe)?;
             tx.execute("INSERT INTO wangge_schema (version) VALUES (1)", &[])
                 .await
-                .map_err(|e| pe(&e))?;
+                .map_err(pe)?;
         }
-        tx.commit().await.map_err(|e| pe(&e))?;
+        tx.commit().await.map_err(pe)?;
         drop(client);
         let (tx, rx) = mpsc::unbounded_channel();
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
@@ -211,7 +204,7 @@ async fn audit_in(
         &[&who, &action, &target, &detail],
     )
     .await
-    .map_err(|e| pe(&e))?;
+    .map_err(pe)?;
     Ok(())
 }
 
@@ -231,7 +224,7 @@ impl Store for PostgisStore {
             .await?
             .query_one("SELECT 1", &[])
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         Ok(())
     }
 }

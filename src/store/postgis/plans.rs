@@ -11,7 +11,7 @@ pub(super) async fn plan_get(c: &impl GenericClient, id: i64) -> Result<Plan> {
             &[&id],
         )
         .await
-        .map_err(|e| pe(&e))?
+        .map_err(pe)?
         .ok_or(StoreError::NotFound {
             what: "plan",
             id: id.to_string(),
@@ -37,7 +37,7 @@ pub(super) async fn plan_get(c: &impl GenericClient, id: i64) -> Result<Plan> {
 impl Plans for PostgisStore {
     async fn create_plan(&self, plan: NewPlan) -> Result<Plan> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let tx = client.transaction().await.map_err(pe)?;
         let comms = read_communities(&tx).await?;
         check_plan(&plan, &comms)?;
         let id: i64 = tx
@@ -46,7 +46,7 @@ impl Plans for PostgisStore {
                 &[&serde_json::to_value(&plan.communities).unwrap_or(Value::Null), &plan.created_by, &plan.params, &plan.metrics],
             )
             .await
-            .map_err(|e| pe(&e))?
+            .map_err(pe)?
             .get(0);
         let st = tx
             .prepare(
@@ -54,7 +54,7 @@ impl Plans for PostgisStore {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ST_Multi(ST_GeomFromWKB($10, 4326)))",
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         for g in &plan.grids {
             tx.execute(
                 &st,
@@ -72,7 +72,7 @@ impl Plans for PostgisStore {
                 ],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         }
         if !plan.assignment.is_empty() {
             let (bs, gs): (Vec<&str>, Vec<&str>) = plan
@@ -85,7 +85,7 @@ impl Plans for PostgisStore {
                 &[&id, &bs, &gs],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         }
         audit_in(
             &tx,
@@ -100,7 +100,7 @@ impl Plans for PostgisStore {
         )
         .await?;
         let p = plan_get(&tx, id).await?;
-        tx.commit().await.map_err(|e| pe(&e))?;
+        tx.commit().await.map_err(pe)?;
         Ok(p)
     }
 
@@ -109,7 +109,7 @@ impl Plans for PostgisStore {
         let ids: Vec<i64> = client
             .query("SELECT id FROM plans ORDER BY id", &[])
             .await
-            .map_err(|e| pe(&e))?
+            .map_err(pe)?
             .iter()
             .map(|r| r.get(0))
             .collect();
@@ -133,7 +133,7 @@ impl Plans for PostgisStore {
                 &[&id],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         rows.iter()
             .map(|r| {
                 Ok(GridRecord {
@@ -162,7 +162,7 @@ impl Plans for PostgisStore {
                 &[&id],
             )
             .await
-            .map_err(|e| pe(&e))?
+            .map_err(pe)?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect())
@@ -176,11 +176,11 @@ impl Plans for PostgisStore {
         who: &str,
     ) -> Result<Plan> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let tx = client.transaction().await.map_err(pe)?;
         // serialise publications
         tx.execute("SELECT pg_advisory_xact_lock(727311)", &[])
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         let p = plan_get(&tx, id).await?;
         if let Some(v) = expected_version
             && v != p.version
@@ -204,7 +204,7 @@ impl Plans for PostgisStore {
                 &[&id, &vf, &p.communities],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         let mut prev_ids = Vec::new();
         for r in &prev {
             let pid: i64 = r.get(0);
@@ -224,26 +224,26 @@ impl Plans for PostgisStore {
             &[&id, &vf, &p.communities],
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         tx.execute(
             "UPDATE grids SET valid_from = $2, valid_to = NULL WHERE plan_id = $1",
             &[&id, &vf],
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         tx.execute(
             "UPDATE plans SET status = 'published', valid_from = $2, published_at = now(), version = version + 1 WHERE id = $1",
             &[&id, &vf],
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         tx.execute(
             "UPDATE plans p SET status = 'retired', valid_to = (SELECT max(valid_to) FROM grids WHERE plan_id = p.id), version = version + 1
              WHERE p.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM grids g WHERE g.plan_id = p.id AND g.valid_to IS NULL)",
             &[&prev_ids],
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         audit_in(
             &tx,
             who,
@@ -256,13 +256,13 @@ impl Plans for PostgisStore {
         )
         .await?;
         let p = plan_get(&tx, id).await?;
-        tx.commit().await.map_err(|e| pe(&e))?;
+        tx.commit().await.map_err(pe)?;
         Ok(p)
     }
 
     async fn set_worker(&self, grid_code: &str, worker: Option<Worker>, who: &str) -> Result<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let tx = client.transaction().await.map_err(pe)?;
         match &worker {
             Some(w) => tx
                 .execute(
@@ -276,7 +276,7 @@ impl Plans for PostgisStore {
                     .await
             }
         }
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         audit_in(
             &tx,
             who,
@@ -285,7 +285,7 @@ impl Plans for PostgisStore {
             &worker.as_ref().map_or("removed".into(), |w| w.name.clone()),
         )
         .await?;
-        tx.commit().await.map_err(|e| pe(&e))
+        tx.commit().await.map_err(pe)
     }
 
     async fn worker(&self, grid_code: &str) -> Result<Option<Worker>> {
@@ -297,7 +297,7 @@ impl Plans for PostgisStore {
                 &[&grid_code],
             )
             .await
-            .map_err(|e| pe(&e))?
+            .map_err(pe)?
             .map(|r| Worker {
                 name: r.get(0),
                 phone: r.get(1),

@@ -9,7 +9,7 @@ pub(super) async fn read_communities(c: &impl GenericClient) -> Result<Vec<Commu
             &[],
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
     rows.iter()
         .map(|r| {
             Ok(CommunityRecord {
@@ -39,7 +39,7 @@ pub(super) async fn recount(c: &impl GenericClient, reassign: bool) -> Result<()
                 &[],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         let bs: Vec<Building> = rows
             .iter()
             .map(|r| {
@@ -61,7 +61,7 @@ pub(super) async fn recount(c: &impl GenericClient, reassign: bool) -> Result<()
                     &[&b.id, &new],
                 )
                 .await
-                .map_err(|e| pe(&e))?;
+                .map_err(pe)?;
             }
         }
     }
@@ -72,7 +72,7 @@ pub(super) async fn recount(c: &impl GenericClient, reassign: bool) -> Result<()
          DELETE FROM streets;",
     )
     .await
-    .map_err(|e| pe(&e))?;
+    .map_err(pe)?;
     let comms = read_communities(c).await?;
     for s in streets_of(&comms) {
         let parts: Vec<&MultiPolygon> = comms
@@ -86,7 +86,7 @@ pub(super) async fn recount(c: &impl GenericClient, reassign: bool) -> Result<()
             &[&s.code, &(i32::try_from(s.communities).unwrap_or(i32::MAX)), &(i64::try_from(s.households).unwrap_or(i64::MAX)), &mp_wkb(&g)],
         )
         .await
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
     }
     Ok(())
 }
@@ -95,7 +95,7 @@ pub(super) async fn recount(c: &impl GenericClient, reassign: bool) -> Result<()
 impl ReferenceData for PostgisStore {
     async fn put_communities(&self, items: Vec<Community>, who: &str) -> Result<Upserted> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let tx = client.transaction().await.map_err(pe)?;
         let mut n = Upserted::default();
         for it in &items {
             let inserted: bool = tx
@@ -106,7 +106,7 @@ impl ReferenceData for PostgisStore {
                     &[&it.code, &it.name, &it.street, &mp_wkb(&it.geometry)],
                 )
                 .await
-                .map_err(|e| pe(&e))?
+                .map_err(pe)?
                 .get(0);
             if inserted {
                 n.inserted += 1;
@@ -123,13 +123,13 @@ impl ReferenceData for PostgisStore {
             &format!("{} inserted, {} updated", n.inserted, n.updated),
         )
         .await?;
-        tx.commit().await.map_err(|e| pe(&e))?;
+        tx.commit().await.map_err(pe)?;
         Ok(n)
     }
 
     async fn put_buildings(&self, items: Vec<Building>, who: &str) -> Result<Upserted> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| pe(&e))?;
+        let tx = client.transaction().await.map_err(pe)?;
         let cs: Vec<Community> = read_communities(&tx)
             .await?
             .into_iter()
@@ -144,7 +144,7 @@ impl ReferenceData for PostgisStore {
                  RETURNING (xmax = 0)",
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         let mut n = Upserted::default();
         for (b, o) in items.iter().zip(owner) {
             let comm = o.map(|(ci, _)| cs[ci].code.clone());
@@ -160,7 +160,7 @@ impl ReferenceData for PostgisStore {
                     ],
                 )
                 .await
-                .map_err(|e| pe(&e))?
+                .map_err(pe)?
                 .get(0);
             if inserted {
                 n.inserted += 1;
@@ -177,22 +177,20 @@ impl ReferenceData for PostgisStore {
             &format!("{} inserted, {} updated", n.inserted, n.updated),
         )
         .await?;
-        tx.commit().await.map_err(|e| pe(&e))?;
+        tx.commit().await.map_err(pe)?;
         Ok(n)
     }
 
     async fn replace_roads(&self, roads: Vec<Road>, who: &str) -> Result<u64> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| pe(&e))?;
-        tx.execute("DELETE FROM roads", &[])
-            .await
-            .map_err(|e| pe(&e))?;
+        let tx = client.transaction().await.map_err(pe)?;
+        tx.execute("DELETE FROM roads", &[]).await.map_err(pe)?;
         let st = tx
             .prepare(
                 "INSERT INTO roads (highway, name, geom) VALUES ($1, $2, ST_GeomFromWKB($3, 4326))",
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         for r in &roads {
             tx.execute(
                 &st,
@@ -203,7 +201,7 @@ impl ReferenceData for PostgisStore {
                 ],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         }
         audit_in(
             &tx,
@@ -213,7 +211,7 @@ impl ReferenceData for PostgisStore {
             &format!("{} roads", roads.len()),
         )
         .await?;
-        tx.commit().await.map_err(|e| pe(&e))?;
+        tx.commit().await.map_err(pe)?;
         Ok(roads.len() as u64)
     }
 
@@ -230,7 +228,7 @@ impl ReferenceData for PostgisStore {
                 &[],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         Ok(rows
             .iter()
             .map(|r| Street {
@@ -257,7 +255,7 @@ impl ReferenceData for PostgisStore {
                 )
                 .await,
         }
-        .map_err(|e| pe(&e))?;
+        .map_err(pe)?;
         rows.iter()
             .map(|r| {
                 let hh = u32::try_from(r.get::<_, i32>(2)).unwrap_or(0);
@@ -284,7 +282,7 @@ impl ReferenceData for PostgisStore {
                 &[],
             )
             .await
-            .map_err(|e| pe(&e))?;
+            .map_err(pe)?;
         rows.iter()
             .map(|r| {
                 let line = match from_wkb(r.get::<_, &[u8]>(2))

@@ -85,47 +85,100 @@ fn choose_k(w: f64, band: &Band) -> usize {
 /// Building-less land between locked grids below this area (m²) is a sliver, not a grid.
 const SLIVER_M2: f64 = 100.0;
 
-/// Partition the atom graph.
-#[must_use]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
-pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Solution {
-    let n = g.len();
-    let mut grid_of = vec![u32::MAX; n];
-    let mut oversize = Vec::new();
-    let mut n_grids = 0u32;
-    // fixed regions (locked grids) first, in their order: grid j is fixed region j
-    let mut fixed_atoms: Vec<(u32, usize)> = (0..n)
-        .filter_map(|a| g.atoms[a].fixed.map(|j| (j, a)))
-        .collect();
-    fixed_atoms.sort_unstable();
-    for &(_, a) in &fixed_atoms {
-        grid_of[a] = n_grids;
-        oversize.push(false);
-        n_grids += 1;
+/// The grids being drawn: atoms placed so far, and land set aside.
+struct Draft {
+    grid_of: Vec<u32>,
+    oversize: Vec<bool>,
+    n_grids: u32,
+    /// Grids 0..n_locked are the fixed regions (locked grids), in their order.
+    n_locked: usize,
+    /// Building-less land with no grid to join yet.
+    orphans: Vec<u32>,
+    /// Land enclosed by locked grids, a grid of its own.
+    enclosed: Vec<u32>,
+}
+
+impl Draft {
+    /// Fixed regions first, in their order (grid j is fixed region j), then each atom heavier
+    /// than the band alone.
+    fn new(g: &AtomGraph, band: Band) -> Draft {
+        let n = g.len();
+        let mut d = Draft {
+            grid_of: vec![u32::MAX; n],
+            oversize: Vec::new(),
+            n_grids: 0,
+            n_locked: 0,
+            orphans: Vec::new(),
+            enclosed: Vec::new(),
+        };
+        let mut fixed_atoms: Vec<(u32, usize)> = (0..n)
+            .filter_map(|a| g.atoms[a].fixed.map(|j| (j, a)))
+            .collect();
+        fixed_atoms.sort_unstable();
+        for &(_, a) in &fixed_atoms {
+            d.new_grid(&[a as u32], false);
+        }
+        d.n_locked = fixed_atoms.len();
+        for a in 0..n {
+            if d.grid_of[a] == u32::MAX
+                && g.atoms[a].weight > band.max()
+                && !g.atoms[a].buildings.is_empty()
+            {
+                d.new_grid(&[a as u32], g.atoms[a].buildings.len() == 1);
+            }
+        }
+        d
     }
-    let n_locked = fixed_atoms.len();
-    for a in 0..n {
-        if grid_of[a] == u32::MAX
-            && g.atoms[a].weight > band.max()
-            && !g.atoms[a].buildings.is_empty()
-        {
-            grid_of[a] = n_grids;
-            oversize.push(g.atoms[a].buildings.len() == 1);
-            n_grids += 1;
+
+    fn new_grid(&mut self, atoms: &[u32], oversize: bool) {
+        for &a in atoms {
+            self.grid_of[a as usize] = self.n_grids;
+        }
+        self.oversize.push(oversize);
+        self.n_grids += 1;
+    }
+
+    /// The first grid next to `comp` that `pick` accepts.
+    fn neighbour_grid(&self, g: &AtomGraph, comp: &[u32], pick: impl Fn(usize) -> bool) -> Option<u32> {
+        comp.iter()
+            .flat_map(|&a| g.nbrs(a as usize))
+            .map(|e| self.grid_of[e.nbr as usize])
+            .find(|&x| x != u32::MAX && pick(x as usize))
+    }
+
+    /// A component without buildings: it joins a neighbouring free grid; a sliver between
+    /// locked grids stays with one of them (it stays the gap their polygons already leave);
+    /// larger land enclosed by locked grids is a grid of its own; anything else waits.
+    fn empty_land(&mut self, g: &AtomGraph, comp: Vec<u32>) {
+        let n_locked = self.n_locked;
+        if let Some(h) = self.neighbour_grid(g, &comp, |x| x >= n_locked) {
+            for &a in &comp {
+                self.grid_of[a as usize] = h;
+            }
+            return;
+        }
+        let area: f64 = comp.iter().map(|&a| g.atoms[a as usize].area).sum();
+        let locked_host = self.neighbour_grid(g, &comp, |x| x < n_locked);
+        match locked_host {
+            Some(h) if area < SLIVER_M2 => {
+                for &a in &comp {
+                    self.grid_of[a as usize] = h;
+                }
+            }
+            Some(_) => {
+                // no free grid can reach it (explained as land without households)
+                self.new_grid(&comp, false);
+                self.enclosed.extend(comp);
+            }
+            // isolated slivers (e.g. between a road end and the boundary) join a grid at the end
+            None => self.orphans.extend(comp),
         }
     }
-    let fixed: Vec<bool> = grid_of.iter().map(|&x| x != u32::MAX).collect();
-    let mut ctx = Ctx {
-        g,
-        band,
-        stamp: vec![0; n],
-        cur: 0,
-        mark: vec![0; n],
-    };
-    // components of the rest
+}
+
+/// The connected components of the atoms not yet placed, each sorted.
+fn free_components(g: &AtomGraph, fixed: &[bool]) -> Vec<Vec<u32>> {
+    let n = g.len();
     let mut comps: Vec<Vec<u32>> = Vec::new();
     let mut seen = vec![false; n];
     for s in 0..n {
@@ -149,95 +202,67 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         comp.sort_unstable();
         comps.push(comp);
     }
-    let mut orphans: Vec<u32> = Vec::new(); // building-less land with no grid to join yet
-    let mut enclosed: Vec<u32> = Vec::new(); // land enclosed by locked grids, a grid of its own
-    for comp in comps {
-        let w: f64 = comp.iter().map(|&a| g.atoms[a as usize].weight).sum();
-        let has_buildings = comp
-            .iter()
-            .any(|&a| !g.atoms[a as usize].buildings.is_empty());
-        if !has_buildings {
-            // empty land cut off (e.g. by a giant building): join a neighbouring grid
-            let host = comp
-                .iter()
-                .flat_map(|&a| g.nbrs(a as usize))
-                .map(|e| grid_of[e.nbr as usize])
-                .find(|&x| x != u32::MAX && x as usize >= n_locked);
-            if let Some(h) = host {
-                for &a in &comp {
-                    grid_of[a as usize] = h;
-                }
-                continue;
-            }
-            // a sliver left between locked grids (their given polygons need not meet exactly)
-            // stays with a locked neighbour: it keeps its polygon, so the sliver stays the gap
-            // it already was
-            let area: f64 = comp.iter().map(|&a| g.atoms[a as usize].area).sum();
-            let locked_host = comp
-                .iter()
-                .flat_map(|&a| g.nbrs(a as usize))
-                .map(|e| grid_of[e.nbr as usize])
-                .find(|&x| x != u32::MAX && (x as usize) < n_locked);
-            if let (Some(h), true) = (locked_host, area < SLIVER_M2) {
-                for &a in &comp {
-                    grid_of[a as usize] = h;
-                }
-                continue;
-            }
-            if locked_host.is_some() {
-                // larger land enclosed by locked grids: no free grid can reach it, so it is a
-                // grid of its own (explained as land without households)
-                for &a in &comp {
-                    grid_of[a as usize] = n_grids;
-                }
-                enclosed.extend(comp);
-                oversize.push(false);
-                n_grids += 1;
-                continue;
-            }
-            // isolated slivers (e.g. between a road end and the boundary) join a grid at the end
-            orphans.extend(comp);
+    comps
+}
+
+/// Partition the atom graph: fixed regions and oversize atoms first, then each component of
+/// the rest split by recursive bisection, improved by local search and repaired; leftover land
+/// joins the nearest grid.
+#[must_use]
+pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Solution {
+    let n = g.len();
+    let mut d = Draft::new(g, band);
+    let fixed: Vec<bool> = d.grid_of.iter().map(|&x| x != u32::MAX).collect();
+    let mut ctx = Ctx {
+        g,
+        band,
+        stamp: vec![0; n],
+        cur: 0,
+        mark: vec![0; n],
+    };
+    for comp in free_components(g, &fixed) {
+        if comp.iter().all(|&a| g.atoms[a as usize].buildings.is_empty()) {
+            d.empty_land(g, comp);
             continue;
         }
-        let k = choose_k(w, &band);
+        let w: f64 = comp.iter().map(|&a| g.atoms[a as usize].weight).sum();
         let mut parts = Vec::new();
-        bisect(&mut ctx, comp, k, &mut parts);
+        bisect(&mut ctx, comp, choose_k(w, &band), &mut parts);
         for p in parts {
-            for a in p {
-                grid_of[a as usize] = n_grids;
-            }
-            oversize.push(false);
-            n_grids += 1;
+            d.new_grid(&p, false);
         }
     }
     let mut fixed = fixed;
-    for &a in &enclosed {
-        fixed[a as usize] = true;
-    }
-    for &a in &orphans {
+    for &a in d.enclosed.iter().chain(&d.orphans) {
         fixed[a as usize] = true; // kept out of the local search
     }
-    if n_grids == 0 {
+    if d.n_grids == 0 {
         // nothing but empty land: one grid
-        grid_of.fill(0);
+        d.grid_of.fill(0);
         return Solution {
-            grid_of,
+            grid_of: d.grid_of,
             n_grids: 1,
             oversize: vec![false],
         };
     }
     let mut sol = Solution {
-        grid_of,
-        n_grids: n_grids as usize,
-        oversize,
+        grid_of: d.grid_of,
+        n_grids: d.n_grids as usize,
+        oversize: d.oversize,
     };
     refine(g, &mut sol, &fixed, band, seed, obj);
     if repair(&mut ctx, &mut sol, &fixed) {
         refine(g, &mut sol, &fixed, band, seed, obj);
     }
+    attach_orphans(g, &mut sol, d.orphans, d.n_locked);
+    sol
+}
+
+/// Land that waited for a grid: with nothing but locked grids around, land of a sliver's size
+/// or more is a grid of its own; otherwise each piece joins the grid of the nearest atom.
+fn attach_orphans(g: &AtomGraph, sol: &mut Solution, mut orphans: Vec<u32>, n_locked: usize) {
     let orphan_area: f64 = orphans.iter().map(|&a| g.atoms[a as usize].area).sum();
     if !orphans.is_empty() && sol.n_grids == n_locked && orphan_area >= SLIVER_M2 {
-        // nothing but locked grids around: the leftover land is a grid of its own
         for &a in &orphans {
             sol.grid_of[a as usize] = sol.n_grids as u32;
         }
@@ -251,7 +276,7 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         // stays with one of them: it is part of the gap their given polygons already leave,
         // where a free grid would get a stray second part
         let crumb = n_locked > 0 && g.nbrs(a as usize).is_empty();
-        let best = (0..n)
+        let best = (0..g.len())
             .filter(|&b| {
                 sol.grid_of[b] != u32::MAX
                     && if crumb {
@@ -269,7 +294,6 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
             });
         sol.grid_of[a as usize] = best.map_or(0, |b| sol.grid_of[b]);
     }
-    sol
 }
 
 /// Grids still out of band after the local search are redrawn together with one or two

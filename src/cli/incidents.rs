@@ -227,216 +227,242 @@ fn place(c: &mut Case, loc: &Locator, at: Option<i64>) {
 ///
 /// # Errors
 /// Bad input (named), illegal transitions (with what is allowed).
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
 pub fn run(cmd: &IncidentCmd) -> Result<()> {
     match cmd {
-        IncidentCmd::Import(a) => {
-            let (cat, cal) = a.config.load()?;
-            let source: Source = a
-                .source
-                .parse()
-                .map_err(|e: String| anyhow!("--source: {e}"))?;
-            let tf = Transformer::new(a.crs.parse::<Crs>()?, Crs::Wgs84)?;
-            let loc = Locator::new(read_zones(
-                &a.grids,
-                &Transformer::new(Crs::Wgs84, Crs::Wgs84)?,
-            )?)
-            .map_err(|e| anyhow!("{}: {e}", a.grids.display()))?;
-            let name = a.points.display().to_string();
-            let mut rd = csv::Reader::from_path(&a.points)
-                .with_context(|| format!("{name}: cannot read"))?;
-            let h = rd
-                .headers()
-                .with_context(|| format!("{name}: no header row"))?
-                .clone();
-            let col = |f: &str| {
-                h.iter()
-                    .position(|x| x.trim() == f)
-                    .ok_or_else(|| anyhow!("{name}: no column `{f}`"))
-            };
-            let (ii, ci, ti, xi, yi) = (
-                col(&a.id_field)?,
-                col(&a.category_field)?,
-                col(&a.time_field)?,
-                col(&a.lon_field)?,
-                col(&a.lat_field)?,
-            );
-            let di = h.iter().position(|x| x.trim() == a.description_field);
-            let mut cases: Vec<Case> = Vec::new();
-            let mut bad: Vec<(usize, String)> = Vec::new();
-            let mut dups = 0usize;
-            for (k, rec) in rd.records().enumerate() {
-                let row = k + 2;
-                let rec = rec.with_context(|| format!("{name}: row {row}: not valid CSV"))?;
-                let get = |i: usize| rec.get(i).unwrap_or("").trim();
-                let r = (|| -> Result<Case, String> {
-                    let category = cat.get(get(ci)).ok_or_else(|| {
-                        format!(
-                            "field `{}`: unknown category {:?}",
-                            a.category_field,
-                            get(ci)
-                        )
-                    })?;
-                    let num = |i: usize, f: &str| {
-                        get(i)
-                            .parse::<f64>()
-                            .ok()
-                            .filter(|v| v.is_finite())
-                            .ok_or_else(|| {
-                                format!("field `{f}`: expected a number, found {:?}", get(i))
-                            })
-                    };
-                    let (x, y) = (num(xi, &a.lon_field)?, num(yi, &a.lat_field)?);
-                    let w = tf.apply(Coord { x, y }).map_err(|e| e.to_string())?;
-                    if w.x.abs() > 180.0 || w.y.abs() > 90.0 {
-                        return Err(format!("coordinate ({x}, {y}) is out of range"));
-                    }
-                    let at = parse_time(get(ti)).ok_or_else(|| {
-                        format!(
-                            "field `{}`: expected a date or time, found {:?}",
-                            a.time_field,
-                            get(ti)
-                        )
-                    })?;
-                    let id = get(ii);
-                    if id.is_empty() {
-                        return Err(format!("field `{}` is empty", a.id_field));
-                    }
-                    let mut c = Case::report(
-                        id.to_string(),
-                        category,
-                        di.map(|i| get(i).to_string()).unwrap_or_default(),
-                        w.x,
-                        w.y,
-                        source,
-                        None,
-                        at,
-                    );
-                    place(&mut c, &loc, Some(at));
-                    if a.open {
-                        c.apply(Action::Accept, "import", at, category, &cal)
-                            .map_err(|e| e.to_string())?;
-                        c.apply(Action::Open, "import", at, category, &cal)
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Ok(c)
-                })();
-                match r {
-                    Ok(mut c) => {
-                        let secs = (a.duplicate_hours * 3600.0) as i64;
-                        if let Some(d) =
-                            duplicate_hint(&c, cases.iter().rev().take(5000), a.duplicate_m, secs)
-                        {
-                            c.duplicate_of = Some(d.id.clone());
-                            dups += 1;
-                        }
-                        cases.push(c);
-                    }
-                    Err(m) => {
-                        if a.strict {
-                            bail!("{name}: row {row}: {m}");
-                        }
-                        bad.push((row, m));
-                    }
+        IncidentCmd::Import(a) => import(a),
+        IncidentCmd::Transition(a) => transition(a),
+        IncidentCmd::Escalate(a) => escalate(a),
+    }
+}
+
+fn import(a: &ImportArgs) -> Result<()> {
+    let (cat, cal) = a.config.load()?;
+    let source: Source = a
+        .source
+        .parse()
+        .map_err(|e: String| anyhow!("--source: {e}"))?;
+    let tf = Transformer::new(a.crs.parse::<Crs>()?, Crs::Wgs84)?;
+    let loc = Locator::new(read_zones(
+        &a.grids,
+        &Transformer::new(Crs::Wgs84, Crs::Wgs84)?,
+    )?)
+    .map_err(|e| anyhow!("{}: {e}", a.grids.display()))?;
+    let name = a.points.display().to_string();
+    let mut rd =
+        csv::Reader::from_path(&a.points).with_context(|| format!("{name}: cannot read"))?;
+    let h = rd
+        .headers()
+        .with_context(|| format!("{name}: no header row"))?
+        .clone();
+    let col = |f: &str| {
+        h.iter()
+            .position(|x| x.trim() == f)
+            .ok_or_else(|| anyhow!("{name}: no column `{f}`"))
+    };
+    let (ii, ci, ti, xi, yi) = (
+        col(&a.id_field)?,
+        col(&a.category_field)?,
+        col(&a.time_field)?,
+        col(&a.lon_field)?,
+        col(&a.lat_field)?,
+    );
+    let rows = Rows {
+        a,
+        cat: &cat,
+        cal: &cal,
+        tf: &tf,
+        loc: &loc,
+        source,
+        cols: (ii, ci, ti, xi, yi),
+        di: h.iter().position(|x| x.trim() == a.description_field),
+    };
+    let mut cases: Vec<Case> = Vec::new();
+    let mut bad: Vec<(usize, String)> = Vec::new();
+    let mut dups = 0usize;
+    for (k, rec) in rd.records().enumerate() {
+        let row = k + 2;
+        let rec = rec.with_context(|| format!("{name}: row {row}: not valid CSV"))?;
+        let r = rows.case(&rec);
+        match r {
+            Ok(mut c) => {
+                let secs = (a.duplicate_hours * 3600.0) as i64;
+                if let Some(d) =
+                    duplicate_hint(&c, cases.iter().rev().take(5000), a.duplicate_m, secs)
+                {
+                    c.duplicate_of = Some(d.id.clone());
+                    dups += 1;
                 }
+                cases.push(c);
             }
-            write_cases(&a.out, &cases)?;
-            let located = cases.iter().filter(|c| c.grid.is_some()).count();
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "cases": cases.len(), "located": located, "possible_duplicates": dups, "bad_rows": bad.len(), "bad": bad.iter().take(100).collect::<Vec<_>>() })
-                );
-            } else {
-                println!(
-                    "{} cases → {} ({located} in a grid, {dups} possible duplicates), {} bad rows",
-                    cases.len(),
-                    a.out.display(),
-                    bad.len()
-                );
-                for (row, m) in bad.iter().take(10) {
-                    eprintln!("  row {row}: {m}");
+            Err(m) => {
+                if a.strict {
+                    bail!("{name}: row {row}: {m}");
                 }
+                bad.push((row, m));
             }
-            Ok(())
-        }
-        IncidentCmd::Transition(a) => {
-            let (cat, cal) = a.config.load()?;
-            let mut cases = read_cases(&a.cases)?;
-            let at =
-                time_arg(a.at.as_ref(), "--at")?.unwrap_or_else(|| chrono::Utc::now().timestamp());
-            let reason = || a.reason.clone().unwrap_or_default();
-            let action = match a.action.as_str() {
-                "accept" => Action::Accept,
-                "reject" => Action::Reject { reason: reason() },
-                "open" => Action::Open,
-                "dispatch" => Action::Dispatch {
-                    unit: a
-                        .unit
-                        .clone()
-                        .ok_or_else(|| anyhow!("dispatch needs --unit"))?,
-                },
-                "handle" => Action::Handle,
-                "verify" => Action::Verify {
-                    passed: a.passed.unwrap_or(true),
-                },
-                "close" => Action::Close,
-                "evaluate" => Action::Evaluate {
-                    score: a
-                        .score
-                        .ok_or_else(|| anyhow!("evaluate needs --score 1..5"))?,
-                },
-                "return" => Action::Return { reason: reason() },
-                "extend" => Action::Extend {
-                    until: time_arg(a.until.as_ref(), "--until")?
-                        .ok_or_else(|| anyhow!("extend needs --until"))?,
-                    reason: reason(),
-                },
-                "suspend" => Action::Suspend { reason: reason() },
-                "resume" => Action::Resume,
-                "void" => Action::Void { reason: reason() },
-                o => bail!(
-                    "unknown action {o:?}: expected accept, reject, open, dispatch, handle, verify, close, evaluate, return, extend, suspend, resume or void"
-                ),
-            };
-            let c = cases
-                .iter_mut()
-                .find(|c| c.id == a.id)
-                .ok_or_else(|| anyhow!("{}: no case {:?}", a.cases.display(), a.id))?;
-            let category = cat
-                .get(&c.category)
-                .ok_or_else(|| {
-                    anyhow!(
-                        "case {}: category {} is not in the catalogue",
-                        c.id,
-                        c.category
-                    )
-                })?
-                .clone();
-            c.apply(action, &a.who, at, &category, &cal)?;
-            println!("case {}: {:?}", c.id, c.state);
-            write_cases(&a.cases, &cases)
-        }
-        IncidentCmd::Escalate(a) => {
-            let (cat, cal) = a.config.load()?;
-            let now = now_or(a.now.as_ref())?;
-            let mut cases = read_cases(&a.cases)?;
-            let mut n = 0;
-            for c in &mut cases {
-                if let Some(category) = cat.get(&c.category).cloned() {
-                    while c.escalate_if_due(now, &category, &cal) {
-                        n += 1;
-                    }
-                }
-            }
-            write_cases(&a.cases, &cases)?;
-            println!("{n} escalations");
-            Ok(())
         }
     }
+    write_cases(&a.out, &cases)?;
+    let located = cases.iter().filter(|c| c.grid.is_some()).count();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({ "cases": cases.len(), "located": located, "possible_duplicates": dups, "bad_rows": bad.len(), "bad": bad.iter().take(100).collect::<Vec<_>>() })
+        );
+    } else {
+        println!(
+            "{} cases → {} ({located} in a grid, {dups} possible duplicates), {} bad rows",
+            cases.len(),
+            a.out.display(),
+            bad.len()
+        );
+        for (row, m) in bad.iter().take(10) {
+            eprintln!("  row {row}: {m}");
+        }
+    }
+    Ok(())
+}
+/// What turns a CSV row of reports into a case.
+struct Rows<'a> {
+    a: &'a ImportArgs,
+    cat: &'a Catalogue,
+    cal: &'a Calendar,
+    tf: &'a Transformer,
+    loc: &'a Locator,
+    source: Source,
+    /// Columns of id, category, time, lon, lat.
+    cols: (usize, usize, usize, usize, usize),
+    /// Column of the description.
+    di: Option<usize>,
+}
+
+impl Rows<'_> {
+    /// The case of one row: categorised, located, accepted and opened with `--open`; or why not.
+    fn case(&self, rec: &csv::StringRecord) -> Result<Case, String> {
+        let (a, (ii, ci, ti, xi, yi)) = (self.a, self.cols);
+        let get = |i: usize| rec.get(i).unwrap_or("").trim();
+        let category = self.cat.get(get(ci)).ok_or_else(|| {
+            format!(
+                "field `{}`: unknown category {:?}",
+                a.category_field,
+                get(ci)
+            )
+        })?;
+        let num = |i: usize, f: &str| {
+            get(i)
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("field `{f}`: expected a number, found {:?}", get(i)))
+        };
+        let (x, y) = (num(xi, &a.lon_field)?, num(yi, &a.lat_field)?);
+        let w = self.tf.apply(Coord { x, y }).map_err(|e| e.to_string())?;
+        if w.x.abs() > 180.0 || w.y.abs() > 90.0 {
+            return Err(format!("coordinate ({x}, {y}) is out of range"));
+        }
+        let at = parse_time(get(ti)).ok_or_else(|| {
+            format!(
+                "field `{}`: expected a date or time, found {:?}",
+                a.time_field,
+                get(ti)
+            )
+        })?;
+        let id = get(ii);
+        if id.is_empty() {
+            return Err(format!("field `{}` is empty", a.id_field));
+        }
+        let mut c = Case::report(
+            id.to_string(),
+            category,
+            self.di.map(|i| get(i).to_string()).unwrap_or_default(),
+            w.x,
+            w.y,
+            self.source,
+            None,
+            at,
+        );
+        place(&mut c, self.loc, Some(at));
+        if a.open {
+            c.apply(Action::Accept, "import", at, category, self.cal)
+                .map_err(|e| e.to_string())?;
+            c.apply(Action::Open, "import", at, category, self.cal)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(c)
+    }
+}
+
+fn transition(a: &TransitionArgs) -> Result<()> {
+    let (cat, cal) = a.config.load()?;
+    let mut cases = read_cases(&a.cases)?;
+    let at = time_arg(a.at.as_ref(), "--at")?.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let reason = || a.reason.clone().unwrap_or_default();
+    let action = match a.action.as_str() {
+        "accept" => Action::Accept,
+        "reject" => Action::Reject { reason: reason() },
+        "open" => Action::Open,
+        "dispatch" => Action::Dispatch {
+            unit: a
+                .unit
+                .clone()
+                .ok_or_else(|| anyhow!("dispatch needs --unit"))?,
+        },
+        "handle" => Action::Handle,
+        "verify" => Action::Verify {
+            passed: a.passed.unwrap_or(true),
+        },
+        "close" => Action::Close,
+        "evaluate" => Action::Evaluate {
+            score: a
+                .score
+                .ok_or_else(|| anyhow!("evaluate needs --score 1..5"))?,
+        },
+        "return" => Action::Return { reason: reason() },
+        "extend" => Action::Extend {
+            until: time_arg(a.until.as_ref(), "--until")?
+                .ok_or_else(|| anyhow!("extend needs --until"))?,
+            reason: reason(),
+        },
+        "suspend" => Action::Suspend { reason: reason() },
+        "resume" => Action::Resume,
+        "void" => Action::Void { reason: reason() },
+        o => bail!(
+            "unknown action {o:?}: expected accept, reject, open, dispatch, handle, verify, close, evaluate, return, extend, suspend, resume or void"
+        ),
+    };
+    let c = cases
+        .iter_mut()
+        .find(|c| c.id == a.id)
+        .ok_or_else(|| anyhow!("{}: no case {:?}", a.cases.display(), a.id))?;
+    let category = cat
+        .get(&c.category)
+        .ok_or_else(|| {
+            anyhow!(
+                "case {}: category {} is not in the catalogue",
+                c.id,
+                c.category
+            )
+        })?
+        .clone();
+    c.apply(action, &a.who, at, &category, &cal)?;
+    println!("case {}: {:?}", c.id, c.state);
+    write_cases(&a.cases, &cases)
+}
+fn escalate(a: &EscalateArgs) -> Result<()> {
+    let (cat, cal) = a.config.load()?;
+    let now = now_or(a.now.as_ref())?;
+    let mut cases = read_cases(&a.cases)?;
+    let mut n = 0;
+    for c in &mut cases {
+        if let Some(category) = cat.get(&c.category).cloned() {
+            while c.escalate_if_due(now, &category, &cal) {
+                n += 1;
+            }
+        }
+    }
+    write_cases(&a.cases, &cases)?;
+    println!("{n} escalations");
+    Ok(())
 }
 
 /// `wangge stats`.

@@ -139,7 +139,12 @@ impl Draft {
     }
 
     /// The first grid next to `comp` that `pick` accepts.
-    fn neighbour_grid(&self, g: &AtomGraph, comp: &[u32], pick: impl Fn(usize) -> bool) -> Option<u32> {
+    fn neighbour_grid(
+        &self,
+        g: &AtomGraph,
+        comp: &[u32],
+        pick: impl Fn(usize) -> bool,
+    ) -> Option<u32> {
         comp.iter()
             .flat_map(|&a| g.nbrs(a as usize))
             .map(|e| self.grid_of[e.nbr as usize])
@@ -221,7 +226,10 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         mark: vec![0; n],
     };
     for comp in free_components(g, &fixed) {
-        if comp.iter().all(|&a| g.atoms[a as usize].buildings.is_empty()) {
+        if comp
+            .iter()
+            .all(|&a| g.atoms[a as usize].buildings.is_empty())
+        {
             d.empty_land(g, comp);
             continue;
         }

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{Server, manhattan, regrid_in, wangge_ok};
+use common::{Server, manhattan, regrid_in, token, wangge_ok};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -284,25 +284,6 @@ fn fetch(url: &str, token: Option<&str>) -> (u16, Vec<u8>) {
     let mut body = Vec::new();
     std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
     (status, body)
-}
-
-fn token(db: &str, role: &str, scope: Option<&str>) -> String {
-    let mut args = vec![
-        "token",
-        "create",
-        "--role",
-        role,
-        "--database",
-        db,
-        "--json",
-        "--label",
-        role,
-    ];
-    if let Some(sc) = scope {
-        args.extend(["--scope", sc]);
-    }
-    let j: Value = serde_json::from_str(wangge_ok(&args).trim()).unwrap();
-    j["token"].as_str().unwrap().to_string()
 }
 
 /// Slippy tile of a point.

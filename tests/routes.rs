@@ -7,9 +7,8 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::wangge_ok;
+use common::{load_sample, token};
 use serde_json::Value;
-use std::path::Path;
 use std::sync::Arc;
 use tower::ServiceExt;
 use wangge::service::{AppState, Config, all_routes, router};
@@ -24,54 +23,16 @@ struct Fixture {
     grid: String,
 }
 
-fn token(db: &str, role: &str) -> String {
-    let out = wangge_ok(&[
-        "token",
-        "create",
-        "--role",
-        role,
-        "--database",
-        db,
-        "--json",
-        "--label",
-        role,
-    ]);
-    let j: Value = serde_json::from_str(out.trim()).unwrap();
-    j["token"].as_str().unwrap().to_string()
-}
-
 /// The sample district in a GeoPackage, regridded and published, served in process.
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.gpkg").to_str().unwrap().to_string();
-    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
-    let f = |n: &str| s.join(n).to_str().unwrap().to_string();
-    wangge_ok(&[
-        "import",
-        "--communities",
-        &f("communities.geojson"),
-        "--buildings",
-        &f("buildings.geojson"),
-        "--roads",
-        &f("roads.geojson"),
-        "--database",
-        &db,
-    ]);
-    wangge_ok(&["regrid", "--database", &db]);
-    wangge_ok(&[
-        "plans",
-        "publish",
-        "1",
-        "--valid-from",
-        "2025-01-01",
-        "--database",
-        &db,
-    ]);
+    load_sample(&db);
     let (admin, viewer, dispatcher, planner) = (
-        token(&db, "admin"),
-        token(&db, "viewer"),
-        token(&db, "dispatcher"),
-        token(&db, "planner"),
+        token(&db, "admin", None),
+        token(&db, "viewer", None),
+        token(&db, "dispatcher", None),
+        token(&db, "planner", None),
     );
     let store = wangge::store::open(Some(&db)).await.unwrap();
     let grids = store

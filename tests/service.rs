@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Server, wangge, wangge_ok};
+use common::{Server, load_sample, token, wangge, wangge_ok};
 use serde_json::{Value, json};
 
 use std::path::{Path, PathBuf};
@@ -56,54 +56,6 @@ fn sample_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")
 }
 
-/// The sample district imported, regridded and published; returns the number of grids.
-fn load(db: &str) -> u64 {
-    let s = sample_dir();
-    wangge_ok(&[
-        "import",
-        "--communities",
-        s.join("communities.geojson").to_str().unwrap(),
-        "--buildings",
-        s.join("buildings.geojson").to_str().unwrap(),
-        "--roads",
-        s.join("roads.geojson").to_str().unwrap(),
-        "--database",
-        db,
-    ]);
-    let out = wangge_ok(&["regrid", "--database", db, "--json"]);
-    let j: Value = serde_json::from_str(out.trim()).unwrap();
-    wangge_ok(&[
-        "plans",
-        "publish",
-        "1",
-        "--valid-from",
-        "2025-01-01",
-        "--database",
-        db,
-    ]);
-    j["total"]["grids"].as_u64().unwrap()
-}
-
-fn token(db: &str, role: &str, scope: Option<&str>) -> String {
-    let mut args = vec![
-        "token",
-        "create",
-        "--role",
-        role,
-        "--database",
-        db,
-        "--json",
-        "--label",
-        role,
-    ];
-    if let Some(s) = scope {
-        args.extend(["--scope", s]);
-    }
-    let out = wangge_ok(&args);
-    let j: Value = serde_json::from_str(out.trim()).unwrap();
-    j["token"].as_str().unwrap().to_string()
-}
-
 /// The centre of the first building of the sample.
 fn first_building() -> (f64, f64) {
     let fc: Value = serde_json::from_str(
@@ -133,7 +85,7 @@ fn service_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.gpkg");
     let db = db.to_str().unwrap();
-    let grids = load(db);
+    let grids = load_sample(db);
     let (x, y) = first_building();
     let admin = token(db, "admin", None);
     let planner = token(db, "planner", None);
@@ -589,7 +541,7 @@ fn service_end_to_end() {
 #[test]
 fn service_on_postgis() {
     let db = common::fresh_pg();
-    let grids = load(&db);
+    let grids = load_sample(&db);
     let srv = Server::start(&db);
     let (st, r) = get(&srv.url("/ready"), None);
     assert_eq!(st, 200);
@@ -618,7 +570,7 @@ fn roles_matrix() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.gpkg");
     let db = db.to_str().unwrap();
-    load(db);
+    load_sample(db);
     let (x, y) = first_building();
     let srv = Server::start(db);
     // one report to read

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Server, wangge_ok};
+use common::{Server, load_sample, wangge_ok};
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
@@ -21,31 +21,6 @@ fn start(db: &str) -> Server {
 
 fn start_with(db: &str, extra: &[&str]) -> Server {
     Server::start_with(db, extra)
-}
-
-fn load(db: &str) {
-    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
-    wangge_ok(&[
-        "import",
-        "--communities",
-        s.join("communities.geojson").to_str().unwrap(),
-        "--buildings",
-        s.join("buildings.geojson").to_str().unwrap(),
-        "--roads",
-        s.join("roads.geojson").to_str().unwrap(),
-        "--database",
-        db,
-    ]);
-    wangge_ok(&["regrid", "--database", db]);
-    wangge_ok(&[
-        "plans",
-        "publish",
-        "1",
-        "--valid-from",
-        "2025-01-01",
-        "--database",
-        db,
-    ]);
 }
 
 const CHECK: &str = r#"
@@ -144,7 +119,7 @@ fn tiles_match_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.gpkg");
     let db = db.to_str().unwrap();
-    load(db);
+    load_sample(db);
     let viewer = {
         let out = wangge_ok(&[
             "token",
@@ -316,7 +291,7 @@ fn archives_match_served_tiles() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.gpkg");
     let db = db.to_str().unwrap();
-    load(db);
+    load_sample(db);
     let pm = dir.path().join("tiles/city.pmtiles");
     let out = wangge_ok(&[
         "tiles",
@@ -410,7 +385,7 @@ print(json.dumps({"tiles": sorted(tiles), "min": h["min_zoom"], "max": h["max_zo
 #[test]
 fn postgis_st_asmvt_tiles_match_in_process() {
     let db = common::fresh_pg();
-    load(&db);
+    load_sample(&db);
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("wangge.toml");
     std::fs::write(&conf, "tile_encoder = \"database\"\ntile_cache_tiles = 0\n").unwrap();

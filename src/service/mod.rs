@@ -188,9 +188,8 @@ pub(crate) fn parse_datetime(s: &str) -> Result<(Option<i64>, Option<i64>), ApiE
     }
 }
 
-/// Every route of the service, in documentation order.
-#[must_use]
-pub fn all_routes() -> Vec<routes::Route> {
+/// Each module's routes, in documentation order.
+fn module_routes() -> [Vec<Route>; 6] {
     [
         ogc::routes(),
         locate::routes(),
@@ -199,9 +198,12 @@ pub fn all_routes() -> Vec<routes::Route> {
         tiles::routes(),
         routes(),
     ]
-    .into_iter()
-    .flatten()
-    .collect()
+}
+
+/// Every route of the service, in documentation order.
+#[must_use]
+pub fn all_routes() -> Vec<Route> {
+    module_routes().into_iter().flatten().collect()
 }
 
 /// The OpenAPI 3 document of every route.
@@ -300,16 +302,9 @@ async fn not_found() -> ApiError {
 
 /// The router with its layers: each module's routes merged.
 pub fn router(state: Arc<AppState>) -> Router {
-    let r = [
-        ogc::routes(),
-        locate::routes(),
-        cases::routes(),
-        plans::routes(),
-        tiles::routes(),
-        routes(),
-    ]
-    .into_iter()
-    .fold(Router::new(), |r, m| r.merge(routes::router_of(m)));
+    let r = module_routes()
+        .into_iter()
+        .fold(Router::new(), |r, m| r.merge(routes::router_of(m)));
     let limit = state.config.body_limit_bytes;
     let timeout = Duration::from_secs(state.config.timeout_seconds.max(1));
     r.fallback(not_found)

@@ -34,14 +34,7 @@ impl Route {
         H: Handler<T, Arc<AppState>>,
         T: 'static,
     {
-        Route {
-            method: "get",
-            path,
-            tag,
-            access,
-            summary,
-            handler: axum::routing::get(h),
-        }
+        Route::with("get", axum::routing::get(h), [path, tag, access, summary])
     }
 
     /// A POST route.
@@ -56,13 +49,21 @@ impl Route {
         H: Handler<T, Arc<AppState>>,
         T: 'static,
     {
+        Route::with("post", axum::routing::post(h), [path, tag, access, summary])
+    }
+
+    fn with(
+        method: &'static str,
+        handler: MethodRouter<Arc<AppState>>,
+        [path, tag, access, summary]: [&'static str; 4],
+    ) -> Route {
         Route {
-            method: "post",
+            method,
             path,
             tag,
             access,
             summary,
-            handler: axum::routing::post(h),
+            handler,
         }
     }
 

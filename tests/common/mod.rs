@@ -178,6 +178,56 @@ pub fn fresh_pg() -> String {
     }
 }
 
+/// The sample district imported into `db`, regridded and published from 2025-01-01; returns
+/// the number of grids.
+pub fn load_sample(db: &str) -> u64 {
+    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    let f = |n: &str| s.join(n).to_str().unwrap().to_string();
+    wangge_ok(&[
+        "import",
+        "--communities",
+        &f("communities.geojson"),
+        "--buildings",
+        &f("buildings.geojson"),
+        "--roads",
+        &f("roads.geojson"),
+        "--database",
+        db,
+    ]);
+    let out = wangge_ok(&["regrid", "--database", db, "--json"]);
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    wangge_ok(&[
+        "plans",
+        "publish",
+        "1",
+        "--valid-from",
+        "2025-01-01",
+        "--database",
+        db,
+    ]);
+    j["total"]["grids"].as_u64().unwrap()
+}
+
+/// A new API token of `role` (scoped to a code when given) on `db`.
+pub fn token(db: &str, role: &str, scope: Option<&str>) -> String {
+    let mut args = vec![
+        "token",
+        "create",
+        "--role",
+        role,
+        "--database",
+        db,
+        "--json",
+        "--label",
+        role,
+    ];
+    if let Some(s) = scope {
+        args.extend(["--scope", s]);
+    }
+    let j: serde_json::Value = serde_json::from_str(wangge_ok(&args).trim()).unwrap();
+    j["token"].as_str().unwrap().to_string()
+}
+
 /// A `wangge serve` child on a free port, killed when dropped.
 pub struct Server {
     pub child: std::process::Child,

@@ -417,6 +417,18 @@ mod tests {
         assert_ne!(atom_of(0), atom_of(2));
     }
 
+    /// Tessellate the 100 m square with buildings, roads (cutting and near) and given polygons.
+    fn square_tess(
+        b: &[BuildingPart],
+        roads: &[(Coord, Coord)],
+        fixed: &[FixedRegion],
+    ) -> (Tessellation, AtomGraph) {
+        let frame = LocalFrame::new(111.29, 30.70);
+        let (c, ll) = square(frame);
+        let s = TessellationSettings::default();
+        tessellate(frame, &c, &ll, b, roads, roads, fixed, &s).unwrap()
+    }
+
     /// A 100 m square community in a frame near Yichang, in metres and degrees.
     fn square(frame: LocalFrame) -> (Polygon, Polygon) {
         let community = polygon![(x: 0.0, y: 0.0), (x: 100.0, y: 0.0), (x: 100.0, y: 100.0), (x: 0.0, y: 100.0)];
@@ -440,24 +452,12 @@ mod tests {
 
     #[test]
     fn a_road_bounds_the_atoms_of_its_two_sides() {
-        let frame = LocalFrame::new(111.29, 30.70);
-        let (c, ll) = square(frame);
         let road = [(Coord { x: -10.0, y: 50.0 }, Coord { x: 110.0, y: 50.0 })];
         let b = [
             part(0, rect(20.0, 10.0, 40.0, 30.0), 10),
             part(1, rect(60.0, 80.0, 70.0, 90.0), 20),
         ];
-        let (t, g) = tessellate(
-            frame,
-            &c,
-            &ll,
-            &b,
-            &road,
-            &road,
-            &[],
-            &TessellationSettings::default(),
-        )
-        .unwrap();
+        let (t, g) = square_tess(&b, &road, &[]);
         assert_eq!(t.degradation, Degradation::None);
         assert_eq!(
             g.len(),
@@ -490,24 +490,12 @@ mod tests {
 
     #[test]
     fn land_without_buildings_across_a_road_is_shared_not_an_atom() {
-        let frame = LocalFrame::new(111.29, 30.70);
-        let (c, ll) = square(frame);
         let road = [(Coord { x: -10.0, y: 50.0 }, Coord { x: 110.0, y: 50.0 })];
         let b = [
             part(0, rect(20.0, 10.0, 40.0, 30.0), 10),
             part(1, rect(60.0, 10.0, 80.0, 30.0), 20),
         ];
-        let (_, g) = tessellate(
-            frame,
-            &c,
-            &ll,
-            &b,
-            &road,
-            &road,
-            &[],
-            &TessellationSettings::default(),
-        )
-        .unwrap();
+        let (_, g) = square_tess(&b, &road, &[]);
         assert_eq!(
             g.len(),
             2,
@@ -521,24 +509,13 @@ mod tests {
             assert!((4_000.0..6_000.0).contains(&a.area), "{}", a.area);
         }
         // with no road, the same buildings split the square the same way
-        let (_, g2) = tessellate(
-            frame,
-            &c,
-            &ll,
-            &b,
-            &[],
-            &[],
-            &[],
-            &TessellationSettings::default(),
-        )
-        .unwrap();
+        let (_, g2) = square_tess(&b, &[], &[]);
         assert_eq!(g2.len(), 2);
     }
 
     #[test]
     fn a_given_polygon_is_one_atom_and_keeps_its_thin_gap() {
         let frame = LocalFrame::new(111.29, 30.70);
-        let (c, ll) = square(frame);
         // a kept grid over the west half that stops 1 cm short of the community edge
         let metres = rect(0.01, 0.01, 50.0, 99.99);
         let wgs84 = Polygon::new(
@@ -553,17 +530,7 @@ mod tests {
             weight: 300.0,
         }];
         let b = [part(0, rect(70.0, 40.0, 80.0, 60.0), 10)];
-        let (t, g) = tessellate(
-            frame,
-            &c,
-            &ll,
-            &b,
-            &[],
-            &[],
-            &fixed,
-            &TessellationSettings::default(),
-        )
-        .unwrap();
+        let (t, g) = square_tess(&b, &[], &fixed);
         assert_eq!(g.len(), 2);
         assert_eq!(g.atoms[0].fixed, Some(0));
         assert_eq!(g.atoms[0].buildings, vec![7]);

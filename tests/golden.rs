@@ -208,6 +208,13 @@ fn regrid_outputs_are_unchanged() {
         ],
     );
     g.add_file("locks/grids.geojson", &d.join("locked.geojson"));
+
+    // the generated district
+    let city = d.join("city");
+    common::sample(&city, 7, 5);
+    for f in ["communities.geojson", "buildings.geojson", "roads.geojson"] {
+        g.add_file(&format!("sample-city/{f}"), &city.join(f));
+    }
     g.finish();
 }
 

@@ -236,12 +236,214 @@ impl Ctx {
     }
 }
 
+/// The arterial network: jittered nodes, and bent midpoints of the edges between them (shared
+/// by both neighbouring superblocks).
+struct Arterials {
+    node: Vec<Vec<Coord>>,
+    hmid: Vec<Vec<Coord>>,
+    vmid: Vec<Vec<Coord>>,
+}
+
+const ROAD_NAMES: [&str; 12] = [
+    "东山大道",
+    "夷陵大道",
+    "沿江大道",
+    "西陵一路",
+    "西陵二路",
+    "发展大道",
+    "城东大道",
+    "港窑路",
+    "樵湖路",
+    "珍珠路",
+    "峡州路",
+    "桃花岭路",
+];
+
+impl Arterials {
+    fn new(ctx: &mut Ctx, rows: usize, cols: usize, span: f64) -> Arterials {
+        let mut node = vec![vec![Coord { x: 0.0, y: 0.0 }; cols + 1]; rows + 1];
+        for (r, row) in node.iter_mut().enumerate() {
+            for (c, p) in row.iter_mut().enumerate() {
+                let jx = if c == 0 || c == cols {
+                    0.0
+                } else {
+                    ctx.rng.random_range(-60.0..60.0)
+                };
+                let jy = if r == 0 || r == rows {
+                    0.0
+                } else {
+                    ctx.rng.random_range(-60.0..60.0)
+                };
+                *p = Coord {
+                    x: c as f64 * span + jx + r as f64 * 25.0,
+                    y: -(r as f64) * span + jy,
+                };
+            }
+        }
+        let mut hmid = vec![vec![Coord { x: 0.0, y: 0.0 }; cols]; rows + 1];
+        for r in 0..=rows {
+            for c in 0..cols {
+                let m = lerp(node[r][c], node[r][c + 1], 0.5);
+                hmid[r][c] = Coord {
+                    x: m.x,
+                    y: m.y + ctx.rng.random_range(-25.0..25.0),
+                };
+            }
+        }
+        let mut vmid = vec![vec![Coord { x: 0.0, y: 0.0 }; cols + 1]; rows];
+        for r in 0..rows {
+            for c in 0..=cols {
+                let m = lerp(node[r][c], node[r + 1][c], 0.5);
+                vmid[r][c] = Coord {
+                    x: m.x + ctx.rng.random_range(-25.0..25.0),
+                    y: m.y,
+                };
+            }
+        }
+        Arterials { node, hmid, vmid }
+    }
+
+    /// The arterial roads: one per row and one per column of nodes, primary and secondary in turn.
+    fn roads(&self, ctx: &mut Ctx, rows: usize, cols: usize) {
+        let (node, hmid, vmid) = (&self.node, &self.hmid, &self.vmid);
+        for r in 0..=rows {
+            let mut pts = Vec::new();
+            for c in 0..cols {
+                pts.push(node[r][c]);
+                pts.push(hmid[r][c]);
+            }
+            pts.push(node[r][cols]);
+            let hw = if r % 2 == 0 { "primary" } else { "secondary" };
+            ctx.road(&pts, hw, ROAD_NAMES[r % ROAD_NAMES.len()]);
+        }
+        for c in 0..=cols {
+            let mut pts = Vec::new();
+            for r in 0..rows {
+                pts.push(node[r][c]);
+                pts.push(vmid[r][c]);
+            }
+            pts.push(node[rows][c]);
+            let hw = if c % 2 == 0 { "primary" } else { "secondary" };
+            ctx.road(&pts, hw, ROAD_NAMES[(c + 5) % ROAD_NAMES.len()]);
+        }
+    }
+}
+
+/// A community name not used yet: random two-part names while fresh ones are likely, then
+/// numbered (第二…) variants.
+fn community_name(ctx: &mut Ctx, used: &mut std::collections::HashSet<String>, k: usize) -> String {
+    for attempt in 0..64 {
+        let a = NAME_A[ctx.rng.random_range(0..NAME_A.len())];
+        let b = NAME_B[ctx.rng.random_range(0..NAME_B.len())];
+        let base = format!("{a}{b}");
+        let candidate = if attempt < 16 {
+            format!("{base}社区")
+        } else {
+            format!(
+                "{base}第{}社区",
+                crate::model::chinese_ordinal(attempt / 16 + 1)
+            )
+        };
+        if used.insert(candidate.clone()) {
+            return candidate;
+        }
+    }
+    let name = format!("第{}社区", k + 1);
+    used.insert(name.clone());
+    name
+}
+
+/// Split a superblock (`q`: sw, se, ne, nw) into 2×2 or 3×2 compounds by local streets that end
+/// on the arterials, and fill them; tried again (up to 12 times) until the community holds
+/// 1,600–5,800 households.
+fn fill_superblock(ctx: &mut Ctx, q: &[Coord; 4], ring: &[Coord], dist_c: f64) {
+    let (b0, r0, h0, id0) = (
+        ctx.buildings.len(),
+        ctx.roads.len(),
+        ctx.households,
+        ctx.next_id,
+    );
+    for attempt in 0..12 {
+        ctx.buildings.truncate(b0);
+        ctx.roads.truncate(r0);
+        ctx.households = h0;
+        ctx.next_id = id0;
+        let nu = ctx.rng.random_range(2..=3usize);
+        let nv = 2usize;
+        let cuts = |n: usize, ctx: &mut Ctx| -> Vec<f64> {
+            (0..=n)
+                .map(|i| {
+                    if i == 0 || i == n {
+                        i as f64 / n as f64
+                    } else {
+                        i as f64 / n as f64 + ctx.rng.random_range(-0.06..0.06)
+                    }
+                })
+                .collect()
+        };
+        let us = cuts(nu, ctx);
+        let vs = cuts(nv, ctx);
+        for i in 1..nu {
+            let (a, b) = clip_to_ring(ring, quad_pt(q, us[i], 0.0), quad_pt(q, us[i], 1.0));
+            ctx.road(&[a, b], "residential", "");
+        }
+        for j in 1..nv {
+            let (a, b) = clip_to_ring(ring, quad_pt(q, 0.0, vs[j]), quad_pt(q, 1.0, vs[j]));
+            ctx.road(&[a, b], "residential", "");
+        }
+        fill_compounds(ctx, q, (&us, &vs), attempt, dist_c);
+        let hh = ctx.households - h0;
+        if (1_600..=5_800).contains(&hh) {
+            break;
+        }
+    }
+}
+
+/// Fill each compound of a superblock with a kind of housing (civic, village, slabs, towers,
+/// walk-ups; villages more likely towards the edge of the district).
+fn fill_compounds(
+    ctx: &mut Ctx,
+    q: &[Coord; 4],
+    (us, vs): (&[f64], &[f64]),
+    attempt: usize,
+    dist_c: f64,
+) {
+    let inset = |u: f64, v: f64| quad_pt(q, 0.04 + 0.92 * u, 0.04 + 0.92 * v);
+    for i in 0..us.len() - 1 {
+        for j in 0..vs.len() - 1 {
+            let bq = [
+                inset(us[i], vs[j]),
+                inset(us[i + 1], vs[j]),
+                inset(us[i + 1], vs[j + 1]),
+                inset(us[i], vs[j + 1]),
+            ];
+            let x: f64 = ctx.rng.random();
+            let kind = if x < 0.12 && attempt < 6 {
+                Kind::Civic
+            } else if dist_c > 0.7 && x < 0.45 {
+                Kind::Village
+            } else if x < 0.5 {
+                Kind::Slabs
+            } else if x < 0.72 {
+                Kind::Towers
+            } else if x < 0.9 {
+                Kind::WalkUps
+            } else {
+                Kind::Village
+            };
+            ctx.fill_block(&bq, kind);
+            // a footpath through larger compounds
+            if matches!(kind, Kind::Slabs | Kind::Towers) {
+                let a = quad_pt(&bq, 0.5, 0.0);
+                let b = quad_pt(&bq, 0.5, 1.0);
+                ctx.road(&[a, b], "footway", "");
+            }
+        }
+    }
+}
+
 /// Generate a district with `n` communities.
 #[must_use]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
 pub fn generate(seed: u64, n: usize) -> SampleCity {
     let n = n.max(1);
     let mut ctx = Ctx {
@@ -255,81 +457,9 @@ pub fn generate(seed: u64, n: usize) -> SampleCity {
     let cols = (n as f64).sqrt().ceil() as usize;
     let rows = n.div_ceil(cols);
     let span = 520.0;
-    // jittered arterial nodes
-    let mut node = vec![vec![Coord { x: 0.0, y: 0.0 }; cols + 1]; rows + 1];
-    for (r, row) in node.iter_mut().enumerate() {
-        for (c, p) in row.iter_mut().enumerate() {
-            let jx = if c == 0 || c == cols {
-                0.0
-            } else {
-                ctx.rng.random_range(-60.0..60.0)
-            };
-            let jy = if r == 0 || r == rows {
-                0.0
-            } else {
-                ctx.rng.random_range(-60.0..60.0)
-            };
-            *p = Coord {
-                x: c as f64 * span + jx + r as f64 * 25.0,
-                y: -(r as f64) * span + jy,
-            };
-        }
-    }
-    // bent midpoints of arterial edges (irregular streets), shared by both neighbours
-    let mut hmid = vec![vec![Coord { x: 0.0, y: 0.0 }; cols]; rows + 1];
-    for r in 0..=rows {
-        for c in 0..cols {
-            let m = lerp(node[r][c], node[r][c + 1], 0.5);
-            hmid[r][c] = Coord {
-                x: m.x,
-                y: m.y + ctx.rng.random_range(-25.0..25.0),
-            };
-        }
-    }
-    let mut vmid = vec![vec![Coord { x: 0.0, y: 0.0 }; cols + 1]; rows];
-    for r in 0..rows {
-        for c in 0..=cols {
-            let m = lerp(node[r][c], node[r + 1][c], 0.5);
-            vmid[r][c] = Coord {
-                x: m.x + ctx.rng.random_range(-25.0..25.0),
-                y: m.y,
-            };
-        }
-    }
-    let road_names = [
-        "东山大道",
-        "夷陵大道",
-        "沿江大道",
-        "西陵一路",
-        "西陵二路",
-        "发展大道",
-        "城东大道",
-        "港窑路",
-        "樵湖路",
-        "珍珠路",
-        "峡州路",
-        "桃花岭路",
-    ];
-    for r in 0..=rows {
-        let mut pts = Vec::new();
-        for c in 0..cols {
-            pts.push(node[r][c]);
-            pts.push(hmid[r][c]);
-        }
-        pts.push(node[r][cols]);
-        let hw = if r % 2 == 0 { "primary" } else { "secondary" };
-        ctx.road(&pts, hw, road_names[r % road_names.len()]);
-    }
-    for c in 0..=cols {
-        let mut pts = Vec::new();
-        for r in 0..rows {
-            pts.push(node[r][c]);
-            pts.push(vmid[r][c]);
-        }
-        pts.push(node[rows][c]);
-        let hw = if c % 2 == 0 { "primary" } else { "secondary" };
-        ctx.road(&pts, hw, road_names[(c + 5) % road_names.len()]);
-    }
+    let art = Arterials::new(&mut ctx, rows, cols, span);
+    art.roads(&mut ctx, rows, cols);
+    let (node, hmid, vmid) = (&art.node, &art.hmid, &art.vmid);
     let mut communities = Vec::new();
     let centre = Coord {
         x: cols as f64 * span / 2.0,
@@ -350,29 +480,7 @@ pub fn generate(seed: u64, n: usize) -> SampleCity {
             node[r + 1][c],
             vmid[r][c],
         ];
-        // names: random two-part names while fresh ones are likely, then numbered (第二…) variants
-        let mut name = String::new();
-        for attempt in 0..64 {
-            let a = NAME_A[ctx.rng.random_range(0..NAME_A.len())];
-            let b = NAME_B[ctx.rng.random_range(0..NAME_B.len())];
-            let base = format!("{a}{b}");
-            let candidate = if attempt < 16 {
-                format!("{base}社区")
-            } else {
-                format!(
-                    "{base}第{}社区",
-                    crate::model::chinese_ordinal(attempt / 16 + 1)
-                )
-            };
-            if used_names.insert(candidate.clone()) {
-                name = candidate;
-                break;
-            }
-        }
-        if name.is_empty() {
-            name = format!("第{}社区", k + 1);
-            used_names.insert(name.clone());
-        }
+        let name = community_name(&mut ctx, &mut used_names, k);
         let street = k / 8 + 1;
         let code = format!("{DISTRICT}{street:03}{:03}", k % 8 + 1);
         let mut coords: Vec<Value> = ring.iter().rev().map(|p| ctx.ll(*p)).collect();
@@ -382,7 +490,6 @@ pub fn generate(seed: u64, n: usize) -> SampleCity {
             "properties": { "code": code, "name": name, "street": format!("{DISTRICT}{street:03}") },
             "geometry": { "type": "Polygon", "coordinates": [coords] }
         }));
-        // split the superblock into 2×2 or 3×2 compounds by local streets that end on the arterials
         let q = [
             node[r + 1][c],
             node[r + 1][c + 1],
@@ -391,85 +498,7 @@ pub fn generate(seed: u64, n: usize) -> SampleCity {
         ]; // sw, se, ne, nw
         let cc = quad_pt(&q, 0.5, 0.5);
         let dist_c = ((cc.x - centre.x).powi(2) + (cc.y - centre.y).powi(2)).sqrt() / radius;
-        let ring_c: Vec<Coord> = ring.to_vec();
-        let (b0, r0, h0, id0) = (
-            ctx.buildings.len(),
-            ctx.roads.len(),
-            ctx.households,
-            ctx.next_id,
-        );
-        for attempt in 0..12 {
-            ctx.buildings.truncate(b0);
-            ctx.roads.truncate(r0);
-            ctx.households = h0;
-            ctx.next_id = id0;
-            let nu = ctx.rng.random_range(2..=3usize);
-            let nv = 2usize;
-            let us: Vec<f64> = (0..=nu)
-                .map(|i| {
-                    if i == 0 || i == nu {
-                        i as f64 / nu as f64
-                    } else {
-                        i as f64 / nu as f64 + ctx.rng.random_range(-0.06..0.06)
-                    }
-                })
-                .collect();
-            let vs: Vec<f64> = (0..=nv)
-                .map(|i| {
-                    if i == 0 || i == nv {
-                        i as f64 / nv as f64
-                    } else {
-                        i as f64 / nv as f64 + ctx.rng.random_range(-0.06..0.06)
-                    }
-                })
-                .collect();
-            let inset = |u: f64, v: f64| quad_pt(&q, 0.04 + 0.92 * u, 0.04 + 0.92 * v);
-            for i in 1..nu {
-                let (a, b) =
-                    clip_to_ring(&ring_c, quad_pt(&q, us[i], 0.0), quad_pt(&q, us[i], 1.0));
-                ctx.road(&[a, b], "residential", "");
-            }
-            for j in 1..nv {
-                let (a, b) =
-                    clip_to_ring(&ring_c, quad_pt(&q, 0.0, vs[j]), quad_pt(&q, 1.0, vs[j]));
-                ctx.road(&[a, b], "residential", "");
-            }
-            for i in 0..nu {
-                for j in 0..nv {
-                    let bq = [
-                        inset(us[i], vs[j]),
-                        inset(us[i + 1], vs[j]),
-                        inset(us[i + 1], vs[j + 1]),
-                        inset(us[i], vs[j + 1]),
-                    ];
-                    let x: f64 = ctx.rng.random();
-                    let kind = if x < 0.12 && attempt < 6 {
-                        Kind::Civic
-                    } else if dist_c > 0.7 && x < 0.45 {
-                        Kind::Village
-                    } else if x < 0.5 {
-                        Kind::Slabs
-                    } else if x < 0.72 {
-                        Kind::Towers
-                    } else if x < 0.9 {
-                        Kind::WalkUps
-                    } else {
-                        Kind::Village
-                    };
-                    ctx.fill_block(&bq, kind);
-                    // a footpath through larger compounds
-                    if matches!(kind, Kind::Slabs | Kind::Towers) {
-                        let a = quad_pt(&bq, 0.5, 0.0);
-                        let b = quad_pt(&bq, 0.5, 1.0);
-                        ctx.road(&[a, b], "footway", "");
-                    }
-                }
-            }
-            let hh = ctx.households - h0;
-            if (1_600..=5_800).contains(&hh) {
-                break;
-            }
-        }
+        fill_superblock(&mut ctx, &q, &ring, dist_c);
     }
     SampleCity {
         communities: json!({ "type": "FeatureCollection", "features": communities }),

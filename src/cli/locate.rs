@@ -152,14 +152,159 @@ fn tmp_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.tmp{}", std::process::id()))
 }
 
+/// One locate run: the arguments, the locators, the input's name and the temporary output.
+struct Job<'a> {
+    a: &'a LocateArgs,
+    ctx: &'a Ctx,
+    name: &'a str,
+    tmp: &'a Path,
+}
+
+impl Job<'_> {
+    /// A bad row: fatal with `--strict`, else counted, kept and noted.
+    fn bad(&self, row: u64, msg: String, sum: &mut Summary) -> Result<String> {
+        if self.a.strict {
+            bail!("{}: row {row}: {msg}", self.name);
+        }
+        sum.bad_rows += 1;
+        if sum.bad.len() < 100 {
+            sum.bad.push((row, msg.clone()));
+        }
+        Ok(format!("error: {msg}"))
+    }
+
+    /// A CSV in, streamed: every row written with its grid, community and note.
+    fn csv(&self, sum: &mut Summary, bar: &ProgressBar) -> Result<()> {
+        let (a, name) = (self.a, self.name);
+        let mut rd = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(&a.points)
+            .with_context(|| format!("{name}: cannot read"))?;
+        let headers = rd
+            .headers()
+            .with_context(|| format!("{name}: no header row"))?
+            .clone();
+        let (xi, yi) = super::coord_columns(name, &headers, &a.lon_field, &a.lat_field)?;
+        let ti = match &a.time_field {
+            Some(f) => Some(
+                headers
+                    .iter()
+                    .position(|h| h.trim() == f)
+                    .ok_or_else(|| anyhow!("{name}: no column `{f}` (--time-field)"))?,
+            ),
+            None => None,
+        };
+        let file = std::fs::File::create(self.tmp)
+            .with_context(|| format!("{}: cannot create", a.out.display()))?;
+        let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+        let mut h: Vec<String> = headers.iter().map(str::to_string).collect();
+        h.extend(["grid".into(), "community".into(), "locate_note".into()]);
+        w.write_record(&h)?;
+        let mut rec = csv::StringRecord::new();
+        let mut row: u64 = 1;
+        while rd
+            .read_record(&mut rec)
+            .with_context(|| format!("{name}: row {}: not valid CSV", row + 1))?
+        {
+            row += 1;
+            sum.points += 1;
+            bar.inc(1);
+            let parsed = self.parse_row(&rec, (xi, yi, ti));
+            let (g, c, note) = match parsed.and_then(|(x, y, t)| self.ctx.answer(x, y, t, sum)) {
+                Ok(v) => v,
+                Err(msg) => (String::new(), String::new(), self.bad(row, msg, sum)?),
+            };
+            let mut out: Vec<&str> = rec.iter().collect();
+            while out.len() < headers.len() {
+                out.push("");
+            }
+            out.push(&g);
+            out.push(&c);
+            out.push(&note);
+            w.write_record(&out)?;
+        }
+        let mut inner = w.into_inner().map_err(|e| anyhow!("{e}"))?;
+        inner.flush()?;
+        inner.get_ref().sync_all()?;
+        Ok(())
+    }
+
+    /// Longitude, latitude and time of a CSV row.
+    fn parse_row(
+        &self,
+        rec: &csv::StringRecord,
+        (xi, yi, ti): (usize, usize, Option<usize>),
+    ) -> Result<(f64, f64, Option<i64>), String> {
+        let a = self.a;
+        let x = num(rec.get(xi).unwrap_or(""), &a.lon_field)?;
+        let y = num(rec.get(yi).unwrap_or(""), &a.lat_field)?;
+        let t = match ti {
+            Some(i) => {
+                let s = rec.get(i).unwrap_or("");
+                Some(crate::model::parse_time(s).ok_or_else(|| {
+                    format!(
+                        "field `{}`: expected a date or time, found {s:?}",
+                        a.time_field.as_deref().unwrap_or("")
+                    )
+                })?)
+            }
+            None => None,
+        };
+        Ok((x, y, t))
+    }
+
+    /// A GeoJSON file in: every feature written with its grid, community and note.
+    fn geojson(&self, sum: &mut Summary) -> Result<()> {
+        let a = self.a;
+        let feats = read_features(&a.points)?;
+        let mut outf = Vec::with_capacity(feats.len());
+        for f in feats {
+            let row = f.index as u64 + 1;
+            sum.points += 1;
+            let label = f.label();
+            let coord = match f.geometry.as_ref().map(parse_geometry) {
+                Some(Ok(Geom::Point(c))) => Ok(c),
+                Some(Ok(_)) => Err(format!("{label}: expected a Point geometry")),
+                Some(Err(e)) => Err(format!("{label}: {e}")),
+                None => Err(format!("{label}: no geometry")),
+            };
+            let t = match &a.time_field {
+                Some(k) => match f.properties.get(k).and_then(crate::io::geojson::value_text) {
+                    Some(s) => crate::model::parse_time(&s)
+                        .ok_or_else(|| format!("{label}: property `{k}`: expected a date or time")),
+                    None => Err(format!("{label}: property `{k}` is missing")),
+                }
+                .map(Some),
+                None => Ok(None),
+            };
+            let res = coord.and_then(|c| t.and_then(|t| self.ctx.answer(c.x, c.y, t, sum)));
+            let (g, c, note) = match res {
+                Ok(v) => v,
+                Err(msg) => (String::new(), String::new(), self.bad(row, msg, sum)?),
+            };
+            let mut props = f.properties.clone();
+            props.insert("grid".into(), json!(g));
+            props.insert("community".into(), json!(c));
+            props.insert("locate_note".into(), json!(note));
+            let mut feat = json!({ "type": "Feature", "properties": props, "geometry": f.geometry.clone().unwrap_or(Value::Null) });
+            if let Some(id) = &f.id {
+                feat["id"] = json!(id);
+            }
+            outf.push(feat);
+        }
+        let bytes = serde_json::to_vec(&json!({ "type": "FeatureCollection", "features": outf }))?;
+        let mut file = std::fs::File::create(self.tmp)
+            .with_context(|| format!("{}: cannot create", a.out.display()))?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        Ok(())
+    }
+}
+
 /// Run `wangge locate`.
 ///
 /// # Errors
 /// Unreadable layers, a bad row with `--strict`, or I/O errors.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
 pub fn run(a: &LocateArgs) -> Result<()> {
     let crs: Crs = a.crs.parse()?;
     let wgs = Transformer::new(Crs::Wgs84, Crs::Wgs84)?;
@@ -199,139 +344,28 @@ pub fn run(a: &LocateArgs) -> Result<()> {
     } else {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let bad = |row: u64, msg: String, sum: &mut Summary| -> Result<String> {
-        if a.strict {
-            bail!("{name}: row {row}: {msg}");
-        }
-        sum.bad_rows += 1;
-        if sum.bad.len() < 100 {
-            sum.bad.push((row, msg.clone()));
-        }
-        Ok(format!("error: {msg}"))
-    };
     let tmp = tmp_path(&a.out);
-    let result = (|| -> Result<()> {
-        if ext == "csv" {
-            if out_ext != "csv" {
-                bail!(
-                    "{}: a CSV input is written as CSV; give --out with .csv",
-                    a.out.display()
-                );
-            }
-            let mut rd = csv::ReaderBuilder::new()
-                .flexible(true)
-                .from_path(&a.points)
-                .with_context(|| format!("{name}: cannot read"))?;
-            let headers = rd
-                .headers()
-                .with_context(|| format!("{name}: no header row"))?
-                .clone();
-            let find = |f: &str| headers.iter().position(|h| h.trim() == f);
-            let (xi, yi) = super::coord_columns(&name, &headers, &a.lon_field, &a.lat_field)?;
-            let ti = match &a.time_field {
-                Some(f) => {
-                    Some(find(f).ok_or_else(|| anyhow!("{name}: no column `{f}` (--time-field)"))?)
-                }
-                None => None,
-            };
-            let file = std::fs::File::create(&tmp)
-                .with_context(|| format!("{}: cannot create", a.out.display()))?;
-            let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
-            let mut h: Vec<String> = headers.iter().map(str::to_string).collect();
-            h.extend(["grid".into(), "community".into(), "locate_note".into()]);
-            w.write_record(&h)?;
-            let mut rec = csv::StringRecord::new();
-            let mut row: u64 = 1;
-            while rd
-                .read_record(&mut rec)
-                .with_context(|| format!("{name}: row {}: not valid CSV", row + 1))?
-            {
-                row += 1;
-                sum.points += 1;
-                bar.inc(1);
-                let parsed = (|| -> Result<(f64, f64, Option<i64>), String> {
-                    let x = num(rec.get(xi).unwrap_or(""), &a.lon_field)?;
-                    let y = num(rec.get(yi).unwrap_or(""), &a.lat_field)?;
-                    let t = match ti {
-                        Some(i) => {
-                            let s = rec.get(i).unwrap_or("");
-                            Some(crate::model::parse_time(s).ok_or_else(|| {
-                                format!(
-                                    "field `{}`: expected a date or time, found {s:?}",
-                                    a.time_field.as_deref().unwrap_or("")
-                                )
-                            })?)
-                        }
-                        None => None,
-                    };
-                    Ok((x, y, t))
-                })();
-                let (g, c, note) = match parsed.and_then(|(x, y, t)| ctx.answer(x, y, t, &mut sum))
-                {
-                    Ok(v) => v,
-                    Err(msg) => (String::new(), String::new(), bad(row, msg, &mut sum)?),
-                };
-                let mut out: Vec<&str> = rec.iter().collect();
-                while out.len() < headers.len() {
-                    out.push("");
-                }
-                out.push(&g);
-                out.push(&c);
-                out.push(&note);
-                w.write_record(&out)?;
-            }
-            let mut inner = w.into_inner().map_err(|e| anyhow!("{e}"))?;
-            inner.flush()?;
-            inner.get_ref().sync_all()?;
+    let job = Job {
+        a,
+        ctx: &ctx,
+        name: &name,
+        tmp: &tmp,
+    };
+    let result = if ext == "csv" {
+        if out_ext == "csv" {
+            job.csv(&mut sum, &bar)
         } else {
-            let feats = read_features(&a.points)?;
-            let mut outf = Vec::with_capacity(feats.len());
-            for f in feats {
-                let row = f.index as u64 + 1;
-                sum.points += 1;
-                let label = f.label();
-                let coord = match f.geometry.as_ref().map(parse_geometry) {
-                    Some(Ok(Geom::Point(c))) => Ok(c),
-                    Some(Ok(_)) => Err(format!("{label}: expected a Point geometry")),
-                    Some(Err(e)) => Err(format!("{label}: {e}")),
-                    None => Err(format!("{label}: no geometry")),
-                };
-                let t = match &a.time_field {
-                    Some(k) => match f.properties.get(k).and_then(crate::io::geojson::value_text) {
-                        Some(s) => crate::model::parse_time(&s).ok_or_else(|| {
-                            format!("{label}: property `{k}`: expected a date or time")
-                        }),
-                        None => Err(format!("{label}: property `{k}` is missing")),
-                    }
-                    .map(Some),
-                    None => Ok(None),
-                };
-                let res = coord.and_then(|c| t.and_then(|t| ctx.answer(c.x, c.y, t, &mut sum)));
-                let (g, c, note) = match res {
-                    Ok(v) => v,
-                    Err(msg) => (String::new(), String::new(), bad(row, msg, &mut sum)?),
-                };
-                let mut props = f.properties.clone();
-                props.insert("grid".into(), json!(g));
-                props.insert("community".into(), json!(c));
-                props.insert("locate_note".into(), json!(note));
-                let mut feat = json!({ "type": "Feature", "properties": props, "geometry": f.geometry.clone().unwrap_or(Value::Null) });
-                if let Some(id) = &f.id {
-                    feat["id"] = json!(id);
-                }
-                outf.push(feat);
-            }
-            let bytes =
-                serde_json::to_vec(&json!({ "type": "FeatureCollection", "features": outf }))?;
-            let mut file = std::fs::File::create(&tmp)
-                .with_context(|| format!("{}: cannot create", a.out.display()))?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
+            Err(anyhow!(
+                "{}: a CSV input is written as CSV; give --out with .csv",
+                a.out.display()
+            ))
         }
-        std::fs::rename(&tmp, &a.out)
-            .with_context(|| format!("{}: cannot write", a.out.display()))?;
-        Ok(())
-    })();
+    } else {
+        job.geojson(&mut sum)
+    }
+    .and_then(|()| {
+        std::fs::rename(&tmp, &a.out).with_context(|| format!("{}: cannot write", a.out.display()))
+    });
     bar.finish_and_clear();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -22,130 +22,150 @@ struct WayRec {
     tags: HashMap<String, String>,
 }
 
+/// What one pass over a PBF file keeps: every node's position, the building and highway ways,
+/// every way's node list (relation members), and building multipolygon relations.
+#[derive(Default)]
+struct Parsed {
+    nodes: HashMap<i64, Coord>,
+    ways: Vec<WayRec>,
+    way_nodes: HashMap<i64, Vec<i64>>,
+    rels: Vec<RelRec>,
+}
+
+impl Parsed {
+    fn read(path: &Path) -> Result<Parsed, InputError> {
+        let reader = ElementReader::from_path(path)
+            .map_err(|e| InputError::file(path, format!("cannot open as OSM PBF: {e}")))?;
+        let mut p = Parsed::default();
+        reader
+            .for_each(|el| match el {
+                Element::Node(n) => {
+                    p.nodes.insert(
+                        n.id(),
+                        Coord {
+                            x: n.lon(),
+                            y: n.lat(),
+                        },
+                    );
+                }
+                Element::DenseNode(n) => {
+                    p.nodes.insert(
+                        n.id(),
+                        Coord {
+                            x: n.lon(),
+                            y: n.lat(),
+                        },
+                    );
+                }
+                Element::Way(w) => {
+                    let tags: HashMap<String, String> = w
+                        .tags()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    let refs: Vec<i64> = w.refs().collect();
+                    if tags.contains_key("building") || tags.contains_key("highway") {
+                        p.ways.push(WayRec {
+                            id: w.id(),
+                            nodes: refs.clone(),
+                            tags,
+                        });
+                    }
+                    p.way_nodes.insert(w.id(), refs);
+                }
+                Element::Relation(r) => {
+                    let tags: HashMap<String, String> = r
+                        .tags()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    if tags.contains_key("building")
+                        && tags.get("type").map(String::as_str) == Some("multipolygon")
+                    {
+                        let members = r
+                            .members()
+                            .filter(|m| m.member_type == osmpbf::RelMemberType::Way)
+                            .map(|m| (m.member_id, m.role().unwrap_or("").to_string()))
+                            .collect();
+                        p.rels.push((r.id(), members, tags));
+                    }
+                }
+            })
+            .map_err(|e| InputError::file(path, format!("corrupt OSM PBF: {e}")))?;
+        Ok(p)
+    }
+
+    /// The line through these nodes, when all are in the extract.
+    fn line_of(&self, refs: &[i64]) -> Option<LineString> {
+        refs.iter()
+            .map(|r| self.nodes.get(r).copied())
+            .collect::<Option<Vec<_>>>()
+            .map(LineString)
+    }
+}
+
+/// A building from its footprint and tags: invalid parts repaired or skipped (and noted),
+/// households from `households` or estimated from floors, footprint and use.
+fn building(
+    id: String,
+    mp: &MultiPolygon,
+    tags: &HashMap<String, String>,
+    est: &EstimateParams,
+    notes: &mut LoadNotes,
+) -> Option<Building> {
+    let mut parts = Vec::new();
+    for p in &mp.0 {
+        match check_polygon(p, true) {
+            Ok(c) => {
+                if c.repaired {
+                    notes.repaired.push(id.clone());
+                }
+                parts.extend(c.geometry.0);
+            }
+            Err(e) => notes.skipped.push(format!("{id}: {e}")),
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let mp = MultiPolygon(parts);
+    let num = |k: &str| {
+        tags.get(k)
+            .and_then(|v| v.trim().trim_end_matches('m').trim().parse::<f64>().ok())
+    };
+    let (households, source) = match num("households") {
+        Some(h) if h >= 0.0 => (h.round() as u32, HouseholdSource::Given),
+        _ => {
+            notes.estimated_households += 1;
+            let floors = est.floors(num("floors"), num("building:levels"), num("height"));
+            let share = est.residential_share(tags.get("building").map(String::as_str));
+            (
+                est.estimate(geodesic_area_m2(&mp), floors, share),
+                HouseholdSource::Estimated,
+            )
+        }
+    };
+    Some(Building {
+        id,
+        households,
+        source,
+        weight: f64::from(households),
+        geometry: mp,
+    })
+}
+
 /// Read buildings and roads from a `.osm.pbf` file.
 ///
 /// # Errors
 /// Unreadable or corrupt PBF.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
 pub fn read_osm(
     path: &Path,
     est: &EstimateParams,
 ) -> Result<(Vec<Building>, Vec<Road>, LoadNotes), InputError> {
-    let reader = ElementReader::from_path(path)
-        .map_err(|e| InputError::file(path, format!("cannot open as OSM PBF: {e}")))?;
-    let mut nodes: HashMap<i64, Coord> = HashMap::new();
-    let mut ways: Vec<WayRec> = Vec::new();
-    let mut way_nodes: HashMap<i64, Vec<i64>> = HashMap::new();
-    let mut rels: Vec<RelRec> = Vec::new();
-    reader
-        .for_each(|el| match el {
-            Element::Node(n) => {
-                nodes.insert(
-                    n.id(),
-                    Coord {
-                        x: n.lon(),
-                        y: n.lat(),
-                    },
-                );
-            }
-            Element::DenseNode(n) => {
-                nodes.insert(
-                    n.id(),
-                    Coord {
-                        x: n.lon(),
-                        y: n.lat(),
-                    },
-                );
-            }
-            Element::Way(w) => {
-                let tags: HashMap<String, String> = w
-                    .tags()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                let refs: Vec<i64> = w.refs().collect();
-                if tags.contains_key("building") || tags.contains_key("highway") {
-                    ways.push(WayRec {
-                        id: w.id(),
-                        nodes: refs.clone(),
-                        tags,
-                    });
-                }
-                way_nodes.insert(w.id(), refs);
-            }
-            Element::Relation(r) => {
-                let tags: HashMap<String, String> = r
-                    .tags()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                if tags.contains_key("building")
-                    && tags.get("type").map(String::as_str) == Some("multipolygon")
-                {
-                    let members = r
-                        .members()
-                        .filter(|m| m.member_type == osmpbf::RelMemberType::Way)
-                        .map(|m| (m.member_id, m.role().unwrap_or("").to_string()))
-                        .collect();
-                    rels.push((r.id(), members, tags));
-                }
-            }
-        })
-        .map_err(|e| InputError::file(path, format!("corrupt OSM PBF: {e}")))?;
+    let p = Parsed::read(path)?;
     let mut notes = LoadNotes::default();
-    let line_of = |refs: &[i64]| -> Option<LineString> {
-        refs.iter()
-            .map(|r| nodes.get(r).copied())
-            .collect::<Option<Vec<_>>>()
-            .map(LineString)
-    };
     let mut buildings = Vec::new();
     let mut roads = Vec::new();
-    let mut push_building =
-        |id: String, mp: MultiPolygon, tags: &HashMap<String, String>, notes: &mut LoadNotes| {
-            let mut parts = Vec::new();
-            for p in &mp.0 {
-                match check_polygon(p, true) {
-                    Ok(c) => {
-                        if c.repaired {
-                            notes.repaired.push(id.clone());
-                        }
-                        parts.extend(c.geometry.0);
-                    }
-                    Err(e) => notes.skipped.push(format!("{id}: {e}")),
-                }
-            }
-            if parts.is_empty() {
-                return;
-            }
-            let mp = MultiPolygon(parts);
-            let num = |k: &str| {
-                tags.get(k)
-                    .and_then(|v| v.trim().trim_end_matches('m').trim().parse::<f64>().ok())
-            };
-            let (households, source) = match num("households") {
-                Some(h) if h >= 0.0 => (h.round() as u32, HouseholdSource::Given),
-                _ => {
-                    notes.estimated_households += 1;
-                    let floors = est.floors(num("floors"), num("building:levels"), num("height"));
-                    let share = est.residential_share(tags.get("building").map(String::as_str));
-                    (
-                        est.estimate(geodesic_area_m2(&mp), floors, share),
-                        HouseholdSource::Estimated,
-                    )
-                }
-            };
-            buildings.push(Building {
-                id,
-                households,
-                source,
-                weight: f64::from(households),
-                geometry: mp,
-            });
-        };
-    for w in &ways {
-        let Some(line) = line_of(&w.nodes) else {
+    for w in &p.ways {
+        let Some(line) = p.line_of(&w.nodes) else {
             notes.skipped.push(format!(
                 "w{}: references nodes missing from the extract",
                 w.id
@@ -156,12 +176,14 @@ pub fn read_osm(
             && w.nodes.len() >= 4
             && w.nodes.first() == w.nodes.last()
         {
-            push_building(
+            let mp = MultiPolygon(vec![Polygon::new(line, vec![])]);
+            buildings.extend(building(
                 format!("w{}", w.id),
-                MultiPolygon(vec![Polygon::new(line, vec![])]),
+                &mp,
                 &w.tags,
+                est,
                 &mut notes,
-            );
+            ));
         } else if let Some(h) = w.tags.get("highway") {
             roads.push(Road {
                 highway: h.clone(),
@@ -170,21 +192,21 @@ pub fn read_osm(
             });
         }
     }
-    for (id, members, tags) in &rels {
+    for (id, members, tags) in &p.rels {
         let mut outers = Vec::new();
         let mut inners = Vec::new();
         for (wid, role) in members {
-            let Some(refs) = way_nodes.get(wid) else {
+            let Some(refs) = p.way_nodes.get(wid) else {
                 continue;
             };
             if refs.len() < 4 || refs.first() != refs.last() {
                 continue;
             }
-            let Some(l) = line_of(refs) else { continue };
+            let Some(l) = p.line_of(refs) else { continue };
             if role == "inner" {
-                inners.push(l)
+                inners.push(l);
             } else {
-                outers.push(l)
+                outers.push(l);
             }
         }
         if outers.is_empty() {
@@ -199,7 +221,8 @@ pub fn read_osm(
                 .map(|o| Polygon::new(o, vec![]))
                 .collect()
         };
-        push_building(format!("r{id}"), MultiPolygon(polys), tags, &mut notes);
+        let mp = MultiPolygon(polys);
+        buildings.extend(building(format!("r{id}"), &mp, tags, est, &mut notes));
     }
     buildings.sort_by(|a, b| a.id.cmp(&b.id));
     Ok((buildings, roads, notes))

@@ -91,38 +91,11 @@ impl Locator {
     ///
     /// # Errors
     /// An empty layer.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-    )]
     pub fn new(zones: Vec<Zone>) -> Result<Self, LocateError> {
-        let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-        let mut nverts = 0usize;
-        for z in &zones {
-            for p in &z.polygon.0 {
-                for r in std::iter::once(p.exterior()).chain(p.interiors()) {
-                    for c in &r.0 {
-                        lo = [lo[0].min(c.x), lo[1].min(c.y)];
-                        hi = [hi[0].max(c.x), hi[1].max(c.y)];
-                        nverts += 1;
-                    }
-                }
-            }
-        }
-        if zones.is_empty() || !lo[0].is_finite() {
-            return Err(LocateError::Empty);
-        }
+        let (lo, hi, nverts) = extent(&zones).ok_or(LocateError::Empty)?;
         let kx = ((lo[1] + hi[1]) / 2.0).to_radians().cos().max(0.01);
-        // about four cells per vertex, square in metres, at most 4M cells
-        let target = (nverts * 4).clamp(1024, 4_000_000) as f64;
-        let (w, h) = ((hi[0] - lo[0]).max(1e-9) * kx, (hi[1] - lo[1]).max(1e-9));
-        let side = (w * h / target).sqrt().max(1e-7);
-        let nx = ((w / side).ceil() as usize).clamp(1, 8192);
-        let ny = ((h / side).ceil() as usize).clamp(1, 8192);
-        let cw = (hi[0] - lo[0]).max(1e-9) / nx as f64 * (1.0 + 1e-9);
-        let ch = (hi[1] - lo[1]).max(1e-9) / ny as f64 * (1.0 + 1e-9);
-        let (x0, y0) = (lo[0], lo[1]);
-        let ncell = nx * ny;
+        let g = CellGrid::new(lo, hi, nverts, kx);
+        let ncell = g.nx * g.ny;
         // per cell candidate sets: edges crossing (mixed) and centre-inside (cover)
         let mut mixed: Vec<Vec<u32>> = vec![Vec::new(); ncell];
         let mut cover: Vec<Vec<u32>> = vec![Vec::new(); ncell];
@@ -130,80 +103,22 @@ impl Locator {
         let mut zrows: Vec<(usize, Vec<(u32, u32)>)> = Vec::with_capacity(zones.len());
         let mut segs: Vec<Seg> = Vec::new();
         let mut flat: Vec<u32> = Vec::new();
-        let col = |x: f64| (((x - x0) / cw).floor().max(0.0) as usize).min(nx - 1);
-        let row = |y: f64| (((y - y0) / ch).floor().max(0.0) as usize).min(ny - 1);
         for (zi, z) in zones.iter().enumerate() {
             let zi32 = zi as u32;
-            let mut edges: Vec<(Coord, Coord)> = Vec::new();
-            for p in &z.polygon.0 {
-                for r in std::iter::once(p.exterior()).chain(p.interiors()) {
-                    for w in r.0.windows(2) {
-                        if w[0] != w[1] {
-                            edges.push((w[0], w[1]));
-                        }
-                    }
-                }
-            }
-            // mark cells crossed by each edge (conservative: the edge's cells along its rows)
+            let edges = edges_of(z);
             for &(a, b) in &edges {
                 segs.push(GeomWithData::new(
                     Line::new([a.x * kx, a.y], [b.x * kx, b.y]),
                     zi32,
                 ));
-                let (r0, r1) = (row(a.y.min(b.y)), row(a.y.max(b.y)));
-                for rr in r0..=r1 {
-                    // x-range of the edge within this row band
-                    let yb0 = y0 + rr as f64 * ch;
-                    let yb1 = yb0 + ch;
-                    let (xa, xb) = clip_x(a, b, yb0, yb1);
-                    for cc in col(xa.min(xb))..=col(xa.max(xb)) {
-                        let m = &mut mixed[rr * nx + cc];
-                        if m.last() != Some(&zi32) {
-                            m.push(zi32);
-                        }
-                    }
-                }
             }
-            // scan-fill: cells whose centre is inside the zone
-            let (mut zr0, mut zr1) = (usize::MAX, 0usize);
-            for &(a, b) in &edges {
-                zr0 = zr0.min(row(a.y.min(b.y)));
-                zr1 = zr1.max(row(a.y.max(b.y)));
-            }
-            let mut xs: Vec<f64> = Vec::new();
-            for rr in zr0..=zr1 {
-                let yc = y0 + (rr as f64 + 0.5) * ch;
-                xs.clear();
-                for &(a, b) in &edges {
-                    if (a.y > yc) != (b.y > yc) {
-                        xs.push((b.x - a.x) * (yc - a.y) / (b.y - a.y) + a.x);
-                    }
-                }
-                xs.sort_by(f64::total_cmp);
-                for pair in xs.chunks(2) {
-                    if pair.len() < 2 {
-                        break;
-                    }
-                    // cells whose centre x lies in [pair0, pair1)
-                    let c0 = ((pair[0] - x0) / cw - 0.5).ceil().max(0.0) as usize;
-                    let c1f = (pair[1] - x0) / cw - 0.5;
-                    if c1f < 0.0 {
-                        continue;
-                    }
-                    let c1 = (c1f.floor() as usize).min(nx - 1);
-                    for cc in c0..=c1 {
-                        if c0 > c1 {
-                            break;
-                        }
-                        cover[rr * nx + cc].push(zi32);
-                    }
-                }
-            }
+            g.mark_crossed(&edges, zi32, &mut mixed);
+            let (zr0, zr1) = g.scan_fill(&edges, zi32, &mut cover);
             // edges binned by row for exact tests
             let mut by_row: Vec<Vec<u32>> = vec![Vec::new(); zr1.saturating_sub(zr0) + 1];
             let base = zedges.len();
             for (k, &(a, b)) in edges.iter().enumerate() {
-                for rr in row(a.y.min(b.y))..=row(a.y.max(b.y)) {
+                for rr in g.row(a.y.min(b.y))..=g.row(a.y.max(b.y)) {
                     by_row[rr - zr0].push((base + k) as u32);
                 }
             }
@@ -216,35 +131,15 @@ impl Locator {
             }
             zrows.push((zr0, rows));
         }
-        // cells: mixed cells list candidates = edge zones ∪ cover zones; pure cells list cover zones
-        let mut cells = Vec::with_capacity(ncell);
-        let mut lists: Vec<u32> = Vec::new();
-        for i in 0..ncell {
-            let start = lists.len() as u32;
-            let is_mixed = !mixed[i].is_empty();
-            let mut l: Vec<u32> = mixed[i].iter().chain(cover[i].iter()).copied().collect();
-            l.sort_unstable();
-            l.dedup();
-            let len = l.len().min(u16::MAX as usize) as u16;
-            lists.extend(l.into_iter().take(len as usize));
-            cells.push((start, len, is_mixed));
-        }
-        // keep the flattened per-row edge lists after the cell lists
-        let flat_base = lists.len() as u32;
-        lists.extend(flat);
-        for z in &mut zrows {
-            for r in &mut z.1 {
-                r.0 += flat_base;
-            }
-        }
+        let (cells, lists) = cell_lists(&mixed, &cover, flat, &mut zrows);
         Ok(Locator {
             zones,
-            x0,
-            y0,
-            cw,
-            ch,
-            nx,
-            ny,
+            x0: g.x0,
+            y0: g.y0,
+            cw: g.cw,
+            ch: g.ch,
+            nx: g.nx,
+            ny: g.ny,
             cells,
             lists,
             zrows,
@@ -392,6 +287,171 @@ fn clip_x(a: Coord, b: Coord, y0: f64, y1: f64) -> (f64, f64) {
     let at = |y: f64| a.x + (b.x - a.x) * (y - a.y) / (b.y - a.y);
     let (lo, hi) = (a.y.min(b.y).max(y0), a.y.max(b.y).min(y1));
     (at(lo), at(hi))
+}
+
+/// The bounding box of every vertex and their number; `None` without zones or vertices.
+fn extent(zones: &[Zone]) -> Option<([f64; 2], [f64; 2], usize)> {
+    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    let mut nverts = 0usize;
+    for z in zones {
+        for p in &z.polygon.0 {
+            for r in std::iter::once(p.exterior()).chain(p.interiors()) {
+                for c in &r.0 {
+                    lo = [lo[0].min(c.x), lo[1].min(c.y)];
+                    hi = [hi[0].max(c.x), hi[1].max(c.y)];
+                    nverts += 1;
+                }
+            }
+        }
+    }
+    (!zones.is_empty() && lo[0].is_finite()).then_some((lo, hi, nverts))
+}
+
+/// A zone's ring edges (repeated points skipped).
+fn edges_of(z: &Zone) -> Vec<(Coord, Coord)> {
+    let mut edges = Vec::new();
+    for p in &z.polygon.0 {
+        for r in std::iter::once(p.exterior()).chain(p.interiors()) {
+            for w in r.0.windows(2) {
+                if w[0] != w[1] {
+                    edges.push((w[0], w[1]));
+                }
+            }
+        }
+    }
+    edges
+}
+
+/// The uniform cell grid over the zones' extent: about four cells per vertex, square in
+/// metres, at most 8192 × 8192.
+struct CellGrid {
+    x0: f64,
+    y0: f64,
+    cw: f64,
+    ch: f64,
+    nx: usize,
+    ny: usize,
+}
+
+impl CellGrid {
+    fn new(lo: [f64; 2], hi: [f64; 2], nverts: usize, kx: f64) -> CellGrid {
+        let target = (nverts * 4).clamp(1024, 4_000_000) as f64;
+        let (w, h) = ((hi[0] - lo[0]).max(1e-9) * kx, (hi[1] - lo[1]).max(1e-9));
+        let side = (w * h / target).sqrt().max(1e-7);
+        let nx = ((w / side).ceil() as usize).clamp(1, 8192);
+        let ny = ((h / side).ceil() as usize).clamp(1, 8192);
+        CellGrid {
+            x0: lo[0],
+            y0: lo[1],
+            cw: (hi[0] - lo[0]).max(1e-9) / nx as f64 * (1.0 + 1e-9),
+            ch: (hi[1] - lo[1]).max(1e-9) / ny as f64 * (1.0 + 1e-9),
+            nx,
+            ny,
+        }
+    }
+
+    fn col(&self, x: f64) -> usize {
+        (((x - self.x0) / self.cw).floor().max(0.0) as usize).min(self.nx - 1)
+    }
+
+    fn row(&self, y: f64) -> usize {
+        (((y - self.y0) / self.ch).floor().max(0.0) as usize).min(self.ny - 1)
+    }
+
+    /// Mark the cells each edge crosses (conservative: the edge's cells along its rows).
+    fn mark_crossed(&self, edges: &[(Coord, Coord)], zi: u32, mixed: &mut [Vec<u32>]) {
+        for &(a, b) in edges {
+            let (r0, r1) = (self.row(a.y.min(b.y)), self.row(a.y.max(b.y)));
+            for rr in r0..=r1 {
+                // x-range of the edge within this row band
+                let yb0 = self.y0 + rr as f64 * self.ch;
+                let yb1 = yb0 + self.ch;
+                let (xa, xb) = clip_x(a, b, yb0, yb1);
+                for cc in self.col(xa.min(xb))..=self.col(xa.max(xb)) {
+                    let m = &mut mixed[rr * self.nx + cc];
+                    if m.last() != Some(&zi) {
+                        m.push(zi);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Scan-fill: the cells whose centre is inside the zone get it in `cover`. Returns the
+    /// zone's row range.
+    fn scan_fill(
+        &self,
+        edges: &[(Coord, Coord)],
+        zi: u32,
+        cover: &mut [Vec<u32>],
+    ) -> (usize, usize) {
+        let (mut zr0, mut zr1) = (usize::MAX, 0usize);
+        for &(a, b) in edges {
+            zr0 = zr0.min(self.row(a.y.min(b.y)));
+            zr1 = zr1.max(self.row(a.y.max(b.y)));
+        }
+        let mut xs: Vec<f64> = Vec::new();
+        for rr in zr0..=zr1 {
+            let yc = self.y0 + (rr as f64 + 0.5) * self.ch;
+            xs.clear();
+            for &(a, b) in edges {
+                if (a.y > yc) != (b.y > yc) {
+                    xs.push((b.x - a.x) * (yc - a.y) / (b.y - a.y) + a.x);
+                }
+            }
+            xs.sort_by(f64::total_cmp);
+            for pair in xs.chunks(2) {
+                if pair.len() < 2 {
+                    break;
+                }
+                // cells whose centre x lies in [pair0, pair1)
+                let c0 = ((pair[0] - self.x0) / self.cw - 0.5).ceil().max(0.0) as usize;
+                let c1f = (pair[1] - self.x0) / self.cw - 0.5;
+                if c1f < 0.0 {
+                    continue;
+                }
+                let c1 = (c1f.floor() as usize).min(self.nx - 1);
+                for cc in c0..=c1 {
+                    if c0 > c1 {
+                        break;
+                    }
+                    cover[rr * self.nx + cc].push(zi);
+                }
+            }
+        }
+        (zr0, zr1)
+    }
+}
+
+/// Cell entries (start, length, mixed) into one index list: mixed cells list edge zones ∪
+/// cover zones, pure cells their cover zones; the per-row edge lists follow, and the zones'
+/// row ranges are moved past the cell lists.
+fn cell_lists(
+    mixed: &[Vec<u32>],
+    cover: &[Vec<u32>],
+    flat: Vec<u32>,
+    zrows: &mut [(usize, Vec<(u32, u32)>)],
+) -> (Vec<(u32, u16, bool)>, Vec<u32>) {
+    let mut cells = Vec::with_capacity(mixed.len());
+    let mut lists: Vec<u32> = Vec::new();
+    for i in 0..mixed.len() {
+        let start = lists.len() as u32;
+        let is_mixed = !mixed[i].is_empty();
+        let mut l: Vec<u32> = mixed[i].iter().chain(cover[i].iter()).copied().collect();
+        l.sort_unstable();
+        l.dedup();
+        let len = l.len().min(u16::MAX as usize) as u16;
+        lists.extend(l.into_iter().take(len as usize));
+        cells.push((start, len, is_mixed));
+    }
+    let flat_base = lists.len() as u32;
+    lists.extend(flat);
+    for z in zrows.iter_mut() {
+        for r in &mut z.1 {
+            r.0 += flat_base;
+        }
+    }
+    (cells, lists)
 }
 
 #[cfg(test)]

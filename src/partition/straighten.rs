@@ -36,35 +36,41 @@ const CLEARANCE_M: f64 = 0.3;
 /// Most run points one shortcut replaces (bounds the work of each check).
 const MAX_SPAN: usize = 40;
 
-/// Points to drop from the grid rings. `edges[g]` are grid `g`'s directed boundary edges
-/// (from, to, face for positions).
-#[must_use]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
-pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<Pt> {
-    let nv = t.verts.len() as u32;
-    let ne = t.n_edges as u32;
+/// The boundary graph: undirected edges with how many grids hold them, point positions, and
+/// each point's neighbours.
+struct Boundary {
+    count: HashMap<(Pt, Pt), u8>,
+    pos: HashMap<Pt, Coord>,
+    nbrs: HashMap<Pt, Vec<Pt>>,
+}
 
-    // the boundary graph: undirected edges with how many grids hold them
-    let mut count: HashMap<(Pt, Pt), u8> = HashMap::default();
-    let mut pos: HashMap<Pt, Coord> = HashMap::default();
-    let mut nbrs: HashMap<Pt, Vec<Pt>> = HashMap::default();
-    for es in edges {
-        for &(a, b, f) in es {
-            let k = if a < b { (a, b) } else { (b, a) };
-            let c = count.entry(k).or_insert(0);
-            if *c == 0 {
-                nbrs.entry(a).or_default().push(b);
-                nbrs.entry(b).or_default().push(a);
+impl Boundary {
+    fn new(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> Boundary {
+        let mut b = Boundary {
+            count: HashMap::default(),
+            pos: HashMap::default(),
+            nbrs: HashMap::default(),
+        };
+        for es in edges {
+            for &(p, q, f) in es {
+                let k = if p < q { (p, q) } else { (q, p) };
+                let c = b.count.entry(k).or_insert(0);
+                if *c == 0 {
+                    b.nbrs.entry(p).or_default().push(q);
+                    b.nbrs.entry(q).or_default().push(p);
+                }
+                *c = c.saturating_add(1);
+                b.pos.entry(p).or_insert_with(|| t.pos(p, f));
+                b.pos.entry(q).or_insert_with(|| t.pos(q, f));
             }
-            *c = c.saturating_add(1);
-            pos.entry(a).or_insert_with(|| t.pos(a, f));
-            pos.entry(b).or_insert_with(|| t.pos(b, f));
         }
+        b
     }
-    // constraint edges and their endpoints are obstacles
+}
+
+/// What no shortcut may cross or come near: constraint edges (footprints, roads, the community
+/// edge) and the boundary itself, with their points.
+fn obstacles(t: &Tessellation, b: &Boundary) -> (Segs, Pts, HashSet<u32>) {
     let mut seen_edge = HashSet::default();
     let mut obstacle_segs: Vec<(Coord, Coord, (Pt, Pt))> = Vec::new();
     let mut fixed_vertex: HashSet<u32> = HashSet::default();
@@ -80,20 +86,19 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
             let (va, vb) = (t.faces[f][k], t.faces[f][(k + 1) % 3]);
             fixed_vertex.insert(va);
             fixed_vertex.insert(vb);
-            let (a, b) = (t.verts[va as usize], t.verts[vb as usize]);
-            obstacle_segs.push((a, b, (Pt(va), Pt(vb))));
+            let (a, c) = (t.verts[va as usize], t.verts[vb as usize]);
+            obstacle_segs.push((a, c, (Pt(va), Pt(vb))));
         }
     }
-    for &(a, b) in count.keys() {
-        let (pa, pb) = (pos[&a], pos[&b]);
-        obstacle_segs.push((pa, pb, (a, b)));
+    for &(p, q) in b.count.keys() {
+        obstacle_segs.push((b.pos[&p], b.pos[&q], (p, q)));
     }
-    let mut obstacle_pts: Vec<(Coord, Pt)> = pos.iter().map(|(&p, &c)| (c, p)).collect();
+    let mut obstacle_pts: Vec<(Coord, Pt)> = b.pos.iter().map(|(&p, &c)| (c, p)).collect();
     for &v in &fixed_vertex {
         obstacle_pts.push((t.verts[v as usize], Pt(v)));
     }
     let boxes: Vec<Box2> = obstacle_segs.iter().map(|s| seg_box(s.0, s.1)).collect();
-    let mut segs = Segs {
+    let segs = Segs {
         grid: Buckets::new(&boxes),
         list: obstacle_segs,
     };
@@ -105,34 +110,48 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
         grid: Buckets::new(&boxes),
         list: obstacle_pts,
     };
+    (segs, pts, fixed_vertex)
+}
 
-    let free = |p: Pt| -> bool {
-        let Some(n) = nbrs.get(&p) else { return false };
-        if n.len() != 2 {
-            return false;
-        }
-        // both edges between two grids (an edge held once lies on the community's edge)
-        if n.iter().any(|&q| {
-            let k = if p < q { (p, q) } else { (q, p) };
-            count.get(&k).copied().unwrap_or(0) != 2
-        }) {
-            return false;
-        }
-        if p.0 < nv {
-            t.steiner[p.0 as usize] && !fixed_vertex.contains(&p.0)
-        } else if p.0 < nv + ne {
-            !t.is_constraint_edge(p.0 - nv)
-        } else {
-            true
-        }
+/// May point `p` be dropped: between exactly two grids on both sides, and only a densify
+/// point, an edge midpoint off constraints, or a face centroid.
+fn is_free(t: &Tessellation, b: &Boundary, fixed_vertex: &HashSet<u32>, p: Pt) -> bool {
+    let (nv, ne) = (t.verts.len() as u32, t.n_edges as u32);
+    let Some(n) = b.nbrs.get(&p) else {
+        return false;
     };
+    if n.len() != 2 {
+        return false;
+    }
+    // both edges between two grids (an edge held once lies on the community's edge)
+    if n.iter().any(|&q| {
+        let k = if p < q { (p, q) } else { (q, p) };
+        b.count.get(&k).copied().unwrap_or(0) != 2
+    }) {
+        return false;
+    }
+    if p.0 < nv {
+        t.steiner[p.0 as usize] && !fixed_vertex.contains(&p.0)
+    } else if p.0 < nv + ne {
+        !t.is_constraint_edge(p.0 - nv)
+    } else {
+        true
+    }
+}
 
+/// Points to drop from the grid rings. `edges[g]` are grid `g`'s directed boundary edges
+/// (from, to, face for positions).
+#[must_use]
+pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<Pt> {
+    let b = Boundary::new(t, edges);
+    let (mut segs, pts, fixed_vertex) = obstacles(t, &b);
+    let free = |p: Pt| is_free(t, &b, &fixed_vertex, p);
     let mut drop = HashSet::default();
     let mut visited: HashSet<Pt> = HashSet::default();
-    let mut anchors: Vec<Pt> = nbrs.keys().copied().filter(|&p| !free(p)).collect();
+    let mut anchors: Vec<Pt> = b.nbrs.keys().copied().filter(|&p| !free(p)).collect();
     anchors.sort();
     for a in anchors {
-        let mut out: Vec<Pt> = nbrs[&a].clone();
+        let mut out: Vec<Pt> = b.nbrs[&a].clone();
         out.sort();
         for first in out {
             if !free(first) || visited.contains(&first) {
@@ -144,7 +163,7 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
             let mut prev = a;
             let mut cur = first;
             loop {
-                let n = &nbrs[&cur];
+                let n = &b.nbrs[&cur];
                 let next = if n[0] == prev { n[1] } else { n[0] };
                 run.push(next);
                 if !free(next) || !visited.insert(next) {
@@ -153,51 +172,62 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
                 prev = cur;
                 cur = next;
             }
-            let coords: Vec<Coord> = run.iter().map(|p| pos[p]).collect();
-            let index: HashMap<Pt, usize> = run.iter().enumerate().map(|(k, &p)| (p, k)).collect();
-            let mut i = 0;
-            while i + 1 < run.len() {
-                // the farthest end that can be reached: spans grow by doubling while the
-                // shortcut holds, then the last step is bisected (a few checks per shortcut
-                // instead of one per point)
-                let last = (run.len() - 1).min(i + MAX_SPAN);
-                let ok = |k: usize| shortcut_ok(&run, &index, &coords, (i, k), &segs, &pts);
-                let mut j = i + 1;
-                let mut step = 1;
-                let mut bad = last + 1;
-                while j < last {
-                    let k = (j + step).min(last);
-                    if ok(k) {
-                        j = k;
-                        step *= 2;
-                    } else {
-                        bad = k;
-                        break;
-                    }
-                }
-                while bad - j > 1 {
-                    let k = j + (bad - j) / 2;
-                    if ok(k) {
-                        j = k;
-                    } else {
-                        bad = k;
-                    }
-                }
-                if j > i + 1 {
-                    for p in &run[i + 1..j] {
-                        drop.insert(*p);
-                    }
-                    // later runs must respect the new edge as well as the old path
-                    let (pa, pb) = (coords[i], coords[j]);
-                    let id = segs.list.len() as u32;
-                    segs.list.push((pa, pb, (run[i], run[j])));
-                    segs.grid.insert(id, &seg_box(pa, pb));
-                }
-                i = j;
-            }
+            shortcut_run(&run, &b.pos, (&mut segs, &pts), &mut drop);
         }
     }
     drop
+}
+
+/// Replace a run's points by the longest shortcuts that hold, left to right; each shortcut
+/// becomes an obstacle for later runs.
+fn shortcut_run(
+    run: &[Pt],
+    pos: &HashMap<Pt, Coord>,
+    (segs, pts): (&mut Segs, &Pts),
+    drop: &mut HashSet<Pt>,
+) {
+    let coords: Vec<Coord> = run.iter().map(|p| pos[p]).collect();
+    let index: HashMap<Pt, usize> = run.iter().enumerate().map(|(k, &p)| (p, k)).collect();
+    let mut i = 0;
+    while i + 1 < run.len() {
+        // the farthest end that can be reached: spans grow by doubling while the shortcut
+        // holds, then the last step is bisected (a few checks per shortcut instead of one
+        // per point)
+        let last = (run.len() - 1).min(i + MAX_SPAN);
+        let ok = |k: usize| shortcut_ok(run, &index, &coords, (i, k), segs, pts);
+        let mut j = i + 1;
+        let mut step = 1;
+        let mut bad = last + 1;
+        while j < last {
+            let k = (j + step).min(last);
+            if ok(k) {
+                j = k;
+                step *= 2;
+            } else {
+                bad = k;
+                break;
+            }
+        }
+        while bad - j > 1 {
+            let k = j + (bad - j) / 2;
+            if ok(k) {
+                j = k;
+            } else {
+                bad = k;
+            }
+        }
+        if j > i + 1 {
+            for p in &run[i + 1..j] {
+                drop.insert(*p);
+            }
+            // later runs must respect the new edge as well as the old path
+            let (pa, pb) = (coords[i], coords[j]);
+            let id = segs.list.len() as u32;
+            segs.list.push((pa, pb, (run[i], run[j])));
+            segs.grid.insert(id, &seg_box(pa, pb));
+        }
+        i = j;
+    }
 }
 
 /// May the run's points strictly between `i` and `j` be replaced by the segment i–j?

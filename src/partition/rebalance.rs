@@ -4,7 +4,9 @@
 //! enough. Redrawn grids inherit the old code they share most households with; the rest get new
 //! codes.
 
-use super::{FixedGrid, Grid, RegridCache, RegridError, RegridParams, RegridResult, regrid_with};
+use super::{
+    Band, FixedGrid, Grid, RegridCache, RegridError, RegridParams, RegridResult, regrid_with,
+};
 use crate::geom::interior_point::interior_point;
 use crate::model::{Building, Community, Road};
 use serde::Serialize;
@@ -84,10 +86,6 @@ fn neighbours(old: &[FixedGrid]) -> Vec<HashSet<usize>> {
 #[expect(
     clippy::too_many_arguments,
     reason = "the inputs are distinct layers and settings; a struct would only rename them"
-)]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
 )]
 pub fn rebalance(
     communities: &[Community],
@@ -178,31 +176,8 @@ pub fn rebalance(
     for stage in 1..=2u8 {
         if stage == 2 {
             let Some((res, _)) = &last else { break };
-            let mut failing: HashSet<usize> = HashSet::new();
-            for &(b, g) in &res.assignment {
-                let gr = &res.grids[g];
-                if !gr.kept && !gr.oversize && !band.contains(gr.weight) {
-                    if let Some(o) = owner[b].filter(|o| free.contains(o)) {
-                        failing.insert(o);
-                    }
-                }
-            }
-            if failing.is_empty() {
-                break;
-            }
-            let extra: Vec<usize> = failing
-                .iter()
-                .flat_map(|&g| {
-                    nbrs[g]
-                        .iter()
-                        .copied()
-                        .filter(move |&h| old[h].community == old[g].community)
-                })
-                .filter(|&h| !locked.contains(&old[h].code))
-                .collect();
-            let before = free.len();
-            free.extend(extra);
-            if free.len() == before {
+            let ctx = (old, nbrs.as_slice(), locked, owner.as_slice());
+            if !widen(res, ctx, &mut free, band) {
                 break;
             }
         }
@@ -214,28 +189,7 @@ pub fn rebalance(
     // A community whose redraw left more grids out of band than it had (a lumpy remainder
     // around many kept grids) is better kept as it was: redrawing it changed grids for nothing.
     while let Some((res, ch)) = &last {
-        let mut worse: Vec<(String, String)> = Vec::new();
-        let codes: std::collections::BTreeSet<&str> =
-            free.iter().map(|&g| old[g].community.as_str()).collect();
-        for code in &codes {
-            let before = free
-                .iter()
-                .filter(|&&g| old[g].community == *code && out_of_band[g])
-                .count();
-            let after = res
-                .grids
-                .iter()
-                .filter(|gr| {
-                    gr.community == *code && !gr.kept && !gr.oversize && !band.contains(gr.weight)
-                })
-                .count();
-            if after > before {
-                worse.push((
-                    (*code).to_string(),
-                    format!("redrawing left {after} grids out of band where {before} were"),
-                ));
-            }
-        }
+        let worse = made_worse(res, old, &free, &out_of_band, band);
         if worse.is_empty() {
             break;
         }
@@ -248,6 +202,83 @@ pub fn rebalance(
         min: band.min(),
         max: band.max(),
     })
+}
+
+/// Communities whose redraw left more grids out of band than they had, with why.
+fn made_worse(
+    res: &RegridResult,
+    old: &[FixedGrid],
+    free: &HashSet<usize>,
+    out_of_band: &[bool],
+    band: Band,
+) -> Vec<(String, String)> {
+    let mut worse: Vec<(String, String)> = Vec::new();
+    let codes: std::collections::BTreeSet<&str> =
+        free.iter().map(|&g| old[g].community.as_str()).collect();
+    for code in &codes {
+        let before = free
+            .iter()
+            .filter(|&&g| old[g].community == *code && out_of_band[g])
+            .count();
+        let after = res
+            .grids
+            .iter()
+            .filter(|gr| {
+                gr.community == *code && !gr.kept && !gr.oversize && !band.contains(gr.weight)
+            })
+            .count();
+        if after > before {
+            worse.push((
+                (*code).to_string(),
+                format!("redrawing left {after} grids out of band where {before} were"),
+            ));
+        }
+    }
+    worse
+}
+
+/// The plan in force as rebalance sees it: grids, their neighbours, the locked codes, and
+/// each building's grid.
+type Plan<'a> = (
+    &'a [FixedGrid],
+    &'a [HashSet<usize>],
+    &'a HashSet<String>,
+    &'a [Option<usize>],
+);
+
+/// Stage 2: the grids that could not be put right alone are redrawn with their neighbours of
+/// the same community (locked ones excepted). False when nothing is left to add.
+fn widen(
+    res: &RegridResult,
+    (old, nbrs, locked, owner): Plan<'_>,
+    free: &mut HashSet<usize>,
+    band: Band,
+) -> bool {
+    let mut failing: HashSet<usize> = HashSet::new();
+    for &(b, g) in &res.assignment {
+        let gr = &res.grids[g];
+        if !gr.kept && !gr.oversize && !band.contains(gr.weight) {
+            if let Some(o) = owner[b].filter(|o| free.contains(o)) {
+                failing.insert(o);
+            }
+        }
+    }
+    if failing.is_empty() {
+        return false;
+    }
+    let extra: Vec<usize> = failing
+        .iter()
+        .flat_map(|&g| {
+            nbrs[g]
+                .iter()
+                .copied()
+                .filter(move |&h| old[h].community == old[g].community)
+        })
+        .filter(|&h| !locked.contains(&old[h].code))
+        .collect();
+    let before = free.len();
+    free.extend(extra);
+    free.len() != before
 }
 
 /// Regrid with every grid outside `free` kept. A community whose grids cannot be redrawn around

@@ -68,13 +68,8 @@ type Seg = GeomWithData<Line<[f64; 2]>, u32>;
 /// A prepared point locator.
 pub struct Locator {
     zones: Vec<Zone>,
-    // index
-    x0: f64,
-    y0: f64,
-    cw: f64,
-    ch: f64,
-    nx: usize,
-    ny: usize,
+    /// The cell index's grid.
+    g: CellGrid,
     /// Per cell: offset into `lists`, length, and whether edges cross it.
     cells: Vec<(u32, u16, bool)>,
     lists: Vec<u32>,
@@ -134,12 +129,7 @@ impl Locator {
         let (cells, lists) = cell_lists(&mixed, &cover, flat, &mut zrows);
         Ok(Locator {
             zones,
-            x0: g.x0,
-            y0: g.y0,
-            cw: g.cw,
-            ch: g.ch,
-            nx: g.nx,
-            ny: g.ny,
+            g,
             cells,
             lists,
             zrows,
@@ -218,16 +208,16 @@ impl Locator {
 
     #[inline]
     fn each_inside(&self, p: Coord, t: Option<i64>, mut f: impl FnMut(usize)) {
-        let fx = (p.x - self.x0) / self.cw;
-        let fy = (p.y - self.y0) / self.ch;
+        let fx = (p.x - self.g.x0) / self.g.cw;
+        let fy = (p.y - self.g.y0) / self.g.ch;
         if !(fx >= 0.0 && fy >= 0.0) {
             return;
         }
         let (cx, cy) = (fx as usize, fy as usize);
-        if cx >= self.nx || cy >= self.ny {
+        if cx >= self.g.nx || cy >= self.g.ny {
             return;
         }
-        let (s, l, mixed) = self.cells[cy * self.nx + cx];
+        let (s, l, mixed) = self.cells[cy * self.g.nx + cx];
         for &z in &self.lists[s as usize..s as usize + l as usize] {
             let z = z as usize;
             if self.zones[z].in_force(t) && (!mixed || self.inside(z, p, cy)) {

@@ -182,20 +182,7 @@ impl Plans for GpkgStore {
         let who = who.to_string();
         self.write(move |c| {
             let p = plan_get(c, id)?;
-            if let Some(v) = expected_version
-                && v != p.version
-            {
-                return Err(StoreError::Stale(format!(
-                    "plan {id} is at version {}, not {v}: it changed meanwhile",
-                    p.version
-                )));
-            }
-            if p.status != PlanStatus::Draft {
-                return Err(StoreError::Conflict(format!(
-                    "plan {id} is {}; only a draft can be published",
-                    p.status.as_str()
-                )));
-            }
+            crate::store::check_publishable(&p, expected_version)?;
             let vf = ts_text(valid_from);
             let marks = vec!["?"; p.communities.len()].join(",");
             let sql = format!(
@@ -212,13 +199,11 @@ impl Plans for GpkgStore {
                 .map_err(be)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(be)?;
-            for (pid, from) in &prev {
-                if from.as_str() >= vf.as_str() {
-                    return Err(StoreError::Invalid(format!(
-                        "plan {pid} takes effect at {from}, not before {vf}: publish from a later time"
-                    )));
-                }
-            }
+            let starts = prev
+                .iter()
+                .map(|(pid, from)| Ok((*pid, text_ts(from)?)))
+                .collect::<Result<Vec<_>>>()?;
+            crate::store::check_not_before(&starts, valid_from)?;
             let sql = format!(
                 "UPDATE grids SET valid_to = ? WHERE plan_id != ? AND valid_from IS NOT NULL
                    AND (valid_to IS NULL OR valid_to > ?) AND community IN ({marks})"
@@ -257,7 +242,9 @@ impl Plans for GpkgStore {
                     .map_err(be)?;
                 }
             }
-            audit_in(c, &who, "publish_plan", &format!("plan {id}"), &format!("valid from {vf}; retired grids of plans {:?}", prev.iter().map(|p| p.0).collect::<Vec<_>>()))?;
+            let retired: Vec<i64> = prev.iter().map(|p| p.0).collect();
+            let (target, detail) = crate::store::publish_detail(id, valid_from, &retired);
+            audit_in(c, &who, "publish_plan", &target, &detail)?;
             plan_get(c, id)
         })
         .await

@@ -182,20 +182,7 @@ impl Plans for PostgisStore {
             .await
             .map_err(pe)?;
         let p = plan_get(&tx, id).await?;
-        if let Some(v) = expected_version
-            && v != p.version
-        {
-            return Err(StoreError::Stale(format!(
-                "plan {id} is at version {}, not {v}: it changed meanwhile",
-                p.version
-            )));
-        }
-        if p.status != PlanStatus::Draft {
-            return Err(StoreError::Conflict(format!(
-                "plan {id} is {}; only a draft can be published",
-                p.status.as_str()
-            )));
-        }
+        crate::store::check_publishable(&p, expected_version)?;
         let vf = dt(valid_from);
         let prev = tx
             .query(
@@ -205,19 +192,12 @@ impl Plans for PostgisStore {
             )
             .await
             .map_err(pe)?;
-        let mut prev_ids = Vec::new();
-        for r in &prev {
-            let pid: i64 = r.get(0);
-            let from: DateTime<Utc> = r.get(1);
-            if from >= vf {
-                return Err(StoreError::Invalid(format!(
-                    "plan {pid} takes effect at {}, not before {}: publish from a later time",
-                    crate::store::ts_text(from.timestamp()),
-                    crate::store::ts_text(valid_from)
-                )));
-            }
-            prev_ids.push(pid);
-        }
+        let starts: Vec<(i64, i64)> = prev
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, DateTime<Utc>>(1).timestamp()))
+            .collect();
+        crate::store::check_not_before(&starts, valid_from)?;
+        let prev_ids: Vec<i64> = starts.iter().map(|s| s.0).collect();
         tx.execute(
             "UPDATE grids SET valid_to = $2 WHERE plan_id != $1 AND valid_from IS NOT NULL
                AND (valid_to IS NULL OR valid_to > $2) AND community = ANY($3)",
@@ -244,17 +224,8 @@ impl Plans for PostgisStore {
         )
         .await
         .map_err(pe)?;
-        audit_in(
-            &tx,
-            who,
-            "publish_plan",
-            &format!("plan {id}"),
-            &format!(
-                "valid from {}; retired grids of plans {prev_ids:?}",
-                crate::store::ts_text(valid_from)
-            ),
-        )
-        .await?;
+        let (target, detail) = crate::store::publish_detail(id, valid_from, &prev_ids);
+        audit_in(&tx, who, "publish_plan", &target, &detail).await?;
         let p = plan_get(&tx, id).await?;
         tx.commit().await.map_err(pe)?;
         Ok(p)

@@ -647,22 +647,10 @@ fn grid_cost(s: &GridStat, band: &Band, o: &Objective) -> f64 {
     c
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
-fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u64, o: Objective) {
-    let n = g.len();
-    let ng = sol.n_grids;
-    let mut st = vec![GridStat::default(); ng];
-    let tot_len: Vec<(f64, f64)> = (0..n)
-        .map(|a| {
-            g.nbrs(a)
-                .iter()
-                .fold((0.0, 0.0), |acc, e| (acc.0 + e.len, acc.1 + e.len - e.road))
-        })
-        .collect();
-    for a in 0..n {
+/// Weight, area, size, perimeter and off-road perimeter of every grid.
+fn grid_stats(g: &AtomGraph, sol: &Solution) -> Vec<GridStat> {
+    let mut st = vec![GridStat::default(); sol.n_grids];
+    for a in 0..g.len() {
         if sol.grid_of[a] == u32::MAX {
             continue;
         }
@@ -679,6 +667,110 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
             }
         }
     }
+    st
+}
+
+/// One boundary atom's move: the grid it leaves, how that grid looks without it, and the
+/// grids around it with the length (and off-road length) shared with each.
+struct Move<'a> {
+    a: usize,
+    from: usize,
+    by_grid: &'a [(u32, f64, f64)],
+    /// The atom's total boundary length and its off-road part.
+    tot: (f64, f64),
+}
+
+impl Move<'_> {
+    /// The best grid to move to (cost change, grid, its new figures), if any lowers the cost.
+    fn best(
+        &self,
+        g: &AtomGraph,
+        st: &[GridStat],
+        fixed_grid: &[bool],
+        (band, o): (&Band, &Objective),
+    ) -> Option<(GridStat, usize, GridStat)> {
+        let (a, from) = (self.a, self.from);
+        let (l_from, nr_from) = self
+            .by_grid
+            .iter()
+            .find(|x| x.0 as usize == from)
+            .map_or((0.0, 0.0), |x| (x.1, x.2));
+        let at = &g.atoms[a];
+        let (lt, nrt) = self.tot;
+        let mut f_new = st[from];
+        f_new.w -= at.weight;
+        f_new.area -= at.area;
+        f_new.size -= 1;
+        f_new.perim += -(lt - l_from) - at.outer + l_from;
+        f_new.off_road += -(nrt - nr_from) + nr_from;
+        let base_from = grid_cost(&st[from], band, o);
+        let new_from = grid_cost(&f_new, band, o);
+        let mut best: Option<(f64, usize, GridStat)> = None;
+        for &(gi, l_to, nr_to) in self.by_grid {
+            let to = gi as usize;
+            if to == from || fixed_grid[to] {
+                continue;
+            }
+            let mut t_new = st[to];
+            t_new.w += at.weight;
+            t_new.area += at.area;
+            t_new.size += 1;
+            t_new.perim += (lt - l_to) + at.outer - l_to;
+            t_new.off_road += (nrt - nr_to) - nr_to;
+            let d = new_from + grid_cost(&t_new, band, o) - base_from - grid_cost(&st[to], band, o);
+            if d < -1e-9 && best.as_ref().is_none_or(|b| d < b.0) {
+                best = Some((d, to, t_new));
+            }
+        }
+        best.map(|(_, to, t_new)| (f_new, to, t_new))
+    }
+}
+
+/// True when grid `from` stays connected without atom `a` (`size` atoms with it).
+fn connected_without(
+    g: &AtomGraph,
+    sol: &Solution,
+    (a, from, size): (usize, usize, usize),
+    (mark, stamp): (&mut [u32], u32),
+) -> bool {
+    let Some(startn) = g
+        .nbrs(a)
+        .iter()
+        .map(|e| e.nbr as usize)
+        .find(|&b| sol.grid_of[b] as usize == from)
+    else {
+        return false;
+    };
+    mark[a] = stamp;
+    mark[startn] = stamp;
+    let mut q = vec![startn];
+    let mut cnt = 1usize;
+    while let Some(x) = q.pop() {
+        for e in g.nbrs(x) {
+            let y = e.nbr as usize;
+            if mark[y] != stamp && sol.grid_of[y] as usize == from {
+                mark[y] = stamp;
+                cnt += 1;
+                q.push(y);
+            }
+        }
+    }
+    cnt == size - 1
+}
+
+/// Local search: atoms on grid boundaries move to a neighbouring grid while the objective drops
+/// and the grid they leave stays connected; passes in a seeded random order until none moves.
+fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u64, o: Objective) {
+    let n = g.len();
+    let ng = sol.n_grids;
+    let mut st = grid_stats(g, sol);
+    let tot_len: Vec<(f64, f64)> = (0..n)
+        .map(|a| {
+            g.nbrs(a)
+                .iter()
+                .fold((0.0, 0.0), |acc, e| (acc.0 + e.len, acc.1 + e.len - e.road))
+        })
+        .collect();
     let fixed_grid: Vec<bool> = {
         let mut f = vec![false; ng];
         for a in 0..n {
@@ -719,65 +811,17 @@ fn refine(g: &AtomGraph, sol: &mut Solution, fixed: &[bool], band: Band, seed: u
             if by_grid.iter().all(|x| x.0 as usize == from) {
                 continue;
             }
-            let (l_from, nr_from) = by_grid
-                .iter()
-                .find(|x| x.0 as usize == from)
-                .map_or((0.0, 0.0), |x| (x.1, x.2));
-            let at = &g.atoms[a];
-            let (lt, nrt) = tot_len[a];
-            let mut f_new = st[from];
-            f_new.w -= at.weight;
-            f_new.area -= at.area;
-            f_new.size -= 1;
-            f_new.perim += -(lt - l_from) - at.outer + l_from;
-            f_new.off_road += -(nrt - nr_from) + nr_from;
-            let base_from = grid_cost(&st[from], &band, &o);
-            let new_from = grid_cost(&f_new, &band, &o);
-            let mut best: Option<(f64, usize, GridStat)> = None;
-            for &(gi, l_to, nr_to) in &by_grid {
-                let to = gi as usize;
-                if to == from || fixed_grid[to] {
-                    continue;
-                }
-                let mut t_new = st[to];
-                t_new.w += at.weight;
-                t_new.area += at.area;
-                t_new.size += 1;
-                t_new.perim += (lt - l_to) + at.outer - l_to;
-                t_new.off_road += (nrt - nr_to) - nr_to;
-                let d = new_from + grid_cost(&t_new, &band, &o)
-                    - base_from
-                    - grid_cost(&st[to], &band, &o);
-                if d < -1e-9 && best.as_ref().is_none_or(|b| d < b.0) {
-                    best = Some((d, to, t_new));
-                }
-            }
-            let Some((_, to, t_new)) = best else { continue };
-            // connectivity of `from` without a
-            stamp += 1;
-            let Some(startn) = g
-                .nbrs(a)
-                .iter()
-                .map(|e| e.nbr as usize)
-                .find(|&b| sol.grid_of[b] as usize == from)
-            else {
+            let mv = Move {
+                a,
+                from,
+                by_grid: &by_grid,
+                tot: tot_len[a],
+            };
+            let Some((f_new, to, t_new)) = mv.best(g, &st, &fixed_grid, (&band, &o)) else {
                 continue;
             };
-            mark[a] = stamp;
-            mark[startn] = stamp;
-            let mut q = vec![startn];
-            let mut cnt = 1usize;
-            while let Some(x) = q.pop() {
-                for e in g.nbrs(x) {
-                    let y = e.nbr as usize;
-                    if mark[y] != stamp && sol.grid_of[y] as usize == from {
-                        mark[y] = stamp;
-                        cnt += 1;
-                        q.push(y);
-                    }
-                }
-            }
-            if cnt != st[from].size - 1 {
+            stamp += 1;
+            if !connected_without(g, sol, (a, from, st[from].size), (&mut mark, stamp)) {
                 continue;
             }
             sol.grid_of[a] = to as u32;

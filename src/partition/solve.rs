@@ -402,6 +402,73 @@ fn set_weight(g: &AtomGraph, set: &[u32]) -> f64 {
     set.iter().map(|&a| g.atoms[a as usize].weight).sum()
 }
 
+/// What a split aims at: the first part's ideal weight, the weight per grid, and the length
+/// scale of the set.
+struct Target {
+    ideal: f64,
+    per: f64,
+    scale: f64,
+}
+
+/// Grow a first part from the atom farthest against direction `(dx, dy)`, always taking the
+/// frontier atom lowest along it; after each atom, `prefix(score, length, weight)` hears the
+/// cut cost (off-road cut + 0.15 × cut + imbalance) of that prefix. Returns the growth order.
+fn sweep(
+    ctx: &mut Ctx,
+    set: &[u32],
+    st: u32,
+    (dx, dy): (f64, f64),
+    t: &Target,
+    mut prefix: impl FnMut(f64, usize, f64),
+) -> Vec<u32> {
+    let g = ctx.g;
+    let proj = |a: u32| {
+        let c = g.atoms[a as usize].centroid;
+        c.x * dx + c.y * dy
+    };
+    let start = *set
+        .iter()
+        .min_by(|&&a, &&b| proj(a).total_cmp(&proj(b)).then(a.cmp(&b)))
+        .unwrap_or(&set[0]);
+    let s1 = ctx.next_stamp();
+    let mut heap = BinaryHeap::new();
+    heap.push(std::cmp::Reverse((super::OrdF(proj(start)), start)));
+    ctx.mark[start as usize] = s1;
+    let mut order = Vec::with_capacity(set.len());
+    let mut w1 = 0.0;
+    let mut cut_off = 0.0;
+    let mut cut_all = 0.0;
+    let mut member = HashSet::default();
+    while let Some(std::cmp::Reverse((_, a))) = heap.pop() {
+        order.push(a);
+        member.insert(a);
+        w1 += g.atoms[a as usize].weight;
+        for e in g.nbrs(a as usize) {
+            let b = e.nbr;
+            if ctx.stamp[b as usize] != st {
+                continue;
+            }
+            if member.contains(&b) {
+                cut_off -= e.len - e.road;
+                cut_all -= e.len;
+            } else {
+                cut_off += e.len - e.road;
+                cut_all += e.len;
+                if ctx.mark[b as usize] != s1 {
+                    ctx.mark[b as usize] = s1;
+                    heap.push(std::cmp::Reverse((super::OrdF(proj(b)), b)));
+                }
+            }
+        }
+        if order.len() < set.len() {
+            let dev = (w1 - t.ideal) / t.per;
+            let score = cut_off + 0.15 * cut_all + t.scale * 0.8 * dev * dev;
+            prefix(score, order.len(), w1);
+        }
+    }
+    order
+}
+
 #[expect(
     clippy::too_many_lines,
     reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
@@ -436,61 +503,25 @@ fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u32>>) {
     let mut orders: Vec<Vec<u32>> = Vec::new();
     let mut fallback: Vec<(f64, f64, usize, usize)> = Vec::new();
     const DIRS: usize = 16;
+    let target = Target { ideal, per, scale };
     for di in 0..DIRS {
         let ang = std::f64::consts::PI * 2.0 * di as f64 / DIRS as f64;
-        let (dx, dy) = (ang.cos(), ang.sin());
-        let proj = |a: u32| {
-            let c = g.atoms[a as usize].centroid;
-            c.x * dx + c.y * dy
-        };
-        let start = *set
-            .iter()
-            .min_by(|&&a, &&b| proj(a).total_cmp(&proj(b)).then(a.cmp(&b)))
-            .unwrap_or(&set[0]);
-        let s1 = ctx.next_stamp();
-        let mut heap = BinaryHeap::new();
-        heap.push(std::cmp::Reverse((super::OrdF(proj(start)), start)));
-        ctx.mark[start as usize] = s1;
-        let mut order = Vec::with_capacity(set.len());
-        let mut w1 = 0.0;
-        let mut cut_off = 0.0;
-        let mut cut_all = 0.0;
-        let in1 = u32::MAX - 1; // mark value for "in S1" is s1 + big offset; use order membership
-        let _ = in1;
-        let mut member = HashSet::default();
-        while let Some(std::cmp::Reverse((_, a))) = heap.pop() {
-            order.push(a);
-            member.insert(a);
-            w1 += g.atoms[a as usize].weight;
-            for e in g.nbrs(a as usize) {
-                let b = e.nbr;
-                if ctx.stamp[b as usize] != st {
-                    continue;
-                }
-                if member.contains(&b) {
-                    cut_off -= e.len - e.road;
-                    cut_all -= e.len;
-                } else {
-                    cut_off += e.len - e.road;
-                    cut_all += e.len;
-                    if ctx.mark[b as usize] != s1 {
-                        ctx.mark[b as usize] = s1;
-                        heap.push(std::cmp::Reverse((super::OrdF(proj(b)), b)));
-                    }
-                }
-            }
-            if order.len() < set.len() {
-                let dev = (w1 - ideal) / per;
-                let score = cut_off + 0.15 * cut_all + scale * 0.8 * dev * dev;
+        let order = sweep(
+            ctx,
+            &set,
+            st,
+            (ang.cos(), ang.sin()),
+            &target,
+            |score, len, w1| {
                 if w1 >= lo - 1e-9 && w1 <= hi + 1e-9 {
-                    cands.push((score, orders.len(), order.len()));
+                    cands.push((score, orders.len(), len));
                 } else {
                     // outside the feasible range: kept as a last resort, ranked by imbalance
                     let miss = if w1 < lo { lo - w1 } else { w1 - hi };
-                    fallback.push((miss, score, orders.len(), order.len()));
+                    fallback.push((miss, score, orders.len(), len));
                 }
-            }
-        }
+            },
+        );
         orders.push(order);
     }
     cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));

@@ -155,15 +155,12 @@ fn regrid_outputs_are_unchanged() {
 
     // rebalance: one Manhattan building raised by 500 households
     let m = manhattan();
-    let mut b: Value =
-        serde_json::from_slice(&std::fs::read(m.join("buildings.geojson")).unwrap()).unwrap();
-    for f in b["features"].as_array_mut().unwrap() {
-        if f["properties"]["osm_id"] == "w264668298" {
-            let h = f["properties"]["households"].as_u64().unwrap();
-            f["properties"]["households"] = json!(h + 500);
-        }
-    }
-    std::fs::write(d.join("b1.geojson"), b.to_string()).unwrap();
+    common::raise_households(
+        &m.join("buildings.geojson"),
+        "w264668298",
+        500,
+        &d.join("b1.geojson"),
+    );
     wangge_ok(&[
         "rebalance",
         "--grids",
@@ -311,28 +308,7 @@ fn service_outputs_are_unchanged() {
     let d = dir.path();
     let db = d.join("w.gpkg");
     let db = s(&db);
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
-    wangge_ok(&[
-        "import",
-        "--communities",
-        s(&sample.join("communities.geojson")),
-        "--buildings",
-        s(&sample.join("buildings.geojson")),
-        "--roads",
-        s(&sample.join("roads.geojson")),
-        "--database",
-        db,
-    ]);
-    wangge_ok(&["regrid", "--database", db]);
-    wangge_ok(&[
-        "plans",
-        "publish",
-        "1",
-        "--valid-from",
-        "2025-01-01",
-        "--database",
-        db,
-    ]);
+    common::load_sample(db);
     wangge_ok(&["regrid", "--database", db, "--community", "420502001001"]);
     let archive = d.join("all.pmtiles");
     wangge_ok(&[

@@ -391,14 +391,7 @@ fn a_tower_in_manhattan() {
         .expect("the building is in the plan")
         .to_string();
     let comm = old_grid.split('-').next().unwrap().to_string();
-    let mut b = read(&blds);
-    for f in b["features"].as_array_mut().unwrap() {
-        if f["properties"]["osm_id"] == "w264668298" {
-            let h = f["properties"]["households"].as_u64().unwrap();
-            f["properties"]["households"] = json!(h + 500);
-        }
-    }
-    std::fs::write(d.join("b1.geojson"), b.to_string()).unwrap();
+    raise_households(&blds, "w264668298", 500, &d.join("b1.geojson"));
     wangge_ok(&[
         "rebalance",
         "--grids",

@@ -208,6 +208,20 @@ pub fn load_sample(db: &str) -> u64 {
     j["total"]["grids"].as_u64().unwrap()
 }
 
+/// A copy of a building layer in `out` with `extra` more households in the building whose
+/// `osm_id` is `osm_id`.
+pub fn raise_households(buildings: &Path, osm_id: &str, extra: u64, out: &Path) {
+    let mut b: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(buildings).unwrap()).unwrap();
+    for f in b["features"].as_array_mut().unwrap() {
+        if f["properties"]["osm_id"] == osm_id {
+            let h = f["properties"]["households"].as_u64().unwrap();
+            f["properties"]["households"] = serde_json::json!(h + extra);
+        }
+    }
+    std::fs::write(out, b.to_string()).unwrap();
+}
+
 /// A new API token of `role` (scoped to a code when given) on `db`.
 pub fn token(db: &str, role: &str, scope: Option<&str>) -> String {
     let mut args = vec![

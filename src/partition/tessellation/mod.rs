@@ -376,33 +376,14 @@ mod tests {
     fn a_sliver_overlapping_a_building_joins_its_atom() {
         // regression (Manhattan w265432772): a footprint of a few cm² lying half inside another
         // was left unmerged (overlap below the absolute threshold) and could be split
-        let frame = LocalFrame::new(116.0, 39.0);
-        let community = polygon![(x: 0.0, y: 0.0), (x: 100.0, y: 0.0), (x: 100.0, y: 100.0), (x: 0.0, y: 100.0)];
-        let ll = Polygon::new(
-            LineString(
-                community
-                    .exterior()
-                    .0
-                    .iter()
-                    .map(|c| frame.inv(*c))
-                    .collect(),
-            ),
-            vec![],
-        );
         let big = polygon![(x: 10.0, y: 10.0), (x: 40.0, y: 10.0), (x: 40.0, y: 40.0), (x: 10.0, y: 40.0)];
         let sliver = polygon![(x: 39.95, y: 20.0), (x: 40.05, y: 20.0), (x: 40.0, y: 20.1)];
         let other = polygon![(x: 60.0, y: 60.0), (x: 80.0, y: 60.0), (x: 80.0, y: 80.0), (x: 60.0, y: 80.0)];
-        let (_, g) = tessellate(
-            frame,
-            &community,
-            &ll,
+        let (_, g) = square_tess(
             &[part(0, big, 100), part(1, sliver, 0), part(2, other, 50)],
             &[],
             &[],
-            &[],
-            &TessellationSettings::default(),
-        )
-        .unwrap();
+        );
         let atom_of = |b: u32| {
             g.atoms
                 .iter()

@@ -108,23 +108,9 @@ impl ReferenceData for PostgisStore {
                 .await
                 .map_err(pe)?
                 .get(0);
-            if inserted {
-                n.inserted += 1;
-            } else {
-                n.updated += 1;
-            }
+            count(&mut n, inserted);
         }
-        recount(&tx, true).await?;
-        audit_in(
-            &tx,
-            who,
-            "put_communities",
-            "communities",
-            &format!("{} inserted, {} updated", n.inserted, n.updated),
-        )
-        .await?;
-        tx.commit().await.map_err(pe)?;
-        Ok(n)
+        finish_upsert(tx, true, (who, "communities"), n).await
     }
 
     async fn put_buildings(&self, items: Vec<Building>, who: &str) -> Result<Upserted> {
@@ -162,23 +148,9 @@ impl ReferenceData for PostgisStore {
                 .await
                 .map_err(pe)?
                 .get(0);
-            if inserted {
-                n.inserted += 1;
-            } else {
-                n.updated += 1;
-            }
+            count(&mut n, inserted);
         }
-        recount(&tx, false).await?;
-        audit_in(
-            &tx,
-            who,
-            "put_buildings",
-            "buildings",
-            &format!("{} inserted, {} updated", n.inserted, n.updated),
-        )
-        .await?;
-        tx.commit().await.map_err(pe)?;
-        Ok(n)
+        finish_upsert(tx, false, (who, "buildings"), n).await
     }
 
     async fn replace_roads(&self, roads: Vec<Road>, who: &str) -> Result<u64> {
@@ -299,4 +271,33 @@ impl ReferenceData for PostgisStore {
             })
             .collect()
     }
+}
+
+fn count(n: &mut Upserted, inserted: bool) {
+    if inserted {
+        n.inserted += 1;
+    } else {
+        n.updated += 1;
+    }
+}
+
+/// After an import: recount households (placing buildings again when communities changed),
+/// the audit line, commit.
+async fn finish_upsert(
+    tx: deadpool_postgres::Transaction<'_>,
+    reassign: bool,
+    (who, layer): (&str, &str),
+    n: Upserted,
+) -> Result<Upserted> {
+    recount(&tx, reassign).await?;
+    audit_in(
+        &tx,
+        who,
+        &format!("put_{layer}"),
+        layer,
+        &format!("{} inserted, {} updated", n.inserted, n.updated),
+    )
+    .await?;
+    tx.commit().await.map_err(pe)?;
+    Ok(n)
 }

@@ -73,6 +73,7 @@ pub mod io;
 pub mod locate;
 pub mod model;
 pub mod partition;
+pub mod plan;
 pub mod sample;
 pub mod service;
 pub mod store;

@@ -1,6 +1,7 @@
 //! The `wangge` command line. `main.rs` only parses and dispatches here.
 
 mod convert;
+mod edit;
 mod incidents;
 mod locate;
 mod regrid;

@@ -77,6 +77,22 @@ pub enum PlansCmd {
         #[command(flatten)]
         common: PlansArgs,
     },
+    /// Edit a draft plan: move buildings, merge, split, lock, re-solve, new grid.
+    Edit(Box<super::edit::EditArgs>),
+    /// Undo the latest edit of a draft plan.
+    Undo(super::edit::PlanIdArgs),
+    /// Redo the latest undone edit.
+    Redo(super::edit::PlanIdArgs),
+    /// The edit log of a plan.
+    Log(super::edit::PlanIdArgs),
+    /// Copy a plan (published or not) to a new draft, to edit it.
+    Copy(super::edit::PlanIdArgs),
+    /// Check a plan: hard rules (exit 1 when one fails), band, compactness, road following.
+    Check(super::edit::CheckArgs),
+    /// The handover list from plan A to plan B: per building, from grid, to grid, households (CSV).
+    Handover(super::edit::HandoverArgs),
+    /// Import a grid layer drawn or edited by hand as a draft plan (buildings never split).
+    Import(super::edit::ImportPlanArgs),
 }
 
 /// Options shared by the plans commands.
@@ -279,6 +295,17 @@ fn plan_line(p: &Plan) -> String {
 /// # Errors
 /// Unknown plan, an illegal publication, or a store error.
 pub fn plans(c: &PlansCmd) -> Result<()> {
+    match c {
+        PlansCmd::Edit(e) => return super::edit::edit(e),
+        PlansCmd::Undo(e) => return super::edit::undo_redo(e, false),
+        PlansCmd::Redo(e) => return super::edit::undo_redo(e, true),
+        PlansCmd::Log(e) => return super::edit::log(e),
+        PlansCmd::Copy(e) => return super::edit::copy(e),
+        PlansCmd::Check(e) => return super::edit::check(e),
+        PlansCmd::Handover(e) => return super::edit::handover(e),
+        PlansCmd::Import(e) => return super::edit::import(e),
+        _ => {}
+    }
     block_on(async {
         match c {
             PlansCmd::List(o) => {
@@ -339,31 +366,43 @@ pub fn plans(c: &PlansCmd) -> Result<()> {
                     println!("published: {}", plan_line(&p));
                 }
             }
-            PlansCmd::Diff { a, b, common } => {
-                let store = open(common.database.as_deref()).await?;
-                let d = crate::store::plan_diff(store.as_ref(), *a, *b).await?;
-                if common.json {
-                    println!("{}", serde_json::to_string(&d)?);
-                } else {
-                    println!(
-                        "plan {a} → plan {b}: {} buildings and {} households change grid; grids only in {a}: {}; only in {b}: {}",
-                        d.moved.len(),
-                        d.moved_households,
-                        d.grids_only_in_a.len(),
-                        d.grids_only_in_b.len()
-                    );
-                    for (id, x, y) in &d.moved {
-                        println!(
-                            "  {id}: {} → {}",
-                            x.as_deref().unwrap_or("-"),
-                            y.as_deref().unwrap_or("-")
-                        );
-                    }
-                }
-            }
+            PlansCmd::Edit(_)
+            | PlansCmd::Undo(_)
+            | PlansCmd::Redo(_)
+            | PlansCmd::Log(_)
+            | PlansCmd::Copy(_)
+            | PlansCmd::Check(_)
+            | PlansCmd::Handover(_)
+            | PlansCmd::Import(_) => {}
+            PlansCmd::Diff { a, b, common } => print_diff(*a, *b, common).await?,
         }
         Ok(())
     })
+}
+
+/// `wangge plans diff`.
+async fn print_diff(a: i64, b: i64, common: &PlansArgs) -> Result<()> {
+    let store = open(common.database.as_deref()).await?;
+    let d = crate::store::plan_diff(store.as_ref(), a, b).await?;
+    if common.json {
+        println!("{}", serde_json::to_string(&d)?);
+    } else {
+        println!(
+            "plan {a} → plan {b}: {} buildings and {} households change grid; grids only in {a}: {}; only in {b}: {}",
+            d.moved.len(),
+            d.moved_households,
+            d.grids_only_in_a.len(),
+            d.grids_only_in_b.len()
+        );
+        for (id, x, y) in &d.moved {
+            println!(
+                "  {id}: {} → {}",
+                x.as_deref().unwrap_or("-"),
+                y.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Run `wangge export`.

@@ -5,6 +5,7 @@ pub mod frame;
 pub mod interior_point;
 #[cfg(feature = "proj")]
 pub mod proj_ffi;
+pub mod snap;
 pub mod validate;
 
 use geo::{Coord, Polygon};

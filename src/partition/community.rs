@@ -28,25 +28,41 @@ struct Acc {
     /// Upper levels: (grids, parent index in the level above, internal length, near roads).
     upper: Vec<Upper>,
     final_parent: Vec<usize>,
+    /// With `collect_fabric`: each part's tessellation, atoms, kept polygons, and each atom's grid
+    /// (index into `grids`).
+    fabric: Vec<(Tessellation, AtomGraph, Vec<Polygon>, Vec<usize>)>,
 }
 
 /// One part of a community, tessellated.
-struct Part<'a> {
-    tess: Tessellation,
-    graph: AtomGraph,
+pub(super) struct Part<'a> {
+    pub(super) tess: Tessellation,
+    pub(super) graph: AtomGraph,
     /// The locked or kept grids in it.
-    fixed: Vec<&'a FixedGrid>,
+    pub(super) fixed: Vec<&'a FixedGrid>,
 }
 
 /// What every step of one community reads.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     c: &'a Community,
     frame: LocalFrame,
     band: Band,
     params: &'a RegridParams,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of community `c`, its frame centred on its bounding box; `None` without extent.
+    pub(super) fn new(c: &'a Community, params: &'a RegridParams) -> Option<Ctx<'a>> {
+        let bb = c.geometry.bounding_rect()?;
+        Some(Ctx {
+            c,
+            frame: LocalFrame::new(
+                (bb.min().x + bb.max().x) / 2.0,
+                (bb.min().y + bb.max().y) / 2.0,
+            ),
+            band: params.band,
+            params,
+        })
+    }
     fn err(&self, m: String) -> RegridError {
         RegridError::Community {
             code: self.c.code.clone(),
@@ -69,17 +85,8 @@ pub(super) fn regrid_community(
         code: c.code.clone(),
         message: m,
     };
-    let Some(bb) = c.geometry.bounding_rect() else {
+    let Some(cx) = Ctx::new(c, params) else {
         return Err(err("empty geometry".into()));
-    };
-    let cx = Ctx {
-        c,
-        frame: LocalFrame::new(
-            (bb.min().x + bb.max().x) / 2.0,
-            (bb.min().y + bb.max().y) / 2.0,
-        ),
-        band: params.band,
-        params,
     };
     let mut acc = Acc {
         upper: vec![(Vec::new(), Vec::new(), 0.0, 0.0); params.levels.len()],
@@ -110,8 +117,13 @@ pub(super) fn regrid_community(
             solve_levels(&cx, &part, &mut acc)?;
         }
     }
+    let mut fabric = None;
     if params.levels.is_empty() {
         number_grids(&mut acc.grids, c, &cx.frame);
+        snap_grids(&mut acc.grids);
+        if params.collect_fabric {
+            fabric = Some(fabric_out(c, buildings, &mut acc));
+        }
         acc.grids.sort_by(|a, b| a.code.cmp(&b.code));
     } else {
         number_levels(
@@ -142,7 +154,55 @@ pub(super) fn regrid_community(
         },
         acc.atoms_out,
         acc.upper,
+        fabric,
     ))
+}
+
+/// The grids' polygons on the written coordinate grid, shared edges kept shared
+/// ([`crate::geom::snap`]).
+pub(super) fn snap_grids(grids: &mut [Grid]) {
+    // grids kept exactly (locks, a rebalance's untouched grids) keep their given coordinates;
+    // the free grids around them snap to those
+    let keep: Vec<bool> = grids.iter().map(|g| g.kept).collect();
+    let mut polys: Vec<Polygon> = grids
+        .iter_mut()
+        .map(|g| {
+            std::mem::replace(
+                &mut g.geometry,
+                Polygon::new(geo::LineString(vec![]), vec![]),
+            )
+        })
+        .collect();
+    // a finer grid where the written one would pinch a ring (only around kept grids, whose
+    // given coordinates meet computed ones)
+    let steps: &[f64] = if keep.contains(&true) {
+        &[crate::geom::snap::GRID_DEG, 1e-8, 1e-9]
+    } else {
+        &[crate::geom::snap::GRID_DEG]
+    };
+    if !steps
+        .iter()
+        .any(|&st| crate::geom::snap::snap_round_keeping(&mut polys, &keep, st))
+    {
+        tracing::debug!("snap rounding would make a ring touch itself; coordinates left as drawn");
+    }
+    for (g, p) in grids.iter_mut().zip(polys) {
+        g.geometry = p;
+    }
+}
+
+/// The community's fabric and the code of each atom's grid (after numbering).
+fn fabric_out(c: &Community, buildings: &[Building], acc: &mut Acc) -> super::FabricOut {
+    let mut atom_codes = Vec::new();
+    let mut parts = Vec::new();
+    for (tess, graph, fixed, grid_of) in std::mem::take(&mut acc.fabric) {
+        atom_codes.extend(grid_of.iter().map(|&g| acc.grids[g].code.clone()));
+        parts.push((tess, graph, fixed));
+    }
+    super::FabricOut {
+        fabric: super::fabric::Fabric::from_parts(c, buildings, parts),
+        atom_codes,
+    }
 }
 
 /// The locked or kept grids of a part as fixed regions, with the buildings inside them; and
@@ -227,7 +287,7 @@ fn roads_near(
 
 /// Atoms of one part: fixed regions, the free buildings, the roads near it; buildings that got
 /// no triangle (degenerate footprints) join the nearest atom. `None` for a part without extent.
-fn tessellate_part<'a>(
+pub(super) fn tessellate_part<'a>(
     cx: &Ctx,
     (pi, part_ll): (usize, &Polygon),
     buildings: &[Building],
@@ -345,6 +405,15 @@ fn solve_flat(cx: &Ctx, p: &Part, acc: &mut Acc) -> Result<(), RegridError> {
                 )));
             }
         }
+    }
+    if params.collect_fabric {
+        let base = acc.grids.len();
+        acc.fabric.push((
+            p.tess.clone(),
+            p.graph.clone(),
+            p.fixed.iter().map(|f| f.polygon.clone()).collect(),
+            sol.grid_of.iter().map(|&g| base + g as usize).collect(),
+        ));
     }
     let (len, road) = collect_grids(
         graph,

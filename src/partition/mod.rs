@@ -11,6 +11,7 @@ pub mod assemble;
 mod band;
 mod buckets;
 mod community;
+pub mod fabric;
 pub mod metrics;
 mod numbering;
 pub mod rebalance;
@@ -50,6 +51,9 @@ impl Ord for OrdF {
 pub struct RegridParams {
     /// Also return the atoms as polygons.
     pub collect_atoms: bool,
+    /// Also return each community's fabric and the grid of each atom (flat runs only), to be
+    /// stored with the plan so that it can be edited.
+    pub collect_fabric: bool,
     /// Grids kept exactly (locked, or untouched by a rebalance); the rest is partitioned around them.
     pub fixed: Vec<FixedGrid>,
     pub band: Band,
@@ -77,6 +81,7 @@ impl Default for RegridParams {
             objective: Objective::default(),
             fixed: Vec::new(),
             collect_atoms: false,
+            collect_fabric: false,
             levels: Vec::new(),
         }
     }
@@ -169,6 +174,16 @@ pub struct RegridResult {
     pub atoms: Vec<AtomOut>,
     /// The upper levels of a nested run, outermost first (empty without `RegridParams::levels`).
     pub levels: Vec<Level>,
+    /// Each community's fabric with the grid code of every atom, when asked for
+    /// (`RegridParams::collect_fabric`).
+    pub fabrics: Vec<FabricOut>,
+}
+
+/// A community's fabric and the grid code of each of its atoms.
+#[derive(Debug, Clone)]
+pub struct FabricOut {
+    pub fabric: fabric::Fabric,
+    pub atom_codes: Vec<String>,
 }
 
 /// One atom as a polygon (for benchmarks that run other partitioners on the same atoms).
@@ -187,6 +202,40 @@ pub enum RegridError {
     Community { code: String, message: String },
     #[error("band is empty: --min {min} is above --max {max}")]
     Band { min: f64, max: f64 },
+}
+
+/// Road segments in WGS84 (ends, whether their class cuts blocks), indexed.
+pub(crate) struct RoadIndex {
+    pub(crate) segs: Vec<(Coord, Coord, bool)>,
+    tree: RTree<Boxed>,
+}
+
+impl RoadIndex {
+    fn new(roads: &[Road], cut_classes: &[String]) -> RoadIndex {
+        let cut: std::collections::HashSet<&str> = cut_classes.iter().map(String::as_str).collect();
+        let mut segs: Vec<(Coord, Coord, bool)> = Vec::new();
+        for r in roads {
+            let is_cut = cut.contains(r.highway.as_str());
+            for w in r.line.0.windows(2) {
+                segs.push((w[0], w[1], is_cut));
+            }
+        }
+        let tree = RTree::bulk_load(
+            segs.iter()
+                .enumerate()
+                .map(|(i, (a, b, _))| {
+                    Boxed(
+                        i,
+                        AABB::from_corners(
+                            [a.x.min(b.x), a.y.min(b.y)],
+                            [a.x.max(b.x), a.y.max(b.y)],
+                        ),
+                    )
+                })
+                .collect(),
+        );
+        RoadIndex { segs, tree }
+    }
 }
 
 #[derive(Clone)]
@@ -297,27 +346,10 @@ pub fn regrid_with(
             per_comm[*ci].push((bi, *pi));
         }
     }
-    // road segments in WGS84, indexed
-    let cut: std::collections::HashSet<&str> =
-        params.cut_classes.iter().map(String::as_str).collect();
-    let mut segs: Vec<(Coord, Coord, bool)> = Vec::new();
-    for r in roads {
-        let is_cut = cut.contains(r.highway.as_str());
-        for w in r.line.0.windows(2) {
-            segs.push((w[0], w[1], is_cut));
-        }
-    }
-    let seg_tree = RTree::bulk_load(
-        segs.iter()
-            .enumerate()
-            .map(|(i, (a, b, _))| {
-                Boxed(
-                    i,
-                    AABB::from_corners([a.x.min(b.x), a.y.min(b.y)], [a.x.max(b.x), a.y.max(b.y)]),
-                )
-            })
-            .collect(),
-    );
+    let RoadIndex {
+        segs,
+        tree: seg_tree,
+    } = RoadIndex::new(roads, &params.cut_classes);
     let has_roads = !roads.is_empty();
     // largest communities first, one task each, so two cores finish together
     let mut order: Vec<usize> = (0..communities.len()).collect();
@@ -366,10 +398,12 @@ pub fn regrid_with(
     let mut grids = Vec::new();
     let mut reports = Vec::new();
     let mut atoms = Vec::new();
+    let mut fabrics = Vec::new();
     let mut upper: Vec<Upper> = vec![(Vec::new(), Vec::new(), 0.0, 0.0); params.levels.len()];
     for r in results {
-        let (g, rep, at, up) = r?;
+        let (g, rep, at, up, fab) = r?;
         grids.extend(g);
+        fabrics.extend(fab);
         reports.push(rep);
         atoms.extend(at);
         for (acc, u) in upper.iter_mut().zip(up) {
@@ -397,6 +431,7 @@ pub fn regrid_with(
     let total = metrics::total_figures(&grids, &reports, band, has_roads);
     Ok(RegridResult {
         atoms,
+        fabrics,
         levels,
         grids,
         assignment,

@@ -63,7 +63,13 @@ pub(super) fn number_grids(grids: &mut [Grid], c: &Community, frame: &LocalFrame
 pub(super) type Upper = (Vec<Grid>, Vec<usize>, f64, f64);
 
 /// What one community gives: its grids, report, atoms (when asked) and upper levels.
-pub(super) type CommunityOutcome = (Vec<Grid>, CommunityReport, Vec<AtomOut>, Vec<Upper>);
+pub(super) type CommunityOutcome = (
+    Vec<Grid>,
+    CommunityReport,
+    Vec<AtomOut>,
+    Vec<Upper>,
+    Option<super::FabricOut>,
+);
 
 /// Codes for nested levels: units of the first level are numbered in the community, each lower
 /// level's polygons within their parent (`parent` indexes the level above); each level sorted.

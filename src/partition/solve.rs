@@ -215,6 +215,19 @@ fn free_components(g: &AtomGraph, fixed: &[bool]) -> Vec<Vec<u32>> {
 /// joins the nearest grid.
 #[must_use]
 pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Solution {
+    partition_k(g, band, None, seed, obj)
+}
+
+/// [`partition`], with the number of grids of each component given (`Some(k)`) instead of
+/// chosen from the band (used to split one grid in two).
+#[must_use]
+pub fn partition_k(
+    g: &AtomGraph,
+    band: Band,
+    k: Option<usize>,
+    seed: u64,
+    obj: Objective,
+) -> Solution {
     let n = g.len();
     let mut d = Draft::new(g, band);
     let fixed: Vec<bool> = d.grid_of.iter().map(|&x| x != u32::MAX).collect();
@@ -235,7 +248,8 @@ pub fn partition(g: &AtomGraph, band: Band, seed: u64, obj: Objective) -> Soluti
         }
         let w: f64 = comp.iter().map(|&a| g.atoms[a as usize].weight).sum();
         let mut parts = Vec::new();
-        bisect(&mut ctx, comp, choose_k(w, &band), &mut parts);
+        let k = k.unwrap_or_else(|| choose_k(w, &band)).max(1);
+        bisect(&mut ctx, comp, k, &mut parts);
         for p in parts {
             d.new_grid(&p, false);
         }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod cases;
+mod edits;
 pub mod error;
 mod locate;
 mod ogc;
@@ -107,6 +108,8 @@ pub struct AppState {
     /// Where tiles come from: a configured archive first (public requests in its zooms), then
     /// the store through a bounded cache that follows `generation`.
     pub tiles: crate::tiles::Chain,
+    /// Decoded plan fabrics (they never change once made).
+    pub fabrics: crate::plan::FabricCache,
 }
 
 impl AppState {
@@ -130,6 +133,7 @@ impl AppState {
             config,
             jobs: Mutex::new(HashMap::new()),
             next_job: AtomicU64::new(0),
+            fabrics: crate::plan::FabricCache::default(),
             generation,
             locator: std::sync::RwLock::new(None),
             rebuilding: tokio::sync::Mutex::new(()),
@@ -189,12 +193,13 @@ pub(crate) fn parse_datetime(s: &str) -> Result<(Option<i64>, Option<i64>), ApiE
 }
 
 /// Each module's routes, in documentation order.
-fn module_routes() -> [Vec<Route>; 6] {
+fn module_routes() -> [Vec<Route>; 7] {
     [
         ogc::routes(),
         locate::routes(),
         cases::routes(),
         plans::routes(),
+        edits::routes(),
         tiles::routes(),
         routes(),
     ]

@@ -18,6 +18,9 @@ pub struct Route {
     /// Who may call it (`public`, or the roles).
     pub access: &'static str,
     pub summary: &'static str,
+    /// JSON schemas of the request body and of the 200 answer, when documented.
+    pub request: Option<Value>,
+    pub response: Option<Value>,
     handler: MethodRouter<Arc<AppState>>,
 }
 
@@ -63,8 +66,18 @@ impl Route {
             tag,
             access,
             summary,
+            request: None,
+            response: None,
             handler,
         }
+    }
+
+    /// Document the request body's and the answer's JSON schemas.
+    #[must_use]
+    pub fn schemas(mut self, request: Option<Value>, response: Value) -> Route {
+        self.request = request;
+        self.response = Some(response);
+        self
     }
 
     /// True when anyone may call it without a token.
@@ -115,6 +128,13 @@ pub fn openapi_doc(routes: &[Route]) -> Value {
         });
         if rt.access != "public" {
             op["security"] = json!([{ "bearer": [] }]);
+        }
+        if let Some(r) = &rt.request {
+            op["requestBody"] =
+                json!({ "required": true, "content": { "application/json": { "schema": r } } });
+        }
+        if let Some(r) = &rt.response {
+            op["responses"]["200"]["content"] = json!({ "application/json": { "schema": r } });
         }
         let entry = paths
             .entry(rt.path.to_string())

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// The schema version this binary writes and reads. Stores with a newer version are refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Default path of the embedded store.
 pub const DEFAULT_PATH: &str = "data/wangge.gpkg";
@@ -27,7 +27,8 @@ mod error;
 mod rules;
 pub use error::{GpkgError, PostgisError, StoreError};
 pub(crate) use rules::{
-    check_filters, check_history, check_not_before, check_plan, check_publishable, publish_detail,
+    check_editable, check_filters, check_history, check_not_before, check_plan, check_publishable,
+    publish_detail,
 };
 
 /// A short result alias.
@@ -247,7 +248,9 @@ pub struct Upserted {
 /// acknowledged only after they are durable. Through `dyn Store` every role's methods are at
 /// hand; code that names a backend type brings the roles in with `use crate::store::prelude::*`.
 #[async_trait]
-pub trait Store: ReferenceData + Plans + FeatureSource + Cases + Auth + Send + Sync {
+pub trait Store:
+    ReferenceData + Plans + Edits + FeatureSource + Cases + Auth + Send + Sync
+{
     /// "gpkg" or "postgis", and where.
     fn describe(&self) -> String;
     /// Reachable and usable.
@@ -256,7 +259,7 @@ pub trait Store: ReferenceData + Plans + FeatureSource + Cases + Auth + Send + S
 
 /// The traits of every role (for code that holds a concrete backend).
 pub mod prelude {
-    pub use super::{Auth, Cases, FeatureSource, Plans, ReferenceData, Store};
+    pub use super::{Auth, Cases, Edits, FeatureSource, Plans, ReferenceData, Store};
 }
 
 /// Communities, streets, buildings and roads: the layers plans are drawn on.
@@ -296,6 +299,80 @@ pub trait Plans: Send + Sync {
     ) -> Result<Plan>;
     async fn set_worker(&self, grid_code: &str, worker: Option<Worker>, who: &str) -> Result<()>;
     async fn worker(&self, grid_code: &str) -> Result<Option<Worker>>;
+}
+
+/// A community's fabric in a plan: the encoded tessellation (never changes) and the state
+/// (which atom is in which grid, locks; JSON, changes with every edit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FabricRow {
+    pub fabric: Vec<u8>,
+    pub state: String,
+}
+
+/// What an edit does to the edit log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EditLog {
+    /// A new edit: the operation (JSON), the planner's reason, a one-line summary, the
+    /// community's state before and after. Edits undone before it are discarded.
+    Append {
+        op: Value,
+        reason: Option<String>,
+        summary: String,
+        before: String,
+        after: String,
+    },
+    /// Edit `seq` undone (the state goes back to its `before`).
+    Undo { seq: i64 },
+    /// Edit `seq` applied again.
+    Redo { seq: i64 },
+}
+
+/// One change of a draft plan, applied at once: the community's new state, grids removed and
+/// written (by code), buildings that changed grid, and the log entry.
+#[derive(Debug, Clone)]
+pub struct PlanEdit {
+    /// The plan version the edit was computed on (the ETag the caller holds).
+    pub expected_version: i64,
+    pub who: String,
+    pub community: String,
+    pub state: String,
+    pub delete_grids: Vec<String>,
+    pub put_grids: Vec<GridRecord>,
+    /// (building id, grid code).
+    pub assignment: Vec<(String, String)>,
+    pub log: EditLog,
+}
+
+/// An entry of a plan's edit log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EditRecord {
+    pub seq: i64,
+    pub at: i64,
+    pub who: String,
+    pub community: String,
+    pub op: Value,
+    pub reason: Option<String>,
+    pub summary: String,
+    /// "applied", "undone" or "discarded" (undone, then overtaken by a new edit).
+    pub status: String,
+    #[serde(skip)]
+    pub before: String,
+    #[serde(skip)]
+    pub after: String,
+}
+
+/// Plan editing: each community's fabric and state, and the edit log (undo and redo).
+#[async_trait]
+pub trait Edits: Send + Sync {
+    /// The fabric of a community in a plan, if made yet.
+    async fn plan_fabric(&self, plan: i64, community: &str) -> Result<Option<FabricRow>>;
+    /// Keep a community's fabric with a plan (made on first use; an existing one is kept).
+    async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()>;
+    /// Apply an edit to a draft plan at `expected_version`: state, grids, assignments and log
+    /// in one transaction; the plan's version goes up by one.
+    async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<Plan>;
+    /// The edit log, oldest first.
+    async fn plan_edits(&self, plan: i64) -> Result<Vec<EditRecord>>;
 }
 
 /// Features of the layers for OGC pages, tiles and lookups.

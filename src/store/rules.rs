@@ -170,3 +170,22 @@ pub(crate) fn publish_detail(id: i64, valid_from: i64, retired: &[i64]) -> (Stri
         ),
     )
 }
+
+/// A plan may be edited when it is a draft still at the version the edit was computed on.
+pub(crate) fn check_editable(p: &Plan, expected_version: i64) -> Result<()> {
+    if p.status != PlanStatus::Draft {
+        return Err(StoreError::Conflict(format!(
+            "plan {} is {}; only a draft can be edited (copy it first: `wangge plans copy {}`)",
+            p.id,
+            p.status.as_str(),
+            p.id
+        )));
+    }
+    if expected_version != p.version {
+        return Err(StoreError::Stale(format!(
+            "plan {} is at version {}, not {expected_version}: it changed meanwhile",
+            p.id, p.version
+        )));
+    }
+    Ok(())
+}

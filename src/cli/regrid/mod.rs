@@ -128,6 +128,8 @@ pub fn run(a: &RegridArgs) -> Result<()> {
         .transpose()?
         .unwrap_or_default();
     params.collect_atoms = a.atoms_out.is_some();
+    // a plan saved in the store keeps its fabric, so that it can be edited at once
+    params.collect_fabric = a.communities.is_none() && params.levels.is_empty();
     params.fixed = old
         .iter()
         .filter(|g| locked.contains(&g.code))

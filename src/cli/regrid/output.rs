@@ -188,7 +188,9 @@ fn save_plan(
     );
     crate::cli::block_on(async {
         let store = crate::store::open(database).await?;
-        Ok(store.create_plan(plan).await?)
+        let p = store.create_plan(plan).await?;
+        crate::plan::save_fabrics(store.as_ref(), p.id, &r.result.fabrics).await?;
+        Ok(p)
     })
 }
 

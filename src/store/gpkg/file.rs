@@ -214,8 +214,40 @@ pub(super) fn create_schema(c: &Connection) -> rusqlite::Result<()> {
            role TEXT NOT NULL, scope TEXT, label TEXT NOT NULL, created_at DATETIME NOT NULL, revoked_at DATETIME);
          CREATE TABLE wangge_schema (version INTEGER NOT NULL);",
     )?;
-    c.execute("INSERT INTO wangge_schema VALUES (?1)", [SCHEMA_VERSION])?;
+    c.execute("INSERT INTO wangge_schema VALUES (1)", [])?;
     Ok(())
+}
+
+/// Version 2: each plan's fabrics (tessellation and state per community) and its edit log.
+const MIGRATION_2: &str = "
+    CREATE TABLE plan_fabrics (plan_id INTEGER NOT NULL REFERENCES plans(id), community TEXT NOT NULL,
+      fabric BLOB NOT NULL, state TEXT NOT NULL, PRIMARY KEY (plan_id, community)) WITHOUT ROWID;
+    CREATE TABLE plan_edits (plan_id INTEGER NOT NULL REFERENCES plans(id), seq INTEGER NOT NULL,
+      at DATETIME NOT NULL, who TEXT NOT NULL, community TEXT NOT NULL, op TEXT NOT NULL, reason TEXT,
+      summary TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('applied', 'undone', 'discarded')),
+      before TEXT NOT NULL, after TEXT NOT NULL, PRIMARY KEY (plan_id, seq)) WITHOUT ROWID;
+    INSERT INTO wangge_schema VALUES (2);";
+
+/// Bring a store of an older schema version up to [`SCHEMA_VERSION`], in one transaction.
+pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
+    if v >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
+    let r = if v < 2 {
+        c.execute_batch(MIGRATION_2)
+    } else {
+        Ok(())
+    };
+    match r {
+        Ok(()) => c.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 /// Check that an existing file is a wangge GeoPackage of a known schema version.

@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 mod auth;
 mod cases;
+mod edits;
 mod export;
 mod features;
 mod file;
@@ -111,6 +112,7 @@ impl GpkgStore {
         }
         let w = open_conn(path)?;
         check_file(&w, path)?;
+        file::migrate(&w).map_err(be)?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("wangge-gpkg-writer".into())

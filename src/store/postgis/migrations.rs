@@ -42,3 +42,13 @@ CREATE TABLE api_tokens (id bigserial PRIMARY KEY, token_hash text NOT NULL UNIQ
 CREATE TABLE audit_log (id bigserial PRIMARY KEY, at timestamptz NOT NULL, who text NOT NULL, action text NOT NULL,
   target text NOT NULL, detail text NOT NULL);
 ";
+
+/// Version 2: each plan's fabrics (tessellation and state per community) and its edit log.
+pub(super) const MIGRATION_2: &str = "
+CREATE TABLE plan_fabrics (plan_id bigint NOT NULL REFERENCES plans (id), community text NOT NULL,
+  fabric bytea NOT NULL, state text NOT NULL, PRIMARY KEY (plan_id, community));
+CREATE TABLE plan_edits (plan_id bigint NOT NULL REFERENCES plans (id), seq integer NOT NULL,
+  at timestamptz NOT NULL, who text NOT NULL, community text NOT NULL, op text NOT NULL, reason text,
+  summary text NOT NULL, status text NOT NULL CHECK (status IN ('applied', 'undone', 'discarded')),
+  before text NOT NULL, after text NOT NULL, PRIMARY KEY (plan_id, seq));
+";

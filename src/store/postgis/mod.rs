@@ -27,6 +27,7 @@ use tokio_postgres::types::ToSql;
 
 mod auth;
 mod cases;
+mod edits;
 mod features;
 mod migrations;
 mod plans;
@@ -167,6 +168,12 @@ impl PostgisStore {
         if cur < 1 {
             tx.batch_execute(MIGRATION_1).await.map_err(pe)?;
             tx.execute("INSERT INTO wangge_schema (version) VALUES (1)", &[])
+                .await
+                .map_err(pe)?;
+        }
+        if cur < 2 {
+            tx.batch_execute(MIGRATION_2).await.map_err(pe)?;
+            tx.execute("INSERT INTO wangge_schema (version) VALUES (2)", &[])
                 .await
                 .map_err(pe)?;
         }

@@ -1,0 +1,219 @@
+//! Grid polygons and figures derived from a fabric and a state: the same assembly and
+//! straightening as a regrid, so a grid's polygon depends only on its atoms and its neighbours'.
+
+use super::EditError;
+use super::state::State;
+use crate::model::grid_name;
+use crate::partition::fabric::Fabric;
+use crate::partition::{Band, assemble, metrics};
+use crate::store::{GridRecord, band_label};
+use geo::{LineString, MultiPolygon, Polygon};
+use serde_json::{Value, json};
+
+/// One grid as derived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    pub code: String,
+    pub name: Option<String>,
+    pub locked: bool,
+    pub households: u64,
+    pub weight: f64,
+    /// Buildings (indices into the fabric's list), ascending.
+    pub buildings: Vec<u32>,
+    /// Atom ids, ascending.
+    pub atoms: Vec<u32>,
+    pub area_m2: f64,
+    pub perimeter_m: f64,
+    pub polsby_popper: f64,
+    /// "in", "under", "over" or "oversize".
+    pub band: &'static str,
+    /// WGS84.
+    pub geometry: Polygon,
+}
+
+impl Derived {
+    /// The grid as the store keeps it.
+    #[must_use]
+    pub fn record(&self, f: &Fabric) -> GridRecord {
+        GridRecord {
+            code: self.code.clone(),
+            name: self.name.clone(),
+            community: f.community.clone(),
+            street: f.street.clone(),
+            households: self.households,
+            buildings: self.buildings.len() as u64,
+            weight: self.weight,
+            band: self.band.to_string(),
+            geometry: MultiPolygon(vec![self.geometry.clone()]),
+            valid_from: None,
+            valid_to: None,
+        }
+    }
+
+    /// The grid as a GeoJSON feature with its figures.
+    #[must_use]
+    pub fn feature(&self, f: &Fabric) -> Value {
+        json!({
+            "type": "Feature",
+            "id": self.code,
+            "properties": {
+                "code": self.code, "name": self.name, "community": f.community,
+                "street": f.street, "households": self.households, "weight": self.weight,
+                "buildings": self.buildings.len(), "atoms": self.atoms.len(), "band": self.band,
+                "locked": self.locked, "area_m2": round2(self.area_m2),
+                "polsby_popper": (self.polsby_popper * 1e4).round() / 1e4,
+            },
+            "geometry": crate::io::write::polygon_json(&self.geometry),
+        })
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The name of grid `code` in community `name`: 第N网格 from the code's sequence number.
+#[must_use]
+pub fn name_of(f: &Fabric, code: &str) -> Option<String> {
+    let n = super::state::seq_of(code)?;
+    f.name.as_deref().map(|nm| grid_name(nm, n))
+}
+
+/// Every grid of the state, in the state's order.
+///
+/// # Errors
+/// A grid with no atoms, or in more than one piece.
+pub fn derive(f: &Fabric, st: &State, band: Band) -> Result<Vec<Derived>, EditError> {
+    let n = st.grids.len();
+    let members = st.members();
+    let (mut polys, mut metres) = assemble_parts(f, st, &members)?;
+    // on the written coordinate grid, shared edges kept shared (as a regrid writes them)
+    let mut snapped: Vec<Polygon> = polys
+        .iter_mut()
+        .map(|p| {
+            p.take()
+                .unwrap_or_else(|| Polygon::new(LineString(vec![]), vec![]))
+        })
+        .collect();
+    let keep: Vec<bool> = members
+        .iter()
+        .map(|m| match m.as_slice() {
+            [a] => f.atom(*a as usize).is_some_and(|at| at.fixed.is_some()),
+            _ => false,
+        })
+        .collect();
+    // (left as drawn where rounding would make a ring touch itself, or around kept polygons)
+    if !keep.contains(&true) {
+        let _ = crate::geom::snap::snap_round(&mut snapped, crate::geom::snap::GRID_DEG);
+    }
+    let mut polys: Vec<Option<Polygon>> = snapped
+        .into_iter()
+        .map(|p| (!p.exterior().0.is_empty()).then_some(p))
+        .collect();
+    let mut grids = Vec::with_capacity(n);
+    for (g, slot) in st.grids.iter().enumerate() {
+        let (Some(poly), Some(m)) = (polys[g].take(), metres[g].take()) else {
+            return Err(EditError::Refused(format!(
+                "grid {} would be left empty",
+                slot.code
+            )));
+        };
+        let mut hh = 0u64;
+        let mut wt = 0.0;
+        let mut blds = Vec::new();
+        for &a in &members[g] {
+            if let Some(at) = f.atom(a as usize) {
+                hh += at.households;
+                wt += at.weight;
+                blds.extend(at.buildings.iter().copied());
+            }
+        }
+        blds.sort_unstable();
+        let (area, perim) = metrics::area_perimeter(&m);
+        let single = blds.len() == 1;
+        grids.push(Derived {
+            code: slot.code.clone(),
+            name: name_of(f, &slot.code),
+            locked: slot.locked,
+            households: hh,
+            weight: wt,
+            band: band_label(wt, band.min(), band.max(), single),
+            buildings: blds,
+            atoms: members[g].clone(),
+            area_m2: area,
+            perimeter_m: perim,
+            polsby_popper: if perim > 0.0 {
+                4.0 * std::f64::consts::PI * area / (perim * perim)
+            } else {
+                0.0
+            },
+            geometry: poly,
+        });
+    }
+    Ok(grids)
+}
+
+/// Each grid's polygon in WGS84 and metres, assembled part by part.
+type Polys = (Vec<Option<Polygon>>, Vec<Option<Polygon>>);
+
+fn assemble_parts(f: &Fabric, st: &State, members: &[Vec<u32>]) -> Result<Polys, EditError> {
+    let n = st.grids.len();
+    let mut polys: Vec<Option<Polygon>> = vec![None; n];
+    let mut metres: Vec<Option<Polygon>> = vec![None; n];
+    let offsets = f.offsets();
+    for (pi, part) in f.parts.iter().enumerate() {
+        let base = offsets[pi];
+        let na = part.graph.len();
+        // grids present in this part, numbered locally
+        let mut local = vec![u32::MAX; n];
+        let mut globals = Vec::new();
+        let mut grid_of = Vec::with_capacity(na);
+        for a in 0..na {
+            let g = st.atoms[base + a] as usize;
+            if local[g] == u32::MAX {
+                local[g] = globals.len() as u32;
+                globals.push(g);
+            }
+            grid_of.push(local[g]);
+        }
+        for &g in &globals {
+            if polys[g].is_some() {
+                return Err(EditError::Refused(format!(
+                    "grid {} would lie in two separate parts of community {}",
+                    st.grids[g].code, f.community
+                )));
+            }
+        }
+        let out = assemble::assemble(&part.tess, &grid_of, globals.len(), 0).map_err(|e| {
+            let which = match &e {
+                assemble::AssembleError::NotContiguous { grid, .. }
+                | assemble::AssembleError::Empty { grid } => globals
+                    .get(*grid)
+                    .map_or_else(String::new, |&g| st.grids[g].code.clone()),
+            };
+            EditError::Refused(format!("grid {which}: {e}"))
+        })?;
+        for (k, gp) in out.into_iter().enumerate() {
+            let g = globals[k];
+            // a grid that is exactly one kept polygon is drawn as that polygon
+            let fixed = match members[g].as_slice() {
+                [a] => f.atom(*a as usize).and_then(|at| at.fixed),
+                _ => None,
+            };
+            if let Some(k) = fixed.and_then(|k| part.fixed.get(k as usize)) {
+                let m = project(&part.tess.frame, k);
+                polys[g] = Some(k.clone());
+                metres[g] = Some(m);
+            } else {
+                polys[g] = Some(gp.wgs84);
+                metres[g] = Some(gp.metres);
+            }
+        }
+    }
+    Ok((polys, metres))
+}
+
+fn project(frame: &crate::geom::frame::LocalFrame, p: &Polygon) -> Polygon {
+    let r = |l: &LineString| LineString(l.0.iter().map(|c| frame.fwd(*c)).collect());
+    Polygon::new(r(p.exterior()), p.interiors().iter().map(r).collect())
+}

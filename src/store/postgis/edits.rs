@@ -1,0 +1,215 @@
+//! Plan editing in PostGIS: fabrics, edits applied in one transaction (the plan row locked),
+//! the edit log.
+
+use super::plans::plan_get;
+use super::*;
+use crate::store::{EditLog, EditRecord, FabricRow, PlanEdit, check_editable};
+
+/// Write the log entry of an edit (checked against the log's current state).
+async fn log_edit(c: &impl GenericClient, plan: i64, e: &PlanEdit) -> Result<String> {
+    match &e.log {
+        EditLog::Append {
+            op,
+            reason,
+            summary,
+            before,
+            after,
+        } => {
+            c.execute(
+                "UPDATE plan_edits SET status = 'discarded' WHERE plan_id = $1 AND status = 'undone'",
+                &[&plan],
+            )
+            .await
+            .map_err(pe)?;
+            let seq: i32 = c
+                .query_one(
+                    "SELECT coalesce(max(seq), 0) + 1 FROM plan_edits WHERE plan_id = $1",
+                    &[&plan],
+                )
+                .await
+                .map_err(pe)?
+                .get(0);
+            c.execute(
+                "INSERT INTO plan_edits (plan_id, seq, at, who, community, op, reason, summary, status, before, after)
+                 VALUES ($1, $2, now(), $3, $4, $5, $6, $7, 'applied', $8, $9)",
+                &[&plan, &seq, &e.who, &e.community, &op.to_string(), reason, summary, before, after],
+            )
+            .await
+            .map_err(pe)?;
+            Ok(format!("edit {seq}: {summary}"))
+        }
+        EditLog::Undo { seq } | EditLog::Redo { seq } => {
+            let (from, to, what) = if matches!(e.log, EditLog::Undo { .. }) {
+                ("applied", "undone", "undo")
+            } else {
+                ("undone", "applied", "redo")
+            };
+            let s = i32::try_from(*seq).unwrap_or(i32::MAX);
+            let n = c
+                .execute(
+                    "UPDATE plan_edits SET status = $3 WHERE plan_id = $1 AND seq = $2 AND status = $4",
+                    &[&plan, &s, &to, &from],
+                )
+                .await
+                .map_err(pe)?;
+            if n != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "plan {plan}: edit {seq} is not {from}; nothing to {what}"
+                )));
+            }
+            Ok(format!("{what} of edit {seq}"))
+        }
+    }
+}
+
+#[async_trait]
+impl Edits for PostgisStore {
+    async fn plan_fabric(&self, plan: i64, community: &str) -> Result<Option<FabricRow>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT fabric, state FROM plan_fabrics WHERE plan_id = $1 AND community = $2",
+                &[&plan, &community],
+            )
+            .await
+            .map_err(pe)?
+            .map(|r| FabricRow {
+                fabric: r.get(0),
+                state: r.get(1),
+            }))
+    }
+
+    async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()> {
+        let client = self.client().await?;
+        plan_get(&client, plan).await?;
+        client
+            .execute(
+                "INSERT INTO plan_fabrics (plan_id, community, fabric, state) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (plan_id, community) DO NOTHING",
+                &[&plan, &community, &row.fabric, &row.state],
+            )
+            .await
+            .map_err(pe)?;
+        Ok(())
+    }
+
+    async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<Plan> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pe)?;
+        tx.execute("SELECT 1 FROM plans WHERE id = $1 FOR UPDATE", &[&plan])
+            .await
+            .map_err(pe)?;
+        let p = plan_get(&tx, plan).await?;
+        check_editable(&p, edit.expected_version)?;
+        let n = tx
+            .execute(
+                "UPDATE plan_fabrics SET state = $3 WHERE plan_id = $1 AND community = $2",
+                &[&plan, &edit.community, &edit.state],
+            )
+            .await
+            .map_err(pe)?;
+        if n != 1 {
+            return Err(StoreError::Invalid(format!(
+                "plan {plan}: community {} has no fabric yet",
+                edit.community
+            )));
+        }
+        let gone: Vec<&str> = edit
+            .delete_grids
+            .iter()
+            .chain(edit.put_grids.iter().map(|g| &g.code))
+            .map(String::as_str)
+            .collect();
+        tx.execute(
+            "DELETE FROM grids WHERE plan_id = $1 AND code = ANY($2)",
+            &[&plan, &gone],
+        )
+        .await
+        .map_err(pe)?;
+        let st = tx
+            .prepare(
+                "INSERT INTO grids (plan_id, code, name, community, street, households, buildings, weight, band, geom)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ST_Multi(ST_GeomFromWKB($10, 4326)))",
+            )
+            .await
+            .map_err(pe)?;
+        for g in &edit.put_grids {
+            tx.execute(
+                &st,
+                &[
+                    &plan,
+                    &g.code,
+                    &g.name,
+                    &g.community,
+                    &g.street,
+                    &(i64::try_from(g.households).unwrap_or(i64::MAX)),
+                    &(i64::try_from(g.buildings).unwrap_or(i64::MAX)),
+                    &g.weight,
+                    &g.band,
+                    &mp_wkb(&g.geometry),
+                ],
+            )
+            .await
+            .map_err(pe)?;
+        }
+        if !edit.assignment.is_empty() {
+            let (bs, gs): (Vec<&str>, Vec<&str>) = edit
+                .assignment
+                .iter()
+                .map(|(b, g)| (b.as_str(), g.as_str()))
+                .unzip();
+            tx.execute(
+                "INSERT INTO plan_assignments (plan_id, building_id, grid_code) SELECT $1, b, g FROM unnest($2::text[], $3::text[]) AS x(b, g)
+                 ON CONFLICT (plan_id, building_id) DO UPDATE SET grid_code = excluded.grid_code",
+                &[&plan, &bs, &gs],
+            )
+            .await
+            .map_err(pe)?;
+        }
+        let detail = log_edit(&tx, plan, &edit).await?;
+        tx.execute(
+            "UPDATE plans SET version = version + 1 WHERE id = $1",
+            &[&plan],
+        )
+        .await
+        .map_err(pe)?;
+        audit_in(
+            &tx,
+            &edit.who,
+            "edit_plan",
+            &format!("plan {plan}"),
+            &detail,
+        )
+        .await?;
+        let p = plan_get(&tx, plan).await?;
+        tx.commit().await.map_err(pe)?;
+        Ok(p)
+    }
+
+    async fn plan_edits(&self, plan: i64) -> Result<Vec<EditRecord>> {
+        let client = self.client().await?;
+        plan_get(&client, plan).await?;
+        let rows = client
+            .query(
+                "SELECT seq, at, who, community, op, reason, summary, status, before, after FROM plan_edits WHERE plan_id = $1 ORDER BY seq",
+                &[&plan],
+            )
+            .await
+            .map_err(pe)?;
+        Ok(rows
+            .iter()
+            .map(|r| EditRecord {
+                seq: i64::from(r.get::<_, i32>(0)),
+                at: r.get::<_, DateTime<Utc>>(1).timestamp(),
+                who: r.get(2),
+                community: r.get(3),
+                op: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or(Value::Null),
+                reason: r.get(5),
+                summary: r.get(6),
+                status: r.get(7),
+                before: r.get(8),
+                after: r.get(9),
+            })
+            .collect())
+    }
+}

@@ -469,6 +469,17 @@ async fn commit(
     let derived = heavy(|| derive(f, &c.after, band))?;
     let stored = store.plan_grids(c.plan.id).await?;
     let (put, changed, removed) = diff(f, &derived, &stored);
+    // a grid drawn anew must be a valid polygon (tiny loops where boundaries meet at odd angles)
+    for r in &put {
+        for p in &r.geometry.0 {
+            if let Some(at) = crate::geom::validate::find_self_intersection(p) {
+                return Err(EditError::Refused(format!(
+                    "the edit would make grid {} cross itself at {:.7},{:.7}; choose a slightly different selection",
+                    r.code, at.x, at.y
+                )));
+            }
+        }
+    }
     let moved = moved_buildings(f, c.before, &c.after);
     if c.dry_run {
         return Ok(Outcome {

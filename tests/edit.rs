@@ -1,0 +1,686 @@
+//! Editable plans on both stores: edits through the CLI (move, merge, split, lock, resolve, new
+//! grid, undo, redo, log, check, handover, copy), each result checked by the independent
+//! checker and for validity after projection; refusals named; hand-drawn layers imported with
+//! every defect named; random edit sequences with undo back to the same bytes.
+
+mod common;
+
+use common::{check, fresh_pg, load_sample, wangge, wangge_ok};
+use geo::{BooleanOps, BoundingRect, Coord, LineString, MultiPolygon, Polygon};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use wangge::geom::crs::{Crs, Transformer};
+use wangge::plan::{self, EditRequest, Op};
+
+fn sample_file(n: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/sample")
+        .join(n)
+}
+
+fn export(db: &str, plan: i64, out: &Path) -> Value {
+    wangge_ok(&[
+        "export",
+        "--layer",
+        "grids",
+        "--plan",
+        &plan.to_string(),
+        "--out",
+        out.to_str().unwrap(),
+        "--database",
+        db,
+    ]);
+    serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
+}
+
+/// A grid layer's features by code (the store's row order changes as grids are rewritten).
+fn by_code(layer: &Value) -> std::collections::BTreeMap<String, Value> {
+    layer["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["properties"]["code"].as_str().unwrap().to_string(),
+                f.clone(),
+            )
+        })
+        .collect()
+}
+
+fn same_grids(a: &Value, b: &Value, what: &str) {
+    let (a, b) = (by_code(a), by_code(b));
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "{what}: codes"
+    );
+    for (k, f) in &a {
+        assert!(f == &b[k], "{what}: grid {k} differs");
+    }
+}
+
+fn json_of(out: &str) -> Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Hard rules by the independent checker (band not held against edits).
+fn checker_ok(grids: &Path) -> Value {
+    let (ok, fig, text) = check(
+        &sample_file("communities.geojson"),
+        &sample_file("buildings.geojson"),
+        Some(&sample_file("roads.geojson")),
+        grids,
+        0.0,
+    );
+    assert!(ok, "checker: {text}");
+    fig
+}
+
+/// Every grid valid in WGS84 and after projection to Web Mercator, CGCS2000 3° Gauss-Krüger
+/// (CM 111°E, the sample's zone) and a local metric frame.
+fn valid_everywhere(layer: &Value) {
+    let frames: Vec<(&str, Box<dyn Fn(Coord) -> Coord>)> = vec![
+        ("WGS84", Box::new(|c| c)),
+        ("EPSG:3857", {
+            let t = Transformer::new(Crs::Wgs84, "EPSG:3857".parse::<Crs>().unwrap()).unwrap();
+            Box::new(move |c| t.apply(c).unwrap())
+        }),
+        ("EPSG:4546", {
+            let t = Transformer::new(Crs::Wgs84, "EPSG:4546".parse::<Crs>().unwrap()).unwrap();
+            Box::new(move |c| t.apply(c).unwrap())
+        }),
+        ("local", {
+            let f = wangge::geom::frame::LocalFrame::new(111.3, 30.7);
+            Box::new(move |c| f.fwd(c))
+        }),
+    ];
+    for feat in layer["features"].as_array().unwrap() {
+        let code = feat["properties"]["code"].as_str().unwrap();
+        for (name, fwd) in &frames {
+            for p in polygons(&feat["geometry"]) {
+                let r = |l: &LineString| LineString(l.0.iter().map(|c| fwd(*c)).collect());
+                let q = Polygon::new(r(p.exterior()), p.interiors().iter().map(r).collect());
+                assert!(
+                    wangge::geom::validate::find_self_intersection(&q).is_none(),
+                    "grid {code} crosses itself in {name}"
+                );
+            }
+        }
+    }
+}
+
+fn polygons(g: &Value) -> Vec<Polygon> {
+    let ring = |r: &Value| {
+        LineString(
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| Coord {
+                    x: p[0].as_f64().unwrap(),
+                    y: p[1].as_f64().unwrap(),
+                })
+                .collect(),
+        )
+    };
+    let poly = |rs: &Value| {
+        let rs = rs.as_array().unwrap();
+        Polygon::new(ring(&rs[0]), rs[1..].iter().map(ring).collect())
+    };
+    match g["type"].as_str().unwrap() {
+        "Polygon" => vec![poly(&g["coordinates"])],
+        _ => g["coordinates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(poly)
+            .collect(),
+    }
+}
+
+/// A move that the plan accepts: a building on the edge of its grid, and the neighbouring grid.
+async fn a_valid_move(db: &str, id: i64) -> (String, String, String) {
+    let store = wangge::store::open(Some(db)).await.unwrap();
+    let p = store.plan(id).await.unwrap();
+    for c in &p.communities {
+        let (l, st) = plan::load(store.as_ref(), None, &p, c).await.unwrap();
+        let f = &l.fabric;
+        for a in 0..f.n_atoms() {
+            let at = f.atom(a).unwrap();
+            if at.buildings.len() != 1 {
+                continue;
+            }
+            let g = st.atoms[a];
+            for e in f.neighbours(a) {
+                let h = st.atoms[e.nbr as usize];
+                if h == g || e.len < 5.0 {
+                    continue;
+                }
+                let b = f.buildings[at.buildings[0] as usize].id.clone();
+                let to = st.grids[h as usize].code.clone();
+                let op = Op::Move {
+                    buildings: vec![b.clone()],
+                    atoms: vec![],
+                    to: to.clone(),
+                };
+                let req = EditRequest {
+                    dry_run: true,
+                    ..EditRequest::default()
+                };
+                if plan::edit(store.as_ref(), None, id, &op, &req)
+                    .await
+                    .is_ok()
+                {
+                    return (b, st.grids[g as usize].code.clone(), to);
+                }
+            }
+        }
+    }
+    panic!("no valid move in plan {id}");
+}
+
+/// An atom whose move would cut its grid in two (an articulation of the grid), with a
+/// neighbouring grid: (community, atom, to).
+async fn a_cutting_move(db: &str, id: i64) -> Option<(String, u32, String)> {
+    let store = wangge::store::open(Some(db)).await.unwrap();
+    let p = store.plan(id).await.unwrap();
+    for c in &p.communities {
+        let (l, st) = plan::load(store.as_ref(), None, &p, c).await.unwrap();
+        let f = &l.fabric;
+        for a in 0..f.n_atoms() {
+            let g = st.atoms[a];
+            let Some(h) = f
+                .neighbours(a)
+                .iter()
+                .map(|e| st.atoms[e.nbr as usize])
+                .find(|&h| h != g)
+            else {
+                continue;
+            };
+            let rest: Vec<usize> = (0..f.n_atoms())
+                .filter(|&x| x != a && st.atoms[x] == g)
+                .collect();
+            if rest.len() < 2 {
+                continue;
+            }
+            let mut seen = std::collections::HashSet::from([rest[0]]);
+            let mut stack = vec![rest[0]];
+            while let Some(x) = stack.pop() {
+                for e in f.neighbours(x) {
+                    let y = e.nbr as usize;
+                    if y != a && e.len > 0.0 && st.atoms[y] == g && seen.insert(y) {
+                        stack.push(y);
+                    }
+                }
+            }
+            if seen.len() < rest.len() {
+                return Some((c.clone(), a as u32, st.grids[h as usize].code.clone()));
+            }
+        }
+    }
+    None
+}
+
+fn edits_on(db: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    load_sample(db);
+    // plan 1 is published: edits go to a draft copy
+    let o = wangge(&["plans", "edit", "1", "--lock", "x", "--database", db]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("only a draft can be edited"));
+    let copy = json_of(&wangge_ok(&[
+        "plans",
+        "copy",
+        "1",
+        "--json",
+        "--database",
+        db,
+    ]));
+    let id = copy["plan"].as_i64().unwrap();
+    let id_s = id.to_string();
+    let before = export(db, id, &d.join("before.geojson"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // move one building to its neighbour
+    let (b, from, to) = rt.block_on(a_valid_move(db, id));
+    let dry = json_of(&wangge_ok(&[
+        "plans",
+        "edit",
+        &id_s,
+        "--move",
+        &b,
+        "--to",
+        &to,
+        "--dry-run",
+        "--json",
+        "--database",
+        db,
+    ]));
+    assert_eq!(dry["dry_run"], true);
+    let o = json_of(&wangge_ok(&[
+        "plans",
+        "edit",
+        &id_s,
+        "--move",
+        &b,
+        "--to",
+        &to,
+        "--reason",
+        "street door faces east",
+        "--json",
+        "--database",
+        db,
+    ]));
+    assert_eq!(
+        o["changed"], dry["changed"],
+        "a dry run answers as the edit"
+    );
+    assert_eq!(o["moved"][0]["building"], b.as_str());
+    assert_eq!(o["moved"][0]["from"], from.as_str());
+    assert!(o["changed"]["features"].as_array().unwrap().len() >= 2);
+    let after = export(db, id, &d.join("after.geojson"));
+    checker_ok(&d.join("after.geojson"));
+    valid_everywhere(&after);
+
+    // undo gives back exactly the grids before; redo the ones after
+    wangge_ok(&["plans", "undo", &id_s, "--database", db]);
+    same_grids(&export(db, id, &d.join("undo.geojson")), &before, "undo");
+    wangge_ok(&["plans", "redo", &id_s, "--database", db]);
+    same_grids(&export(db, id, &d.join("redo.geojson")), &after, "redo");
+
+    // merge two neighbours, split the result, lock and refuse, unlock
+    let m = json_of(&wangge_ok(&[
+        "plans",
+        "edit",
+        &id_s,
+        "--merge",
+        &format!("{from},{to}"),
+        "--json",
+        "--database",
+        db,
+    ]));
+    assert_eq!(m["removed"][0], to.as_str());
+    let s = json_of(&wangge_ok(&[
+        "plans",
+        "edit",
+        &id_s,
+        "--split",
+        &from,
+        "--json",
+        "--database",
+        db,
+    ]));
+    let new_code = s["changed"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["code"].as_str().unwrap().to_string())
+        .find(|c| c != &from)
+        .unwrap();
+    // a new grid takes the next sequence number and its name follows its code
+    let f = s["changed"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["properties"]["code"] == new_code.as_str())
+        .unwrap();
+    let n = new_code[new_code.len() - 3..].parse::<usize>().unwrap();
+    assert!(
+        f["properties"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("第{}网格", wangge::model::chinese_ordinal(n)))
+    );
+    wangge_ok(&["plans", "edit", &id_s, "--lock", &from, "--database", db]);
+    let o = wangge(&[
+        "plans",
+        "edit",
+        &id_s,
+        "--merge",
+        &format!("{from},{new_code}"),
+        "--database",
+        db,
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("grid {from} is locked")));
+    wangge_ok(&["plans", "edit", &id_s, "--unlock", &from, "--database", db]);
+    let r = json_of(&wangge_ok(&[
+        "plans",
+        "edit",
+        &id_s,
+        "--resolve",
+        &format!("{from},{new_code}"),
+        "--json",
+        "--database",
+        db,
+    ]));
+    let sm = r["summary"].as_str().unwrap();
+    assert!(
+        sm.contains("resolved") || sm.contains("already in band"),
+        "{r}"
+    );
+
+    // refused: a move that cuts a grid in two, a grid left empty
+    if let Some((_, atom, to2)) = rt.block_on(a_cutting_move(db, id)) {
+        let o = wangge(&[
+            "plans",
+            "edit",
+            &id_s,
+            "--move-atoms",
+            &atom.to_string(),
+            "--to",
+            &to2,
+            "--database",
+            db,
+        ]);
+        assert!(!o.status.success());
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("would cut grid") && e.contains("pieces"), "{e}");
+    }
+    let st_before = export(db, id, &d.join("mid.geojson"));
+    let o = wangge(&[
+        "plans",
+        "edit",
+        &id_s,
+        "--new-grid",
+        &b,
+        "--move",
+        &b,
+        "--to",
+        &to,
+        "--database",
+        db,
+    ]);
+    assert!(!o.status.success(), "two operations at once are refused");
+    assert_eq!(
+        export(db, id, &d.join("mid2.geojson")),
+        st_before,
+        "nothing written by a refused edit"
+    );
+
+    // new grid from a building, then the log, check and handover
+    wangge_ok(&["plans", "edit", &id_s, "--new-grid", &b, "--database", db]);
+    let log = json_of(&wangge_ok(&[
+        "plans",
+        "log",
+        &id_s,
+        "--json",
+        "--database",
+        db,
+    ]));
+    let log = log.as_array().unwrap();
+    assert!(log.len() >= 7, "{log:?}");
+    assert_eq!(log[0]["reason"], "street door faces east");
+    let final_layer = export(db, id, &d.join("final.geojson"));
+    let fig = checker_ok(&d.join("final.geojson"));
+    valid_everywhere(&final_layer);
+    let mine = json_of(&wangge_ok(&[
+        "plans",
+        "check",
+        &id_s,
+        "--json",
+        "--database",
+        db,
+    ]));
+    assert_eq!(mine["ok"], true);
+    for k in ["in_band_pct", "polsby_popper_mean", "road_following_pct"] {
+        let (a, b) = (mine[k].as_f64().unwrap(), fig[k].as_f64().unwrap());
+        assert!((a - b).abs() <= 0.1, "{k}: ours {a}, the checker's {b}");
+    }
+    wangge_ok(&[
+        "plans",
+        "handover",
+        "1",
+        &id_s,
+        "--out",
+        d.join("h.csv").to_str().unwrap(),
+        "--database",
+        db,
+    ]);
+    let csv = std::fs::read_to_string(d.join("h.csv")).unwrap();
+    assert!(csv.starts_with("building_id,community,from_grid,to_grid,households"));
+    assert!(csv.contains(&b));
+}
+
+#[test]
+fn edits_on_a_geopackage() {
+    let dir = tempfile::tempdir().unwrap();
+    edits_on(dir.path().join("w.gpkg").to_str().unwrap());
+}
+
+#[test]
+fn edits_on_postgis() {
+    edits_on(&fresh_pg());
+}
+
+/// A hand-edited layer: one grid removed (a gap), one grown over its neighbour and half a
+/// building (an overlap and a cut building), a code that is not the community's.
+fn import_on(db: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    load_sample(db);
+    let mut layer = export(db, 1, &d.join("g.geojson"));
+    let feats = layer["features"].as_array_mut().unwrap();
+    let removed = feats.remove(3);
+    let removed_code = removed["properties"]["code"].as_str().unwrap().to_string();
+    // grow grid 0 over the west half of a building of another grid: the drawn boundary cuts it
+    let g0 = MultiPolygon(polygons(&feats[0]["geometry"]));
+    let bl: Value =
+        serde_json::from_slice(&std::fs::read(sample_file("buildings.geojson")).unwrap()).unwrap();
+    let target = bl["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| MultiPolygon(polygons(&f["geometry"])))
+        .find(|b| {
+            let r = b.bounding_rect().unwrap();
+            let c = Coord {
+                x: (r.min().x + r.max().x) / 2.0,
+                y: (r.min().y + r.max().y) / 2.0,
+            };
+            let in_g = |g: &MultiPolygon| wangge::geom::point_in_polygons(&g.0, c);
+            !in_g(&g0) && in_g(&MultiPolygon(polygons(&feats[1]["geometry"])))
+        })
+        .expect("a building in the second grid");
+    let r = target.bounding_rect().unwrap();
+    let mid = (r.min().x + r.max().x) / 2.0;
+    let half = Polygon::new(
+        LineString(vec![
+            Coord {
+                x: r.min().x - 1e-6,
+                y: r.min().y - 1e-6,
+            },
+            Coord {
+                x: mid,
+                y: r.min().y - 1e-6,
+            },
+            Coord {
+                x: mid,
+                y: r.max().y + 1e-6,
+            },
+            Coord {
+                x: r.min().x - 1e-6,
+                y: r.max().y + 1e-6,
+            },
+            Coord {
+                x: r.min().x - 1e-6,
+                y: r.min().y - 1e-6,
+            },
+        ]),
+        vec![],
+    );
+    let g1 = MultiPolygon(polygons(&feats[1]["geometry"]));
+    let shrunk = g1.difference(&MultiPolygon(vec![half.clone()]));
+    let grown = g0.union(&MultiPolygon(vec![half]));
+    feats[0]["geometry"] = wangge::io::write::geometry_json(&geo::Geometry::MultiPolygon(grown));
+    feats[1]["geometry"] = wangge::io::write::geometry_json(&geo::Geometry::MultiPolygon(shrunk));
+    // a grid drawn twice: an overlap
+    let mut dup = feats[4].clone();
+    dup["properties"]["code"] = json!("dup");
+    feats.push(dup);
+    feats[2]["properties"]["code"] = json!("not-a-code");
+    std::fs::write(d.join("drawn.geojson"), serde_json::to_vec(&layer).unwrap()).unwrap();
+    let r = json_of(&wangge_ok(&[
+        "plans",
+        "import",
+        "--grids",
+        d.join("drawn.geojson").to_str().unwrap(),
+        "--json",
+        "--database",
+        db,
+    ]));
+    let id = r["plan"].as_i64().unwrap();
+    assert!(
+        !r["gaps"].as_array().unwrap().is_empty(),
+        "the removed grid {removed_code} leaves a gap: {r}"
+    );
+    assert!(!r["overlaps"].as_array().unwrap().is_empty(), "{r}");
+    assert!(!r["cut_buildings"].as_array().unwrap().is_empty(), "{r}");
+    for c in r["cut_buildings"].as_array().unwrap() {
+        assert!(!c["went_to"].as_str().unwrap().is_empty());
+    }
+    assert!(
+        r["codes_new"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c[1] == "not-a-code"),
+        "{r}"
+    );
+    // the plan itself is sound: no building split, no gap, every grid whole
+    let out = export(db, id, &d.join("imported.geojson"));
+    checker_ok(&d.join("imported.geojson"));
+    valid_everywhere(&out);
+    // a layer that is not one is a named error
+    std::fs::write(d.join("bad.geojson"), r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[1,2]}}]}"#).unwrap();
+    let o = wangge(&[
+        "plans",
+        "import",
+        "--grids",
+        d.join("bad.geojson").to_str().unwrap(),
+        "--database",
+        db,
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("feature 0"));
+}
+
+#[test]
+fn import_hand_edits_on_a_geopackage() {
+    let dir = tempfile::tempdir().unwrap();
+    import_on(dir.path().join("w.gpkg").to_str().unwrap());
+}
+
+#[test]
+fn import_hand_edits_on_postgis() {
+    import_on(&fresh_pg());
+}
+
+/// Random edit sequences (moves, merges, splits, locks, re-solves, new grids, undo, redo) on
+/// the sample district: every accepted edit leaves every grid valid in every projection; every
+/// sequence undone gives back the first plan's bytes; the checker's hard rules hold at the end.
+/// `WANGGE_EDIT_SEQUENCES` sets the count (scripts/fuzz-edits runs 200).
+#[test]
+fn random_edit_sequences() {
+    use rand::{Rng, SeedableRng};
+    let n: usize = std::env::var("WANGGE_EDIT_SEQUENCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("w.gpkg").to_str().unwrap().to_string();
+    load_sample(&db);
+    let id = json_of(&wangge_ok(&[
+        "plans",
+        "copy",
+        "1",
+        "--json",
+        "--database",
+        &db,
+    ]))["plan"]
+        .as_i64()
+        .unwrap();
+    let first = export(&db, id, &d.join("first.geojson"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(wangge::store::open(Some(&db))).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut applied_total = 0;
+    for seq in 0..n {
+        let mut applied = 0;
+        for _ in 0..6 {
+            let p = rt.block_on(store.plan(id)).unwrap();
+            let c = p.communities[rng.random_range(0..p.communities.len())].clone();
+            let (l, st) = rt
+                .block_on(plan::load(store.as_ref(), None, &p, &c))
+                .unwrap();
+            let f = &l.fabric;
+            let a = rng.random_range(0..f.n_atoms());
+            let g = st.grids[st.atoms[a] as usize].code.clone();
+            let nb = f
+                .neighbours(a)
+                .iter()
+                .map(|e| st.grids[st.atoms[e.nbr as usize] as usize].code.clone())
+                .find(|h| *h != g);
+            let op = match (rng.random_range(0..8), nb) {
+                (0 | 1, Some(h)) => Op::Move {
+                    buildings: vec![],
+                    atoms: vec![a as u32],
+                    to: h,
+                },
+                (2, Some(h)) => Op::Merge { grids: vec![g, h] },
+                (3, _) => Op::Split {
+                    grid: g,
+                    line: None,
+                },
+                (4, _) => Op::Lock { grids: vec![g] },
+                (5, _) => Op::Unlock { grids: vec![g] },
+                (6, Some(h)) => Op::Resolve { grids: vec![g, h] },
+                _ => Op::NewGrid {
+                    buildings: vec![],
+                    atoms: vec![a as u32],
+                    community: Some(c.clone()),
+                },
+            };
+            let req = EditRequest {
+                who: "fuzz".into(),
+                ..EditRequest::default()
+            };
+            match rt.block_on(plan::edit(store.as_ref(), None, id, &op, &req)) {
+                Ok(o) => {
+                    applied += 1;
+                    let fc = json!({"type": "FeatureCollection", "features": o.changed});
+                    valid_everywhere(&fc);
+                }
+                Err(plan::EditError::Refused(_) | plan::EditError::Invalid(_)) => {}
+                Err(e) => panic!("sequence {seq}: {op:?}: {e}"),
+            }
+            if rng.random_range(0..4) == 0 && applied > 0 {
+                let redo = rng.random_range(0..2) == 0;
+                let _ = rt.block_on(plan::undo_redo(store.as_ref(), None, id, redo, &req));
+            }
+        }
+        if seq % 4 == 0 {
+            let out = export(&db, id, &d.join("seq.geojson"));
+            checker_ok(&d.join("seq.geojson"));
+            valid_everywhere(&out);
+        }
+        // undo everything applied
+        let req = EditRequest {
+            who: "fuzz".into(),
+            ..EditRequest::default()
+        };
+        while rt
+            .block_on(plan::undo_redo(store.as_ref(), None, id, false, &req))
+            .is_ok()
+        {}
+        same_grids(
+            &export(&db, id, &d.join("back.geojson")),
+            &first,
+            &format!("sequence {seq}: undo all"),
+        );
+        applied_total += applied;
+    }
+    assert!(applied_total > n, "too few edits accepted: {applied_total}");
+}

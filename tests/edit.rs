@@ -80,7 +80,8 @@ fn checker_ok(grids: &Path) -> Value {
 /// Every grid valid in WGS84 and after projection to Web Mercator, CGCS2000 3° Gauss-Krüger
 /// (CM 111°E, the sample's zone) and a local metric frame.
 fn valid_everywhere(layer: &Value) {
-    let frames: Vec<(&str, Box<dyn Fn(Coord) -> Coord>)> = vec![
+    type Fwd = Box<dyn Fn(Coord) -> Coord>;
+    let frames: Vec<(&str, Fwd)> = vec![
         ("WGS84", Box::new(|c| c)),
         ("EPSG:3857", {
             let t = Transformer::new(Crs::Wgs84, "EPSG:3857".parse::<Crs>().unwrap()).unwrap();
@@ -289,6 +290,12 @@ fn edits_on(db: &str) {
     wangge_ok(&["plans", "redo", &id_s, "--database", db]);
     same_grids(&export(db, id, &d.join("redo.geojson")), &after, "redo");
 
+    more_edits(db, d, id, (&b, &from, &to));
+}
+
+/// Merge, split, lock, resolve, refusals, new grid, log, check and handover on draft `id`.
+fn more_edits(db: &str, d: &Path, id: i64, (b, from, to): (&str, &str, &str)) {
+    let id_s = id.to_string();
     // merge two neighbours, split the result, lock and refuse, unlock
     let m = json_of(&wangge_ok(&[
         "plans",
@@ -300,13 +307,13 @@ fn edits_on(db: &str) {
         "--database",
         db,
     ]));
-    assert_eq!(m["removed"][0], to.as_str());
+    assert_eq!(m["removed"][0], to);
     let s = json_of(&wangge_ok(&[
         "plans",
         "edit",
         &id_s,
         "--split",
-        &from,
+        from,
         "--json",
         "--database",
         db,
@@ -316,7 +323,7 @@ fn edits_on(db: &str) {
         .unwrap()
         .iter()
         .map(|f| f["properties"]["code"].as_str().unwrap().to_string())
-        .find(|c| c != &from)
+        .find(|c| c != from)
         .unwrap();
     // a new grid takes the next sequence number and its name follows its code
     let f = s["changed"]["features"]
@@ -332,7 +339,7 @@ fn edits_on(db: &str) {
             .unwrap()
             .ends_with(&format!("第{}网格", wangge::model::chinese_ordinal(n)))
     );
-    wangge_ok(&["plans", "edit", &id_s, "--lock", &from, "--database", db]);
+    wangge_ok(&["plans", "edit", &id_s, "--lock", from, "--database", db]);
     let o = wangge(&[
         "plans",
         "edit",
@@ -344,7 +351,7 @@ fn edits_on(db: &str) {
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("grid {from} is locked")));
-    wangge_ok(&["plans", "edit", &id_s, "--unlock", &from, "--database", db]);
+    wangge_ok(&["plans", "edit", &id_s, "--unlock", from, "--database", db]);
     let r = json_of(&wangge_ok(&[
         "plans",
         "edit",
@@ -361,6 +368,14 @@ fn edits_on(db: &str) {
         "{r}"
     );
 
+    refusals_log_check(db, d, id, (b, to));
+}
+
+/// Refused edits (nothing written), a new grid, the log, the check against the checker, the
+/// handover list.
+fn refusals_log_check(db: &str, d: &Path, id: i64, (b, to): (&str, &str)) {
+    let id_s = id.to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
     // refused: a move that cuts a grid in two, a grid left empty
     if let Some((_, atom, to2)) = rt.block_on(a_cutting_move(db, id)) {
         let o = wangge(&[
@@ -384,11 +399,11 @@ fn edits_on(db: &str) {
         "edit",
         &id_s,
         "--new-grid",
-        &b,
+        b,
         "--move",
-        &b,
+        b,
         "--to",
-        &to,
+        to,
         "--database",
         db,
     ]);
@@ -400,7 +415,7 @@ fn edits_on(db: &str) {
     );
 
     // new grid from a building, then the log, check and handover
-    wangge_ok(&["plans", "edit", &id_s, "--new-grid", &b, "--database", db]);
+    wangge_ok(&["plans", "edit", &id_s, "--new-grid", b, "--database", db]);
     let log = json_of(&wangge_ok(&[
         "plans",
         "log",
@@ -440,7 +455,7 @@ fn edits_on(db: &str) {
     ]);
     let csv = std::fs::read_to_string(d.join("h.csv")).unwrap();
     assert!(csv.starts_with("building_id,community,from_grid,to_grid,households"));
-    assert!(csv.contains(&b));
+    assert!(csv.contains(b));
 }
 
 #[test]
@@ -454,13 +469,11 @@ fn edits_on_postgis() {
     edits_on(&fresh_pg());
 }
 
-/// A hand-edited layer: one grid removed (a gap), one grown over its neighbour and half a
-/// building (an overlap and a cut building), a code that is not the community's.
-fn import_on(db: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    load_sample(db);
-    let mut layer = export(db, 1, &d.join("g.geojson"));
+/// The exported layer as a planner might return it: one grid removed, the west half of a
+/// building of the second grid drawn into the first, a grid drawn twice, a code that is not
+/// the community's. Returns the layer and the removed grid's code.
+fn hand_edited(layer: &Value) -> (Value, String) {
+    let mut layer = layer.clone();
     let feats = layer["features"].as_array_mut().unwrap();
     let removed = feats.remove(3);
     let removed_code = removed["properties"]["code"].as_str().unwrap().to_string();
@@ -520,6 +533,16 @@ fn import_on(db: &str) {
     dup["properties"]["code"] = json!("dup");
     feats.push(dup);
     feats[2]["properties"]["code"] = json!("not-a-code");
+    (layer, removed_code)
+}
+
+/// A hand-edited layer: one grid removed (a gap), one grown over its neighbour and half a
+/// building (an overlap and a cut building), a code that is not the community's.
+fn import_on(db: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    load_sample(db);
+    let (layer, removed_code) = hand_edited(&export(db, 1, &d.join("g.geojson")));
     std::fs::write(d.join("drawn.geojson"), serde_json::to_vec(&layer).unwrap()).unwrap();
     let r = json_of(&wangge_ok(&[
         "plans",

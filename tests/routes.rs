@@ -235,3 +235,192 @@ async fn rules_per_family() {
         .sum();
     assert_eq!(n, all_routes().len());
 }
+
+/// Plan edits over HTTP: a draft copy, If-Match (428 without, 412 stale), dry runs without it,
+/// 404/422 named, undo, the log and the check; roles and scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_edits_over_http() {
+    let fx = fixture().await;
+    let app = &fx.app;
+    let j = |b: &[u8]| -> Value { serde_json::from_slice(b).unwrap() };
+    // the published plan is refused, a copy is a draft
+    let lock = format!(r#"{{"op":"lock","grids":["{}"]}}"#, fx.grid);
+    let (st, _) = call_with(
+        app,
+        "POST",
+        "/plans/1/edits",
+        Some(&fx.planner),
+        &[("If-Match", "*")],
+        &lock,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, body) = call(app, "POST", "/plans/1/copy", Some(&fx.planner)).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let id = j(&body)["plan"]["id"].as_i64().unwrap();
+    let uri = format!("/plans/{id}/edits");
+    let (st, _) = call_with(app, "POST", &uri, Some(&fx.planner), &[], &lock).await;
+    assert_eq!(st, StatusCode::PRECONDITION_REQUIRED);
+    let stale = format!("\"plan-{id}-v99\"");
+    let (st, _) = call_with(
+        app,
+        "POST",
+        &uri,
+        Some(&fx.planner),
+        &[("If-Match", &stale)],
+        &lock,
+    )
+    .await;
+    assert_eq!(st, StatusCode::PRECONDITION_FAILED);
+    let (st, body) = call_with(
+        app,
+        "POST",
+        &format!("{uri}?dry_run=true"),
+        Some(&fx.planner),
+        &[],
+        &lock,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(j(&body)["dry_run"], true);
+    let v1 = format!("\"plan-{id}-v1\"");
+    let (st, body) = call_with(
+        app,
+        "POST",
+        &uri,
+        Some(&fx.planner),
+        &[("If-Match", &v1)],
+        &lock,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let etag = j(&body)["etag"].as_str().unwrap().to_string();
+    assert_eq!(etag, format!("\"plan-{id}-v2\""));
+    refusals_roles_undo(&fx, id, &uri, (&lock, &etag)).await;
+}
+
+/// Refused edits (422, 404), roles and scope (403, 401), undo, the log and the check.
+async fn refusals_roles_undo(fx: &Fixture, id: i64, uri: &str, (lock, etag): (&str, &str)) {
+    let app = &fx.app;
+    let j = |b: &[u8]| -> Value { serde_json::from_slice(b).unwrap() };
+    // a locked grid cannot be merged (422, named); an unknown grid is 404; a bad op is 422
+    let merge = format!(
+        r#"{{"op":"merge","grids":["{}","{}"],"reason":"test"}}"#,
+        fx.grid,
+        fx.grid.replace("001001001", "001001002")
+    );
+    let (st, body) = call_with(
+        app,
+        "POST",
+        uri,
+        Some(&fx.planner),
+        &[("If-Match", etag)],
+        &merge,
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(j(&body)["message"].as_str().unwrap().contains("locked"));
+    let (st, _) = call_with(
+        app,
+        "POST",
+        uri,
+        Some(&fx.planner),
+        &[("If-Match", etag)],
+        r#"{"op":"split","grid":"nope-001"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = call_with(
+        app,
+        "POST",
+        uri,
+        Some(&fx.planner),
+        &[("If-Match", etag)],
+        r#"{"op":"teleport"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    // roles and scope
+    let (st, _) = call_with(
+        app,
+        "POST",
+        uri,
+        Some(&fx.viewer),
+        &[("If-Match", etag)],
+        lock,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = call_with(app, "POST", uri, None, &[("If-Match", etag)], lock).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let db = fx._dir.path().join("w.gpkg");
+    let elsewhere = token(db.to_str().unwrap(), "planner", Some("999999999"));
+    let (st, body) = call_with(
+        app,
+        "POST",
+        uri,
+        Some(&elsewhere),
+        &[("If-Match", etag)],
+        lock,
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let street = &fx.grid[..9];
+    let here = token(db.to_str().unwrap(), "planner", Some(street));
+    let (st, body) = call_with(
+        app,
+        "POST",
+        &format!("{uri}?dry_run=true"),
+        Some(&here),
+        &[],
+        lock,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    undo_log_check(fx, id, etag).await;
+}
+
+/// Undo (If-Match), the edit log, the check, a bad import body.
+async fn undo_log_check(fx: &Fixture, id: i64, etag: &str) {
+    let app = &fx.app;
+    let j = |b: &[u8]| -> Value { serde_json::from_slice(b).unwrap() };
+    // undo, the log, the check
+    let (st, body) = call_with(
+        app,
+        "POST",
+        &format!("/plans/{id}/undo"),
+        Some(&fx.planner),
+        &[("If-Match", etag)],
+        "",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (st, body) = call(app, "GET", &format!("/plans/{id}/edits"), Some(&fx.viewer)).await;
+    assert_eq!(st, StatusCode::OK);
+    let log = j(&body)["edits"].as_array().unwrap().clone();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["status"], "undone");
+    let (st, body) = call(app, "GET", &format!("/plans/{id}/check"), Some(&fx.viewer)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(j(&body)["ok"], true, "{}", String::from_utf8_lossy(&body));
+    let (st, _) = call_with(
+        app,
+        "POST",
+        "/plans/import",
+        Some(&fx.planner),
+        &[],
+        r#"{"type":"Feature"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}

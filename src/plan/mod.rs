@@ -145,6 +145,14 @@ pub async fn load(
             plan.id
         )));
     }
+    let key = (plan.id, community.to_string());
+    let hit = cache.and_then(|c| c.0.lock().ok().and_then(|m| m.get(&key).cloned()));
+    if let Some(l) = hit
+        && let Some(state) = store.plan_state(plan.id, community).await?
+    {
+        let st = State::from_text(&state, l.fabric.n_atoms()).map_err(StoreError::Backend)?;
+        return Ok((l, st));
+    }
     let row = match store.plan_fabric(plan.id, community).await? {
         Some(r) => r,
         None => {
@@ -156,25 +164,17 @@ pub async fn load(
                 .ok_or_else(|| StoreError::Backend("fabric not kept".into()))?
         }
     };
-    let key = (plan.id, community.to_string());
-    let hit = cache.and_then(|c| c.0.lock().ok().and_then(|m| m.get(&key).cloned()));
-    let loaded = match hit {
-        Some(l) => l,
-        None => {
-            let f = heavy(|| Fabric::decode(&row.fabric))
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            let l = Arc::new(Loaded::new(f));
-            if let Some(c) = cache
-                && let Ok(mut m) = c.0.lock()
-            {
-                if m.len() > 64 {
-                    m.clear();
-                }
-                m.insert(key, l.clone());
-            }
-            l
+    let f =
+        heavy(|| Fabric::decode(&row.fabric)).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let loaded = Arc::new(Loaded::new(f));
+    if let Some(c) = cache
+        && let Ok(mut m) = c.0.lock()
+    {
+        if m.len() > 64 {
+            m.clear();
         }
-    };
+        m.insert(key, loaded.clone());
+    }
     let st = State::from_text(&row.state, loaded.fabric.n_atoms()).map_err(StoreError::Backend)?;
     Ok((loaded, st))
 }
@@ -347,12 +347,16 @@ async fn community_of(store: &dyn Store, plan: &Plan, op: &Op) -> Result<String,
     let mut found: Vec<(String, String)> = Vec::new();
     let codes = op.codes();
     if !codes.is_empty() {
-        let grids = store.plan_grids(plan.id).await?;
         for c in codes {
-            let g = grids.iter().find(|g| g.code == c).ok_or_else(|| {
-                EditError::NotFound(format!("grid {c} is not in plan {}", plan.id))
-            })?;
-            found.push((format!("grid {c}"), g.community.clone()));
+            // a grid code is its community's code and a sequence number (grid_code)
+            let comm = plan
+                .communities
+                .iter()
+                .find(|k| crate::model::grid_code(k, state::seq_of(c).unwrap_or(0)).as_str() == c)
+                .ok_or_else(|| {
+                    EditError::NotFound(format!("grid {c} is not in plan {}", plan.id))
+                })?;
+            found.push((format!("grid {c}"), comm.clone()));
         }
     } else if let Op::NewGrid {
         community: Some(c), ..
@@ -466,9 +470,20 @@ async fn commit(
 ) -> Result<Outcome, EditError> {
     let f = &c.loaded.fabric;
     let band = plan_band(c.plan);
-    let derived = heavy(|| derive(f, &c.after, band))?;
-    let stored = store.plan_grids(c.plan.id).await?;
-    let (put, changed, removed) = diff(f, &derived, &stored);
+    // no atom moved (locks): the polygons stay as they are
+    let (put, changed, removed) = if c.after.atoms == c.before.atoms
+        && c.after
+            .grids
+            .iter()
+            .map(|g| &g.code)
+            .eq(c.before.grids.iter().map(|g| &g.code))
+    {
+        (Vec::new(), Vec::new(), Vec::new())
+    } else {
+        let derived = heavy(|| derive(f, &c.after, band))?;
+        let stored = store.plan_grids(c.plan.id).await?;
+        diff(f, &derived, &stored)
+    };
     // a grid drawn anew must be a valid polygon (tiny loops where boundaries meet at odd angles)
     for r in &put {
         for p in &r.geometry.0 {

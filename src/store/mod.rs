@@ -366,6 +366,8 @@ pub struct EditRecord {
 pub trait Edits: Send + Sync {
     /// The fabric of a community in a plan, if made yet.
     async fn plan_fabric(&self, plan: i64, community: &str) -> Result<Option<FabricRow>>;
+    /// Only the state of a community's fabric (the fabric itself is large and never changes).
+    async fn plan_state(&self, plan: i64, community: &str) -> Result<Option<String>>;
     /// Keep a community's fabric with a plan (made on first use; an existing one is kept).
     async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()>;
     /// Apply an edit to a draft plan at `expected_version`: state, grids, assignments and log

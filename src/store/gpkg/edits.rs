@@ -78,6 +78,18 @@ impl Edits for GpkgStore {
         .await
     }
 
+    async fn plan_state(&self, plan: i64, community: &str) -> Result<Option<String>> {
+        let community = community.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT state FROM plan_fabrics WHERE plan_id = ?1 AND community = ?2")
+                .map_err(be)?
+                .query_row(params![plan, community], |r| r.get(0))
+                .optional()
+                .map_err(be)
+        })
+        .await
+    }
+
     async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()> {
         let community = community.to_string();
         self.write(move |c| {

@@ -79,6 +79,18 @@ impl Edits for PostgisStore {
             }))
     }
 
+    async fn plan_state(&self, plan: i64, community: &str) -> Result<Option<String>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT state FROM plan_fabrics WHERE plan_id = $1 AND community = $2",
+                &[&plan, &community],
+            )
+            .await
+            .map_err(pe)?
+            .map(|r| r.get(0)))
+    }
+
     async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()> {
         let client = self.client().await?;
         plan_get(&client, plan).await?;

@@ -707,3 +707,92 @@ fn random_edit_sequences() {
     }
     assert!(applied_total > n, "too few edits accepted: {applied_total}");
 }
+
+/// 动态调整 on atoms: unchanged layers give the same grids; a building raised by 500 households
+/// changes at most three grids and moves at most its own households plus 100.
+fn rebalance_on(db: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    load_sample(db);
+    let first = export(db, 1, &d.join("g1.geojson"));
+    let r = json_of(&wangge_ok(&[
+        "plans",
+        "rebalance",
+        "1",
+        "--json",
+        "--database",
+        db,
+    ]));
+    assert_eq!(r["grids_changed"].as_array().unwrap().len(), 0, "{r}");
+    assert_eq!(r["households_moved"], 0);
+    let same = export(db, r["plan"].as_i64().unwrap(), &d.join("g2.geojson"));
+    let strip = |v: &Value| {
+        let mut m = by_code(v);
+        for f in m.values_mut() {
+            f["properties"]["plan"] = Value::Null;
+            f["properties"]["valid_from"] = Value::Null;
+        }
+        m
+    };
+    assert_eq!(
+        strip(&same),
+        strip(&first),
+        "unchanged layers, unchanged grids"
+    );
+    // a tower: one building of an in-band grid gets 500 more households
+    let mut bl: Value =
+        serde_json::from_slice(&std::fs::read(sample_file("buildings.geojson")).unwrap()).unwrap();
+    let feats = bl["features"].as_array_mut().unwrap();
+    let f = feats
+        .iter_mut()
+        .filter(|f| f["properties"]["households"].as_u64().unwrap_or(0) > 20)
+        .nth(40)
+        .unwrap();
+    let old = f["properties"]["households"].as_u64().unwrap();
+    f["properties"]["households"] = json!(old + 500);
+    std::fs::write(d.join("b.geojson"), serde_json::to_vec(&bl).unwrap()).unwrap();
+    wangge_ok(&[
+        "import",
+        "--buildings",
+        d.join("b.geojson").to_str().unwrap(),
+        "--database",
+        db,
+    ]);
+    let r = json_of(&wangge_ok(&[
+        "plans",
+        "rebalance",
+        "1",
+        "--json",
+        "--database",
+        db,
+    ]));
+    let changed = r["grids_changed"].as_array().unwrap().len();
+    assert!((1..=3).contains(&changed), "{r}");
+    assert!(
+        r["households_moved"].as_u64().unwrap() <= old + 500 + 100,
+        "{r}"
+    );
+    let id = r["plan"].as_i64().unwrap();
+    let out = export(db, id, &d.join("g3.geojson"));
+    valid_everywhere(&out);
+    let (ok, fig, text) = check(
+        &sample_file("communities.geojson"),
+        &d.join("b.geojson"),
+        Some(&sample_file("roads.geojson")),
+        &d.join("g3.geojson"),
+        0.0,
+    );
+    assert!(ok, "checker: {text}");
+    assert_eq!(fig["split_buildings"], 0);
+}
+
+#[test]
+fn rebalance_on_a_geopackage() {
+    let dir = tempfile::tempdir().unwrap();
+    rebalance_on(dir.path().join("w.gpkg").to_str().unwrap());
+}
+
+#[test]
+fn rebalance_on_postgis() {
+    rebalance_on(&fresh_pg());
+}

@@ -467,3 +467,37 @@ pub fn import(a: &ImportPlanArgs) -> Result<()> {
         Ok(())
     })
 }
+
+/// Run `wangge plans rebalance`.
+///
+/// # Errors
+/// A store error or a community that cannot be drawn.
+pub fn rebalance(a: &PlanIdArgs) -> Result<()> {
+    block_on(async {
+        let store = open(a.common.database.as_deref()).await?;
+        let (p, r) = crate::plan::rebalance_plan(store.as_ref(), a.id, &a.by).await?;
+        if a.common.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "plan {} rebalanced as draft plan {}: {} grids changed ({} buildings, {} households moved), {} polygons redrawn",
+                a.id,
+                p.id,
+                r.grids_changed.len(),
+                r.buildings_moved,
+                r.households_moved,
+                r.geometry_changed
+            );
+            for c in &r.communities {
+                if c.unchanged {
+                    continue;
+                }
+                println!(
+                    "  {}: redrawn {:?}, new grids {:?}, still out of band {:?}",
+                    c.community, c.redrawn, c.new_grids, c.still_out
+                );
+            }
+        }
+        Ok(())
+    })
+}

@@ -93,6 +93,8 @@ pub enum PlansCmd {
     Handover(super::edit::HandoverArgs),
     /// Import a grid layer drawn or edited by hand as a draft plan (buildings never split).
     Import(super::edit::ImportPlanArgs),
+    /// 动态调整 on the store's current layers: a new draft where only grids out of band change.
+    Rebalance(super::edit::PlanIdArgs),
 }
 
 /// Options shared by the plans commands.
@@ -304,6 +306,7 @@ pub fn plans(c: &PlansCmd) -> Result<()> {
         PlansCmd::Check(e) => return super::edit::check(e),
         PlansCmd::Handover(e) => return super::edit::handover(e),
         PlansCmd::Import(e) => return super::edit::import(e),
+        PlansCmd::Rebalance(e) => return super::edit::rebalance(e),
         _ => {}
     }
     block_on(async {
@@ -373,7 +376,8 @@ pub fn plans(c: &PlansCmd) -> Result<()> {
             | PlansCmd::Copy(_)
             | PlansCmd::Check(_)
             | PlansCmd::Handover(_)
-            | PlansCmd::Import(_) => {}
+            | PlansCmd::Import(_)
+            | PlansCmd::Rebalance(_) => {}
             PlansCmd::Diff { a, b, common } => print_diff(*a, *b, common).await?,
         }
         Ok(())

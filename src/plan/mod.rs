@@ -12,6 +12,7 @@ pub mod check;
 pub mod derive;
 pub mod import;
 pub mod ops;
+pub mod rebalance;
 pub mod state;
 
 pub use derive::{Derived, derive};
@@ -881,4 +882,157 @@ pub fn check_schema() -> Value {
             "out_of_band": {"type": "array"}, "problems": {"type": "array", "items": {"type": "string"}}
         }
     })
+}
+
+/// What `rebalance_plan` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RebalanceReport {
+    pub plan: i64,
+    pub from: i64,
+    /// Grids whose buildings changed (new, removed, or other buildings).
+    pub grids_changed: Vec<String>,
+    /// Grids whose polygon changed.
+    pub geometry_changed: usize,
+    pub buildings_moved: usize,
+    pub households_moved: u64,
+    pub communities: Vec<rebalance::CommunityChange>,
+}
+
+/// Grids whose buildings changed, grids whose polygon changed, buildings moved, households moved.
+fn changes(
+    grids: &[GridRecord],
+    assignment: &[(String, String)],
+    old_grids: &[GridRecord],
+    old_asg: &HashMap<String, String>,
+    bs: &[crate::model::Building],
+) -> (Vec<String>, usize, Vec<String>, u64) {
+    // what changed
+    let mut members: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (b, g) in assignment {
+        members.entry(g.as_str()).or_default().push(b.as_str());
+    }
+    let mut old_members: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut old_sorted: Vec<(&String, &String)> = old_asg.iter().collect();
+    old_sorted.sort();
+    for (b, g) in old_sorted {
+        old_members.entry(g.as_str()).or_default().push(b.as_str());
+    }
+    let mut grids_changed: Vec<String> = members
+        .keys()
+        .chain(old_members.keys())
+        .filter(|c| members.get(*c) != old_members.get(*c))
+        .map(|c| (*c).to_string())
+        .collect();
+    grids_changed.sort();
+    grids_changed.dedup();
+    let old_geom: HashMap<&str, &geo::MultiPolygon> = old_grids
+        .iter()
+        .map(|g| (g.code.as_str(), &g.geometry))
+        .collect();
+    let geometry_changed = grids
+        .iter()
+        .filter(|g| old_geom.get(g.code.as_str()) != Some(&&g.geometry))
+        .count()
+        + old_grids
+            .iter()
+            .filter(|o| !grids.iter().any(|g| g.code == o.code))
+            .count();
+    let hh: HashMap<String, u32> = bs.iter().map(|b| (b.id.clone(), b.households)).collect();
+    let moved: Vec<String> = assignment
+        .iter()
+        .filter(|(b, g)| old_asg.get(b).is_some_and(|o| o != g))
+        .map(|(b, _)| b.clone())
+        .collect();
+    let households_moved = moved
+        .iter()
+        .map(|b| u64::from(hh.get(b).copied().unwrap_or(0)))
+        .sum();
+    (grids_changed, geometry_changed, moved, households_moved)
+}
+
+/// 动态调整: plan `id` redrawn on the store's current layers as a new draft, each atom kept in
+/// its grid, only grids out of band redrawn (see [`rebalance`]).
+///
+/// # Errors
+/// A store error, or a community that cannot be tessellated or drawn.
+pub async fn rebalance_plan(
+    store: &dyn Store,
+    id: i64,
+    who: &str,
+) -> Result<(Plan, RebalanceReport), EditError> {
+    let plan = store.plan(id).await?;
+    let band = plan_band(&plan);
+    let params = plan_params(&plan);
+    let old_grids = store.plan_grids(id).await?;
+    let old_asg: HashMap<String, String> = store.plan_assignment(id).await?.into_iter().collect();
+    let (cs, bs, roads) = crate::store::regrid::load(store, Some(&plan.communities)).await?;
+    let mut olds = Vec::new();
+    for c in &cs {
+        olds.push(load(store, None, &plan, &c.code).await?);
+    }
+    // communities in parallel, largest first (tessellation dominates)
+    let out: Vec<Result<_, EditError>> = heavy(|| {
+        use rayon::prelude::*;
+        cs.par_iter()
+            .zip(olds.par_iter())
+            .with_max_len(1)
+            .map(|(c, (l, st))| {
+                let mine: Vec<GridRecord> = old_grids
+                    .iter()
+                    .filter(|g| g.community == c.code)
+                    .cloned()
+                    .collect();
+                let new = Fabric::build(c, &bs, &roads, &params)
+                    .map_err(|e| EditError::Refused(e.to_string()))?;
+                rebalance::community(new, (&l.fabric, st), &mine, band)
+            })
+            .collect()
+    });
+    let out = out.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut grids = Vec::new();
+    let mut assignment = Vec::new();
+    for (f, _, derived, _) in &out {
+        for d in derived {
+            grids.push(d.record(f));
+            for &b in &d.buildings {
+                assignment.push((f.buildings[b as usize].id.clone(), d.code.clone()));
+            }
+        }
+    }
+    assignment.sort();
+    let (grids_changed, geometry_changed, moved, households_moved) =
+        changes(&grids, &assignment, &old_grids, &old_asg, &bs);
+    let np = store
+        .create_plan(crate::store::NewPlan {
+            communities: plan.communities.clone(),
+            created_by: who.to_string(),
+            params: {
+                let mut p = plan.params.clone();
+                if let Value::Object(m) = &mut p {
+                    m.insert("rebalanced_from".into(), json!(id));
+                }
+                p
+            },
+            metrics: plan.metrics.clone(),
+            grids,
+            assignment,
+        })
+        .await?;
+    for (f, st, _, _) in &out {
+        let row = FabricRow {
+            fabric: heavy(|| f.encode()),
+            state: st.to_text(),
+        };
+        store.save_plan_fabric(np.id, &f.community, row).await?;
+    }
+    let report = RebalanceReport {
+        plan: np.id,
+        from: id,
+        grids_changed,
+        geometry_changed,
+        buildings_moved: moved.len(),
+        households_moved,
+        communities: out.into_iter().map(|x| x.3).collect(),
+    };
+    Ok((np, report))
 }

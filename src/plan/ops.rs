@@ -463,6 +463,14 @@ fn check_whole(f: &Fabric, s: &State, touched: &[usize]) -> Result<(), EditError
     Ok(())
 }
 
+/// Connected pieces of grid `g` of `s`.
+pub(super) fn pieces_of(f: &Fabric, s: &State, g: usize) -> usize {
+    let m: Vec<u32> = (0..s.atoms.len() as u32)
+        .filter(|&a| s.atoms[a as usize] as usize == g)
+        .collect();
+    if m.is_empty() { 0 } else { pieces(f, s, &m) }
+}
+
 /// Connected pieces of the atoms `m` (all in one grid of `s`).
 fn pieces(f: &Fabric, s: &State, m: &[u32]) -> usize {
     let g = s.atoms[m[0] as usize];
@@ -722,7 +730,7 @@ fn afresh(original: &State, f: &Fabric, gs: &[usize], band: Band) -> (State, Vec
 
 /// Move boundary atoms between the grids `gs` while that lowers their total distance from
 /// the band, smallest households first; every move keeps both grids whole. Households moved.
-fn greedy_repair(s: &mut State, f: &Fabric, gs: &[usize], band: Band) -> u64 {
+pub(super) fn greedy_repair(s: &mut State, f: &Fabric, gs: &[usize], band: Band) -> u64 {
     let viol = |w: f64| (band.min() - w).max(0.0) + (w - band.max()).max(0.0);
     let mut w: Vec<f64> = vec![0.0; s.grids.len()];
     for (a, &g) in s.atoms.iter().enumerate() {

@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::{check, fresh_pg, load_sample, wangge, wangge_ok};
+use common::{check, fresh_pg, load_sample, polygons, valid_everywhere, wangge, wangge_ok};
 use geo::{BooleanOps, BoundingRect, Coord, LineString, MultiPolygon, Polygon};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use wangge::geom::crs::{Crs, Transformer};
 use wangge::plan::{self, EditRequest, Op};
 
 fn sample_file(n: &str) -> PathBuf {
@@ -75,68 +74,6 @@ fn checker_ok(grids: &Path) -> Value {
     );
     assert!(ok, "checker: {text}");
     fig
-}
-
-/// Every grid valid in WGS84 and after projection to Web Mercator, CGCS2000 3° Gauss-Krüger
-/// (CM 111°E, the sample's zone) and a local metric frame.
-fn valid_everywhere(layer: &Value) {
-    type Fwd = Box<dyn Fn(Coord) -> Coord>;
-    let frames: Vec<(&str, Fwd)> = vec![
-        ("WGS84", Box::new(|c| c)),
-        ("EPSG:3857", {
-            let t = Transformer::new(Crs::Wgs84, "EPSG:3857".parse::<Crs>().unwrap()).unwrap();
-            Box::new(move |c| t.apply(c).unwrap())
-        }),
-        ("EPSG:4546", {
-            let t = Transformer::new(Crs::Wgs84, "EPSG:4546".parse::<Crs>().unwrap()).unwrap();
-            Box::new(move |c| t.apply(c).unwrap())
-        }),
-        ("local", {
-            let f = wangge::geom::frame::LocalFrame::new(111.3, 30.7);
-            Box::new(move |c| f.fwd(c))
-        }),
-    ];
-    for feat in layer["features"].as_array().unwrap() {
-        let code = feat["properties"]["code"].as_str().unwrap();
-        for (name, fwd) in &frames {
-            for p in polygons(&feat["geometry"]) {
-                let r = |l: &LineString| LineString(l.0.iter().map(|c| fwd(*c)).collect());
-                let q = Polygon::new(r(p.exterior()), p.interiors().iter().map(r).collect());
-                assert!(
-                    wangge::geom::validate::find_self_intersection(&q).is_none(),
-                    "grid {code} crosses itself in {name}"
-                );
-            }
-        }
-    }
-}
-
-fn polygons(g: &Value) -> Vec<Polygon> {
-    let ring = |r: &Value| {
-        LineString(
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|p| Coord {
-                    x: p[0].as_f64().unwrap(),
-                    y: p[1].as_f64().unwrap(),
-                })
-                .collect(),
-        )
-    };
-    let poly = |rs: &Value| {
-        let rs = rs.as_array().unwrap();
-        Polygon::new(ring(&rs[0]), rs[1..].iter().map(ring).collect())
-    };
-    match g["type"].as_str().unwrap() {
-        "Polygon" => vec![poly(&g["coordinates"])],
-        _ => g["coordinates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(poly)
-            .collect(),
-    }
 }
 
 /// A move that the plan accepts: a building on the edge of its grid, and the neighbouring grid.

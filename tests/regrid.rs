@@ -616,3 +616,34 @@ fn workload_weights_on_manhattan() {
         );
     }
 }
+
+/// Output valid in every common projection: generated districts (several seeds; 500
+/// communities in `scripts/fuzz-edits`), every grid checked after projection to Web Mercator,
+/// CGCS2000 3° Gauss-Krüger (CM 111°E) and a local metric frame.
+#[test]
+fn generated_districts_stay_valid_when_projected() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let n: usize = std::env::var("WANGGE_VALIDITY_COMMUNITIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    for seed in [1u64, 2, 3] {
+        sample(d, seed, n);
+        let out = d.join("g.geojson");
+        wangge_ok(&[
+            "regrid",
+            "--communities",
+            s(&d.join("communities.geojson")),
+            "--buildings",
+            s(&d.join("buildings.geojson")),
+            "--roads",
+            s(&d.join("roads.geojson")),
+            "--out",
+            s(&out),
+        ]);
+        let layer: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        common::valid_everywhere(&layer);
+    }
+}

@@ -290,3 +290,74 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Every grid valid in WGS84 and after projection to Web Mercator, CGCS2000 3° Gauss-Krüger
+/// (CM 111°E, the sample's zone) and a local metric frame.
+pub fn valid_everywhere(layer: &serde_json::Value) {
+    type Fwd = Box<dyn Fn(geo::Coord) -> geo::Coord>;
+    let frames: Vec<(&str, Fwd)> = vec![
+        ("WGS84", Box::new(|c| c)),
+        ("EPSG:3857", {
+            let t = wangge::geom::crs::Transformer::new(
+                wangge::geom::crs::Crs::Wgs84,
+                "EPSG:3857".parse::<wangge::geom::crs::Crs>().unwrap(),
+            )
+            .unwrap();
+            Box::new(move |c| t.apply(c).unwrap())
+        }),
+        ("EPSG:4546", {
+            let t = wangge::geom::crs::Transformer::new(
+                wangge::geom::crs::Crs::Wgs84,
+                "EPSG:4546".parse::<wangge::geom::crs::Crs>().unwrap(),
+            )
+            .unwrap();
+            Box::new(move |c| t.apply(c).unwrap())
+        }),
+        ("local", {
+            let f = wangge::geom::frame::LocalFrame::new(111.3, 30.7);
+            Box::new(move |c| f.fwd(c))
+        }),
+    ];
+    for feat in layer["features"].as_array().unwrap() {
+        let code = feat["properties"]["code"].as_str().unwrap();
+        for (name, fwd) in &frames {
+            for p in polygons(&feat["geometry"]) {
+                let r =
+                    |l: &geo::LineString| geo::LineString(l.0.iter().map(|c| fwd(*c)).collect());
+                let q = geo::Polygon::new(r(p.exterior()), p.interiors().iter().map(r).collect());
+                assert!(
+                    wangge::geom::validate::find_self_intersection(&q).is_none(),
+                    "grid {code} crosses itself in {name}"
+                );
+            }
+        }
+    }
+}
+
+pub fn polygons(g: &serde_json::Value) -> Vec<geo::Polygon> {
+    let ring = |r: &serde_json::Value| {
+        geo::LineString(
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| geo::Coord {
+                    x: p[0].as_f64().unwrap(),
+                    y: p[1].as_f64().unwrap(),
+                })
+                .collect(),
+        )
+    };
+    let poly = |rs: &serde_json::Value| {
+        let rs = rs.as_array().unwrap();
+        geo::Polygon::new(ring(&rs[0]), rs[1..].iter().map(ring).collect())
+    };
+    match g["type"].as_str().unwrap() {
+        "Polygon" => vec![poly(&g["coordinates"])],
+        _ => g["coordinates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(poly)
+            .collect(),
+    }
+}

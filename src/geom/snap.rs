@@ -268,8 +268,14 @@ pub fn snap_round_keeping(polys: &mut [Polygon], keep: &[bool], step: f64) -> bo
                 holes.push(h);
             }
         }
-        let q = Polygon::new(ext, holes);
-        if !simple(&q) {
+        let mut q = Polygon::new(ext, holes);
+        if !simple(&q)
+            && let Some(r) = repair_lobes(&q)
+        {
+            q = r;
+        }
+        // rounding must not make a valid polygon invalid (one drawn invalid stays no worse)
+        if !simple(&q) && simple(p) {
             tracing::debug!(polygon = i, step, "snapped ring touches itself");
             return false;
         }
@@ -279,6 +285,104 @@ pub fn snap_round_keeping(polys: &mut [Polygon], keep: &[bool], step: f64) -> bo
         *p = q;
     }
     true
+}
+
+/// A ring that crosses itself split at its first crossing into two loops, the smaller dropped
+/// when it is a lobe of under 50 m² and under 1 % of the other (a knot left where boundaries
+/// meet at a shallow angle); repeated while that helps. `None` when a larger lobe would go.
+fn cut_lobes(r: &LineString) -> Option<LineString> {
+    let mut v: Vec<Coord> = r.0[..r.0.len().saturating_sub(1)].to_vec();
+    let m2_per_deg2 = {
+        let lat = v.first().map_or(0.0, |c| c.y).to_radians();
+        111_320.0 * 111_320.0 * lat.cos()
+    };
+    for _ in 0..16 {
+        let n = v.len();
+        let mut hit = None;
+        'find: for i in 0..n {
+            let (a, b) = (v[i], v[(i + 1) % n]);
+            for j in i + 2..n {
+                if (j + 1) % n == i {
+                    continue;
+                }
+                let (c, d) = (v[j], v[(j + 1) % n]);
+                if let Some(x) = crossing(a, b, c, d) {
+                    hit = Some((i, j, x));
+                    break 'find;
+                }
+            }
+        }
+        let Some((i, j, x)) = hit else {
+            let mut out = v;
+            out.push(out[0]);
+            return Some(LineString(out));
+        };
+        // loop A: x, v[i+1..=j]; loop B: x, v[j+1..], v[..=i]
+        let mut la = vec![x];
+        la.extend_from_slice(&v[i + 1..=j]);
+        let mut lb = vec![x];
+        lb.extend_from_slice(&v[j + 1..]);
+        lb.extend_from_slice(&v[..=i]);
+        let area = |l: &[Coord]| {
+            let k = l.len();
+            (0..k)
+                .map(|q| l[q].x * l[(q + 1) % k].y - l[(q + 1) % k].x * l[q].y)
+                .sum::<f64>()
+                .abs()
+                / 2.0
+        };
+        let (aa, ab) = (area(&la), area(&lb));
+        let (keep, small, big) = if aa >= ab { (la, ab, aa) } else { (lb, aa, ab) };
+        if small * m2_per_deg2 > 50.0 || small > 0.01 * big || keep.len() < 3 {
+            return None;
+        }
+        v = keep;
+    }
+    None
+}
+
+/// Where segments a–b and c–d meet (properly or at a point of one), if they do.
+fn crossing(a: Coord, b: Coord, c: Coord, d: Coord) -> Option<Coord> {
+    let r = Coord {
+        x: b.x - a.x,
+        y: b.y - a.y,
+    };
+    let q = Coord {
+        x: d.x - c.x,
+        y: d.y - c.y,
+    };
+    let den = r.x * q.y - r.y * q.x;
+    if den == 0.0 {
+        return None;
+    }
+    let t = ((c.x - a.x) * q.y - (c.y - a.y) * q.x) / den;
+    let u = ((c.x - a.x) * r.y - (c.y - a.y) * r.x) / den;
+    if (0.0..=1.0).contains(&t) && (0.0..=1.0).contains(&u) {
+        // meeting at shared ends of neighbouring segments is no crossing
+        if (t == 0.0 || t == 1.0) && (u == 0.0 || u == 1.0) {
+            return None;
+        }
+        Some(Coord {
+            x: a.x + t * r.x,
+            y: a.y + t * r.y,
+        })
+    } else {
+        None
+    }
+}
+
+/// A polygon whose rings cross themselves with small lobes cut off (see `cut_lobes`); `None`
+/// when that does not make it simple.
+#[must_use]
+pub fn repair_lobes(p: &Polygon) -> Option<Polygon> {
+    let ext = cut_lobes(p.exterior())?;
+    let holes = p
+        .interiors()
+        .iter()
+        .map(cut_lobes)
+        .collect::<Option<Vec<_>>>()?;
+    let q = Polygon::new(ext, holes);
+    simple(&q).then_some(q)
 }
 
 /// No ring visits a point twice and none crosses itself.

@@ -185,6 +185,15 @@ pub(super) fn snap_grids(grids: &mut [Grid]) {
         .any(|&st| crate::geom::snap::snap_round_keeping(&mut polys, &keep, st))
     {
         tracing::debug!("snap rounding would make a ring touch itself; coordinates left as drawn");
+        // as drawn, small knots (a ring crossing itself around a lobe of a few m²) are cut off
+        for (p, k) in polys.iter_mut().zip(&keep) {
+            if !k
+                && crate::geom::validate::find_self_intersection(p).is_some()
+                && let Some(r) = crate::geom::snap::repair_lobes(p)
+            {
+                *p = r;
+            }
+        }
     }
     for (g, p) in grids.iter_mut().zip(polys) {
         g.geometry = p;

@@ -276,10 +276,6 @@ async fn commit(
             moved,
         });
     }
-    let seq = match &c.log {
-        EditLog::Undo { seq } | EditLog::Redo { seq } => Some(*seq),
-        EditLog::Append { .. } => None,
-    };
     let edit = PlanEdit {
         expected_version: c.expected_version,
         who: c.who.to_string(),
@@ -290,11 +286,8 @@ async fn commit(
         assignment: moved.iter().map(|m| (m.0.clone(), m.2.clone())).collect(),
         log: c.log,
     };
-    let plan = store.apply_plan_edit(c.plan.id, edit).await?;
-    let seq = match seq {
-        Some(s) => Some(s),
-        None => store.plan_edits(plan.id).await?.last().map(|e| e.seq),
-    };
+    let (plan, seq) = store.apply_plan_edit(c.plan.id, edit).await?;
+    let seq = Some(seq);
     Ok(Outcome {
         plan,
         dry_run: false,

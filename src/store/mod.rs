@@ -371,8 +371,9 @@ pub trait Edits: Send + Sync {
     /// Keep a community's fabric with a plan (made on first use; an existing one is kept).
     async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()>;
     /// Apply an edit to a draft plan at `expected_version`: state, grids, assignments and log
-    /// in one transaction; the plan's version goes up by one.
-    async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<Plan>;
+    /// in one transaction; the plan's version goes up by one. Returns the plan and the log
+    /// entry's number.
+    async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<(Plan, i64)>;
     /// The edit log, oldest first.
     async fn plan_edits(&self, plan: i64) -> Result<Vec<EditRecord>>;
 }

@@ -6,7 +6,7 @@ use super::*;
 use crate::store::{EditLog, EditRecord, FabricRow, PlanEdit, check_editable};
 
 /// Write the log entry of an edit (checked against the log's current state).
-fn log_edit(c: &Connection, plan: i64, e: &PlanEdit) -> Result<String> {
+fn log_edit(c: &Connection, plan: i64, e: &PlanEdit) -> Result<(String, i64)> {
     match &e.log {
         EditLog::Append {
             op,
@@ -33,7 +33,7 @@ fn log_edit(c: &Connection, plan: i64, e: &PlanEdit) -> Result<String> {
                 params![plan, seq, ts_text(now()), e.who, e.community, op.to_string(), reason, summary, before, after],
             )
             .map_err(be)?;
-            Ok(format!("edit {seq}: {summary}"))
+            Ok((format!("edit {seq}: {summary}"), seq))
         }
         EditLog::Undo { seq } | EditLog::Redo { seq } => {
             let (from, to, what) = if matches!(e.log, EditLog::Undo { .. }) {
@@ -52,7 +52,7 @@ fn log_edit(c: &Connection, plan: i64, e: &PlanEdit) -> Result<String> {
                     "plan {plan}: edit {seq} is not {from}; nothing to {what}"
                 )));
             }
-            Ok(format!("{what} of edit {seq}"))
+            Ok((format!("{what} of edit {seq}"), *seq))
         }
     }
 }
@@ -105,7 +105,7 @@ impl Edits for GpkgStore {
         .await
     }
 
-    async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<Plan> {
+    async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<(Plan, i64)> {
         self.write(move |c| {
             let p = plan_get(c, plan)?;
             check_editable(&p, edit.expected_version)?;
@@ -160,7 +160,7 @@ impl Edits for GpkgStore {
             for (b, g) in &edit.assignment {
                 up.execute(params![plan, b, g]).map_err(be)?;
             }
-            let detail = log_edit(c, plan, &edit)?;
+            let (detail, seq) = log_edit(c, plan, &edit)?;
             c.execute(
                 "UPDATE plans SET version = version + 1 WHERE id = ?1",
                 [plan],
@@ -168,7 +168,7 @@ impl Edits for GpkgStore {
             .map_err(be)?;
             touch(c, "grids")?;
             audit_in(c, &edit.who, "edit_plan", &format!("plan {plan}"), &detail)?;
-            plan_get(c, plan)
+            Ok((plan_get(c, plan)?, seq))
         })
         .await
     }

@@ -6,7 +6,7 @@ use super::*;
 use crate::store::{EditLog, EditRecord, FabricRow, PlanEdit, check_editable};
 
 /// Write the log entry of an edit (checked against the log's current state).
-async fn log_edit(c: &impl GenericClient, plan: i64, e: &PlanEdit) -> Result<String> {
+async fn log_edit(c: &impl GenericClient, plan: i64, e: &PlanEdit) -> Result<(String, i64)> {
     match &e.log {
         EditLog::Append {
             op,
@@ -36,7 +36,7 @@ async fn log_edit(c: &impl GenericClient, plan: i64, e: &PlanEdit) -> Result<Str
             )
             .await
             .map_err(pe)?;
-            Ok(format!("edit {seq}: {summary}"))
+            Ok((format!("edit {seq}: {summary}"), i64::from(seq)))
         }
         EditLog::Undo { seq } | EditLog::Redo { seq } => {
             let (from, to, what) = if matches!(e.log, EditLog::Undo { .. }) {
@@ -57,7 +57,7 @@ async fn log_edit(c: &impl GenericClient, plan: i64, e: &PlanEdit) -> Result<Str
                     "plan {plan}: edit {seq} is not {from}; nothing to {what}"
                 )));
             }
-            Ok(format!("{what} of edit {seq}"))
+            Ok((format!("{what} of edit {seq}"), *seq))
         }
     }
 }
@@ -105,7 +105,7 @@ impl Edits for PostgisStore {
         Ok(())
     }
 
-    async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<Plan> {
+    async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<(Plan, i64)> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pe)?;
         tx.execute("SELECT 1 FROM plans WHERE id = $1 FOR UPDATE", &[&plan])
@@ -178,7 +178,7 @@ impl Edits for PostgisStore {
             .await
             .map_err(pe)?;
         }
-        let detail = log_edit(&tx, plan, &edit).await?;
+        let (detail, seq) = log_edit(&tx, plan, &edit).await?;
         tx.execute(
             "UPDATE plans SET version = version + 1 WHERE id = $1",
             &[&plan],
@@ -195,7 +195,7 @@ impl Edits for PostgisStore {
         .await?;
         let p = plan_get(&tx, plan).await?;
         tx.commit().await.map_err(pe)?;
-        Ok(p)
+        Ok((p, seq))
     }
 
     async fn plan_edits(&self, plan: i64) -> Result<Vec<EditRecord>> {

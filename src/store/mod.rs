@@ -243,7 +243,7 @@ pub struct Upserted {
     pub updated: u64,
 }
 
-/// The store contract, by role: a store is all of [`ReferenceData`], [`Plans`],
+/// The store contract, by role: a store is all of [`ReferenceData`], [`Plans`], [`Edits`],
 /// [`FeatureSource`], [`Cases`] and [`Auth`]. Writes are transactional (all or nothing) and
 /// acknowledged only after they are durable. Through `dyn Store` every role's methods are at
 /// hand; code that names a backend type brings the roles in with `use crate::store::prelude::*`.

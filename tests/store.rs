@@ -582,6 +582,102 @@ async fn concurrent_inserts(s: Arc<dyn Store>) {
     assert_eq!(all.len(), 320);
 }
 
+/// The edit role: a fabric kept once, the state alone, an edit applied with its version and log
+/// entry, stale versions and published plans refused, undo and redo by status.
+async fn plan_edits(s: Arc<dyn Store>) {
+    use wangge::store::{EditLog, FabricRow, PlanEdit};
+    loaded(&s).await;
+    let a = s.create_plan(halves("A")).await.unwrap();
+    let c = a.communities[0].clone();
+    assert_eq!(s.plan_fabric(a.id, &c).await.unwrap(), None);
+    let row = FabricRow {
+        fabric: vec![1, 2, 3],
+        state: "s0".into(),
+    };
+    s.save_plan_fabric(a.id, &c, row.clone()).await.unwrap();
+    // an existing fabric is kept
+    let other = FabricRow {
+        fabric: vec![9],
+        state: "x".into(),
+    };
+    s.save_plan_fabric(a.id, &c, other).await.unwrap();
+    assert_eq!(s.plan_fabric(a.id, &c).await.unwrap(), Some(row));
+    assert_eq!(s.plan_state(a.id, &c).await.unwrap().as_deref(), Some("s0"));
+    let mut grids = s.plan_grids(a.id).await.unwrap();
+    let mut g = grids.remove(0);
+    g.households += 1;
+    let edit = |v: i64, log: EditLog, state: &str| PlanEdit {
+        expected_version: v,
+        who: "planner-1".into(),
+        community: c.clone(),
+        state: state.into(),
+        delete_grids: vec![],
+        put_grids: vec![g.clone()],
+        assignment: vec![],
+        log,
+    };
+    let append = EditLog::Append {
+        op: serde_json::json!({"op": "lock"}),
+        reason: Some("why".into()),
+        summary: "locked".into(),
+        before: "s0".into(),
+        after: "s1".into(),
+    };
+    let (p, seq) = s
+        .apply_plan_edit(a.id, edit(a.version, append.clone(), "s1"))
+        .await
+        .unwrap();
+    assert_eq!((p.version, seq), (a.version + 1, 1));
+    assert_eq!(s.plan_state(a.id, &c).await.unwrap().as_deref(), Some("s1"));
+    let back = s.plan_grids(a.id).await.unwrap();
+    assert_eq!(
+        back.iter().find(|x| x.code == g.code).unwrap().households,
+        g.households
+    );
+    // stale version: nothing written
+    let e = s
+        .apply_plan_edit(a.id, edit(a.version, append.clone(), "s9"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Stale(_)), "{e:?}");
+    assert_eq!(s.plan_state(a.id, &c).await.unwrap().as_deref(), Some("s1"));
+    // undo, a second undo refused, redo
+    let (p, seq) = s
+        .apply_plan_edit(a.id, edit(p.version, EditLog::Undo { seq: 1 }, "s0"))
+        .await
+        .unwrap();
+    assert_eq!(seq, 1);
+    let e = s
+        .apply_plan_edit(a.id, edit(p.version, EditLog::Undo { seq: 1 }, "s0"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    let (p, _) = s
+        .apply_plan_edit(a.id, edit(p.version, EditLog::Redo { seq: 1 }, "s1"))
+        .await
+        .unwrap();
+    let log = s.plan_edits(a.id).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].status.as_str(), log[0].reason.as_deref()),
+        ("applied", Some("why"))
+    );
+    assert_eq!(
+        (log[0].before.as_str(), log[0].after.as_str()),
+        ("s0", "s1")
+    );
+    // a published plan is not edited
+    let p = s
+        .publish_plan(a.id, T0, Some(p.version), "planner-1")
+        .await
+        .unwrap();
+    let e = s
+        .apply_plan_edit(a.id, edit(p.version, append, "s2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+}
+
 macro_rules! contract {
     ($store:ident, $open:expr) => {
         mod $store {
@@ -608,6 +704,10 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn incidents_history() {
                 super::incidents_history(open().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn plan_edits() {
+                super::plan_edits(open().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_inserts() {

@@ -1,6 +1,6 @@
 //! Plan editing in the GeoPackage: fabrics, edits applied in one transaction, the edit log.
 
-use super::plans::plan_get;
+use super::plans::{insert_grids, plan_get};
 use super::reference::touch;
 use super::*;
 use crate::store::{EditLog, EditRecord, FabricRow, PlanEdit, check_editable};
@@ -131,26 +131,7 @@ impl Edits for GpkgStore {
             {
                 del.execute(params![plan, code]).map_err(be)?;
             }
-            let mut ins = c
-                .prepare_cached(
-                    "INSERT INTO grids (geom, plan_id, code, name, community, street, households, buildings, weight, band) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(be)?;
-            for g in &edit.put_grids {
-                ins.execute(params![
-                    to_gpkg(&Geometry::MultiPolygon(g.geometry.clone()), 4326),
-                    plan,
-                    g.code,
-                    g.name,
-                    g.community,
-                    g.street,
-                    g.households as i64,
-                    g.buildings as i64,
-                    g.weight,
-                    g.band
-                ])
-                .map_err(be)?;
-            }
+            insert_grids(c, plan, &edit.put_grids)?;
             let mut up = c
                 .prepare_cached(
                     "INSERT INTO plan_assignments (plan_id, building_id, grid_code) VALUES (?1, ?2, ?3)

@@ -52,6 +52,31 @@ pub(super) fn plan_get(c: &Connection, id: i64) -> Result<Plan> {
     })
 }
 
+/// Insert grid rows of plan `id`.
+pub(super) fn insert_grids(c: &Connection, id: i64, grids: &[GridRecord]) -> Result<()> {
+    let mut ins = c
+        .prepare_cached(
+            "INSERT INTO grids (geom, plan_id, code, name, community, street, households, buildings, weight, band) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(be)?;
+    for g in grids {
+        ins.execute(params![
+            to_gpkg(&Geometry::MultiPolygon(g.geometry.clone()), 4326),
+            id,
+            g.code,
+            g.name,
+            g.community,
+            g.street,
+            g.households as i64,
+            g.buildings as i64,
+            g.weight,
+            g.band
+        ])
+        .map_err(be)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Plans for GpkgStore {
     async fn create_plan(&self, plan: NewPlan) -> Result<Plan> {
@@ -71,26 +96,7 @@ impl Plans for GpkgStore {
             )
             .map_err(be)?;
             let id = c.last_insert_rowid();
-            let mut ins = c
-                .prepare_cached(
-                    "INSERT INTO grids (geom, plan_id, code, name, community, street, households, buildings, weight, band) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(be)?;
-            for g in &plan.grids {
-                ins.execute(params![
-                    to_gpkg(&Geometry::MultiPolygon(g.geometry.clone()), 4326),
-                    id,
-                    g.code,
-                    g.name,
-                    g.community,
-                    g.street,
-                    g.households as i64,
-                    g.buildings as i64,
-                    g.weight,
-                    g.band
-                ])
-                .map_err(be)?;
-            }
+            insert_grids(c, id, &plan.grids)?;
             let mut ins = c
                 .prepare_cached(
                     "INSERT INTO plan_assignments (plan_id, building_id, grid_code) VALUES (?1, ?2, ?3)",

@@ -71,6 +71,16 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     if let Some(b) = &a.bind {
         cfg.bind.clone_from(b);
     }
+    if let Some(b) = &cfg.basemap {
+        b.check().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e}",
+                a.config
+                    .as_ref()
+                    .map_or_else(|| "settings".into(), |p| p.display().to_string())
+            )
+        })?;
+    }
     if let Some(p) = &a.archive {
         cfg.archive = Some(p.display().to_string());
     }

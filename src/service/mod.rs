@@ -9,8 +9,10 @@ pub mod error;
 mod locate;
 mod ogc;
 mod plans;
+mod planview;
 pub mod routes;
 mod tiles;
+pub mod web;
 
 use crate::incident::{Calendar, Catalogue};
 use crate::store::Store;
@@ -54,6 +56,9 @@ pub struct Config {
     /// bbox read of the store — measured fastest on both stores by scripts/bench-tiles) or
     /// `"database"` (PostGIS `ST_AsMVT`; the GeoPackage store has none and encodes in process).
     pub tile_encoder: crate::tiles::Encoder,
+    /// An external basemap under the web map's layers (`[basemap]`: `tiles` or `style`, `crs`);
+    /// none: our own roads, buildings and communities (works offline).
+    pub basemap: Option<web::Basemap>,
 }
 
 impl Default for Config {
@@ -70,6 +75,7 @@ impl Default for Config {
             archive: None,
             tile_cache_tiles: crate::tiles::source::CACHE_TILES,
             tile_encoder: crate::tiles::Encoder::InProcess,
+            basemap: None,
         }
     }
 }
@@ -121,10 +127,7 @@ impl AppState {
         config: Config,
     ) -> Self {
         let generation = Arc::new(AtomicU64::new(0));
-        let live = crate::tiles::StoreSource {
-            store: store.clone(),
-            encoder: config.tile_encoder,
-        };
+        let live = crate::tiles::StoreSource::new(store.clone(), config.tile_encoder);
         let cached = crate::tiles::Cached::new(live, config.tile_cache_tiles, generation.clone());
         AppState {
             store,
@@ -193,13 +196,15 @@ pub(crate) fn parse_datetime(s: &str) -> Result<(Option<i64>, Option<i64>), ApiE
 }
 
 /// Each module's routes, in documentation order.
-fn module_routes() -> [Vec<Route>; 7] {
+fn module_routes() -> [Vec<Route>; 9] {
     [
+        web::routes(),
         ogc::routes(),
         locate::routes(),
         cases::routes(),
         plans::routes(),
         edits::routes(),
+        planview::routes(),
         tiles::routes(),
         routes(),
     ]

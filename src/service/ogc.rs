@@ -20,7 +20,11 @@ fn geojson(v: Value) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, GEOJSON)], Json(v)).into_response()
 }
 
-pub async fn landing(State(_s): State<Arc<AppState>>, h: HeaderMap) -> Json<Value> {
+/// The landing page: the web map for browsers (`Accept: text/html`), else the OGC JSON.
+pub async fn landing(State(_s): State<Arc<AppState>>, h: HeaderMap) -> Response {
+    if super::web::wants_html(&h) {
+        return super::web::page(&h);
+    }
     let b = base_url(&h);
     Json(json!({
         "title": "wangge 网格",
@@ -29,9 +33,11 @@ pub async fn landing(State(_s): State<Arc<AppState>>, h: HeaderMap) -> Json<Valu
             { "href": format!("{b}/"), "rel": "self", "type": "application/json", "title": "this document" },
             { "href": format!("{b}/openapi.json"), "rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition" },
             { "href": format!("{b}/conformance"), "rel": "conformance", "type": "application/json", "title": "conformance classes" },
-            { "href": format!("{b}/collections"), "rel": "data", "type": "application/json", "title": "collections" }
+            { "href": format!("{b}/collections"), "rel": "data", "type": "application/json", "title": "collections" },
+            { "href": format!("{b}/"), "rel": "alternate", "type": "text/html", "title": "the web map" }
         ]
     }))
+    .into_response()
 }
 
 pub async fn conformance() -> Json<Value> {
@@ -52,7 +58,7 @@ fn title(l: Layer) -> &'static str {
     }
 }
 
-async fn extent(s: &AppState) -> Option<[f64; 4]> {
+pub(super) async fn extent(s: &AppState) -> Option<[f64; 4]> {
     let cs = s.store.communities().await.ok()?;
     let mut e = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
     for c in &cs {
@@ -128,6 +134,17 @@ fn feature_json(l: Layer, f: Feature, p: &Principal) -> Value {
     })
 }
 
+/// `crs=gcj02`: geometries (and the bbox) in GCJ-02, to lie over AMap or Tencent basemaps.
+pub(super) fn gcj02_param(q: &BTreeMap<String, String>) -> Result<bool, ApiError> {
+    match q.get("crs").map(String::as_str) {
+        None | Some("wgs84" | "cgcs2000") => Ok(false),
+        Some("gcj02") => Ok(true),
+        Some(o) => Err(ApiError::bad_request(format!(
+            "crs={o:?}: expected wgs84 (default; CGCS2000 is the same at map precision) or gcj02"
+        ))),
+    }
+}
+
 /// Feature query from the request's parameters.
 fn query_of(
     l: Layer,
@@ -197,7 +214,7 @@ fn query_of(
                     ApiError::bad_request(format!("plan={v:?}: expected a plan id"))
                 })?);
             }
-            "f" | "api_key" => {}
+            "f" | "api_key" | "crs" => {}
             prop => {
                 if !l.filterable().contains(&prop) {
                     return Err(ApiError::bad_request(format!(
@@ -224,8 +241,18 @@ pub async fn items(
     if l == Layer::Incidents {
         p.require(p.reads_incidents(), "the incidents collection")?;
     }
-    let fq = query_of(l, &q, &s)?;
-    let (features, matched) = if l == Layer::Incidents && p.scope.is_some() {
+    let mut fq = query_of(l, &q, &s)?;
+    if fq.plan.is_some() {
+        p.require(
+            p.reads_plans(),
+            "grids of a plan other than the one in force",
+        )?;
+    }
+    let gcj02 = gcj02_param(&q)?;
+    if gcj02 {
+        fq.bbox = fq.bbox.map(crate::tiles::gcj02_query_bounds);
+    }
+    let (mut features, matched) = if l == Layer::Incidents && p.scope.is_some() {
         // scoped tokens: filter, then page
         let all = s
             .store
@@ -269,6 +296,9 @@ pub async fn items(
                 &format!("{} incidents with reporters (items page)", features.len()),
             )
             .await?;
+    }
+    if gcj02 {
+        features.iter_mut().for_each(crate::tiles::shift_to_gcj02);
     }
     let returned = features.len();
     let b = base_url(&h);

@@ -85,12 +85,29 @@ fn tile_request(
                 .map_err(|_| ApiError::bad_request(format!("plan={v:?}: expected a plan id")))
         })
         .transpose()?;
+    if plan.is_some() {
+        p.require(
+            p.reads_plans(),
+            "grids of a plan other than the one in force",
+        )?;
+    }
+    let at = q
+        .get("datetime")
+        .map(|v| {
+            super::parse_datetime(v)?
+                .0
+                .ok_or_else(|| ApiError::bad_request("datetime: one instant (grids in force then)"))
+        })
+        .transpose()?;
+    let gcj02 = super::ogc::gcj02_param(q)?;
     Ok(TileRequest {
         set,
         z,
         x,
         y,
         plan,
+        at,
+        gcj02,
         access: access_of(p),
     })
 }
@@ -202,7 +219,7 @@ pub(super) fn routes() -> Vec<Route> {
             tile,
             "tiles",
             "public; incidents: dispatcher, admin",
-            "Mapbox Vector Tile of communities, grids, buildings, incidents, heat (H3 counts) or all; ?plan=; ETag/304, gzip, 204 when empty",
+            "Mapbox Vector Tile of communities, grids, buildings, incidents, heat (H3 counts) or all; ?plan= (plan readers), ?datetime= (grids in force then), ?crs=gcj02 (shifted for AMap/Tencent basemaps); ETag/304, gzip, 204 when empty",
         ),
         Route::get(
             "/tiles/{name}",

@@ -20,16 +20,19 @@ pub enum TileSet {
     Buildings,
     Incidents,
     Heat,
+    /// Our own road centrelines (class, name): the offline basemap's streets.
+    Roads,
     All,
 }
 
 impl TileSet {
-    pub const ALL: [TileSet; 6] = [
+    pub const ALL: [TileSet; 7] = [
         TileSet::Communities,
         TileSet::Grids,
         TileSet::Buildings,
         TileSet::Incidents,
         TileSet::Heat,
+        TileSet::Roads,
         TileSet::All,
     ];
     #[must_use]
@@ -40,6 +43,7 @@ impl TileSet {
             TileSet::Buildings => "buildings",
             TileSet::Incidents => "incidents",
             TileSet::Heat => "heat",
+            TileSet::Roads => "roads",
             TileSet::All => "all",
         }
     }
@@ -48,7 +52,7 @@ impl TileSet {
     pub fn minzoom(self) -> u8 {
         match self {
             TileSet::Buildings => 14,
-            TileSet::Incidents => 12,
+            TileSet::Incidents | TileSet::Roads => 12,
             _ => 0,
         }
     }
@@ -61,7 +65,7 @@ impl std::str::FromStr for TileSet {
             .into_iter()
             .find(|t| t.name() == s)
             .ok_or_else(|| {
-                format!("unknown tile layer {s:?}: expected communities, grids, buildings, incidents, heat or all")
+                format!("unknown tile layer {s:?}: expected communities, grids, buildings, incidents, heat, roads or all")
             })
     }
 }
@@ -88,6 +92,7 @@ pub fn fields(l: TileSet, a: Access) -> Value {
         TileSet::Buildings => Layer::Buildings,
         TileSet::Incidents => Layer::Incidents,
         TileSet::Heat => return json!({ "h3": "String", "count": "Number" }),
+        TileSet::Roads => return json!({ "class": "String", "name": "String" }),
         TileSet::All => return json!({}),
     };
     let all = schema::tile_fields(layer, a);
@@ -133,31 +138,77 @@ pub fn buffered_bounds(z: u8, x: u32, y: u32) -> [f64; 4] {
     [b[0] - fx, b[1] - fy, b[2] + fx, b[3] + fy]
 }
 
+/// What one layer of a tile shows: grids of a plan or at a time, coordinates shifted or not.
+#[derive(Debug, Clone, Copy)]
+struct LayerQuery {
+    plan: Option<i64>,
+    at: Option<i64>,
+    gcj02: bool,
+    access: Access,
+}
+
+/// The WGS84 bbox whose features, shifted into GCJ-02, can fall in `b` (a GCJ-02 bbox): its
+/// corners shifted back, with a margin for the offset's variation across the box.
+pub fn gcj02_query_bounds(b: [f64; 4]) -> [f64; 4] {
+    use crate::geom::crs::gcj02_to_wgs84;
+    let corners = [
+        gcj02_to_wgs84(geo::coord! { x: b[0], y: b[1] }),
+        gcj02_to_wgs84(geo::coord! { x: b[2], y: b[1] }),
+        gcj02_to_wgs84(geo::coord! { x: b[0], y: b[3] }),
+        gcj02_to_wgs84(geo::coord! { x: b[2], y: b[3] }),
+    ];
+    let m = 1e-4;
+    [
+        corners.iter().map(|c| c.x).fold(f64::MAX, f64::min) - m,
+        corners.iter().map(|c| c.y).fold(f64::MAX, f64::min) - m,
+        corners.iter().map(|c| c.x).fold(f64::MIN, f64::max) + m,
+        corners.iter().map(|c| c.y).fold(f64::MIN, f64::max) + m,
+    ]
+}
+
+/// A feature's geometry shifted from WGS84 into GCJ-02 (identity outside China).
+pub fn shift_to_gcj02(f: &mut crate::store::Feature) {
+    if let Some(g) = f.geometry.as_mut() {
+        geo::MapCoordsInPlace::map_coords_in_place(g, crate::geom::crs::wgs84_to_gcj02);
+    }
+}
+
 async fn vector_layer(
     store: &dyn Store,
     l: Layer,
-    z: u8,
-    x: u32,
-    y: u32,
-    plan: Option<i64>,
-    a: Access,
+    (z, x, y): (u8, u32, u32),
+    q: LayerQuery,
 ) -> Result<TileLayer, StoreError> {
-    let bbox = buffered_bounds(z, x, y);
-    let plan = if l == Layer::Grids { plan } else { None };
-    if let Some(feats) = store.tile_features(l, bbox, plan, &keep(l, a)).await? {
-        return Ok(encode_layer(l, feats.iter(), z, x, y, a));
+    let a = q.access;
+    let bbox = if q.gcj02 {
+        gcj02_query_bounds(buffered_bounds(z, x, y))
+    } else {
+        buffered_bounds(z, x, y)
+    };
+    let plan = if l == Layer::Grids { q.plan } else { None };
+    let at = if l == Layer::Grids { q.at } else { None };
+    let mut feats = match store.tile_features(l, bbox, plan, &keep(l, a)).await? {
+        Some(f) if at.is_none() => f,
+        _ => {
+            store
+                .features(
+                    l,
+                    &FeatureQuery {
+                        bbox: Some(bbox),
+                        plan,
+                        at,
+                        limit: 0,
+                        ..FeatureQuery::default()
+                    },
+                )
+                .await?
+                .features
+        }
+    };
+    if q.gcj02 {
+        feats.iter_mut().for_each(shift_to_gcj02);
     }
-    let page = store
-        .features(
-            l,
-            &FeatureQuery {
-                bbox: Some(bbox),
-                plan,
-                ..FeatureQuery::default()
-            },
-        )
-        .await?;
-    Ok(encode_layer(l, page.features.iter(), z, x, y, a))
+    Ok(encode_layer(l, feats.iter(), z, x, y, a))
 }
 
 /// Encode features (already selected for the tile) as one layer.
@@ -169,8 +220,44 @@ fn encode_layer<'a>(
     y: u32,
     a: Access,
 ) -> TileLayer {
+    encode_named(l.name(), &keep(l, a), feats, (z, x, y))
+}
+
+/// Road attributes in tiles.
+const ROAD_FIELDS: [&str; 2] = ["class", "name"];
+
+/// Roads as tile features (class = OSM highway, name), shifted into GCJ-02 when asked.
+fn road_features(roads: Vec<crate::model::Road>, gcj02: bool) -> Vec<crate::store::Feature> {
+    roads
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut props = serde_json::Map::new();
+            props.insert("class".into(), json!(r.highway));
+            if let Some(n) = r.name {
+                props.insert("name".into(), json!(n));
+            }
+            let mut f = crate::store::Feature {
+                id: i.to_string(),
+                geometry: Some(geo::Geometry::LineString(r.line)),
+                properties: props,
+            };
+            if gcj02 {
+                shift_to_gcj02(&mut f);
+            }
+            f
+        })
+        .collect()
+}
+
+/// Encode features as a layer named `name` with the attributes `names`.
+fn encode_named<'a>(
+    name: &str,
+    names: &[&str],
+    feats: impl Iterator<Item = &'a crate::store::Feature>,
+    (z, x, y): (u8, u32, u32),
+) -> TileLayer {
     let frame = TileFrame::new(z, x, y);
-    let names = keep(l, a);
     let mut features = Vec::new();
     for f in feats {
         let Some(g) = &f.geometry else { continue };
@@ -194,13 +281,28 @@ fn encode_layer<'a>(
         });
     }
     TileLayer {
-        name: l.name().to_string(),
+        name: name.to_string(),
         features,
     }
 }
 
-async fn heat_layer(store: &dyn Store, z: u8, x: u32, y: u32) -> Result<TileLayer, StoreError> {
+async fn heat_layer(
+    store: &dyn Store,
+    (z, x, y): (u8, u32, u32),
+    gcj02: bool,
+) -> Result<TileLayer, StoreError> {
     let cases = store.incidents(&IncidentFilter::default()).await?;
+    if gcj02 {
+        let shifted: Vec<crate::incident::Case> = cases
+            .into_iter()
+            .map(|mut c| {
+                let g = crate::geom::crs::wgs84_to_gcj02(geo::coord! { x: c.lon, y: c.lat });
+                (c.lon, c.lat) = (g.x, g.y);
+                c
+            })
+            .collect();
+        return Ok(heat_of(&shifted, z, x, y));
+    }
     Ok(heat_of(&cases, z, x, y))
 }
 
@@ -266,7 +368,7 @@ fn layer_of(s: TileSet) -> Option<Layer> {
         TileSet::Grids => Some(Layer::Grids),
         TileSet::Buildings => Some(Layer::Buildings),
         TileSet::Incidents => Some(Layer::Incidents),
-        TileSet::Heat | TileSet::All => None,
+        TileSet::Heat | TileSet::Roads | TileSet::All => None,
     }
 }
 
@@ -277,6 +379,20 @@ impl rstar::RTreeObject for Boxed {
     fn envelope(&self) -> Self::Envelope {
         self.1
     }
+}
+
+fn boxes_of(feats: &[crate::store::Feature]) -> Vec<Boxed> {
+    feats
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let r = geo::BoundingRect::bounding_rect(f.geometry.as_ref()?)?;
+            Some(Boxed(
+                i,
+                rstar::AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+            ))
+        })
+        .collect()
 }
 
 /// Everything a batch of tiles needs, read from the store once and indexed in memory; renders
@@ -300,6 +416,21 @@ impl MemorySource {
         plan: Option<i64>,
         a: Access,
     ) -> Result<Self, StoreError> {
+        Self::load_shifted(store, set, plan, a, false).await
+    }
+
+    /// [`MemorySource::load`], with coordinates shifted into GCJ-02 when `gcj02` (roads only:
+    /// the live source keeps roads in memory; other layers are read per tile).
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn load_shifted(
+        store: &dyn Store,
+        set: TileSet,
+        plan: Option<i64>,
+        a: Access,
+        gcj02: bool,
+    ) -> Result<Self, StoreError> {
         let mut layers = Vec::new();
         let mut cases = Vec::new();
         for s in expand(set, a) {
@@ -314,22 +445,13 @@ impl MemorySource {
                             },
                         )
                         .await?;
-                    let boxes = page
-                        .features
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, f)| {
-                            let r = geo::BoundingRect::bounding_rect(f.geometry.as_ref()?)?;
-                            Some(Boxed(
-                                i,
-                                rstar::AABB::from_corners(
-                                    [r.min().x, r.min().y],
-                                    [r.max().x, r.max().y],
-                                ),
-                            ))
-                        })
-                        .collect();
+                    let boxes = boxes_of(&page.features);
                     layers.push((s, page.features, rstar::RTree::bulk_load(boxes)));
+                }
+                None if s == TileSet::Roads => {
+                    let feats = road_features(store.roads().await?, gcj02);
+                    let tree = rstar::RTree::bulk_load(boxes_of(&feats));
+                    layers.push((s, feats, tree));
                 }
                 None => {
                     cases = store.incidents(&IncidentFilter::default()).await?;
@@ -367,18 +489,20 @@ impl MemorySource {
             if z < s.minzoom() {
                 continue;
             }
+            let select = || {
+                let mut ix: Vec<usize> = tree
+                    .locate_in_envelope_intersecting(&env)
+                    .map(|b| b.0)
+                    .collect();
+                ix.sort_unstable();
+                ix.into_iter()
+                    .map(|i| &feats[i])
+                    .filter(|f| f.geometry.as_ref().is_some_and(|g| g.intersects(&rect)))
+            };
             match layer_of(*s) {
-                Some(l) => {
-                    let mut ix: Vec<usize> = tree
-                        .locate_in_envelope_intersecting(&env)
-                        .map(|b| b.0)
-                        .collect();
-                    ix.sort_unstable();
-                    let sel = ix
-                        .into_iter()
-                        .map(|i| &feats[i])
-                        .filter(|f| f.geometry.as_ref().is_some_and(|g| g.intersects(&rect)));
-                    out.push(encode_layer(l, sel, z, x, y, self.access));
+                Some(l) => out.push(encode_layer(l, select(), z, x, y, self.access)),
+                None if *s == TileSet::Roads => {
+                    out.push(encode_named("roads", &ROAD_FIELDS, select(), (z, x, y)));
                 }
                 None => out.push(heat_of(&self.cases, z, x, y)),
             }
@@ -425,20 +549,49 @@ pub async fn render_with(
     a: Access,
     encoder: Encoder,
 ) -> Result<Vec<u8>, StoreError> {
+    let r = TileRequest {
+        set,
+        z,
+        x,
+        y,
+        plan,
+        at: None,
+        gcj02: false,
+        access: a,
+    };
+    render_request(store, &r, encoder).await
+}
+
+/// Render a tile request: grids of a plan or at a time, in WGS84 or shifted into GCJ-02 (the
+/// database encoder is used only for plain WGS84 layers of grids in force or of a plan).
+///
+/// # Errors
+/// A store error.
+pub async fn render_request(
+    store: &dyn Store,
+    r: &TileRequest,
+    encoder: Encoder,
+) -> Result<Vec<u8>, StoreError> {
+    let (z, x, y, a) = (r.z, r.x, r.y, r.access);
     // a tile is a sequence of layer fields: layers encoded one by one concatenate, in order
     let mut out = Vec::new();
-    for s in expand(set, a) {
+    for s in expand(r.set, a) {
         if z < s.minzoom() {
             continue;
         }
         let Some(layer) = layer_of(s) else {
+            if s == TileSet::Roads {
+                let m = MemorySource::load_shifted(store, s, None, a, r.gcj02).await?;
+                out.extend_from_slice(&m.render(z, x, y));
+            }
             if s == TileSet::Heat {
-                out.extend_from_slice(&mvt::encode_tile(&[heat_layer(store, z, x, y).await?]));
+                let h = heat_layer(store, (z, x, y), r.gcj02).await?;
+                out.extend_from_slice(&mvt::encode_tile(&[h]));
             }
             continue;
         };
-        if encoder == Encoder::Database {
-            let plan = if layer == Layer::Grids { plan } else { None };
+        if encoder == Encoder::Database && r.at.is_none() && !r.gcj02 {
+            let plan = if layer == Layer::Grids { r.plan } else { None };
             if let Some(b) = store
                 .mvt_layer(layer, (z, x, y), plan, &keep(layer, a))
                 .await?
@@ -447,7 +600,13 @@ pub async fn render_with(
                 continue;
             }
         }
-        let l = vector_layer(store, layer, z, x, y, plan, a).await?;
+        let q = LayerQuery {
+            plan: r.plan,
+            at: r.at,
+            gcj02: r.gcj02,
+            access: a,
+        };
+        let l = vector_layer(store, layer, (z, x, y), q).await?;
         out.extend_from_slice(&mvt::encode_tile(&[l]));
     }
     Ok(out)

@@ -5,7 +5,7 @@
 //! request into a [`TileRequest`] and a [`Tile`] into a response.
 
 use super::archive::{PmTiles, etag_of, gunzip};
-use super::{Access, Encoder, MemorySource, TileSet, render_with};
+use super::{Access, Encoder, MemorySource, TileSet};
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,7 +24,19 @@ pub struct TileRequest {
     pub y: u32,
     /// Grids of this plan instead of those in force.
     pub plan: Option<i64>,
+    /// Grids in force at this time (Unix seconds) instead of now.
+    pub at: Option<i64>,
+    /// Coordinates shifted into GCJ-02 (to lie over an AMap or Tencent basemap).
+    pub gcj02: bool,
     pub access: Access,
+}
+
+impl TileRequest {
+    /// The plain request: live grids in force now, WGS84.
+    #[must_use]
+    pub fn is_plain(&self) -> bool {
+        self.plan.is_none() && self.at.is_none() && !self.gcj02
+    }
 }
 
 /// A tile: its plain and gzip bytes (either made from the other on first demand, then kept),
@@ -133,20 +145,59 @@ pub trait TileSource: Send + Sync {
 pub struct StoreSource {
     pub store: Arc<dyn Store>,
     pub encoder: Encoder,
+    /// Roads in memory (WGS84, GCJ-02), read again after [`ROADS_TTL`].
+    pub roads: Mutex<[Option<Loaded>; 2]>,
+}
+
+/// Roads read at a time, indexed in memory.
+pub type Loaded = (Instant, Arc<MemorySource>);
+
+/// How long roads read from the store are used before reading them again.
+pub const ROADS_TTL: Duration = Duration::from_secs(60);
+
+impl StoreSource {
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>, encoder: Encoder) -> Self {
+        StoreSource {
+            store,
+            encoder,
+            roads: Mutex::new([None, None]),
+        }
+    }
+
+    async fn roads(&self, gcj02: bool) -> Result<Arc<MemorySource>, StoreError> {
+        let i = usize::from(gcj02);
+        if let Ok(g) = self.roads.lock()
+            && let Some((t, m)) = &g[i]
+            && t.elapsed() < ROADS_TTL
+        {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(
+            MemorySource::load_shifted(
+                self.store.as_ref(),
+                TileSet::Roads,
+                None,
+                Access::PUBLIC,
+                gcj02,
+            )
+            .await?,
+        );
+        if let Ok(mut g) = self.roads.lock() {
+            g[i] = Some((Instant::now(), m.clone()));
+        }
+        Ok(m)
+    }
 }
 
 #[async_trait]
 impl TileSource for StoreSource {
     async fn tile(&self, r: &TileRequest) -> Result<Option<Tile>, StoreError> {
-        let bytes = render_with(
-            self.store.as_ref(),
-            r.set,
-            (r.z, r.x, r.y),
-            r.plan,
-            r.access,
-            self.encoder,
-        )
-        .await?;
+        if r.set == TileSet::Roads {
+            let m = self.roads(r.gcj02).await?;
+            return Ok(Some(Tile::plain(m.render(r.z, r.x, r.y), "live")));
+        }
+        let bytes = super::render_request(self.store.as_ref(), r, self.encoder).await?;
         Ok(Some(Tile::plain(bytes, "live")))
     }
 }
@@ -157,7 +208,7 @@ impl TileSource for StoreSource {
 impl TileSource for PmTiles {
     async fn tile(&self, r: &TileRequest) -> Result<Option<Tile>, StoreError> {
         let covers = self.set.as_deref() == Some(r.set.name())
-            && r.plan.is_none()
+            && r.is_plain()
             && r.access == Access::PUBLIC
             && (self.minzoom..=self.maxzoom).contains(&r.z);
         if !covers {
@@ -174,7 +225,7 @@ impl TileSource for PmTiles {
 #[async_trait]
 impl TileSource for MemorySource {
     async fn tile(&self, r: &TileRequest) -> Result<Option<Tile>, StoreError> {
-        if (r.set, r.plan, r.access) != self.loaded_for() {
+        if (r.set, r.plan, r.access) != self.loaded_for() || r.at.is_some() || r.gcj02 {
             return Ok(None);
         }
         Ok(Some(Tile::plain(self.render(r.z, r.x, r.y), "live")))
@@ -292,6 +343,8 @@ mod tests {
             x,
             y: 1,
             plan: None,
+            at: None,
+            gcj02: false,
             access: Access::PUBLIC,
         }
     }

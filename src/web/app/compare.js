@@ -1,0 +1,123 @@
+// Compare and publish: a draft against the plan in force (or any two plans) — changed grids
+// hatched on the map, moved buildings listed with households, the handover list as CSV — and
+// publication with If-Match; when someone else changed the plan meanwhile, who and when, and a
+// reload.
+import { S, el, fmt, toast, emit } from './state.js';
+import { t } from './i18n.js';
+import { api, download, ApiError } from './api.js';
+import { zoomTo } from './map.js';
+
+let changed = [];
+
+function hatch(map) {
+  if (map.hasImage('hatch')) return;
+  const n = 8;
+  const c = document.createElement('canvas');
+  c.width = c.height = n;
+  const g = c.getContext('2d');
+  g.strokeStyle = 'rgba(198,40,40,0.9)';
+  g.lineWidth = 1.5;
+  g.beginPath();
+  g.moveTo(0, n);
+  g.lineTo(n, 0);
+  g.moveTo(-n / 2, n / 2);
+  g.lineTo(n / 2, -n / 2);
+  g.moveTo(n / 2, n * 1.5);
+  g.lineTo(n * 1.5, n / 2);
+  g.stroke();
+  map.addImage('hatch', g.getImageData(0, 0, n, n));
+}
+
+// the hatched layer of grids that differ between the two plans
+export function markChanged() {
+  const m = S.map;
+  if (!m?.getSource('grids')) return;
+  hatch(m);
+  const f = ['in', ['get', 'code'], ['literal', changed]];
+  for (const [id, src, layer] of [['diff-tiles', 'grids', 'grids'], ['diff-edited', 'edited', null]]) {
+    if (!m.getLayer(id)) {
+      const spec = { id, type: 'fill', source: src, paint: { 'fill-pattern': 'hatch', 'fill-opacity': 0.8 }, filter: f };
+      if (layer) spec['source-layer'] = layer;
+      m.addLayer(spec, 'buildings');
+    } else m.setFilter(id, f);
+  }
+}
+
+function parseCsv(text) {
+  const [head, ...lines] = text.trim().split(/\r?\n/);
+  const keys = head.split(',');
+  return lines.filter(Boolean).map((l) => Object.fromEntries(l.split(',').map((v, i) => [keys[i], v])));
+}
+
+export function renderComparePanel() {
+  const box = document.getElementById('compare-panel');
+  const inForce = S.plans.filter((p) => p.status === 'published');
+  const others = S.plans.filter((p) => !S.plan || p.id !== S.plan.id);
+  const against = el('select', { id: 'against', testid: 'against' }, others.map((p) => el('option', { value: p.id, selected: inForce.some((q) => q.id === p.id) }, `${p.id} · ${t(p.status)}`)));
+  const date = el('input', { type: 'date', id: 'effective', testid: 'effective', value: new Date(Date.now() + 86400000).toISOString().slice(0, 10) });
+  box.replaceChildren(
+    el('label', {}, t('against'), ' ', against),
+    el('button', { testid: 'diff', onclick: () => diff(Number(against.value)) }, t('diff')),
+    el('div', { id: 'diff-result', testid: 'diff-result' }),
+    el('hr'),
+    el('label', {}, t('effective'), ' ', date),
+    el('button', { testid: 'publish', disabled: !(S.plan && S.plan.status === 'draft' && S.session.may.edit_plans), onclick: () => publish(date.value) }, t('publish')),
+    el('div', { id: 'conflict', testid: 'conflict', hidden: true }),
+  );
+}
+
+async function diff(other) {
+  if (!S.plan || !other) return;
+  const out = document.getElementById('diff-result');
+  out.replaceChildren(t('loading'));
+  try {
+    const { data: d } = await api(`/plans/${other}/diff/${S.plan.id}`);
+    const r = await fetch(`/plans/${other}/handover/${S.plan.id}`, { headers: { Authorization: `Bearer ${sessionStorage.getItem('wangge.token') || ''}` } });
+    const rows = r.ok ? parseCsv(await r.text()) : [];
+    changed = [...new Set([...d.grids_only_in_a, ...d.grids_only_in_b, ...rows.flatMap((x) => [x.from_grid, x.to_grid]).filter(Boolean)])].sort();
+    markChanged();
+    out.replaceChildren(
+      el('p', { testid: 'changed-grids', 'data-count': changed.length }, t('changed_grids', { n: changed.length })),
+      el('p', {}, t('moved', { n: d.moved.length, h: fmt(d.moved_households) })),
+      el('button', { testid: 'handover', onclick: () => download(`/plans/${other}/handover/${S.plan.id}`, `handover-${other}-${S.plan.id}.csv`).catch((e) => toast(e.message, 'error')) }, t('handover')),
+      el('table', { class: 'grid-table', testid: 'moved-buildings' },
+        el('thead', {}, el('tr', {}, el('th', {}, t('building')), el('th', {}, t('from')), el('th', {}, t('to')), el('th', {}, t('households')))),
+        el('tbody', {}, rows.map((x) => el('tr', { 'data-building': x.building_id, onclick: () => zoomTo(S.grids.get(x.to_grid)?.bbox) }, el('td', {}, x.building_id), el('td', {}, x.from_grid), el('td', {}, x.to_grid), el('td', { class: 'num' }, x.households))))),
+    );
+  } catch (e) {
+    out.replaceChildren(t('error', { m: e.message }));
+  }
+}
+
+async function publish(date) {
+  try {
+    const { data } = await api(`/plans/${S.plan.id}/publish`, { body: { valid_from: date }, ifMatch: S.etag });
+    toast(t('published_ok', { id: data.plan.id, d: date }));
+    emit('plans-changed', data.plan.id);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 412) return showConflict();
+    toast(t('error', { m: e.message }), 'error');
+  }
+}
+
+// someone else changed the plan: who and when (from the edit log), and a reload
+export async function showConflict() {
+  document.querySelector('[data-tab="compare"]')?.click();
+  let who = '?';
+  let at = '?';
+  try {
+    const { data } = await api(`/plans/${S.plan.id}/edits`);
+    const last = (data.edits || []).filter((e) => e.status === 'applied').at(-1) || (data.edits || []).at(-1);
+    if (last) {
+      who = last.who;
+      at = new Date(last.at * 1000).toLocaleString();
+    }
+  } catch {
+    /* the conflict stands without the name */
+  }
+  const box = document.getElementById('conflict');
+  const msg = t('conflict', { who, at });
+  box.hidden = false;
+  box.replaceChildren(el('p', {}, msg), el('button', { testid: 'reload', onclick: () => emit('plans-changed', S.plan.id) }, t('reload')));
+  toast(msg, 'error');
+}

@@ -460,3 +460,127 @@ print(json.dumps([read(sys.argv[1]), read(sys.argv[2])]))
     }
     assert!(compared >= 8, "only {compared} non-empty tiles compared");
 }
+
+/// Nearest decoded vertex of a tile's layer to (ux, uy) in tile units, by Python's decoder.
+const NEAREST: &str = r#"
+import json, sys, mapbox_vector_tile
+data = open(sys.argv[1], 'rb').read()
+layer, ux, uy = sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+t = mapbox_vector_tile.decode(data, default_options={'y_coord_down': True})
+best = 1e18
+def walk(c):
+    global best
+    if isinstance(c[0], (int, float)):
+        best = min(best, ((c[0] - ux) ** 2 + (c[1] - uy) ** 2) ** 0.5)
+    else:
+        for x in c: walk(x)
+for f in t[layer]['features']:
+    walk(f['geometry']['coordinates'])
+print(json.dumps({'nearest': best}))
+"#;
+
+/// Over a GCJ-02 basemap (AMap, Tencent) our layers must line up: with `crs=gcj02` a building
+/// corner of the sample district (in China) falls within 1 px of where GCJ-02 puts it at z18,
+/// and without it tens of pixels away; OGC items shift the same way.
+#[test]
+fn gcj02_tiles_line_up_with_a_gcj02_basemap() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.gpkg");
+    let db = db.to_str().unwrap();
+    load_sample(db);
+    let srv = start(db);
+    let bs: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample/buildings.geojson"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let f0 = &bs["features"][0];
+    let c0 = &f0["geometry"]["coordinates"][0][0];
+    let w = geo::coord! { x: c0[0].as_f64().unwrap(), y: c0[1].as_f64().unwrap() };
+    let g = wangge::geom::crs::wgs84_to_gcj02(w);
+    let z = 18u8;
+    let (x, y) = wangge::tiles::mvt::tile_of(g.x, g.y, z);
+    // where the GCJ-02 corner falls in the tile, in tile units (4096 per side)
+    let n = f64::from(1u32 << z);
+    let mx = (g.x + 180.0) / 360.0 * n;
+    let my = (1.0
+        - (g.y.to_radians().tan() + 1.0 / g.y.to_radians().cos()).ln() / std::f64::consts::PI)
+        / 2.0
+        * n;
+    let (ux, uy) = ((mx - f64::from(x)) * 4096.0, (my - f64::from(y)) * 4096.0);
+    let nearest = |q: &str| -> f64 {
+        let (st, body, _) = fetch(
+            &format!("{}/tiles/buildings/{z}/{x}/{y}.mvt{q}", srv.base),
+            &[],
+        );
+        if st == 204 {
+            return f64::INFINITY;
+        }
+        assert_eq!(st, 200);
+        let tile = dir.path().join(format!("b{}.mvt", q.len()));
+        std::fs::write(&tile, &body).unwrap();
+        let o = Command::new(common::python())
+            .args(["-c", NEAREST])
+            .arg(&tile)
+            .args(["buildings", &ux.to_string(), &uy.to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+        r["nearest"].as_f64().unwrap()
+    };
+    // MapLibre draws a vector tile 512 px wide: 1 px = 8 tile units
+    let shifted = nearest("?crs=gcj02");
+    assert!(
+        shifted <= 8.0,
+        "crs=gcj02: the corner is {shifted} units (over 1 px) off"
+    );
+    let plain = nearest("");
+    assert!(
+        plain > 80.0,
+        "without crs=gcj02 the corner should be far off, got {plain}"
+    );
+    // OGC items: the same shift, exactly
+    let id = f0["properties"]["id"].as_str().unwrap();
+    let (st, body, _) = fetch(
+        &format!(
+            "{}/collections/buildings/items?crs=gcj02&bbox={},{},{},{}&limit=1000",
+            srv.base,
+            g.x - 1e-4,
+            g.y - 1e-4,
+            g.x + 1e-4,
+            g.y + 1e-4
+        ),
+        &[],
+    );
+    assert_eq!(st, 200);
+    let items: Value = serde_json::from_slice(&body).unwrap();
+    let f = items["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("building {id} in the GCJ-02 bbox"));
+    let c = &f["geometry"]["coordinates"][0][0][0];
+    assert!(
+        (c[0].as_f64().unwrap() - g.x).abs() < 1e-9 && (c[1].as_f64().unwrap() - g.y).abs() < 1e-9
+    );
+    let (st, _, _) = fetch(
+        &format!("{}/tiles/grids/{z}/{x}/{y}.mvt?crs=bd09", srv.base),
+        &[],
+    );
+    assert_eq!(st, 400, "an unknown crs is refused");
+    // grid generations: nothing was in force in 2020 (the plan is published from 2025-01-01)
+    let (x, y) = wangge::tiles::mvt::tile_of(w.x, w.y, 15);
+    let at = |d: &str| {
+        fetch(
+            &format!("{}/tiles/grids/15/{x}/{y}.mvt?datetime={d}", srv.base),
+            &[],
+        )
+        .0
+    };
+    assert_eq!(at("2020-01-01"), 204, "no grids in force in 2020");
+    assert_eq!(at("2026-06-01"), 200, "the plan's grids in force in 2026");
+}

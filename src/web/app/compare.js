@@ -2,7 +2,7 @@
 // hatched on the map, moved buildings listed with households, the handover list as CSV — and
 // publication with If-Match; when someone else changed the plan meanwhile, who and when, and a
 // reload.
-import { S, el, fmt, toast, emit } from './state.js';
+import { S, el, fmt, toast, emit, localTime } from './state.js';
 import { t } from './i18n.js';
 import { api, download, ApiError } from './api.js';
 import { zoomTo } from './map.js';
@@ -60,6 +60,9 @@ export function renderComparePanel() {
     el('button', { testid: 'diff', onclick: () => diff(Number(against.value)) }, t('diff')),
     el('div', { id: 'diff-result', testid: 'diff-result' }),
     el('hr'),
+    el('button', { testid: 'check', disabled: !S.plan, onclick: check }, t('check')),
+    el('div', { id: 'check-result', testid: 'check-result' }),
+    el('hr'),
     el('label', {}, t('effective'), ' ', date),
     el('button', { testid: 'publish', disabled: !(S.plan && S.plan.status === 'draft' && S.session.may.edit_plans), onclick: () => publish(date.value) }, t('publish')),
     el('div', { id: 'conflict', testid: 'conflict', hidden: true }),
@@ -89,6 +92,31 @@ async function diff(other) {
   }
 }
 
+// the plan's check: hard rules (buildings split or unassigned, gaps, overlaps), band,
+// compactness, road following; grids out of band and problems with jump-to
+async function check() {
+  const out = document.getElementById('check-result');
+  out.replaceChildren(t('loading'));
+  try {
+    const { data: c } = await api(`/plans/${S.plan.id}/check`);
+    const go = (code) => el('button', { class: 'link', onclick: () => zoomTo(S.grids.get(code)?.bbox) }, code);
+    out.replaceChildren(
+      el('p', { testid: 'check-ok', class: c.ok ? '' : 'overdue' }, c.ok ? t('check_ok') : t('check_failed')),
+      el('table', { class: 'figures' },
+        el('tr', {}, el('th', {}, t('in_band_pct')), el('td', {}, `${c.in_band_pct} %`)),
+        el('tr', {}, el('th', {}, t('split_buildings')), el('td', {}, c.split_buildings)),
+        el('tr', {}, el('th', {}, t('unassigned_buildings')), el('td', {}, c.unassigned_buildings)),
+        el('tr', {}, el('th', {}, t('pp')), el('td', {}, `${c.polsby_popper_mean} (min ${c.polsby_popper_min})`)),
+        el('tr', {}, el('th', {}, t('road_following')), el('td', {}, `${c.road_following_pct} %`))),
+      el('p', {}, t('out_of_band', { n: c.out_of_band.length })),
+      el('ul', {}, c.out_of_band.map(([code, h]) => el('li', {}, go(code), ` · ${fmt(h)}`))),
+      c.problems.length ? el('ul', {}, c.problems.map((p) => el('li', { class: 'warning' }, typeof p === 'string' ? p : JSON.stringify(p)))) : null,
+    );
+  } catch (e) {
+    out.replaceChildren(t('error', { m: e.message }));
+  }
+}
+
 async function publish(date) {
   try {
     const { data } = await api(`/plans/${S.plan.id}/publish`, { body: { valid_from: date }, ifMatch: S.etag });
@@ -110,7 +138,7 @@ export async function showConflict() {
     const last = (data.edits || []).filter((e) => e.status === 'applied').at(-1) || (data.edits || []).at(-1);
     if (last) {
       who = last.who;
-      at = new Date(last.at * 1000).toLocaleString();
+      at = localTime(last.at);
     }
   } catch {
     /* the conflict stands without the name */

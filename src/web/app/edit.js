@@ -341,11 +341,24 @@ async function apply(kind) {
   const op = selectedOp(kind);
   if (!op || !editable()) return;
   const reason = document.getElementById('reason').value.trim();
-  // exceptions need a reason: a move whose dry run leaves a grid out of band
-  if (kind === 'assign' && pending?.result?.warnings.length && !reason) {
-    toast(t('reason_needed'), 'error');
-    document.getElementById('reason').focus();
-    return;
+  // exceptions need a reason: an edit whose dry run leaves a grid out of band (assign has its
+  // dry run already; the others are tried first)
+  if (!reason && !['lock', 'unlock'].includes(kind)) {
+    if (kind !== 'assign') {
+      try {
+        const { data } = await api(`/plans/${S.plan.id}/edits?dry_run=true`, { body: op });
+        pending = { op, result: data };
+      } catch (e) {
+        pending = { op, error: e };
+      }
+      renderPending();
+    }
+    if (pending?.error) return toast(t('refused', { m: pending.error.message }), 'error');
+    if (pending?.result?.warnings.length) {
+      toast(t('reason_needed'), 'error');
+      document.getElementById('reason').focus();
+      return;
+    }
   }
   await send(`/plans/${S.plan.id}/edits`, { ...op, ...(reason ? { reason } : {}) });
 }

@@ -1,7 +1,7 @@
 // Incidents (dispatchers, grid workers, admins): cases as points from z14 and as heat below,
 // coloured by state (overdue in red); a click opens the case with its history and the actions
 // allowed now. Nothing here is requested for a role that may not read cases.
-import { S, el, toast } from './state.js';
+import { S, el, toast, localTime } from './state.js';
 import { t } from './i18n.js';
 import { api } from './api.js';
 
@@ -10,7 +10,7 @@ const NEEDS = {
   verify: ['passed'], evaluate: ['score'], extend: ['until', 'reason'],
 };
 
-const when = (s) => (s ? new Date(s * 1000).toLocaleString() : '–');
+const when = (s) => (s ? localTime(s) : '–');
 
 export function installIncidents(map) {
   map.on('click', 'incidents', (e) => {

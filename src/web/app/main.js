@@ -76,11 +76,15 @@ async function selectPlan(id) {
   } else if (S.config) {
     S.band = { ...S.config.band };
   }
-  document.getElementById('plan-status').textContent = S.plan ? `${t(S.plan.status)} · ${t('version', { v: S.plan.version })}` : t('in_force');
+  planStatus();
   renderTable();
   renderEditPanel();
   renderComparePanel();
   restyle();
+}
+
+function planStatus() {
+  document.getElementById('plan-status').textContent = S.plan ? `${t(S.plan.status)} · ${t('version', { v: S.plan.version })}` : t('in_force');
 }
 
 // the grid table again after an edit (locks, names, figures as the server has them)
@@ -182,20 +186,28 @@ async function boot() {
   legend();
   await loadSession();
   tabs();
-  const map = createMap('map');
-  installTools(map);
-  installIncidents(map);
-  map.on('load', () => emit('map-loaded'));
-  map.on('sourcedata', (e) => {
-    if (e.sourceId === 'buildings' && e.sourceDataType === 'metadata') paintBuildings();
-  });
   on('plans-changed', (id) => loadPlans(id));
-  on('edited', () => refreshTable().catch(() => {}));
+  on('edited', () => {
+    planStatus();
+    refreshTable().catch(() => {});
+  });
   on('grid', (code) => {
     for (const tr of document.querySelectorAll('#grid-table tr.current')) tr.classList.remove('current');
     document.querySelector(`#grid-table tr[data-code="${code}"]`)?.classList.add('current');
   });
+  // the plan first, so that the map loads its tiles once
   await loadPlans();
+  const map = createMap('map');
+  installTools(map);
+  installIncidents(map);
+  map.on('load', () => {
+    refreshLabels();
+    paintBuildings();
+    emit('map-loaded');
+  });
+  map.on('sourcedata', (e) => {
+    if (e.sourceId === 'buildings' && e.sourceDataType === 'metadata') paintBuildings();
+  });
   window.__wanggeReady = true;
 }
 

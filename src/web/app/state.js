@@ -58,4 +58,11 @@ export function toast(msg, kind = 'info') {
 }
 
 export const fmt = (n) => (n === undefined || n === null ? '–' : Number(n).toLocaleString('zh-CN'));
-export const timeText = (iso) => (iso ? String(iso).replace('T', ' ').replace(/:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$/, '') : '–');
+// a Unix time in the browser's local time, with its offset (2026-11-30 20:43:46+08:00)
+export function localTime(sec) {
+  if (sec === undefined || sec === null) return '–';
+  const d = new Date(sec * 1000);
+  const p = (n) => String(Math.abs(n)).padStart(2, '0');
+  const off = -d.getTimezoneOffset();
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}${off >= 0 ? '+' : '-'}${p(Math.trunc(off / 60))}:${p(off % 60)}`;
+}

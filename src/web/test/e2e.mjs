@@ -188,6 +188,10 @@ const comm = (await rest('/collections/communities/items?limit=1', null)).data.f
   }
   const pageText = await page.locator('body').innerText();
   assert.ok(!pageText.includes('13800000000') && !/户数/.test(await text(page, 'grid-panel')), 'no case and no household count in the public page');
+  // the English switch: every label from the message table
+  await page.click('[data-testid="lang"]');
+  await page.waitForFunction(() => window.__wanggeReady === true && document.documentElement.lang === 'en');
+  assert.ok((await page.locator('#legend').innerText()).includes('Legend'), 'English labels after the switch');
   assert.deepEqual(errors, [], 'public page: console errors');
   await ctx.close();
 }
@@ -287,8 +291,31 @@ await shot(page, '06-undone');
 await page.keyboard.press('Control+Shift+z');
 await page.waitForFunction(([ids, b]) => ids.every((id) => window.__wangge.assignment.get(id) === b), [mv.three.map((b) => b.id), mv.B.code]);
 
-// timed edits: one building back and forth, click → result on the map and in the panel
+// box selection: a rectangle around the three buildings selects them (and their neighbours)
 await page.click('[data-tab="edit"]');
+{
+  const box = await page.evaluate((pts) => {
+    const m = window.__wangge.map;
+    const r = m.getCanvas().getBoundingClientRect();
+    const ps = pts.map((p) => m.project(p));
+    const xs = ps.map((p) => p.x);
+    const ys = ps.map((p) => p.y);
+    return { x0: r.left + Math.min(...xs) - 25, y0: r.top + Math.min(...ys) - 25, x1: r.left + Math.max(...xs) + 25, y1: r.top + Math.max(...ys) + 25 };
+  }, allPts);
+  await page.click('[data-tool="box"]');
+  await page.mouse.move(box.x0, box.y0);
+  await page.mouse.down();
+  await page.mouse.move((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2, { steps: 4 });
+  await page.mouse.move(box.x1, box.y1, { steps: 4 });
+  await page.mouse.up();
+  const sel = await page.evaluate(() => [...window.__wangge.selB]);
+  for (const b of mv.three) assert.ok(sel.includes(b.id), `box selection holds ${b.id}: ${sel}`);
+  await shot(page, '06b-box-selection');
+  await page.click('[data-testid="clear"]');
+  await page.click('[data-tool="click"]');
+}
+
+// timed edits: one building back and forth, click → result on the map and in the panel
 const times = [];
 const answered = [];
 const settled = [];
@@ -325,6 +352,13 @@ const apiDiff = (await rest(`/plans/${IN_FORCE}/diff/${DRAFT}`, PLANNER)).data;
 assert.equal(listed.length, apiDiff.moved.length, 'compare lists every moved building');
 await idle(page);
 await shot(page, '08-compare');
+
+// the plan's check: hard rules hold after the edits
+await page.click('[data-testid="check"]');
+await page.waitForSelector('[data-testid="check-ok"]');
+const apiCheck = (await rest(`/plans/${DRAFT}/check`, PLANNER)).data;
+assert.equal(apiCheck.ok, true, 'the API check holds');
+assert.ok((await text(page, 'check-ok')).length > 0);
 
 // a stale publish: someone else edits meanwhile → the conflict, with who
 const other = env('WANGGE_PLANNER2');

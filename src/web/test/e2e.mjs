@@ -341,6 +341,33 @@ report.edit_settled_ms = { median: settled[Math.floor(settled.length / 2)], n: s
 log('click → edit visible (ms):', report.edit_visible_ms, 'answered and applied:', report.edit_answered_ms, 'map idle:', report.edit_settled_ms);
 await shot(page, '07-after-edits');
 
+// split a grid (balanced) from a map selection, then undo: the grid count follows the API
+{
+  const before = (await rest(`/plans/${DRAFT}/grids`, PLANNER)).data.grids.length;
+  await zoomTo(page, mv.A.bbox, 17);
+  const spot = await page.evaluate((code) => {
+    const m = window.__wangge.map;
+    const c = m.getCanvas();
+    for (let y = 10; y < c.clientHeight; y += 8) for (let x = 10; x < c.clientWidth; x += 8) {
+      const f = m.queryRenderedFeatures([x, y], { layers: ['edited-fill', 'grid-fill'] })[0];
+      if (f && f.properties.code === code && !m.queryRenderedFeatures([[x - 4, y - 4], [x + 4, y + 4]], { layers: ['buildings', 'incidents'].filter((l) => m.getLayer(l)) }).length) return m.unproject([x, y]).toArray();
+    }
+    return null;
+  }, mv.A.code);
+  assert.ok(spot, `a spot of grid ${mv.A.code} without buildings`);
+  await clickAt(page, spot);
+  await page.waitForFunction((c) => window.__wangge.selG.has(c), mv.A.code);
+  await page.fill('[data-testid="reason"]', 'e2e: split and undo');
+  await page.click('[data-testid="split"]');
+  await page.waitForFunction((n) => window.__wangge.grids.size === n + 1, before, { timeout: 30000 });
+  assert.equal((await rest(`/plans/${DRAFT}/grids`, PLANNER)).data.grids.length, before + 1, 'the API has one grid more');
+  await idle(page);
+  await shot(page, '07b-split');
+  await page.click('[data-testid="undo"]');
+  await page.waitForFunction((n) => window.__wangge.grids.size === n, before, { timeout: 30000 });
+  assert.equal((await rest(`/plans/${DRAFT}/grids`, PLANNER)).data.grids.length, before, 'undo: the split is gone');
+}
+
 // compare with the plan in force: the moved buildings listed with households
 await page.click('[data-tab="compare"]');
 await page.selectOption('[data-testid="against"]', String(IN_FORCE));
@@ -390,7 +417,12 @@ await ctx.close();
   await p2.click('[data-tab="incidents"]');
   await p2.waitForSelector('[data-testid="case-count"]');
   assert.ok(digits(await text(p2, 'case-count')) >= 3, 'the dispatcher sees the reports');
-  await p2.locator('ul.cases li').first().click();
+  // the reports as points on the map from z14; a click opens the case
+  const rep = (await rest('/incidents?limit=1', env('WANGGE_DISPATCHER'))).data.incidents[0];
+  await zoomTo(p2, [rep.lon - 0.001, rep.lat - 0.001, rep.lon + 0.001, rep.lat + 0.001], 16);
+  const drawnCases = await p2.evaluate(() => window.__wangge.map.queryRenderedFeatures({ layers: ['incidents'] }).length);
+  assert.ok(drawnCases >= 1, 'the dispatcher sees the reports as points');
+  await clickAt(p2, [rep.lon, rep.lat]);
   await p2.waitForSelector('[data-testid="case-state"]');
   await shot(p2, '11-dispatcher-case');
   assert.deepEqual(e2, [], 'dispatcher page: console errors');

@@ -281,7 +281,10 @@ const TILE_FIELDS: [(Layer, &[&str]); 4] = [
         ],
     ),
     (Layer::Buildings, &["id", "community", "households"]),
-    (Layer::Incidents, &["id", "category", "state", "grid"]),
+    (
+        Layer::Incidents,
+        &["id", "category", "state", "grid", "due_at"],
+    ),
 ];
 
 /// The tile attributes of a layer the caller may see, in tile order.

@@ -173,6 +173,7 @@ function legend() {
   const item = (c, label) => el('span', { class: 'item' }, el('i', { style: `background:${c}` }), label);
   box.replaceChildren(el('b', {}, t('legend')), ' ',
     item('#f2c14e', t('under')), item('#7fbf7b', t('in')), item('#e4572e', t('over')), item('#9e6fb8', t('oversize')),
+    S.session.may.incidents ? [item('#ff7043', t('case')), item('#7f0000', t('overdue'))] : null,
     el('span', { id: 'band-summary', testid: 'band-summary', class: 'muted' }));
 }
 
@@ -183,8 +184,8 @@ async function boot() {
   S.band = { ...S.config.band };
   S.gcj02 = S.config.basemap?.crs === 'gcj02';
   topBar();
-  legend();
   await loadSession();
+  legend();
   tabs();
   on('plans-changed', (id) => loadPlans(id));
   on('edited', () => {

@@ -51,6 +51,17 @@ const fillOpacity = ['interpolate', ['linear'], ['zoom'], 14, ['case', HIDDEN, 0
 let hiddenNow = new Set();
 let selectedNow = new Set();
 
+// cases by state; open cases past their due time (due_at, RFC 3339 UTC, compares as text) dark red
+function incidentColour() {
+  const now = new Date().toISOString().replace(/\.\d+Z$/, '.000Z');
+  return ['case',
+    ['match', ['get', 'state'], ['closed', 'voided', 'rejected'], true, false], '#9e9e9e',
+    ['all', ['has', 'due_at'], ['<', ['get', 'due_at'], now], ['!', ['match', ['get', 'state'], ['handled', 'verified', 'suspended'], true, false]]], '#7f0000',
+    ['match', ['get', 'state'], ['handled', 'verified'], true, false], '#43a047',
+    ['==', ['get', 'state'], 'suspended'], '#8d6e63',
+    '#ff7043'];
+}
+
 function style() {
   const base = basemapLayers();
   const staff = S.session.may.incidents;
@@ -95,7 +106,7 @@ function style() {
           { id: 'heat', type: 'fill', source: 'heat', 'source-layer': 'heat', maxzoom: 14, paint: { 'fill-color': ['interpolate', ['linear'], ['get', 'count'], 3, '#fee5d9', 10, '#fcae91', 30, '#fb6a4a', 100, '#cb181d'], 'fill-opacity': 0.6 } },
           { id: 'incidents', type: 'circle', source: 'incidents', 'source-layer': 'incidents', minzoom: 14,
             paint: { 'circle-radius': 6, 'circle-stroke-color': '#fff', 'circle-stroke-width': 1.5,
-              'circle-color': ['match', ['get', 'state'], ['closed', 'voided', 'rejected'], '#9e9e9e', ['handled', 'verified'], '#43a047', 'suspended', '#8d6e63', '#e53935'] } },
+              'circle-color': incidentColour() } },
         ]
       : []),
     { id: 'draw-line', type: 'line', source: 'draw', paint: { 'line-color': '#ff6f00', 'line-width': 2.5, 'line-dasharray': [3, 2] } },

@@ -426,3 +426,91 @@ async fn undo_log_check(fx: &Fixture, id: i64, etag: &str) {
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }
+
+/// The headers of one request.
+async fn headers_of(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap) {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    (resp.status(), resp.headers().clone())
+}
+
+/// A map page on another origin may read tiles, TileJSON and items, and send a token and
+/// If-Match: preflights are answered; a configured list of origins limits who may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_for_pages_on_other_origins() {
+    let fx = fixture().await;
+    let h = |v: &axum::http::HeaderMap, k: &str| {
+        v.get(k)
+            .and_then(|x| x.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let origin = ("Origin", "https://map.example.org");
+    for uri in ["/tiles/grids.json", "/collections/grids/items?limit=1"] {
+        let (st, hs) = headers_of(&fx.app, "GET", uri, &[origin]).await;
+        assert_eq!(st, StatusCode::OK, "{uri}");
+        assert_eq!(h(&hs, "access-control-allow-origin"), "*", "{uri}");
+    }
+    let pre = [
+        origin,
+        ("Access-Control-Request-Method", "POST"),
+        (
+            "Access-Control-Request-Headers",
+            "authorization, if-match, content-type",
+        ),
+    ];
+    let (st, hs) = headers_of(&fx.app, "OPTIONS", "/plans/1/edits", &pre).await;
+    assert!(st.is_success(), "preflight: {st}");
+    assert_eq!(h(&hs, "access-control-allow-origin"), "*");
+    let allowed = h(&hs, "access-control-allow-headers");
+    for k in ["authorization", "if-match", "content-type"] {
+        assert!(allowed.contains(k), "{k} not in {allowed}");
+    }
+    assert!(h(&hs, "access-control-allow-methods").contains("post"));
+    let (_, hs) = headers_of(&fx.app, "GET", "/plans/1", &[origin]).await;
+    assert!(h(&hs, "access-control-expose-headers").contains("etag"));
+
+    // only the configured origins
+    let store = wangge::store::open(Some(fx._dir.path().join("w.gpkg").to_str().unwrap()))
+        .await
+        .unwrap();
+    let cfg = Config {
+        cors_origins: vec!["https://map.example.org".into()],
+        ..Config::default()
+    };
+    let app = router(Arc::new(AppState::new(
+        store,
+        wangge::incident::Catalogue::default_catalogue(),
+        wangge::incident::Calendar::default_calendar(),
+        cfg,
+    )));
+    let (_, hs) = headers_of(&app, "GET", "/tiles/grids.json", &[origin]).await;
+    assert_eq!(
+        h(&hs, "access-control-allow-origin"),
+        "https://map.example.org"
+    );
+    let (_, hs) = headers_of(
+        &app,
+        "GET",
+        "/tiles/grids.json",
+        &[("Origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(
+        h(&hs, "access-control-allow-origin"),
+        "",
+        "another origin is not allowed"
+    );
+}

@@ -59,6 +59,9 @@ pub struct Config {
     /// An external basemap under the web map's layers (`[basemap]`: `tiles` or `style`, `crs`);
     /// none: our own roads, buildings and communities (works offline).
     pub basemap: Option<web::Basemap>,
+    /// Origins whose pages may call the service (CORS): `["*"]` (default) for any, or a list
+    /// such as `["https://map.example.gov.cn"]`; `[]` turns CORS off.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             tile_cache_tiles: crate::tiles::source::CACHE_TILES,
             tile_encoder: crate::tiles::Encoder::InProcess,
             basemap: None,
+            cors_origins: vec!["*".into()],
         }
     }
 }
@@ -317,6 +321,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fold(Router::new(), |r, m| r.merge(routes::router_of(m)));
     let limit = state.config.body_limit_bytes;
     let timeout = Duration::from_secs(state.config.timeout_seconds.max(1));
+    let cors = cors_layer(&state.config.cors_origins);
     r.fallback(not_found)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
@@ -328,6 +333,44 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http())
         // outermost, so that the limit and timeout responses become JSON too
         .layer(axum::middleware::map_response(json_errors))
+        .layer(cors)
+}
+
+/// CORS for pages on other origins: the configured origins (any with `*`), our methods, the
+/// headers a map client sends (Authorization for tokens, If-Match for edits), and the ones it
+/// reads back (ETag, Location). Preflights are answered here, before routing.
+fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::ACCEPT,
+            header::ACCEPT_LANGUAGE,
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            HeaderName::from_static("x-tile-source"),
+        ])
+        .max_age(Duration::from_secs(3600))
 }
 
 async fn shutdown_signal() {

@@ -450,7 +450,25 @@ await ctx.close();
   assert.equal(pub.worker_phone, '010-12345', 'the public sees the public phone');
 }
 
-// 4. what the page costs: JS + CSS as transferred (gzip)
+// 4. a page on another origin (localhost vs 127.0.0.1) reads TileJSON, tiles and items, with a
+//    token (a preflight): CORS
+{
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const other = BASE.replace('127.0.0.1', 'localhost');
+  await page.goto(`${other}/health`);
+  const got = await page.evaluate(async ([base, tok]) => {
+    const tj = await fetch(`${base}/tiles/grids.json`).then((r) => r.json());
+    const tile = await fetch(tj.tiles[0].replace('{z}', '14').replace('{x}', '4825').replace('{y}', '6157'), { headers: { Authorization: `Bearer ${tok}` } });
+    const items = await fetch(`${base}/collections/grids/items?limit=2`).then((r) => r.json());
+    return { tj: tj.tilejson, tile: tile.status, items: items.features.length };
+  }, [BASE, PLANNER]);
+  assert.deepEqual(got, { tj: '3.0.0', tile: got.tile === 204 ? 204 : 200, items: 2 }, 'another origin reads the service');
+  log('another origin:', got);
+  await ctx.close();
+}
+
+// 5. what the page costs: JS + CSS as transferred (gzip)
 {
   const r = await fetch(`${BASE}/app/app.js`, { headers: { 'Accept-Encoding': 'gzip' } });
   const js = (await r.arrayBuffer()).byteLength;

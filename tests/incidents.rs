@@ -192,3 +192,44 @@ fn strict_import_fails_on_the_first_bad_row() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("row 33"));
     assert!(!out.exists());
 }
+
+/// `wangge calendar check`: coverage, the warning from 1 December, exit 1 for an uncovered year,
+/// and a calendar file's problems named.
+#[test]
+fn calendar_check_shows_coverage() {
+    let ok = common::wangge(&["calendar", "check", "--today", "2026-11-30", "--json"]);
+    assert!(ok.status.success());
+    let j: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(j["time_zone"], "Asia/Shanghai");
+    assert_eq!(j["covered"], "2025–2026");
+    assert!(j["warning"].is_null());
+    let dec = common::wangge(&["calendar", "check", "--today", "2026-12-01", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&dec.stdout).unwrap();
+    assert!(j["warning"].as_str().unwrap().contains("2027"), "{j}");
+    let late = common::wangge(&["calendar", "check", "--today", "2027-01-04"]);
+    assert!(!late.status.success());
+    assert!(String::from_utf8_lossy(&late.stderr).contains("does not cover 2027"));
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("cal.toml");
+    std::fs::write(
+        &f,
+        "years = [2026]\nmorning = [\"08:30\", \"12:00\"]\nafternoon = [\"13:30\", \"17:30\"]\n\
+         weekend = [\"Sat\", \"Sun\"]\nholidays = [\"2027-01-01\"]\nmakeup_workdays = [\"2026-03-04\"]\n",
+    )
+    .unwrap();
+    let o = common::wangge(&[
+        "calendar",
+        "check",
+        "--calendar",
+        f.to_str().unwrap(),
+        "--today",
+        "2026-06-01",
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = j["problems"].to_string();
+    assert!(
+        p.contains("2026-03-04 is not a weekend day") && p.contains("2027-01-01"),
+        "{p}"
+    );
+}

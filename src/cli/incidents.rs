@@ -8,7 +8,7 @@ use crate::incident::{Action, Calendar, Case, Catalogue, Source};
 use crate::io::geojson::read_zones;
 use crate::io::write::write_atomic;
 use crate::locate::{Located, Locator};
-use crate::model::parse_time;
+use crate::model::parse_time_in;
 use anyhow::{Context, Result, anyhow, bail};
 use geo::Coord;
 use std::path::{Path, PathBuf};
@@ -178,13 +178,21 @@ pub struct StatsArgs {
     pub json: bool,
 }
 
-fn time_arg(s: Option<&String>, what: &str) -> Result<Option<i64>> {
-    s.map(|t| parse_time(t).ok_or_else(|| anyhow!("{what} {t:?}: expected a date or time")))
-        .transpose()
+/// A time argument; without an offset it is on the calendar's clock (Beijing time by default).
+fn time_arg(s: Option<&String>, what: &str, cal: &Calendar) -> Result<Option<i64>> {
+    s.map(|t| {
+        parse_time_in(t, cal.offset).ok_or_else(|| {
+            anyhow!(
+                "{what} {t:?}: expected a date or time (without an offset: {} time)",
+                cal.time_zone
+            )
+        })
+    })
+    .transpose()
 }
 
-fn now_or(s: Option<&String>) -> Result<i64> {
-    Ok(time_arg(s, "--now")?.unwrap_or_else(|| chrono::Utc::now().timestamp()))
+fn now_or(s: Option<&String>, cal: &Calendar) -> Result<i64> {
+    Ok(time_arg(s, "--now", cal)?.unwrap_or_else(|| chrono::Utc::now().timestamp()))
 }
 
 /// Read a case file.
@@ -360,7 +368,7 @@ impl Rows<'_> {
         if w.x.abs() > 180.0 || w.y.abs() > 90.0 {
             return Err(format!("coordinate ({x}, {y}) is out of range"));
         }
-        let at = parse_time(get(ti)).ok_or_else(|| {
+        let at = parse_time_in(get(ti), self.cal.offset).ok_or_else(|| {
             format!(
                 "field `{}`: expected a date or time, found {:?}",
                 a.time_field,
@@ -395,7 +403,8 @@ impl Rows<'_> {
 fn transition(a: &TransitionArgs) -> Result<()> {
     let (cat, cal) = a.config.load()?;
     let mut cases = read_cases(&a.cases)?;
-    let at = time_arg(a.at.as_ref(), "--at")?.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let at =
+        time_arg(a.at.as_ref(), "--at", &cal)?.unwrap_or_else(|| chrono::Utc::now().timestamp());
     let reason = || a.reason.clone().unwrap_or_default();
     let action = match a.action.as_str() {
         "accept" => Action::Accept,
@@ -419,7 +428,7 @@ fn transition(a: &TransitionArgs) -> Result<()> {
         },
         "return" => Action::Return { reason: reason() },
         "extend" => Action::Extend {
-            until: time_arg(a.until.as_ref(), "--until")?
+            until: time_arg(a.until.as_ref(), "--until", &cal)?
                 .ok_or_else(|| anyhow!("extend needs --until"))?,
             reason: reason(),
         },
@@ -450,7 +459,7 @@ fn transition(a: &TransitionArgs) -> Result<()> {
 }
 fn escalate(a: &EscalateArgs) -> Result<()> {
     let (cat, cal) = a.config.load()?;
-    let now = now_or(a.now.as_ref())?;
+    let now = now_or(a.now.as_ref(), &cal)?;
     let mut cases = read_cases(&a.cases)?;
     let mut n = 0;
     for c in &mut cases {
@@ -475,7 +484,7 @@ fn escalate(a: &EscalateArgs) -> Result<()> {
 )]
 pub fn stats(a: &StatsArgs) -> Result<()> {
     let by: By = a.by.parse().map_err(|e: String| anyhow!(e))?;
-    let (cat, _) = a.config.load()?;
+    let (cat, cal) = a.config.load()?;
     let loc = Locator::new(read_zones(
         &a.grids,
         &Transformer::new(Crs::Wgs84, Crs::Wgs84)?,
@@ -511,7 +520,7 @@ pub fn stats(a: &StatsArgs) -> Result<()> {
             let g = |i: usize| rec.get(i).unwrap_or("").trim();
             let (Some(category), Some(at), Ok(x), Ok(y)) = (
                 cat.get(g(ci)),
-                parse_time(g(ti)),
+                parse_time_in(g(ti), cal.offset),
                 g(xi).parse::<f64>(),
                 g(yi).parse::<f64>(),
             ) else {
@@ -544,9 +553,9 @@ pub fn stats(a: &StatsArgs) -> Result<()> {
             place(c, &loc, Some(c.reported_at));
         }
     }
-    let now = now_or(a.now.as_ref())?;
-    let from = time_arg(a.from.as_ref(), "--from")?;
-    let to = time_arg(a.to.as_ref(), "--to")?;
+    let now = now_or(a.now.as_ref(), &cal)?;
+    let from = time_arg(a.from.as_ref(), "--from", &cal)?;
+    let to = time_arg(a.to.as_ref(), "--to", &cal)?;
     let figs = figures(&cases, by, from, to, now);
     let in_window: Vec<Case> = cases
         .iter()

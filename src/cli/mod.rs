@@ -1,5 +1,6 @@
 //! The `wangge` command line. `main.rs` only parses and dispatches here.
 
+mod calendar;
 mod convert;
 mod edit;
 mod incidents;
@@ -34,6 +35,9 @@ pub enum Command {
     /// The case loop on a case file: import reports, apply transitions, escalate.
     #[command(subcommand)]
     Incidents(incidents::IncidentCmd),
+    /// The working calendar: `check` shows its time zone, covered years and problems.
+    #[command(subcommand)]
+    Calendar(calendar::CalendarCmd),
     /// Assessment figures per grid, community, street or category, and H3 heat-map counts.
     Stats(incidents::StatsArgs),
     /// Generate the deterministic sample district.
@@ -89,6 +93,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Locate(a) => locate::run(&a),
         Command::Incidents(c) => incidents::run(&c),
         Command::Stats(a) => incidents::stats(&a),
+        Command::Calendar(c) => calendar::run(&c),
         Command::SampleCity(a) => sample_city(&a),
         Command::Import(a) => store::import(&a),
         Command::Plans(c) => store::plans(&c),

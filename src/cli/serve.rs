@@ -114,6 +114,17 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
+        // from 1 December on, every day: next year's holidays are missing from the calendar
+        let watch = cal.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+            loop {
+                every.tick().await;
+                if let Some(w) = watch.coverage_warning(chrono::Utc::now().timestamp()) {
+                    tracing::warn!("{w}");
+                }
+            }
+        });
         let store = crate::store::open(a.database.as_deref()).await?;
         let bind = cfg.bind.clone();
         let mut state = AppState::new(store, cat, cal, cfg);

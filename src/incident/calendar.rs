@@ -1,8 +1,13 @@
 //! The working calendar: working hours, weekends, public holidays and make-up working days
-//! (调休). Time limits count only working time.
+//! (调休), in the calendar's time zone (Beijing time by default). Time limits count only working
+//! time, on the local clock; instants in and out are Unix seconds (UTC), so a report's offset
+//! never changes its due time. Holiday lists cover named years; a due time past them is refused
+//! unless `allow_uncovered` is set.
 
 use super::catalogue::Limit;
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Weekday,
+};
 use serde::Deserialize;
 use std::collections::HashSet;
 
@@ -14,6 +19,26 @@ pub struct Calendar {
     pub weekend: Vec<Weekday>,
     pub holidays: HashSet<NaiveDate>,
     pub makeup_workdays: HashSet<NaiveDate>,
+    /// The calendar's clock: working hours and days are local to it.
+    pub offset: FixedOffset,
+    /// Its name as configured (`Asia/Shanghai`, `+08:00`).
+    pub time_zone: String,
+    /// Years whose holidays and make-up days are listed (from the State Council notice).
+    pub years: Vec<i32>,
+    /// Compute due times past the covered years anyway (weekends only there).
+    pub allow_uncovered: bool,
+}
+
+/// A due time the calendar cannot give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CalendarError {
+    #[error(
+        "the due time falls in {year}, past the working calendar's years ({covered}): add {year}'s holidays \
+         from the State Council notice to the calendar (or set allow_uncovered = true)"
+    )]
+    Uncovered { year: i32, covered: String },
+    #[error("time {0} is out of range")]
+    OutOfRange(i64),
 }
 
 #[derive(Deserialize)]
@@ -26,6 +51,47 @@ struct Raw {
     holidays: Vec<String>,
     #[serde(default)]
     makeup_workdays: Vec<String>,
+    #[serde(default = "default_zone")]
+    time_zone: String,
+    /// Years covered; default: the years of the holiday list.
+    #[serde(default)]
+    years: Vec<i32>,
+    #[serde(default)]
+    allow_uncovered: bool,
+}
+
+fn default_zone() -> String {
+    "Asia/Shanghai".into()
+}
+
+/// Time zones with one offset all year (China has no daylight saving time), or `±HH:MM`.
+fn offset_of(zone: &str) -> Result<FixedOffset, String> {
+    let hours = match zone {
+        "Asia/Shanghai" | "Asia/Chongqing" | "Asia/Harbin" | "Asia/Hong_Kong" | "Asia/Macau"
+        | "Asia/Taipei" | "PRC" => Some(8),
+        "Asia/Urumqi" | "Asia/Kashgar" => Some(6),
+        "UTC" | "Etc/UTC" => Some(0),
+        _ => None,
+    };
+    if let Some(h) = hours {
+        return FixedOffset::east_opt(h * 3600).ok_or_else(|| zone.to_string());
+    }
+    let parsed = (|| {
+        let (sign, rest) = match zone.as_bytes().first()? {
+            b'+' => (1, &zone[1..]),
+            b'-' => (-1, &zone[1..]),
+            _ => return None,
+        };
+        let (h, m) = rest.split_once(':')?;
+        let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 14 && m < 60).then(|| FixedOffset::east_opt(sign * (h * 3600 + m * 60)))?
+    })();
+    parsed.ok_or_else(|| {
+        format!(
+            "calendar: time_zone {zone:?}: expected Asia/Shanghai (the default), another zone \
+             without daylight saving time, or an offset such as +08:00"
+        )
+    })
 }
 
 /// The default calendar text.
@@ -60,11 +126,22 @@ impl Calendar {
         {
             return Err("calendar: periods must be increasing (morning before afternoon)".into());
         }
+        let holidays: HashSet<NaiveDate> = r.holidays.iter().map(d).collect::<Result<_, _>>()?;
+        let mut years = r.years.clone();
+        if years.is_empty() {
+            years = holidays.iter().map(Datelike::year).collect();
+        }
+        years.sort_unstable();
+        years.dedup();
         Ok(Calendar {
             periods,
             weekend: r.weekend.iter().map(wd).collect::<Result<_, _>>()?,
-            holidays: r.holidays.iter().map(d).collect::<Result<_, _>>()?,
+            holidays,
             makeup_workdays: r.makeup_workdays.iter().map(d).collect::<Result<_, _>>()?,
+            offset: offset_of(&r.time_zone)?,
+            time_zone: r.time_zone,
+            years,
+            allow_uncovered: r.allow_uncovered,
         })
     }
 
@@ -76,6 +153,71 @@ impl Calendar {
     pub fn default_calendar() -> Self {
         Self::from_toml(DEFAULT_CALENDAR)
             .unwrap_or_else(|e| unreachable!("shipped calendar is valid: {e}"))
+    }
+
+    /// The due time of a case that starts at `start` (Unix seconds): `limit` of working time
+    /// on the calendar's local clock.
+    ///
+    /// # Errors
+    /// The due time falls past the covered years (unless `allow_uncovered`), or the time is out
+    /// of range.
+    pub fn due_at(&self, start: i64, limit: Limit) -> Result<i64, CalendarError> {
+        let local = DateTime::from_timestamp(start, 0)
+            .ok_or(CalendarError::OutOfRange(start))?
+            .with_timezone(&self.offset)
+            .naive_local();
+        let due = self.due(local, limit);
+        self.check_covered(due.year())?;
+        due.and_local_timezone(self.offset)
+            .single()
+            .map(|t| t.timestamp())
+            .ok_or(CalendarError::OutOfRange(start))
+    }
+
+    /// Refuse a year past the calendar's last (unless `allow_uncovered`). Years before its
+    /// first are allowed, with weekends only, so that historical reports can still be imported
+    /// (their due times are then only as right as the weekends).
+    ///
+    /// # Errors
+    /// [`CalendarError::Uncovered`].
+    pub fn check_covered(&self, year: i32) -> Result<(), CalendarError> {
+        let past_last = self.years.last().is_none_or(|last| year > *last);
+        if self.allow_uncovered || self.years.contains(&year) || !past_last {
+            return Ok(());
+        }
+        Err(CalendarError::Uncovered {
+            year,
+            covered: self.covered_text(),
+        })
+    }
+
+    /// The covered years as text (`2025–2026`).
+    #[must_use]
+    pub fn covered_text(&self) -> String {
+        match (self.years.first(), self.years.last()) {
+            (Some(a), Some(b)) if a == b => a.to_string(),
+            (Some(a), Some(b)) => format!("{a}–{b}"),
+            _ => "none".into(),
+        }
+    }
+
+    /// The warning to log from 1 December on when next year is not covered (`None` otherwise).
+    #[must_use]
+    pub fn coverage_warning(&self, now: i64) -> Option<String> {
+        let today = DateTime::from_timestamp(now, 0)?
+            .with_timezone(&self.offset)
+            .date_naive();
+        let next = today.year() + 1;
+        let late = today.month() == 12;
+        let missing = !self.years.contains(&today.year());
+        ((late && !self.years.contains(&next)) || missing).then(|| {
+            format!(
+                "the working calendar covers {}: add {} from the State Council notice before \
+                 due times reach it",
+                self.covered_text(),
+                if missing { today.year() } else { next }
+            )
+        })
     }
 
     /// True on a working day.
@@ -169,6 +311,108 @@ mod tests {
         assert_eq!(
             c.due(at("2025-03-10 11:00"), Limit::WorkingHours(2)),
             at("2025-03-10 14:30")
+        );
+    }
+
+    /// Unix seconds of an RFC 3339 time.
+    fn unix(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    #[test]
+    fn working_time_is_beijing_time_whatever_the_offset() {
+        let c = Calendar::default_calendar();
+        // the audit's case: 16:00 Beijing on 30 September 2025, 4 working hours → 1.5 h that
+        // day, National Day, then 2.5 h on 9 October: 11:00 Beijing
+        let want = unix("2025-10-09T11:00:00+08:00");
+        for start in [
+            "2025-09-30T16:00:00+08:00",
+            "2025-09-30T08:00:00Z",
+            "2025-09-30T04:00:00-04:00",
+        ] {
+            assert_eq!(
+                c.due_at(unix(start), Limit::WorkingHours(4)).unwrap(),
+                want,
+                "{start}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_2026_calendar() {
+        let c = Calendar::default_calendar();
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        for (d, work) in [
+            (day(2026, 1, 2), false),
+            (day(2026, 1, 4), true),
+            (day(2026, 2, 14), true),
+            (day(2026, 2, 23), false),
+            (day(2026, 2, 28), true),
+            (day(2026, 5, 5), false),
+            (day(2026, 5, 9), true),
+            (day(2026, 6, 19), false),
+            (day(2026, 9, 20), true),
+            (day(2026, 9, 25), false),
+            (day(2026, 10, 7), false),
+            (day(2026, 10, 8), true),
+            (day(2026, 10, 10), true),
+        ] {
+            assert_eq!(c.is_workday(d), work, "{d}");
+        }
+        // opened on the evening of 30 September 2026, 1 working day: National Day is 1–7
+        // October, so the end of Thursday 8 October
+        assert_eq!(
+            c.due_at(unix("2026-09-30T19:00:00+08:00"), Limit::WorkingDays(1))
+                .unwrap(),
+            unix("2026-10-08T17:30:00+08:00")
+        );
+    }
+
+    #[test]
+    fn a_due_time_past_the_covered_years_is_refused() {
+        let mut c = Calendar::default_calendar();
+        assert_eq!(c.covered_text(), "2025–2026");
+        let e = c
+            .due_at(unix("2026-12-31T17:00:00+08:00"), Limit::WorkingDays(3))
+            .unwrap_err();
+        assert!(
+            matches!(e, CalendarError::Uncovered { year: 2027, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("2027"), "{e}");
+        c.allow_uncovered = true;
+        // with the setting: weekends only (31 December counts, then Friday 1 January 2027,
+        // then Monday 4 January)
+        assert_eq!(
+            c.due_at(unix("2026-12-31T17:00:00+08:00"), Limit::WorkingDays(3))
+                .unwrap(),
+            unix("2027-01-04T17:30:00+08:00")
+        );
+        // the service's warning from 1 December
+        let c = Calendar::default_calendar();
+        assert!(
+            c.coverage_warning(unix("2026-11-30T12:00:00+08:00"))
+                .is_none()
+        );
+        let w = c
+            .coverage_warning(unix("2026-12-01T09:00:00+08:00"))
+            .unwrap();
+        assert!(w.contains("2027"), "{w}");
+    }
+
+    #[test]
+    fn time_zones_are_named_or_offsets() {
+        let cal = |z: &str| {
+            Calendar::from_toml(&format!(
+                "time_zone = {z:?}\nmorning = [\"08:30\", \"12:00\"]\nafternoon = [\"13:30\", \"17:30\"]"
+            ))
+        };
+        assert_eq!(cal("+08:00").unwrap().offset.local_minus_utc(), 8 * 3600);
+        assert_eq!(cal("UTC").unwrap().offset.local_minus_utc(), 0);
+        let e = cal("Europe/Berlin").unwrap_err();
+        assert!(
+            e.contains("time_zone") && e.contains("Europe/Berlin"),
+            "{e}"
         );
     }
 

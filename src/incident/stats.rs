@@ -159,7 +159,10 @@ mod tests {
         let cat = Catalogue::default_catalogue();
         let cal = Calendar::default_calendar();
         let c = cat.get("02-01").unwrap();
-        let t = |s: &str| crate::model::parse_time(s).unwrap();
+        let t = |s: &str| {
+            crate::model::parse_time_in(s, crate::incident::Calendar::default_calendar().offset)
+                .unwrap()
+        };
         let mut cases = Vec::new();
         for (i, close) in ["2025-03-10 10:00", "2025-03-10 16:00", ""]
             .iter()

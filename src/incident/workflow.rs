@@ -1,7 +1,6 @@
 //! The case state machine, with an append-only history.
 
 use super::{Calendar, Category, Level, Source};
-use chrono::{DateTime, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 /// States of a case.
@@ -171,10 +170,12 @@ pub enum TransitionError {
     NoReason { id: String, action: String },
     #[error("case {id}: {message}")]
     Invalid { id: String, message: String },
-}
-
-fn naive(t: i64) -> NaiveDateTime {
-    DateTime::from_timestamp(t, 0).map_or(NaiveDateTime::MIN, |d| d.naive_utc())
+    /// The working calendar cannot give the due time (a year it does not cover).
+    #[error("case {id}: {source}")]
+    Calendar {
+        id: String,
+        source: super::calendar::CalendarError,
+    },
 }
 
 impl Case {
@@ -273,7 +274,12 @@ impl Case {
             Action::Accept => State::Accepted,
             Action::Reject { .. } => State::Rejected,
             Action::Open => {
-                self.due_at = Some(cal.due(naive(at), cat.limit).and_utc().timestamp());
+                self.due_at = Some(cal.due_at(at, cat.limit).map_err(|source| {
+                    TransitionError::Calendar {
+                        id: self.id.clone(),
+                        source,
+                    }
+                })?);
                 State::Opened
             }
             Action::Dispatch { unit } => {
@@ -340,7 +346,12 @@ impl Case {
                 let old = self.level;
                 self.level = self.level.up();
                 self.escalations += 1;
-                self.due_at = Some(cal.due(naive(at), cat.limit).and_utc().timestamp());
+                self.due_at = Some(cal.due_at(at, cat.limit).map_err(|source| {
+                    TransitionError::Calendar {
+                        id: self.id.clone(),
+                        source,
+                    }
+                })?);
                 note = format!("{old:?} → {:?}: open at its due time", self.level);
                 from
             }
@@ -422,7 +433,7 @@ mod tests {
     }
 
     fn t(s: &str) -> i64 {
-        crate::model::parse_time(s).unwrap()
+        crate::model::parse_time_in(s, Calendar::default_calendar().offset).unwrap()
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod weight;
 
 pub use code::{GridCode, chinese_ordinal, grid_code, grid_name};
 pub use households::{EstimateParams, HouseholdSource};
-pub use time::{format_time, parse_time};
+pub use time::{format_time, parse_time, parse_time_in};
 pub use weight::Weight;
 
 use geo::{LineString, MultiPolygon};

@@ -158,17 +158,7 @@ pub async fn post_request(
         case.street = hit.street;
     }
     // the time limit runs from arrival on the working calendar (re-set when the case is opened)
-    case.due_at = Some(
-        s.calendar
-            .due(
-                chrono::DateTime::from_timestamp(now, 0)
-                    .unwrap_or_default()
-                    .naive_utc(),
-                cat.limit,
-            )
-            .and_utc()
-            .timestamp(),
-    );
+    case.due_at = Some(s.calendar.due_at(now, cat.limit).map_err(calendar_error)?);
     let mut tries = 0;
     loop {
         case.id = new_id(now);
@@ -401,6 +391,7 @@ pub async fn transition(
                 err.extra = Some(json!({ "allowed": allowed }));
                 err
             }
+            TransitionError::Calendar { source, .. } => calendar_error(source),
             other => ApiError::unprocessable(other.to_string()),
         })?;
     s.store.update_incident(&c, before, &p.who).await?;
@@ -408,6 +399,17 @@ pub async fn transition(
     let mut v = case_json(&c, &p);
     v["allowed"] = json!(c.allowed());
     Ok(Json(v))
+}
+
+/// The service's working calendar does not cover the due time: a setting to fix, not the
+/// client's fault (503 with the calendar's message).
+fn calendar_error(e: crate::incident::calendar::CalendarError) -> ApiError {
+    tracing::error!("{e}");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "calendar_uncovered",
+        e.to_string(),
+    )
 }
 
 /// GET /stats?by=grid|community|street|category&from=&to=

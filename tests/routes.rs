@@ -514,3 +514,149 @@ async fn cors_for_pages_on_other_origins() {
         "another origin is not allowed"
     );
 }
+
+/// One request with a body and its content type; (status, JSON body).
+async fn send(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    (ctype, body): (&str, String),
+) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("Content-Type", ctype);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let st = resp.status();
+    let b = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}
+
+/// Findings of the outside audit, each at its cause: the Bearer scheme in any case; an
+/// extension to year 10000 refused (it used to poison every later read); a grid worker cannot
+/// dispatch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_findings_on_tokens_cases_and_workers() {
+    let fx = fixture().await;
+    let j = |b: &[u8]| -> Value { serde_json::from_slice(b).unwrap() };
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("{scheme} {}", fx.viewer);
+        let (st, _) = call_with(
+            &fx.app,
+            "GET",
+            "/plans",
+            None,
+            &[("Authorization", &auth)],
+            "",
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{scheme}");
+    }
+    // a resident's report, then a case to act on
+    let (_, svcs) = call(&fx.app, "GET", "/open311/v2/services.json", None).await;
+    let code = j(&svcs)[0]["service_code"].as_str().unwrap().to_string();
+    let grid = call(
+        &fx.app,
+        "GET",
+        &format!("/collections/grids/items/{}", fx.grid),
+        None,
+    )
+    .await
+    .1;
+    let ring = &j(&grid)["geometry"]["coordinates"][0][0];
+    let (x, y) = (ring[0][0].as_f64().unwrap(), ring[0][1].as_f64().unwrap());
+    let form = format!("service_code={code}&lat={y}&long={x}&description=lamp");
+    let (st, created) = send(
+        &fx.app,
+        "POST",
+        "/open311/v2/requests.json",
+        &[],
+        ("application/x-www-form-urlencoded", form),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    let id = created[0]["service_request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let act = |tok: String, body: Value| {
+        let uri = format!("/incidents/{id}/transitions");
+        let app = fx.app.clone();
+        async move {
+            send(
+                &app,
+                "POST",
+                &uri,
+                &[("Authorization", &format!("Bearer {tok}"))],
+                ("application/json", body.to_string()),
+            )
+            .await
+        }
+    };
+    let d = fx.dispatcher.clone();
+    for a in ["accept", "open"] {
+        let (st, b) = act(d.clone(), serde_json::json!({ "action": a })).await;
+        assert_eq!(st, StatusCode::OK, "{a}: {b}");
+    }
+    // a grid worker may not dispatch
+    let gw = token(
+        fx._dir.path().join("w.gpkg").to_str().unwrap(),
+        "grid_worker",
+        None,
+    );
+    let (st, b) = act(gw, serde_json::json!({ "action": "dispatch", "unit": "x" })).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{b}");
+    let (st, b) = act(
+        d.clone(),
+        serde_json::json!({ "action": "dispatch", "unit": "网格员" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    // an extension to the year 10000 is refused with the allowed range; reads still work
+    let (st, b) = act(
+        d.clone(),
+        serde_json::json!({ "action": "extend", "until": 253_402_300_800_i64, "reason": "x" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b["message"].as_str().unwrap().contains("366 days"), "{b}");
+    let (st, _) = call(&fx.app, "GET", "/incidents", Some(&fx.dispatcher)).await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+/// A worker cannot be assigned to a grid that does not exist (audit finding).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_needs_an_existing_grid() {
+    let fx = fixture().await;
+    let (st, b) = send(
+        &fx.app,
+        "POST",
+        "/grids/999999999999999/worker",
+        &[("Authorization", &format!("Bearer {}", fx.admin))],
+        ("application/json", r#"{"name": "张三"}"#.into()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{b}");
+    let (st, b) = send(
+        &fx.app,
+        "POST",
+        &format!("/grids/{}/worker", fx.grid),
+        &[("Authorization", &format!("Bearer {}", fx.admin))],
+        (
+            "application/json",
+            r#"{"name": "张三", "phone": "12345"}"#.into(),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+}

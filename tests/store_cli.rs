@@ -185,11 +185,14 @@ fn flow(db: &str, dir: &Path, gpkg_file: Option<&Path>) {
         layers.get("grids").copied(),
         Some(p["grids"].as_array().unwrap().len() as u64)
     );
-    // worker contact
+    // worker contact (on a grid of the plan: a grid that does not exist is refused)
+    let bad = wangge(&["worker", "set", "X1", "--name", "李娜", "--database", db]);
+    assert!(!bad.status.success(), "a worker on a grid that does not exist");
+    let grid_code = p["grids"][0]["code"].as_str().unwrap().to_string();
     wangge_ok(&[
         "worker",
         "set",
-        "X1",
+        &grid_code,
         "--name",
         "李娜",
         "--phone",

@@ -546,6 +546,11 @@ pub fn worker(c: &WorkerCmd) -> Result<()> {
                     bail!("--name must not be empty");
                 }
                 let store = open(database.as_deref()).await?;
+                if !crate::store::grid_exists(store.as_ref(), grid).await? {
+                    bail!(
+                        "grid {grid:?} is in no plan of the store: a worker is assigned to an existing grid"
+                    );
+                }
                 store
                     .set_worker(
                         grid,

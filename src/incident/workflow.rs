@@ -178,6 +178,9 @@ pub enum TransitionError {
     },
 }
 
+/// The longest extension of a due time, seconds (366 days).
+pub const MAX_EXTENSION: i64 = 366 * 24 * 3600;
+
 impl Case {
     /// A new report, handled first at the category's level.
     #[must_use]
@@ -320,6 +323,19 @@ impl Case {
                 State::Returned
             }
             Action::Extend { until, reason } => {
+                // a due time within a year of now: anything else is a mistake (and a year
+                // 10000 would make every later read of the case fail)
+                if *until <= at || *until > at + MAX_EXTENSION {
+                    return Err(TransitionError::Invalid {
+                        id: self.id.clone(),
+                        message: format!(
+                            "until = {until}: expected a time after now and at most 366 days \
+                             later ({} to {})",
+                            crate::model::format_time(at),
+                            crate::model::format_time(at + MAX_EXTENSION)
+                        ),
+                    });
+                }
                 if self.due_at.is_some_and(|d| *until <= d) {
                     return Err(TransitionError::Invalid {
                         id: self.id.clone(),

@@ -154,14 +154,13 @@ fn token_of(parts: &Parts) -> Option<String> {
     if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION)
         && let Ok(v) = h.to_str()
     {
+        // the scheme is case-insensitive (RFC 9110 §11.1): Bearer, bearer, BEARER
         let v = v.trim();
-        return Some(
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .unwrap_or(v)
-                .trim()
-                .to_string(),
-        );
+        let t = match v.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest,
+            _ => v,
+        };
+        return Some(t.trim().to_string());
     }
     parts.uri.query().and_then(|q| {
         q.split('&')

@@ -372,6 +372,26 @@ pub async fn transition(
             "body: expected an action such as {{\"action\": \"accept\"}} or {{\"action\": \"dispatch\", \"unit\": \"…\"}}: {e}"
         ))
     })?;
+    // the dispatch centre's powers: dispatching to a unit, escalating, extending, rejecting,
+    // voiding and closing; a grid worker accepts, opens, handles, verifies on site, returns,
+    // suspends and resumes cases in its scope
+    if p.role == super::auth::Role::GridWorker
+        && matches!(
+            action,
+            Action::Dispatch { .. }
+                | Action::Escalate
+                | Action::Extend { .. }
+                | Action::Reject { .. }
+                | Action::Void { .. }
+                | Action::Close
+        )
+    {
+        return Err(ApiError::forbidden(format!(
+            "{}: a dispatcher's action, not a grid worker's (a grid worker may accept, open, \
+             handle, verify, return, suspend or resume)",
+            action.name()
+        )));
+    }
     let mut c = s.store.incident(&id).await?;
     if !p.covers(&c) {
         return Err(ApiError::forbidden(format!(

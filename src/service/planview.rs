@@ -212,6 +212,11 @@ pub async fn set_worker(
             phone: b.phone.filter(|p| !p.trim().is_empty()),
         }),
     };
+    if !crate::store::grid_exists(s.store.as_ref(), &code).await? {
+        return Err(ApiError::not_found(format!(
+            "grid {code:?} is in no plan: a worker is assigned to an existing grid"
+        )));
+    }
     s.store.set_worker(&code, worker.clone(), &p.who).await?;
     s.invalidate();
     Ok(Json(json!({ "grid": code, "worker": worker })))

@@ -572,6 +572,20 @@ pub(crate) fn pick_grid<'a>(
 ///
 /// # Errors
 /// A plan that does not exist, or a store error.
+/// True when `code` is a grid of some plan (in force, draft or retired): a grid worker can
+/// only be assigned to a grid that exists.
+///
+/// # Errors
+/// A store error.
+pub async fn grid_exists(store: &dyn Store, code: &str) -> Result<bool> {
+    for p in store.plans().await? {
+        if store.plan_grids(p.id).await?.iter().any(|g| g.code == code) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub async fn plan_diff(store: &dyn Store, a: i64, b: i64) -> Result<PlanDiff> {
     use std::collections::{BTreeMap, BTreeSet};
     let ga: BTreeMap<String, String> = store.plan_assignment(a).await?.into_iter().collect();

@@ -660,3 +660,63 @@ async fn a_worker_needs_an_existing_grid() {
     .await;
     assert_eq!(st, StatusCode::OK, "{b}");
 }
+
+/// More audit findings: a viewer's H3 statistics are as coarse as the public heat layer; a huge
+/// offset is refused instead of wrapping to the first page; safety headers on every answer and
+/// no caching of cases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_findings_on_statistics_paging_and_headers() {
+    let fx = fixture().await;
+    let (st, _) = call(
+        &fx.app,
+        "GET",
+        "/stats/h3?resolution=15&min_count=1",
+        Some(&fx.viewer),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "a viewer gets no exact places");
+    let (st, body) = call(
+        &fx.app,
+        "GET",
+        "/stats/h3?resolution=10&min_count=1",
+        Some(&fx.viewer),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        v["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["count"].as_u64().unwrap() >= 3)
+    );
+    let (st, _) = call(
+        &fx.app,
+        "GET",
+        "/stats/h3?resolution=15&min_count=1",
+        Some(&fx.dispatcher),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "a dispatcher reads cases anyway");
+    let (st, _) = call(
+        &fx.app,
+        "GET",
+        "/collections/grids/items?offset=18446744073709551615",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (_, hs) = headers_of(&fx.app, "GET", "/collections", &[]).await;
+    assert_eq!(hs["x-content-type-options"], "nosniff");
+    assert_eq!(hs["x-frame-options"], "SAMEORIGIN");
+    let mut req = Request::builder().method("GET").uri("/incidents");
+    req = req.header("Authorization", format!("Bearer {}", fx.dispatcher));
+    let resp = fx
+        .app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+}

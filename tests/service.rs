@@ -425,7 +425,11 @@ fn service_end_to_end() {
     assert_eq!(s["groups"][0]["received"], 1);
     assert!(no_key(&s, "reporter"));
     assert_eq!(get(&srv.url("/stats"), None).0, 401);
+    // a viewer's cells are as coarse as the public heat layer: one case is not shown
     let (st, h) = get(&srv.url("/stats/h3?resolution=8"), Some(&viewer));
+    assert_eq!(st, 200);
+    assert_eq!(h["cells"], serde_json::json!([]));
+    let (st, h) = get(&srv.url("/stats/h3?resolution=8"), Some(&dispatcher));
     assert_eq!(st, 200);
     assert_eq!(h["cells"][0]["count"], 1);
 

@@ -187,7 +187,10 @@ fn flow(db: &str, dir: &Path, gpkg_file: Option<&Path>) {
     );
     // worker contact (on a grid of the plan: a grid that does not exist is refused)
     let bad = wangge(&["worker", "set", "X1", "--name", "李娜", "--database", db]);
-    assert!(!bad.status.success(), "a worker on a grid that does not exist");
+    assert!(
+        !bad.status.success(),
+        "a worker on a grid that does not exist"
+    );
     let grid_code = p["grids"][0]["code"].as_str().unwrap().to_string();
     wangge_ok(&[
         "worker",

@@ -477,8 +477,20 @@ pub async fn h3(
         })
         .transpose()?
         .unwrap_or(9);
-    if res > 15 {
-        return Err(ApiError::bad_request("resolution: 0 to 15"));
+    // who may not read cases sees what the public heat layer shows: cells of resolution 10 or
+    // coarser with at least HEAT_MIN_COUNT cases, never a single case's place
+    let exact = p.reads_incidents();
+    let max_res = if exact { 15 } else { 10 };
+    let min_floor = if exact {
+        1
+    } else {
+        crate::tiles::HEAT_MIN_COUNT
+    };
+    if res > max_res {
+        return Err(ApiError::bad_request(format!(
+            "resolution: 0 to {max_res} for the {} role",
+            p.role.name()
+        )));
     }
     let min: u64 = q
         .get("min_count")
@@ -487,7 +499,8 @@ pub async fn h3(
                 .map_err(|_| ApiError::bad_request("min_count: an integer"))
         })
         .transpose()?
-        .unwrap_or(1);
+        .unwrap_or(min_floor)
+        .max(min_floor);
     let cases = scoped(s.store.incidents(&IncidentFilter::default()).await?, &p);
     let cells: Vec<Value> = crate::incident::stats::h3_counts(&cases, res, min)
         .into_iter()

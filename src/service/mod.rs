@@ -278,6 +278,36 @@ async fn ready(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> 
     ))
 }
 
+/// Headers on every answer: no MIME sniffing, no framing by other sites, no referrer; and
+/// `Cache-Control: no-store` on cases (personal data never sits in a shared or disk cache).
+async fn safety_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let personal = {
+        let p = req.uri().path();
+        p.starts_with("/incidents") || p.starts_with("/stats")
+    };
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("SAMEORIGIN"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    if personal {
+        h.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    resp
+}
+
 /// Error responses made outside the handlers (limits, timeouts, rejections, unknown routes) as
 /// JSON too.
 async fn json_errors(resp: Response) -> Response {
@@ -333,6 +363,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http())
         // outermost, so that the limit and timeout responses become JSON too
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(safety_headers))
         .layer(cors)
 }
 

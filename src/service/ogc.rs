@@ -16,6 +16,9 @@ use std::sync::Arc;
 
 const GEOJSON: &str = "application/geo+json";
 
+/// The largest `offset` of an items page (far beyond any layer; it keeps sums from wrapping).
+const MAX_OFFSET: usize = 1 << 40;
+
 fn geojson(v: Value) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, GEOJSON)], Json(v)).into_response()
 }
@@ -167,8 +170,10 @@ fn query_of(
                 fq.limit = n.min(s.config.page_max);
             }
             "offset" => {
-                fq.offset = v.parse().map_err(|_| {
-                    ApiError::bad_request(format!("offset={v:?}: expected a non-negative integer"))
+                fq.offset = v.parse().ok().filter(|o| *o <= MAX_OFFSET).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "offset={v:?}: expected an integer from 0 to {MAX_OFFSET}"
+                    ))
                 })?;
             }
             "bbox" => {

@@ -63,13 +63,13 @@ export async function showCase(id) {
         el('tr', {}, el('th', {}, t('state')), el('td', { testid: 'case-state' }, t(`state_${c.state}`))),
         el('tr', {}, el('th', {}, t('grid')), el('td', {}, c.grid || '–')),
         el('tr', {}, el('th', {}, t('due')), el('td', { class: overdue ? 'overdue' : '' }, when(c.due_at), overdue ? ` (${t('overdue')})` : '')),
-        el('tr', {}, el('th', {}, 'category'), el('td', {}, c.category)),
-        c.reporter ? el('tr', {}, el('th', {}, 'reporter'), el('td', {}, c.reporter)) : null),
+        el('tr', {}, el('th', {}, t('category')), el('td', {}, c.category)),
+        c.reporter ? el('tr', {}, el('th', {}, t('reporter')), el('td', {}, c.reporter)) : null),
       el('p', {}, c.description || ''),
       el('h4', {}, t('history')),
-      el('ol', { class: 'history' }, (c.history || []).map((h) => el('li', {}, `${when(h.at)} · ${h.who} · ${h.action} (${h.from} → ${h.to})${h.note ? ` · ${h.note}` : ''}`))),
+      el('ol', { class: 'history' }, (c.history || []).map((h) => el('li', {}, `${when(h.at)} · ${h.who} · ${t(`action_${h.action}`)} (${t(`state_${h.from}`)} → ${t(`state_${h.to}`)})${h.note ? ` · ${h.note}` : ''}`))),
       el('h4', {}, t('action')),
-      el('div', { class: 'ops' }, (c.allowed || []).map((a) => el('button', { 'data-action': a, onclick: () => act(c.id, a) }, a))),
+      el('div', { class: 'ops' }, (c.allowed || []).map((a) => el('button', { 'data-action': a, onclick: () => act(c.id, a) }, t(`action_${a}`)))),
     );
   } catch (e) {
     box.replaceChildren(el('p', {}, t('error', { m: e.message })));
@@ -79,7 +79,7 @@ export async function showCase(id) {
 async function act(id, action) {
   const body = { action };
   for (const k of NEEDS[action] || []) {
-    const v = window.prompt(`${action}: ${k}`);
+    const v = window.prompt(`${t(`action_${action}`)}: ${t(`field_${k}`)}`);
     if (v === null) return;
     body[k] = k === 'passed' ? /^(y|yes|true|1|是)$/i.test(v) : k === 'score' ? Number(v) : k === 'until' ? Math.floor(new Date(v).getTime() / 1000) : v;
   }

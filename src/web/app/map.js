@@ -73,6 +73,8 @@ function style() {
     roads: { type: 'vector', tiles: [tileUrl('roads')], minzoom: 12, maxzoom: 16 },
     edited: { type: 'geojson', data: { type: 'FeatureCollection', features: [] }, promoteId: 'code' },
     labels: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
+    // streets (街道): few, so read whole from the OGC collection
+    streets: { type: 'geojson', data: `${origin()}/collections/streets/items?limit=1000${S.gcj02 ? '&crs=gcj02' : ''}` },
     draw: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
   };
   if (staff) {
@@ -100,6 +102,7 @@ function style() {
     { id: 'grid-selected', type: 'line', source: 'grids', 'source-layer': 'grids', paint: { 'line-color': '#1565c0', 'line-width': 4, 'line-opacity': ['case', ['all', SELECTED, ['!', HIDDEN]], 1, 0] } },
     { id: 'edited-selected', type: 'line', source: 'edited', paint: { 'line-color': '#1565c0', 'line-width': 4, 'line-opacity': ['case', SELECTED, 1, 0] } },
     { id: 'pending', type: 'line', source: 'edited', filter: ['==', ['get', 'pending'], true], paint: { 'line-color': '#ff6f00', 'line-width': 3, 'line-dasharray': [2, 1] } },
+    { id: 'street-line', type: 'line', source: 'streets', paint: { 'line-color': '#4a148c', 'line-opacity': 0.7, 'line-width': ['interpolate', ['linear'], ['zoom'], 10, 3, 16, 7] } },
     { id: 'community-line', type: 'line', source: 'communities', 'source-layer': 'communities', paint: { 'line-color': '#b71c1c', 'line-width': ['interpolate', ['linear'], ['zoom'], 10, 1, 16, 3.5] } },
     ...(staff
       ? [

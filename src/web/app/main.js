@@ -175,7 +175,7 @@ function legend() {
     el('span', { class: 'item' }, el('i', { style: 'background:none;border:2px solid #4a148c' }), t('street')),
     el('span', { class: 'item' }, el('i', { style: 'background:none;border:2px solid #b71c1c' }), t('community')),
     item('#f2c14e', t('under')), item('#7fbf7b', t('in')), item('#e4572e', t('over')), item('#9e6fb8', t('oversize')),
-    S.session.may.incidents ? [item('#ff7043', t('case')), item('#7f0000', t('overdue'))] : null,
+    ...(S.session.may.incidents ? [item('#ff7043', t('case')), item('#7f0000', t('overdue'))] : []),
     el('span', { id: 'band-summary', testid: 'band-summary', class: 'muted' }));
 }
 

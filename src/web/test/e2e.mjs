@@ -59,6 +59,8 @@ async function open(token, name) {
   await page.waitForFunction(() => window.__wangge.map.queryRenderedFeatures({ layers: ['grid-fill'] }).length > 0, null, { timeout: 60000, polling: 20 });
   const drawnMs = Date.now() - t0;
   await idle(page);
+  const body = await page.locator('body').innerText();
+  for (const bad of ['[object ', 'undefined', 'NaN']) assert.ok(!body.includes(bad), `${name}: the page shows ${bad}`);
   log(`${name}: grids drawn ${drawnMs} ms after navigation`);
   return { ctx, page, errors, responses, drawnMs };
 }

@@ -43,6 +43,15 @@ export function clearSelection() {
   selectionChanged();
 }
 
+// add without toggling (brush strokes pass over the same building many times)
+function addSelection(ids) {
+  const fresh = ids.filter((id) => !S.selB.has(id));
+  if (!fresh.length) return;
+  for (const id of fresh) S.selB.add(id);
+  paintBuildings(fresh);
+  selectionChanged();
+}
+
 function toggleGrid(code, add) {
   if (!add) S.selG.clear();
   if (S.selG.has(code) && add) S.selG.delete(code);
@@ -87,6 +96,31 @@ function inside([x, y], poly) {
 
 const ids = (feats) => [...new Set(feats.map((f) => String(f.id ?? f.properties.id)))];
 
+// the brush: buildings within 12 px of the cursor
+const BRUSH = 12;
+const buildingsNear = (p) => buildingsAt([[p.x - BRUSH, p.y - BRUSH], [p.x + BRUSH, p.y + BRUSH]]);
+
+// drag a shared boundary: from grid A across into grid B, A gains B's buildings under the
+// stroke (the drag's direction decides who gains); shown as a pending change to assign
+function dragBoundary(d, e) {
+  const to = gridAt(e.point)?.properties.code;
+  const from = d.from;
+  if (!editable() || !from || !to || from === to) return;
+  const swept = new Set();
+  for (const [x, y] of d.pts) for (const id of ids(buildingsNear({ x, y }))) if (S.assignment.get(id) === to) swept.add(id);
+  if (!swept.size) return;
+  const before = [...S.selB];
+  S.selB = new Set(swept);
+  paintBuildings(new Set([...before, ...swept]));
+  S.selG = new Set([from]);
+  refreshFilters();
+  selectionChanged();
+  const sel = document.getElementById('assign-target');
+  sel.value = from;
+  renderButtons();
+  scheduleDryRun();
+}
+
 // ---- map tools ---------------------------------------------------------------------------
 
 export function installTools(map) {
@@ -115,16 +149,22 @@ export function installTools(map) {
     }
   });
   map.on('mousedown', (e) => {
-    if (S.tool !== 'box' && S.tool !== 'lasso') return;
+    if (!['box', 'lasso', 'brush', 'drag'].includes(S.tool)) return;
     e.preventDefault();
     map.dragPan.disable();
     drag = { start: [e.point.x, e.point.y], pts: [[e.point.x, e.point.y]], lngs: [[e.lngLat.lng, e.lngLat.lat]] };
+    if (S.tool === 'brush' && editable()) addSelection(ids(buildingsNear(e.point)));
+    if (S.tool === 'drag') drag.from = gridAt(e.point)?.properties.code;
   });
   map.on('mousemove', (e) => {
     if (!drag) return;
     drag.pts.push([e.point.x, e.point.y]);
     drag.lngs.push([e.lngLat.lng, e.lngLat.lat]);
-    if (S.tool === 'box') {
+    if (S.tool === 'brush') {
+      if (editable()) addSelection(ids(buildingsNear(e.point)));
+    } else if (S.tool === 'drag') {
+      drawShape({ type: 'LineString', coordinates: drag.lngs });
+    } else if (S.tool === 'box') {
       const a = map.unproject(drag.start);
       const b = e.lngLat;
       drawShape({ type: 'LineString', coordinates: [[a.lng, a.lat], [b.lng, a.lat], [b.lng, b.lat], [a.lng, b.lat], [a.lng, a.lat]] });
@@ -138,6 +178,8 @@ export function installTools(map) {
     drag = null;
     map.dragPan.enable();
     drawShape(null);
+    if (S.tool === 'brush') return;
+    if (S.tool === 'drag') return dragBoundary(d, e);
     const end = [e.point.x, e.point.y];
     const x0 = Math.min(d.start[0], end[0]);
     const y0 = Math.min(d.start[1], end[1]);
@@ -248,7 +290,7 @@ export function renderEditPanel() {
     el('p', { id: 'edit-note', class: 'muted' }),
     el('button', { testid: 'copy-draft', hidden: true, onclick: copyToDraft }, t('copy_draft')),
     el('div', { class: 'tools', testid: 'select-tool' },
-      ...['click', 'box', 'lasso', 'line'].map((k) => el('button', {
+      ...['click', 'brush', 'box', 'lasso', 'line', 'drag'].map((k) => el('button', {
         class: S.tool === k ? 'on' : '',
         'data-tool': k,
         onclick: () => setTool(k),

@@ -58,6 +58,8 @@ const MESSAGES = {
   tool_box: ['框选', 'Box'],
   tool_lasso: ['套索', 'Lasso'],
   tool_line: ['划线', 'Line'],
+  tool_brush: ['刷选', 'Brush'],
+  tool_drag: ['拖动边界', 'Drag boundary'],
   selected: ['已选楼栋 {b} 栋，网格 {g} 个', '{b} buildings, {g} grids selected'],
   clear: ['清除选择', 'Clear'],
   assign_to: ['划入网格', 'Assign to grid'],

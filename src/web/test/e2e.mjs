@@ -118,6 +118,24 @@ async function zoomTo(page, bbox, maxZoom = 17) {
   await idle(page);
 }
 
+// a point of grid `code` in view with no building or case near it
+const spotIn = (page, code) => page.evaluate((c) => {
+  const m = window.__wangge.map;
+  const cv = m.getCanvas();
+  for (let y = 10; y < cv.clientHeight; y += 8) for (let x = 10; x < cv.clientWidth; x += 8) {
+    const f = m.queryRenderedFeatures([x, y], { layers: ['edited-fill', 'grid-fill'] })[0];
+    if (f && f.properties.code === c && !m.queryRenderedFeatures([[x - 4, y - 4], [x + 4, y + 4]], { layers: ['buildings', 'incidents'].filter((l) => m.getLayer(l)) }).length) return m.unproject([x, y]).toArray();
+  }
+  return null;
+}, code);
+
+const screenOf = (page, ll) => page.evaluate((p) => {
+  const m = window.__wangge.map;
+  const r = m.getCanvas().getBoundingClientRect();
+  const q = m.project(p);
+  return { x: r.left + q.x, y: r.top + q.y };
+}, ll);
+
 const text = (page, id) => page.locator(`[data-testid="${id}"]`).first().innerText();
 const digits = (s) => Number(String(s).replace(/[^\d]/g, ''));
 
@@ -313,6 +331,41 @@ await page.click('[data-tab="edit"]');
   const sel = await page.evaluate(() => [...window.__wangge.selB]);
   for (const b of mv.three) assert.ok(sel.includes(b.id), `box selection holds ${b.id}: ${sel}`);
   await shot(page, '06b-box-selection');
+  await page.click('[data-testid="clear"]');
+  await page.click('[data-tool="click"]');
+}
+
+// the brush: one stroke over the three buildings selects them
+{
+  const pts = [];
+  for (const b of mv.three) pts.push(await screenOf(page, b.centre));
+  await page.click('[data-tool="brush"]');
+  await page.mouse.move(pts[0].x, pts[0].y);
+  await page.mouse.down();
+  for (const p of pts.slice(1)) await page.mouse.move(p.x, p.y, { steps: 12 });
+  await page.mouse.up();
+  const sel = await page.evaluate(() => [...window.__wangge.selB]);
+  for (const b of mv.three) assert.ok(sel.includes(b.id), `the brush selects ${b.id}: ${sel}`);
+  await page.click('[data-testid="clear"]');
+}
+
+// drag a shared boundary: from A into B over a building of B → that building pending for A
+{
+  await zoomTo(page, [Math.min(...allPts.map((p) => p[0])) - 0.0015, Math.min(...allPts.map((p) => p[1])) - 0.0015, Math.max(...allPts.map((p) => p[0])) + 0.0015, Math.max(...allPts.map((p) => p[1])) + 0.0015], 18);
+  const start = await spotIn(page, mv.A.code);
+  assert.ok(start, `a spot of ${mv.A.code}`);
+  const a = await screenOf(page, start);
+  const b = await screenOf(page, mv.three[0].centre);
+  await page.click('[data-tool="drag"]');
+  await page.mouse.move(a.x, a.y);
+  await page.mouse.down();
+  await page.mouse.move(b.x, b.y, { steps: 20 });
+  await page.mouse.up();
+  await page.waitForSelector(`[data-testid="pending-grids"] li[data-code="${mv.A.code}"]`, { timeout: 20000 });
+  const sel = await page.evaluate(() => [...window.__wangge.selB]);
+  assert.ok(sel.includes(mv.three[0].id), `the drag takes ${mv.three[0].id} into ${mv.A.code}: ${sel}`);
+  assert.equal(await page.inputValue('[data-testid="assign-target"]'), mv.A.code, 'the drag origin gains');
+  await shot(page, '06c-drag-boundary');
   await page.click('[data-testid="clear"]');
   await page.click('[data-tool="click"]');
 }

@@ -720,3 +720,49 @@ async fn audit_findings_on_statistics_paging_and_headers() {
         .unwrap();
     assert_eq!(resp.headers()["cache-control"], "no-store");
 }
+
+/// Audit findings on residents' reports: field limits, control characters and media URL
+/// schemes are refused with the field named (422); a good report still goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_checked_field_by_field() {
+    let fx = fixture().await;
+    let j = |b: &[u8]| -> Value { serde_json::from_slice(b).unwrap() };
+    let (_, svcs) = call(&fx.app, "GET", "/open311/v2/services.json", None).await;
+    let code = j(&svcs)[0]["service_code"].as_str().unwrap().to_string();
+    let grid = call(
+        &fx.app,
+        "GET",
+        &format!("/collections/grids/items/{}", fx.grid),
+        None,
+    )
+    .await
+    .1;
+    let ring = &j(&grid)["geometry"]["coordinates"][0][0];
+    let (x, y) = (ring[0][0].as_f64().unwrap(), ring[0][1].as_f64().unwrap());
+    let post = |extra: String| {
+        let app = fx.app.clone();
+        let form = format!("service_code={code}&lat={y}&long={x}{extra}");
+        async move {
+            send(
+                &app,
+                "POST",
+                "/open311/v2/requests.json",
+                &[],
+                ("application/x-www-form-urlencoded", form),
+            )
+            .await
+        }
+    };
+    let long = "a".repeat(4001);
+    for (extra, field) in [
+        (format!("&description={long}"), "description"),
+        ("&media_url=javascript:alert(1)".to_string(), "media_url"),
+        ("&first_name=%07bell".to_string(), "first_name"),
+    ] {
+        let (st, b) = post(extra).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {b}");
+        assert!(b.to_string().contains(field), "{b}");
+    }
+    let (st, b) = post("&description=line%0Anext&media_url=https://x.example/p.jpg".into()).await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+}

@@ -99,6 +99,47 @@ fn new_id(now: i64) -> String {
 }
 
 /// POST /open311/v2/requests.json (form-encoded): a new report, located to its grid on arrival.
+/// The longest text of each field of a report (characters), and nothing else stored.
+const REPORT_LIMITS: [(&str, usize); 7] = [
+    ("description", 4000),
+    ("first_name", 100),
+    ("last_name", 100),
+    ("phone", 40),
+    ("email", 200),
+    ("media_url", 2000),
+    ("address_string", 500),
+];
+
+/// A report's fields within their limits (422 naming the field), without control characters
+/// (line breaks and tabs allowed in the description), and a media URL that is http(s).
+fn check_report_fields(f: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    for (k, max) in REPORT_LIMITS {
+        let Some(v) = f.get(k) else { continue };
+        let n = v.chars().count();
+        if n > max {
+            return Err(ApiError::unprocessable(format!(
+                "{k}: {n} characters, at most {max}"
+            )));
+        }
+        let allowed = |c: char| k == "description" && matches!(c, '\n' | '\r' | '\t');
+        if let Some(c) = v.chars().find(|c| c.is_control() && !allowed(*c)) {
+            return Err(ApiError::unprocessable(format!(
+                "{k}: control character U+{:04X} is not allowed",
+                u32::from(c)
+            )));
+        }
+    }
+    if let Some(m) = f.get("media_url").filter(|m| !m.trim().is_empty()) {
+        let lower = m.trim().to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+            return Err(ApiError::unprocessable(format!(
+                "media_url {m:?}: expected an http:// or https:// URL"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub async fn post_request(
     State(s): State<Arc<AppState>>,
     p: Principal,
@@ -128,6 +169,7 @@ pub async fn post_request(
     if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
         return Err(ApiError::bad_request("lat/long out of range"));
     }
+    check_report_fields(&f)?;
     let now = chrono::Utc::now().timestamp();
     let reporter: Vec<&str> = ["first_name", "last_name", "phone", "email"]
         .iter()

@@ -74,6 +74,7 @@ pub mod locate;
 pub mod model;
 pub mod partition;
 pub mod plan;
+pub mod print;
 pub mod sample;
 pub mod service;
 pub mod store;

@@ -5,6 +5,7 @@ mod convert;
 mod edit;
 mod incidents;
 mod locate;
+mod print;
 mod regrid;
 mod serve;
 mod store;
@@ -52,6 +53,8 @@ pub enum Command {
     /// Grid workers' public contacts.
     #[command(subcommand)]
     Worker(store::WorkerCmd),
+    /// Print a grid's signboard (网格公示牌) or a community's atlas (网格图册) as PDF.
+    Print(print::PrintArgs),
     /// Serve the store over HTTP: OGC API – Features, locate, Open311, incidents, plans.
     Serve(serve::ServeArgs),
     /// Pre-generate a PMTiles v3 (or MBTiles) archive of the published plan.
@@ -99,6 +102,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plans(c) => store::plans(&c),
         Command::Export(a) => store::export(&a),
         Command::Worker(c) => store::worker(&c),
+        Command::Print(a) => print::run(&a),
         Command::StoreLoad(a) => store::load(&a),
         Command::Serve(a) => serve::serve(&a),
         Command::Token(c) => serve::token(&c),
@@ -147,6 +151,23 @@ fn sample_city(a: &SampleArgs) -> Result<()> {
 }
 
 /// Run async store work from a command (a small runtime per command).
+/// A progress bar of `n` things, drawn only on a terminal.
+pub(crate) fn progress(n: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let bar = indicatif::ProgressBar::new(n);
+    if std::io::stderr().is_terminal() {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{spinner}} {{bar:30}} {{pos}}/{{len}} {what} {{elapsed}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
 pub(crate) fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

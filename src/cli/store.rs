@@ -144,6 +144,9 @@ pub enum WorkerCmd {
         name: String,
         #[arg(long)]
         phone: Option<String>,
+        /// A photo for the signboard (JPEG or PNG, at most 1 MiB).
+        #[arg(long)]
+        photo: Option<PathBuf>,
         #[arg(long)]
         database: Option<String>,
         #[arg(long, default_value = "cli")]
@@ -539,12 +542,22 @@ pub fn worker(c: &WorkerCmd) -> Result<()> {
                 grid,
                 name,
                 phone,
+                photo,
                 database,
                 by,
             } => {
                 if name.trim().is_empty() {
                     bail!("--name must not be empty");
                 }
+                let photo = match photo {
+                    Some(p) => {
+                        let b = std::fs::read(p)
+                            .with_context(|| format!("--photo {}: cannot read", p.display()))?;
+                        crate::print::render::check_photo(&b, crate::print::PHOTO_MAX, p)?;
+                        Some(b)
+                    }
+                    None => None,
+                };
                 let store = open(database.as_deref()).await?;
                 if !crate::store::grid_exists(store.as_ref(), grid).await? {
                     bail!(
@@ -561,6 +574,9 @@ pub fn worker(c: &WorkerCmd) -> Result<()> {
                         by,
                     )
                     .await?;
+                if let Some(b) = photo {
+                    store.set_worker_photo(grid, Some(b), by).await?;
+                }
             }
             WorkerCmd::Remove { grid, database, by } => {
                 let store = open(database.as_deref()).await?;

@@ -10,6 +10,7 @@ mod locate;
 mod ogc;
 mod plans;
 mod planview;
+mod print;
 pub mod routes;
 mod tiles;
 pub mod web;
@@ -62,6 +63,9 @@ pub struct Config {
     /// Origins whose pages may call the service (CORS): `["*"]` (default) for any, or a list
     /// such as `["https://map.example.gov.cn"]`; `[]` turns CORS off.
     pub cors_origins: Vec<String>,
+    /// The service's public address (e.g. `https://grid.example.gov.cn`), for the QR codes of
+    /// printed signboards; default: the address the request came to.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for Config {
@@ -80,6 +84,7 @@ impl Default for Config {
             tile_encoder: crate::tiles::Encoder::InProcess,
             basemap: None,
             cors_origins: vec!["*".into()],
+            public_base_url: None,
         }
     }
 }
@@ -120,6 +125,8 @@ pub struct AppState {
     pub tiles: crate::tiles::Chain,
     /// Decoded plan fabrics (they never change once made).
     pub fabrics: crate::plan::FabricCache,
+    /// The grids in force as printed pages need them.
+    pub print_source: print::SourceCache,
 }
 
 impl AppState {
@@ -141,6 +148,7 @@ impl AppState {
             jobs: Mutex::new(HashMap::new()),
             next_job: AtomicU64::new(0),
             fabrics: crate::plan::FabricCache::default(),
+            print_source: print::SourceCache::default(),
             generation,
             locator: std::sync::RwLock::new(None),
             rebuilding: tokio::sync::Mutex::new(()),
@@ -200,7 +208,7 @@ pub(crate) fn parse_datetime(s: &str) -> Result<(Option<i64>, Option<i64>), ApiE
 }
 
 /// Each module's routes, in documentation order.
-fn module_routes() -> [Vec<Route>; 9] {
+fn module_routes() -> [Vec<Route>; 10] {
     [
         web::routes(),
         ogc::routes(),
@@ -209,6 +217,7 @@ fn module_routes() -> [Vec<Route>; 9] {
         plans::routes(),
         edits::routes(),
         planview::routes(),
+        print::routes(),
         tiles::routes(),
         routes(),
     ]

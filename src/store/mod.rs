@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// The schema version this binary writes and reads. Stores with a newer version are refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Default path of the embedded store.
 pub const DEFAULT_PATH: &str = "data/wangge.gpkg";
@@ -299,6 +299,16 @@ pub trait Plans: Send + Sync {
     ) -> Result<Plan>;
     async fn set_worker(&self, grid_code: &str, worker: Option<Worker>, who: &str) -> Result<()>;
     async fn worker(&self, grid_code: &str) -> Result<Option<Worker>>;
+    /// Set (or with None remove) the photo of a grid's worker, as the image file's bytes (JPEG
+    /// or PNG, checked by the caller). The grid must have a worker ([`StoreError::NotFound`]).
+    async fn set_worker_photo(
+        &self,
+        grid_code: &str,
+        photo: Option<Vec<u8>>,
+        who: &str,
+    ) -> Result<()>;
+    /// The photo of a grid's worker; None when there is no worker or no photo.
+    async fn worker_photo(&self, grid_code: &str) -> Result<Option<Vec<u8>>>;
 }
 
 /// A community's fabric in a plan: the encoded tessellation (never changes) and the state

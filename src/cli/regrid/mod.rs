@@ -12,10 +12,9 @@ use crate::io::geojson::{LoadNotes, read_communities, read_roads};
 use crate::model::{Building, Community, EstimateParams, Road, Weight};
 use crate::partition::{Band, FixedGrid, RegridParams, regrid};
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use output::{Outputs, Run};
 use std::collections::{HashMap, HashSet};
-use std::io::IsTerminal;
 use std::path::Path;
 
 /// Where the layers come from.
@@ -223,18 +222,7 @@ pub fn run_rebalance(a: &RebalanceArgs) -> Result<()> {
 
 /// A progress bar of communities, drawn only on a terminal.
 fn progress(n: usize) -> ProgressBar {
-    let bar = ProgressBar::new(n as u64);
-    if std::io::stderr().is_terminal() {
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} regrid {bar:30} {pos}/{len} communities {elapsed}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-    } else {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar
+    super::progress(n as u64, "communities")
 }
 
 fn merge(into: &mut LoadNotes, n: LoadNotes) {

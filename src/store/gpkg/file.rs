@@ -228,6 +228,11 @@ const MIGRATION_2: &str = "
       before TEXT NOT NULL, after TEXT NOT NULL, PRIMARY KEY (plan_id, seq)) WITHOUT ROWID;
     INSERT INTO wangge_schema VALUES (2);";
 
+/// Version 3: the grid worker's photo (for printed signboards).
+const MIGRATION_3: &str = "
+    ALTER TABLE grid_workers ADD COLUMN photo BLOB;
+    INSERT INTO wangge_schema VALUES (3);";
+
 /// Bring a store of an older schema version up to [`SCHEMA_VERSION`], in one transaction.
 pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
@@ -236,11 +241,13 @@ pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     }
     c.execute_batch("BEGIN IMMEDIATE")?;
     let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
-    let r = if v < 2 {
-        c.execute_batch(MIGRATION_2)
-    } else {
-        Ok(())
-    };
+    let mut r = Ok(());
+    if v < 2 {
+        r = c.execute_batch(MIGRATION_2);
+    }
+    if v < 3 && r.is_ok() {
+        r = c.execute_batch(MIGRATION_3);
+    }
     match r {
         Ok(()) => c.execute_batch("COMMIT"),
         Err(e) => {

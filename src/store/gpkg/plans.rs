@@ -292,4 +292,51 @@ impl Plans for GpkgStore {
         })
         .await
     }
+
+    async fn set_worker_photo(
+        &self,
+        grid_code: &str,
+        photo: Option<Vec<u8>>,
+        who: &str,
+    ) -> Result<()> {
+        let (code, who) = (grid_code.to_string(), who.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE grid_workers SET photo = ?2, updated_at = ?3 WHERE grid_code = ?1",
+                    params![code, photo, ts_text(now())],
+                )
+                .map_err(be)?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    what: "grid worker",
+                    id: code.to_string(),
+                });
+            }
+            let detail = photo
+                .as_ref()
+                .map_or("removed".into(), |p| format!("{} bytes", p.len()));
+            audit_in(
+                c,
+                &who,
+                "set_worker_photo",
+                &format!("grid {code}"),
+                &detail,
+            )
+        })
+        .await
+    }
+
+    async fn worker_photo(&self, grid_code: &str) -> Result<Option<Vec<u8>>> {
+        let code = grid_code.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT photo FROM grid_workers WHERE grid_code = ?1")
+                .map_err(be)?
+                .query_row([&code], |r| r.get::<_, Option<Vec<u8>>>(0))
+                .optional()
+                .map(Option::flatten)
+                .map_err(be)
+        })
+        .await
+    }
 }

@@ -1,5 +1,9 @@
 //! The PostGIS schema, as numbered migrations.
 
+/// Every migration with its version, in order.
+pub(super) const MIGRATIONS: [(i32, &str); 3] =
+    [(1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3)];
+
 pub(super) const MIGRATION_1: &str = "
 CREATE TABLE streets (fid bigserial UNIQUE, code text PRIMARY KEY, communities integer NOT NULL DEFAULT 0, households bigint NOT NULL DEFAULT 0,
   geom geometry(MultiPolygon, 4326));
@@ -42,6 +46,9 @@ CREATE TABLE api_tokens (id bigserial PRIMARY KEY, token_hash text NOT NULL UNIQ
 CREATE TABLE audit_log (id bigserial PRIMARY KEY, at timestamptz NOT NULL, who text NOT NULL, action text NOT NULL,
   target text NOT NULL, detail text NOT NULL);
 ";
+
+/// Version 3: the grid worker's photo (for printed signboards).
+pub(super) const MIGRATION_3: &str = "ALTER TABLE grid_workers ADD COLUMN photo bytea;";
 
 /// Version 2: each plan's fabrics (tessellation and state per community) and its edit log.
 pub(super) const MIGRATION_2: &str = "

@@ -165,17 +165,13 @@ impl PostgisStore {
                 "{url_shown}: schema version {cur} is newer than this wangge knows ({SCHEMA_VERSION}); use a newer wangge"
             )));
         }
-        if cur < 1 {
-            tx.batch_execute(MIGRATION_1).await.map_err(pe)?;
-            tx.execute("INSERT INTO wangge_schema (version) VALUES (1)", &[])
-                .await
-                .map_err(pe)?;
-        }
-        if cur < 2 {
-            tx.batch_execute(MIGRATION_2).await.map_err(pe)?;
-            tx.execute("INSERT INTO wangge_schema (version) VALUES (2)", &[])
-                .await
-                .map_err(pe)?;
+        for (v, sql) in MIGRATIONS {
+            if cur < v {
+                tx.batch_execute(sql).await.map_err(pe)?;
+                tx.execute("INSERT INTO wangge_schema (version) VALUES ($1)", &[&v])
+                    .await
+                    .map_err(pe)?;
+            }
         }
         tx.commit().await.map_err(pe)?;
         drop(client);

@@ -274,4 +274,52 @@ impl Plans for PostgisStore {
                 phone: r.get(1),
             }))
     }
+
+    async fn set_worker_photo(
+        &self,
+        grid_code: &str,
+        photo: Option<Vec<u8>>,
+        who: &str,
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pe)?;
+        let n = tx
+            .execute(
+                "UPDATE grid_workers SET photo = $2, updated_at = now() WHERE grid_code = $1",
+                &[&grid_code, &photo],
+            )
+            .await
+            .map_err(pe)?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: "grid worker",
+                id: grid_code.to_string(),
+            });
+        }
+        let detail = photo
+            .as_ref()
+            .map_or("removed".into(), |p| format!("{} bytes", p.len()));
+        audit_in(
+            &tx,
+            who,
+            "set_worker_photo",
+            &format!("grid {grid_code}"),
+            &detail,
+        )
+        .await?;
+        tx.commit().await.map_err(pe)
+    }
+
+    async fn worker_photo(&self, grid_code: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT photo FROM grid_workers WHERE grid_code = $1",
+                &[&grid_code],
+            )
+            .await
+            .map_err(pe)?
+            .and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
+    }
 }

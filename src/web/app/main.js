@@ -207,6 +207,9 @@ async function boot() {
     refreshLabels();
     paintBuildings();
     emit('map-loaded');
+    // a signboard's QR code opens the map on its grid: /?grid=CODE
+    const grid = new URLSearchParams(location.search).get('grid');
+    if (grid) search(grid);
   });
   map.on('sourcedata', (e) => {
     if (e.sourceId === 'buildings' && e.sourceDataType === 'metadata') paintBuildings();

@@ -3,7 +3,7 @@
 // assignment by an administrator.
 import { S, el, fmt, toast, emit } from './state.js';
 import { t } from './i18n.js';
-import { api, ApiError } from './api.js';
+import { api, ApiError, download, authHeaders } from './api.js';
 import { zoomTo, BAND_COLOURS } from './map.js';
 
 export let current = null; // code of the grid in the panel
@@ -52,19 +52,49 @@ export function showGrid(code, props = null, { table = true } = {}) {
     row(t('phone'), g.worker_phone || t('none'), 'grid-phone'),
   );
   box.append(el('h3', {}, g.name || g.code), tbl);
+  if (g.worker_name) {
+    const img = el('img', { class: 'worker-photo', alt: t('photo'), testid: 'worker-photo', src: `/grids/${encodeURIComponent(g.code)}/worker/photo` });
+    img.onerror = () => img.remove();
+    box.append(img);
+  }
+  box.append(printButtons(g));
   if (S.session.may.admin) box.append(workerForm(g));
   if (table) emit('grid', code);
+}
+
+// the signboard of the grid (the plan shown when it is a draft) and the community's atlas
+function printButtons(g) {
+  const draft = S.plan && S.plan.status === 'draft' ? `?plan=${S.plan.id}` : '';
+  const sign = draft
+    ? el('button', {
+      testid: 'print-signboard',
+      onclick: () => download(`/grids/${encodeURIComponent(g.code)}/signboard.pdf${draft}`, `signboard-${g.code}.pdf`).catch((e) => toast(t('error', { m: e.message }), 'error')),
+    }, t('print_signboard'))
+    : el('a', { class: 'button', testid: 'print-signboard', target: '_blank', href: `/grids/${encodeURIComponent(g.code)}/signboard.pdf` }, t('print_signboard'));
+  const atlas = S.session.may.households && g.community
+    ? el('button', {
+      testid: 'print-atlas',
+      onclick: () => download(`/communities/${encodeURIComponent(g.community)}/atlas.pdf${draft}`, `atlas-${g.community}.pdf`).catch((e) => toast(t('error', { m: e.message }), 'error')),
+    }, t('print_atlas'))
+    : null;
+  return el('div', { class: 'print-buttons' }, sign, atlas);
 }
 
 function workerForm(g) {
   const name = el('input', { placeholder: t('worker'), value: g.worker_name || '', testid: 'worker-name' });
   const phone = el('input', { placeholder: t('phone'), value: g.worker_phone || '', testid: 'worker-phone' });
+  const photo = el('input', { type: 'file', accept: 'image/jpeg,image/png', testid: 'worker-photo-file', title: t('photo') });
   const save = el('button', {
     testid: 'worker-save',
     onclick: async () => {
       try {
         const body = { name: name.value.trim() || null, phone: phone.value.trim() || null };
         await api(`/grids/${encodeURIComponent(g.code)}/worker`, { body });
+        const file = photo.files && photo.files[0];
+        if (file && body.name) {
+          const r = await fetch(`/grids/${encodeURIComponent(g.code)}/worker/photo`, { method: 'POST', headers: authHeaders({ 'Content-Type': file.type }), body: file });
+          if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => ({})));
+        }
         g.worker_name = body.name || undefined;
         g.worker_phone = body.phone || undefined;
         showGrid(g.code, g);
@@ -74,7 +104,7 @@ function workerForm(g) {
       }
     },
   }, t('save'));
-  return el('fieldset', { class: 'worker' }, el('legend', {}, t('assign_worker')), name, phone, save);
+  return el('fieldset', { class: 'worker' }, el('legend', {}, t('assign_worker')), name, phone, photo, save);
 }
 
 // the grid table: out of band first, then by code; a click zooms to the grid

@@ -6,7 +6,7 @@
 // Every step asserts what the page shows against what the API says; screenshots of each step
 // are saved to look at. Exit 0 when every check holds.
 import { chromium } from 'playwright-core';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import fs, { mkdirSync, writeFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
 
@@ -495,14 +495,37 @@ await ctx.close();
   await p3.waitForFunction((c) => document.querySelector('[data-testid="grid-code"]')?.textContent === c, code);
   await p3.fill('[data-testid="worker-name"]', '王网格');
   await p3.fill('[data-testid="worker-phone"]', '010-12345');
+  await p3.setInputFiles('[data-testid="worker-photo-file"]', 'doc/map.png');
   await p3.click('[data-testid="worker-save"]');
   await p3.waitForFunction(() => document.querySelector('[data-testid="grid-worker"]')?.textContent === '王网格');
+  await p3.waitForFunction(() => document.querySelector('[data-testid="worker-photo"]')?.naturalWidth > 0, null, { timeout: 20000 });
   await shot(p3, '12-admin-worker');
+  // the print buttons: the signboard (a link anyone may follow) and the community's atlas
+  const href = await p3.getAttribute('[data-testid="print-signboard"]', 'href');
+  const sign = await fetch(`${BASE}${href}`);
+  assert.equal(sign.headers.get('content-type'), 'application/pdf', 'the signboard is a PDF');
+  assert.equal(Buffer.from(await sign.arrayBuffer()).subarray(0, 5).toString(), '%PDF-', 'the signboard is a PDF');
+  const [dl] = await Promise.all([p3.waitForEvent('download', { timeout: 90000 }), p3.click('[data-testid="print-atlas"]')]);
+  const atlas = fs.readFileSync(await dl.path());
+  assert.equal(atlas.subarray(0, 5).toString(), '%PDF-', 'the atlas downloads as a PDF');
+  log(`print: signboard link ${href}, atlas ${dl.suggestedFilename()} ${atlas.length} bytes`);
   assert.deepEqual(e3, [], 'admin page: console errors');
   await c3.close();
   const pub = (await rest(`/collections/grids/items/${code}`, null)).data.properties;
   assert.equal(pub.worker_name, '王网格', 'the public sees the worker');
   assert.equal(pub.worker_phone, '010-12345', 'the public sees the public phone');
+  // a signboard's QR code: /?grid=CODE opens the map on the grid, with the worker's photo
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'zh-CN' });
+  const page = await ctx.newPage();
+  const errs = [];
+  page.on('pageerror', (e) => errs.push(e.message));
+  await page.goto(`${BASE}/?grid=${encodeURIComponent(code)}`);
+  await page.waitForFunction((c) => document.querySelector('[data-testid="grid-code"]')?.textContent === c, code, { timeout: 60000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="worker-photo"]')?.naturalWidth > 0, null, { timeout: 20000 });
+  await idle(page);
+  await shot(page, '13-qr-link');
+  assert.deepEqual(errs, [], 'the QR link page: errors');
+  await ctx.close();
 }
 
 // 4. a page on another origin (localhost vs 127.0.0.1) reads TileJSON, tiles and items, with a

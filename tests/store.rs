@@ -232,6 +232,33 @@ async fn plans_publish_and_lookup(s: Arc<dyn Store>) {
     let hit = s.grid_at(116.412, 39.902, T0 + DAY).await.unwrap().unwrap();
     assert_eq!(hit.code, "A3");
     assert_eq!(hit.worker.unwrap().name, "王芳");
+    // the worker's photo: set, read back byte for byte, removed; none without a worker
+    assert_eq!(s.worker_photo("A3").await.unwrap(), None);
+    let photo = b"\x89PNG\r\n\x1a\n not really".to_vec();
+    s.set_worker_photo("A3", Some(photo.clone()), "admin")
+        .await
+        .unwrap();
+    assert_eq!(s.worker_photo("A3").await.unwrap(), Some(photo));
+    assert_eq!(
+        s.worker("A3").await.unwrap().unwrap().name,
+        "王芳",
+        "the photo leaves the worker as it was"
+    );
+    s.set_worker_photo("A3", None, "admin").await.unwrap();
+    assert_eq!(s.worker_photo("A3").await.unwrap(), None);
+    let e = s
+        .set_worker_photo("A4", Some(vec![1, 2, 3]), "admin")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
+    assert!(
+        s.audit_log(50)
+            .await
+            .unwrap()
+            .iter()
+            .any(|a| a.action == "set_worker_photo" && a.target == "grid A3"),
+        "the photo change is audited"
+    );
     // a second plan retires the first at its valid_from
     let b = s.create_plan(halves("B")).await.unwrap();
     // stale version
@@ -789,6 +816,29 @@ async fn gpkg_refuses_newer_schema() {
         matches!(&e, StoreError::Schema(m) if m.contains("99")),
         "{e:?}"
     );
+}
+
+/// A store of schema version 2 (before workers' photos) is brought up to date on open.
+#[tokio::test]
+async fn gpkg_migrates_to_worker_photos() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.gpkg");
+    let path = p.to_str().unwrap();
+    drop(wangge::store::open(Some(path)).await.unwrap());
+    let c = rusqlite::Connection::open(&p).unwrap();
+    c.execute_batch(
+        "ALTER TABLE grid_workers DROP COLUMN photo; DELETE FROM wangge_schema WHERE version = 3;",
+    )
+    .unwrap();
+    drop(c);
+    let s = wangge::store::open(Some(path)).await.unwrap();
+    assert_eq!(s.worker_photo("X").await.unwrap(), None);
+    drop(s);
+    let c = rusqlite::Connection::open(&p).unwrap();
+    let v: i64 = c
+        .query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 3);
 }
 
 #[tokio::test]

@@ -43,8 +43,10 @@ pub fn fonts() -> Result<Arc<usvg::fontdb::Database>, PrintError> {
                         dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
                     ));
                 };
-                db.load_font_file(&p)
+                // read once into memory: a font file is otherwise mapped and unmapped at each use
+                let data = std::fs::read(&p)
                     .map_err(|e| format!("{}: cannot read the font: {e}", p.display()))?;
+                db.load_font_data(data);
             }
             db.set_sans_serif_family(super::svg::FONT);
             Ok(Arc::new(db))

@@ -182,13 +182,43 @@ pub fn draw(svg: &mut Svg, frame: Frame, area: &PrintArea, focus: &Focus, extent
     );
 }
 
+/// Colours for a community's grids: in code order, each takes the first palette colour no
+/// touching grid has (greedy; a map of grids needs far fewer than ten).
+fn colours(grids: &[&PrintGrid], community: &str) -> Vec<usize> {
+    let mine: Vec<usize> = (0..grids.len())
+        .filter(|&i| grids[i].community == community)
+        .collect();
+    let boxes: Vec<Option<Rect>> = grids.iter().map(|g| g.geometry.bounding_rect()).collect();
+    let mut out = vec![0; grids.len()];
+    let mut done: Vec<usize> = Vec::new();
+    for &i in &mine {
+        let used: Vec<usize> = done
+            .iter()
+            .filter(|&&j| {
+                matches!((boxes[i], boxes[j]), (Some(a), Some(b)) if a.intersects(&b))
+                    && grids[i].geometry.intersects(&grids[j].geometry)
+            })
+            .map(|&j| out[j])
+            .collect();
+        out[i] = (0..PALETTE.len())
+            .find(|k| !used.contains(k))
+            .unwrap_or(grids[i].seq % PALETTE.len());
+        done.push(i);
+    }
+    out
+}
+
 fn draw_fills(svg: &mut Svg, p: &Proj, grids: &[&PrintGrid], focus: &Focus) {
-    for g in grids {
+    let colour = match focus {
+        Focus::Community(c) => colours(grids, c),
+        Focus::Grid(_) => Vec::new(),
+    };
+    for (i, g) in grids.iter().enumerate() {
         let fill = match focus {
-            Focus::Grid(f) if f.code == g.code => "#fff3df".to_string(),
-            Focus::Grid(_) => "#fbfaf7".to_string(),
-            Focus::Community(c) if g.community == *c => PALETTE[g.seq % PALETTE.len()].to_string(),
-            Focus::Community(_) => "#fbfaf7".to_string(),
+            Focus::Grid(f) if f.code == g.code => "#fff3df",
+            Focus::Grid(_) => "#fbfaf7",
+            Focus::Community(c) if g.community == *c => PALETTE[colour[i]],
+            Focus::Community(_) => "#fbfaf7",
         };
         svg.path(
             &p.path(&g.geometry),

@@ -4,10 +4,11 @@
 //! Geometry goes lon/lat → Web Mercator → integer tile coordinates (extent 4096). Snapping every
 //! vertex to the integer grid is the simplification: it depends on the vertex alone, so two grids
 //! that share an edge snap it identically; consecutive duplicates and exactly collinear vertices
-//! (integer cross product 0) are then dropped, which cannot open a gap either. Polygons are clipped
-//! to the tile plus its buffer with Sutherland–Hodgman (a convex window), lines with Liang–Barsky.
+//! (integer cross product 0) are then dropped, which cannot open a gap either. Polygons that cross
+//! the tile plus its buffer are intersected with it exactly (geo's boolean operations, which split
+//! a concave polygon into its pieces), lines are clipped with Liang–Barsky.
 
-use geo::{Coord, Geometry, LineString, Polygon};
+use geo::{BooleanOps, Coord, Geometry, LineString, Polygon};
 use serde_json::Value;
 
 /// Tile extent (units per tile side).
@@ -84,46 +85,6 @@ fn snap(p: (f64, f64)) -> Pt {
     (p.0.round() as i64, p.1.round() as i64)
 }
 
-/// Clip a closed ring (first ≠ last) to the window [lo, hi]² (Sutherland–Hodgman).
-fn clip_ring(pts: &[(f64, f64)], lo: f64, hi: f64) -> Vec<(f64, f64)> {
-    let mut out: Vec<(f64, f64)> = pts.to_vec();
-    // (axis, bound, keep >= or <=)
-    for (axis, b, ge) in [(0, lo, true), (0, hi, false), (1, lo, true), (1, hi, false)] {
-        if out.is_empty() {
-            break;
-        }
-        let inside = |p: &(f64, f64)| {
-            let v = if axis == 0 { p.0 } else { p.1 };
-            if ge { v >= b } else { v <= b }
-        };
-        let cut = |a: &(f64, f64), c: &(f64, f64)| {
-            let (va, vc) = if axis == 0 { (a.0, c.0) } else { (a.1, c.1) };
-            let t = (b - va) / (vc - va);
-            if axis == 0 {
-                (b, a.1 + t * (c.1 - a.1))
-            } else {
-                (a.0 + t * (c.0 - a.0), b)
-            }
-        };
-        let input = std::mem::take(&mut out);
-        let n = input.len();
-        for i in 0..n {
-            let cur = &input[i];
-            let prev = &input[(i + n - 1) % n];
-            match (inside(prev), inside(cur)) {
-                (true, true) => out.push(*cur),
-                (true, false) => out.push(cut(prev, cur)),
-                (false, true) => {
-                    out.push(cut(prev, cur));
-                    out.push(*cur);
-                }
-                (false, false) => {}
-            }
-        }
-    }
-    out
-}
-
 /// Drop consecutive duplicates and exactly collinear vertices of a closed ring (first ≠ last).
 fn tidy_ring(mut r: Vec<Pt>) -> Vec<Pt> {
     // duplicates first (also across the closing edge), then collinear vertices until none is left
@@ -167,19 +128,10 @@ fn ring_area2(r: &[Pt]) -> i64 {
         .sum()
 }
 
-/// A polygon in tile coordinates: rings (exterior first), clipped, snapped, oriented as MVT wants
+/// Rings in tile coordinates (exterior first, first ≠ last) snapped and oriented as MVT wants
 /// (exterior positive area in tile coordinates, y down; holes negative). None when nothing is left.
-fn tile_polygon(p: &Polygon, f: &TileFrame) -> Option<Vec<Vec<Pt>>> {
-    let lo = -(BUFFER as f64);
-    let hi = (EXTENT + BUFFER) as f64;
-    let ring = |l: &LineString| -> Vec<Pt> {
-        let mut pts: Vec<(f64, f64)> = l.0.iter().map(|c| f.px(*c)).collect();
-        if pts.len() > 1 && pts.first() == pts.last() {
-            pts.pop();
-        }
-        tidy_ring(clip_ring(&pts, lo, hi).into_iter().map(snap).collect())
-    };
-    let mut ext = ring(p.exterior());
+fn assemble(ext: &[(f64, f64)], holes: &[Vec<(f64, f64)>]) -> Option<Vec<Vec<Pt>>> {
+    let mut ext = tidy_ring(ext.iter().copied().map(snap).collect());
     if ext.len() < 3 || ring_area2(&ext) == 0 {
         return None;
     }
@@ -187,8 +139,8 @@ fn tile_polygon(p: &Polygon, f: &TileFrame) -> Option<Vec<Vec<Pt>>> {
         ext.reverse();
     }
     let mut rings = vec![ext];
-    for h in p.interiors() {
-        let mut r = ring(h);
+    for h in holes {
+        let mut r = tidy_ring(h.iter().copied().map(snap).collect());
         if r.len() < 3 || ring_area2(&r) == 0 {
             continue;
         }
@@ -198,6 +150,105 @@ fn tile_polygon(p: &Polygon, f: &TileFrame) -> Option<Vec<Vec<Pt>>> {
         rings.push(r);
     }
     Some(rings)
+}
+
+/// A polygon in tile coordinates, cut to the tile and its buffer: none, one, or — where a
+/// concave polygon leaves the window and comes back — several. A polygon inside the window is
+/// only snapped; one that crosses it is intersected with the window exactly (geo's boolean
+/// operations), which splits it where it must. Sutherland–Hodgman, used before, joined such
+/// pieces along the window edge into zero-width runs (invalid polygons in 101 of 3,965 Manhattan
+/// grid tiles, issue 18).
+fn tile_polygons(p: &Polygon, f: &TileFrame) -> Vec<Vec<Vec<Pt>>> {
+    let px = |l: &LineString| -> Vec<(f64, f64)> {
+        let mut pts: Vec<(f64, f64)> = l.0.iter().map(|c| f.px(*c)).collect();
+        if pts.len() > 1 && pts.first() == pts.last() {
+            pts.pop();
+        }
+        pts
+    };
+    let ext = px(p.exterior());
+    let holes: Vec<Vec<(f64, f64)>> = p.interiors().iter().map(px).collect();
+    window_polygons(&ext, &holes)
+}
+
+/// A polygon already in tile coordinates (rings without their closing point), cut to the tile
+/// and its buffer and assembled (see [`tile_polygons`]).
+fn window_polygons(ext: &[(f64, f64)], holes: &[Vec<(f64, f64)>]) -> Vec<Vec<Vec<Pt>>> {
+    let lo = -(BUFFER as f64);
+    let hi = (EXTENT + BUFFER) as f64;
+    let within = |r: &[(f64, f64)]| {
+        r.iter()
+            .all(|q| q.0 >= lo && q.0 <= hi && q.1 >= lo && q.1 <= hi)
+    };
+    if within(ext) && holes.iter().all(|h| within(h)) {
+        return assemble(ext, holes).map(repaired).unwrap_or_default();
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for q in ext {
+        (x0, y0, x1, y1) = (x0.min(q.0), y0.min(q.1), x1.max(q.0), y1.max(q.1));
+    }
+    if x1 < lo || y1 < lo || x0 > hi || y0 > hi {
+        return Vec::new();
+    }
+    let ring = |r: &[(f64, f64)]| LineString::from(r.to_vec());
+    let poly = Polygon::new(ring(ext), holes.iter().map(|h| ring(h)).collect());
+    let window = geo::Rect::new((lo, lo), (hi, hi)).to_polygon();
+    poly.intersection(&window)
+        .0
+        .iter()
+        .filter_map(|q| {
+            let ext = px_ring(q.exterior());
+            let holes: Vec<Vec<(f64, f64)>> = q.interiors().iter().map(px_ring).collect();
+            assemble(&ext, &holes)
+        })
+        .flat_map(repaired)
+        .collect()
+}
+
+fn to_geo(rings: &[Vec<Pt>]) -> Polygon {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "tile coordinates are small integers"
+    )]
+    let ring = |r: &Vec<Pt>| {
+        LineString::from(
+            r.iter()
+                .map(|p| (p.0 as f64, p.1 as f64))
+                .collect::<Vec<_>>(),
+        )
+    };
+    Polygon::new(ring(&rings[0]), rings[1..].iter().map(ring).collect())
+}
+
+/// A snapped polygon as valid pieces: snapping to the integer grid can make a thin part cross
+/// itself or a ring touch itself; such a polygon is rebuilt from its outline (geo's boolean
+/// operations resolve the crossings) and snapped again. Valid polygons — nearly all — pass as
+/// they are.
+fn repaired(rings: Vec<Vec<Pt>>) -> Vec<Vec<Vec<Pt>>> {
+    use geo::Validation;
+    let p = to_geo(&rings);
+    if p.is_valid() {
+        return vec![rings];
+    }
+    let fixed = geo::MultiPolygon(vec![p]).union(&geo::MultiPolygon::<f64>(vec![]));
+    let out: Vec<Vec<Vec<Pt>>> = fixed
+        .0
+        .iter()
+        .filter_map(|q| {
+            let holes: Vec<Vec<(f64, f64)>> = q.interiors().iter().map(px_ring).collect();
+            assemble(&px_ring(q.exterior()), &holes)
+        })
+        .collect();
+    if out.is_empty() { vec![rings] } else { out }
+}
+
+/// The points of a ring already in tile coordinates, without the closing point.
+fn px_ring(l: &LineString) -> Vec<(f64, f64)> {
+    let mut pts: Vec<(f64, f64)> = l.0.iter().map(|c| (c.x, c.y)).collect();
+    if pts.len() > 1 && pts.first() == pts.last() {
+        pts.pop();
+    }
+    pts
 }
 
 /// Liang–Barsky clip of a segment to the window; None when outside.
@@ -316,10 +367,7 @@ pub fn encode_geometry(g: &Geometry, f: &TileFrame) -> Option<(u32, Vec<u32>)> {
         }
         _ => return None,
     };
-    for p in polys {
-        let Some(rings) = tile_polygon(p, f) else {
-            continue;
-        };
+    for rings in polys.into_iter().flat_map(|p| tile_polygons(p, f)) {
         for r in rings {
             move_to(&mut cmds, r[0], &mut cursor);
             line_to(&mut cmds, &r[1..], &mut cursor);
@@ -477,15 +525,48 @@ mod tests {
             (5000.0, 5000.0),
             (-100.0, 5000.0),
         ];
-        let c = clip_ring(&sq, -64.0, 4160.0);
-        assert_eq!(c.len(), 4);
-        assert!(
-            c.iter()
-                .all(|p| p.0 >= -64.0 && p.0 <= 4160.0 && p.1 >= -64.0 && p.1 <= 4160.0)
-        );
+        let c = window_polygons(&sq, &[]);
+        assert_eq!(c.len(), 1);
+        let mut r = c[0][0].clone();
+        r.sort_unstable();
+        assert_eq!(r, vec![(-64, -64), (-64, 4160), (4160, -64), (4160, 4160)]);
         let r = tidy_ring(vec![(0, 0), (5, 0), (10, 0), (10, 10), (10, 10), (0, 10)]);
         assert_eq!(r, vec![(0, 0), (10, 0), (10, 10), (0, 10)]);
         assert!(ring_area2(&r) > 0);
+    }
+
+    /// A U whose two arms leave the window on the same side and a comb along the edge: each
+    /// piece comes back as its own polygon, with no zero-width run along the window edge.
+    #[test]
+    fn concave_polygons_split_at_the_window() {
+        let u = vec![
+            (1000.0, 1000.0),
+            (5000.0, 1000.0),
+            (5000.0, 1500.0),
+            (2000.0, 1500.0),
+            (2000.0, 2500.0),
+            (5000.0, 2500.0),
+            (5000.0, 3000.0),
+            (1000.0, 3000.0),
+        ];
+        let c = window_polygons(&u, &[]);
+        assert_eq!(c.len(), 1, "the U's base is inside: one polygon");
+        let on_edge: Vec<&Pt> = c[0][0].iter().filter(|p| p.0 == 4160).collect();
+        assert_eq!(on_edge.len(), 4, "{:?}", c[0][0]);
+        // no edge along x = 4160 between the arms (y 1500..2500)
+        let r = &c[0][0];
+        for k in 0..r.len() {
+            let (a, b) = (r[k], r[(k + 1) % r.len()]);
+            assert!(
+                !(a.0 == 4160 && b.0 == 4160 && a.1.min(b.1) < 2500 && a.1.max(b.1) > 1500),
+                "{r:?}"
+            );
+        }
+        // the base outside (left of the window): two separate arms
+        let n: Vec<(f64, f64)> = u.iter().map(|p| (p.0 - 2100.0, p.1)).collect();
+        let c = window_polygons(&n, &[]);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(c.iter().all(|p| ring_area2(&p[0]) > 0));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub fn write_layer(
             .map(|(n, t)| format!("\"{}\" {t}", n.replace('"', "")))
             .collect();
         create_feature_table(&c, name, geometry_type, &cols.join(", ")).map_err(be)?;
+        super::styles::write_styles(&c, &[name]).map_err(be)?;
         let marks: Vec<String> = (0..=columns.len()).map(|i| format!("?{}", i + 1)).collect();
         let names: Vec<String> = columns
             .iter()

@@ -88,6 +88,83 @@ pub(super) const ATTRIBUTE_TABLES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The R-tree triggers of GeoPackage 1.3 (`insert`, `update1`…`update4`, `delete`), which the file's
+/// `user_version` (10300) declares and GDAL's `validate_gpkg.py` checks by name (Req 75). (1.4 split
+/// `update1` into `update6`/`update7` and renamed `update3` to `update5`; stores written before
+/// schema 3 carried those and are rewritten on open, see [`rtree_triggers_1_3`].)
+fn rtree_triggers(t: &str) -> String {
+    let r = format!("rtree_{t}_geom");
+    let bbox = "ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom)";
+    format!(
+        "CREATE TRIGGER {r}_insert AFTER INSERT ON {t}
+           WHEN (new.geom NOT NULL AND NOT ST_IsEmpty(NEW.geom))
+         BEGIN
+           INSERT OR REPLACE INTO {r} VALUES (NEW.fid, {bbox});
+         END;
+         CREATE TRIGGER {r}_update1 AFTER UPDATE OF geom ON {t}
+           WHEN OLD.fid = NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
+         BEGIN
+           INSERT OR REPLACE INTO {r} VALUES (NEW.fid, {bbox});
+         END;
+         CREATE TRIGGER {r}_update2 AFTER UPDATE OF geom ON {t}
+           WHEN OLD.fid = NEW.fid AND (NEW.geom IS NULL OR ST_IsEmpty(NEW.geom))
+         BEGIN
+           DELETE FROM {r} WHERE id = OLD.fid;
+         END;
+         CREATE TRIGGER {r}_update3 AFTER UPDATE ON {t}
+           WHEN OLD.fid != NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
+         BEGIN
+           DELETE FROM {r} WHERE id = OLD.fid;
+           INSERT OR REPLACE INTO {r} VALUES (NEW.fid, {bbox});
+         END;
+         CREATE TRIGGER {r}_update4 AFTER UPDATE ON {t}
+           WHEN OLD.fid != NEW.fid AND (NEW.geom IS NULL OR ST_IsEmpty(NEW.geom))
+         BEGIN
+           DELETE FROM {r} WHERE id IN (OLD.fid, NEW.fid);
+         END;
+         CREATE TRIGGER {r}_delete AFTER DELETE ON {t}
+           WHEN old.geom NOT NULL
+         BEGIN
+           DELETE FROM {r} WHERE id = OLD.fid;
+         END;"
+    )
+}
+
+/// Replace GeoPackage 1.4 R-tree triggers (written by wangge before schema 3) with the 1.3 set
+/// the file declares. Idempotent; run on every open, in one transaction when there is work.
+pub(super) fn rtree_triggers_1_3(c: &Connection) -> rusqlite::Result<()> {
+    let tables: Vec<String> = c
+        .prepare(
+            "SELECT substr(name, 7, length(name) - 19) FROM sqlite_master
+             WHERE type = 'trigger' AND name LIKE 'rtree\\_%\\_geom\\_update6' ESCAPE '\\'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let r = tables.iter().try_for_each(|t| {
+        let r = format!("rtree_{t}_geom");
+        let mut sql = String::new();
+        for trg in [
+            "insert", "update1", "update2", "update3", "update4", "update5", "update6", "update7",
+            "delete",
+        ] {
+            sql.push_str(&format!("DROP TRIGGER IF EXISTS {r}_{trg};"));
+        }
+        sql.push_str(&rtree_triggers(t));
+        c.execute_batch(&sql)
+    });
+    match r {
+        Ok(()) => c.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 /// The GeoPackage core tables (spatial reference systems, contents, geometry columns, extensions).
 pub(super) fn create_core(c: &Connection) -> rusqlite::Result<()> {
     c.execute_batch(&format!(
@@ -146,46 +223,8 @@ pub(super) fn create_feature_table(
     )?;
     let r = format!("rtree_{t}_geom");
     c.execute_batch(&format!(
-        "CREATE VIRTUAL TABLE {r} USING rtree(id, minx, maxx, miny, maxy);
-         CREATE TRIGGER {r}_insert AFTER INSERT ON {t}
-           WHEN (new.geom NOT NULL AND NOT ST_IsEmpty(NEW.geom))
-         BEGIN
-           INSERT OR REPLACE INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
-         END;
-         CREATE TRIGGER {r}_update6 AFTER UPDATE OF geom ON {t}
-           WHEN OLD.fid = NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
-             AND (OLD.geom NOTNULL AND NOT ST_IsEmpty(OLD.geom))
-         BEGIN
-           UPDATE {r} SET minx = ST_MinX(NEW.geom), maxx = ST_MaxX(NEW.geom), miny = ST_MinY(NEW.geom), maxy = ST_MaxY(NEW.geom)
-             WHERE id = NEW.fid;
-         END;
-         CREATE TRIGGER {r}_update7 AFTER UPDATE OF geom ON {t}
-           WHEN OLD.fid = NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
-             AND (OLD.geom ISNULL OR ST_IsEmpty(OLD.geom))
-         BEGIN
-           INSERT INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
-         END;
-         CREATE TRIGGER {r}_update2 AFTER UPDATE OF geom ON {t}
-           WHEN OLD.fid = NEW.fid AND (NEW.geom IS NULL OR ST_IsEmpty(NEW.geom))
-         BEGIN
-           DELETE FROM {r} WHERE id = OLD.fid;
-         END;
-         CREATE TRIGGER {r}_update5 AFTER UPDATE ON {t}
-           WHEN OLD.fid != NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom))
-         BEGIN
-           DELETE FROM {r} WHERE id = OLD.fid;
-           INSERT INTO {r} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
-         END;
-         CREATE TRIGGER {r}_update4 AFTER UPDATE ON {t}
-           WHEN OLD.fid != NEW.fid AND (NEW.geom IS NULL OR ST_IsEmpty(NEW.geom))
-         BEGIN
-           DELETE FROM {r} WHERE id IN (OLD.fid, NEW.fid);
-         END;
-         CREATE TRIGGER {r}_delete AFTER DELETE ON {t}
-           WHEN old.geom NOT NULL
-         BEGIN
-           DELETE FROM {r} WHERE id = OLD.fid;
-         END;"
+        "CREATE VIRTUAL TABLE {r} USING rtree(id, minx, maxx, miny, maxy);{}",
+        rtree_triggers(t)
     ))?;
     Ok(())
 }
@@ -203,6 +242,8 @@ pub(super) fn create_schema(c: &Connection) -> rusqlite::Result<()> {
     for (t, gtype, cols) in FEATURE_TABLES {
         create_feature_table(c, t, gtype, cols)?;
     }
+    let names: Vec<&str> = FEATURE_TABLES.iter().map(|t| t.0).collect();
+    super::styles::write_styles(c, &names)?;
     c.execute_batch(
         "CREATE TABLE plan_assignments (plan_id INTEGER NOT NULL REFERENCES plans(id), building_id TEXT NOT NULL,
            grid_code TEXT NOT NULL, PRIMARY KEY (plan_id, building_id)) WITHOUT ROWID;
@@ -228,7 +269,8 @@ const MIGRATION_2: &str = "
       before TEXT NOT NULL, after TEXT NOT NULL, PRIMARY KEY (plan_id, seq)) WITHOUT ROWID;
     INSERT INTO wangge_schema VALUES (2);";
 
-/// Version 3: the grid worker's photo (for printed signboards).
+/// Version 3: the grid worker's photo (for printed signboards); QGIS layer styles are added by
+/// [`migrate`] at the same step.
 const MIGRATION_3: &str = "
     ALTER TABLE grid_workers ADD COLUMN photo BLOB;
     INSERT INTO wangge_schema VALUES (3);";
@@ -247,6 +289,10 @@ pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     }
     if v < 3 && r.is_ok() {
         r = c.execute_batch(MIGRATION_3);
+        if r.is_ok() {
+            let names: Vec<&str> = FEATURE_TABLES.iter().map(|t| t.0).collect();
+            r = super::styles::write_styles(c, &names);
+        }
     }
     match r {
         Ok(()) => c.execute_batch("COMMIT"),

@@ -40,6 +40,7 @@ mod features;
 mod file;
 mod plans;
 mod reference;
+pub mod styles;
 use self::{file::*, reference::*};
 pub use export::write_layer;
 
@@ -113,6 +114,7 @@ impl GpkgStore {
         let w = open_conn(path)?;
         check_file(&w, path)?;
         file::migrate(&w).map_err(be)?;
+        file::rtree_triggers_1_3(&w).map_err(be)?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("wangge-gpkg-writer".into())

@@ -134,8 +134,14 @@ impl ReferenceData for GpkgStore {
             let mut n = Upserted::default();
             let mut ins = c
                 .prepare_cached(
-                    "INSERT INTO communities (geom, code, name, street, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(code) DO UPDATE SET geom = excluded.geom, name = excluded.name, street = excluded.street, updated_at = excluded.updated_at",
+                    "INSERT INTO communities (geom, code, name, street, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(be)?;
+            // a plain UPDATE, not an UPSERT: the GeoPackage 1.3 R-tree triggers the file declares
+            // (INSERT OR REPLACE into the index) take the outer statement's conflict rule
+            let mut upd = c
+                .prepare_cached(
+                    "UPDATE communities SET geom = ?1, name = ?3, street = ?4, updated_at = ?5 WHERE code = ?2",
                 )
                 .map_err(be)?;
             let mut exists = c
@@ -143,12 +149,14 @@ impl ReferenceData for GpkgStore {
                 .map_err(be)?;
             let t = ts_text(now());
             for it in &items {
-                if exists.exists([&it.code]).map_err(be)? {
+                let st = if exists.exists([&it.code]).map_err(be)? {
                     n.updated += 1;
+                    &mut upd
                 } else {
                     n.inserted += 1;
-                }
-                ins.execute(params![
+                    &mut ins
+                };
+                st.execute(params![
                     to_gpkg(&Geometry::MultiPolygon(it.geometry.clone()), 4326),
                     it.code,
                     it.name,
@@ -172,9 +180,13 @@ impl ReferenceData for GpkgStore {
             let mut n = Upserted::default();
             let mut ins = c
                 .prepare_cached(
-                    "INSERT INTO buildings (geom, building_id, community, households, household_source, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT(building_id) DO UPDATE SET geom = excluded.geom, community = excluded.community, households = excluded.households,
-                       household_source = excluded.household_source, updated_at = excluded.updated_at",
+                    "INSERT INTO buildings (geom, building_id, community, households, household_source, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(be)?;
+            // a plain UPDATE, not an UPSERT (see put_communities)
+            let mut upd = c
+                .prepare_cached(
+                    "UPDATE buildings SET geom = ?1, community = ?3, households = ?4, household_source = ?5, updated_at = ?6 WHERE building_id = ?2",
                 )
                 .map_err(be)?;
             let mut exists = c
@@ -182,12 +194,14 @@ impl ReferenceData for GpkgStore {
                 .map_err(be)?;
             let t = ts_text(now());
             for (b, o) in items.iter().zip(owner) {
-                if exists.exists([&b.id]).map_err(be)? {
+                let st = if exists.exists([&b.id]).map_err(be)? {
                     n.updated += 1;
+                    &mut upd
                 } else {
                     n.inserted += 1;
-                }
-                ins.execute(params![
+                    &mut ins
+                };
+                st.execute(params![
                     to_gpkg(&Geometry::MultiPolygon(b.geometry.clone()), 4326),
                     b.id,
                     o.map(|(ci, _)| cs[ci].code.clone()),

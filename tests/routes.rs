@@ -766,3 +766,93 @@ async fn reports_are_checked_field_by_field() {
     let (st, b) = post("&description=line%0Anext&media_url=https://x.example/p.jpg".into()).await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
 }
+
+/// TileJSON says how deep the tiles add detail (16; heat 13) so clients over-zoom, with a
+/// description and the configured attribution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tilejson_advertises_the_real_zooms_and_attribution() {
+    let fx = fixture().await;
+    let (st, body) = call(&fx.app, "GET", "/tiles/all.json", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let j: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["maxzoom"], 16, "{j}");
+    for l in j["vector_layers"].as_array().unwrap() {
+        let want = if l["id"] == "heat" { 13 } else { 16 };
+        assert_eq!(l["maxzoom"], want, "{l}");
+        assert!(l["description"].is_string(), "{l}");
+    }
+    assert_eq!(j["attribution"], "wangge 社区网格");
+    assert!(j["description"].as_str().unwrap().contains("grids"));
+    let (_, body) = call(&fx.app, "GET", "/tiles/heat.json", Some(&fx.dispatcher)).await;
+    let j: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["maxzoom"], 13, "{j}");
+    let store = wangge::store::open(Some(fx._dir.path().join("w.gpkg").to_str().unwrap()))
+        .await
+        .unwrap();
+    let cfg = Config {
+        tile_attribution: "© OpenStreetMap contributors".into(),
+        ..Config::default()
+    };
+    let app = router(Arc::new(AppState::new(
+        store,
+        wangge::incident::Catalogue::default_catalogue(),
+        wangge::incident::Calendar::default_calendar(),
+        cfg,
+    )));
+    let (_, body) = call(&app, "GET", "/tiles/grids.json", None).await;
+    let j: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["attribution"], "© OpenStreetMap contributors");
+}
+
+/// The collections list names only what the caller may read: an anonymous client (GDAL's OAPIF
+/// driver lists, then opens each) never meets a 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_list_only_what_the_caller_reads() {
+    let fx = fixture().await;
+    let ids = |b: &[u8]| -> Vec<String> {
+        let j: Value = serde_json::from_slice(b).unwrap();
+        j["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, public) = call(&fx.app, "GET", "/collections", None).await;
+    assert_eq!(
+        ids(&public),
+        ["streets", "communities", "grids", "buildings"]
+    );
+    let (_, staff) = call(&fx.app, "GET", "/collections", Some(&fx.dispatcher)).await;
+    assert!(ids(&staff).contains(&"incidents".to_string()));
+    let (_, viewer) = call(&fx.app, "GET", "/collections", Some(&fx.viewer)).await;
+    assert!(!ids(&viewer).contains(&"incidents".to_string()));
+    let (st, _) = call(&fx.app, "GET", "/collections/incidents", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = call(
+        &fx.app,
+        "GET",
+        "/collections/incidents",
+        Some(&fx.dispatcher),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+/// `limit` is documented with its maximum on the items path, where clients that page (GDAL's
+/// OAPIF driver in its newer versions) look for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_the_page_size() {
+    let fx = fixture().await;
+    let (_, body) = call(&fx.app, "GET", "/openapi.json", None).await;
+    let j: Value = serde_json::from_slice(&body).unwrap();
+    let params = j["paths"]["/collections/{collectionId}/items"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["in"], "query");
+    assert_eq!(limit["schema"]["maximum"], 1000);
+    assert_eq!(limit["schema"]["default"], 100);
+    assert!(params.iter().any(|p| p["name"] == "bbox"));
+}

@@ -66,6 +66,9 @@ pub struct Config {
     /// The service's public address (e.g. `https://grid.example.gov.cn`), for the QR codes of
     /// printed signboards; default: the address the request came to.
     pub public_base_url: Option<String>,
+    /// Attribution shown by map clients (TileJSON `attribution`): name your data's sources here,
+    /// e.g. "© OpenStreetMap contributors" for OSM buildings and roads.
+    pub tile_attribution: String,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             basemap: None,
             cors_origins: vec!["*".into()],
             public_base_url: None,
+            tile_attribution: "wangge 社区网格".into(),
         }
     }
 }

@@ -99,11 +99,18 @@ fn layer_of(id: &str) -> Result<Layer, ApiError> {
         .map_err(|_| ApiError::not_found(format!("no collection {id:?}")))
 }
 
-pub async fn collections(State(s): State<Arc<AppState>>, h: HeaderMap) -> Json<Value> {
+/// GET /collections — the collections the caller may read (incidents only for roles that read
+/// cases: a client that lists them and then reads each, as GDAL does, meets no 401).
+pub async fn collections(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    h: HeaderMap,
+) -> Json<Value> {
     let b = base_url(&h);
     let ext = extent(&s).await;
     let cs: Vec<Value> = Layer::ALL
         .iter()
+        .filter(|l| **l != Layer::Incidents || p.reads_incidents())
         .map(|l| collection_json(*l, &b, ext))
         .collect();
     Json(json!({
@@ -114,10 +121,14 @@ pub async fn collections(State(s): State<Arc<AppState>>, h: HeaderMap) -> Json<V
 
 pub async fn collection(
     State(s): State<Arc<AppState>>,
+    p: Principal,
     Path(id): Path<String>,
     h: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let l = layer_of(&id)?;
+    if l == Layer::Incidents {
+        p.require(p.reads_incidents(), "the incidents collection")?;
+    }
     Ok(Json(collection_json(l, &base_url(&h), extent(&s).await)))
 }
 
@@ -436,7 +447,23 @@ pub(super) fn routes() -> Vec<Route> {
             "features",
             "public; incidents: dispatcher, grid_worker, admin",
             "Features (bbox, limit, offset, datetime, plan, property=value); household counts need a token",
-        ),
+        )
+        .query(vec![
+            (
+                "limit",
+                json!({ "type": "integer", "minimum": 1, "maximum": super::Config::default().page_max, "default": super::Config::default().page_default }),
+                "Features per page (the server's page_max is the maximum; `next` links page on)",
+            ),
+            ("offset", json!({ "type": "integer", "minimum": 0, "default": 0 }), "Features to skip"),
+            (
+                "bbox",
+                json!({ "type": "array", "minItems": 4, "maxItems": 4, "items": { "type": "number" } }),
+                "min lon, min lat, max lon, max lat (WGS84)",
+            ),
+            ("datetime", json!({ "type": "string" }), "Grids in force at this instant (RFC 3339 with offset)"),
+            ("plan", json!({ "type": "integer" }), "Grids of this plan (plan readers)"),
+            ("crs", json!({ "type": "string", "enum": ["wgs84", "gcj02"] }), "gcj02: geometries shifted for Chinese basemaps"),
+        ]),
         Route::get(
             "/collections/{collectionId}/items/{featureId}",
             item,

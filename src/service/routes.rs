@@ -21,6 +21,8 @@ pub struct Route {
     /// JSON schemas of the request body and of the 200 answer, when documented.
     pub request: Option<Value>,
     pub response: Option<Value>,
+    /// Query parameters documented in OpenAPI (name, JSON schema, description).
+    pub query: Vec<(&'static str, Value, &'static str)>,
     handler: MethodRouter<Arc<AppState>>,
 }
 
@@ -68,6 +70,7 @@ impl Route {
             summary,
             request: None,
             response: None,
+            query: Vec::new(),
             handler,
         }
     }
@@ -77,6 +80,13 @@ impl Route {
     pub fn schemas(mut self, request: Option<Value>, response: Value) -> Route {
         self.request = request;
         self.response = Some(response);
+        self
+    }
+
+    /// Document query parameters (clients such as GDAL read `limit`'s maximum to page).
+    #[must_use]
+    pub fn query(mut self, q: Vec<(&'static str, Value, &'static str)>) -> Route {
+        self.query = q;
         self
     }
 
@@ -106,12 +116,15 @@ pub fn router_of(routes: Vec<Route>) -> Router<Arc<AppState>> {
 pub fn openapi_doc(routes: &[Route]) -> Value {
     let mut paths = serde_json::Map::new();
     for rt in routes {
-        let params: Vec<Value> = rt
+        let mut params: Vec<Value> = rt
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|n| json!({ "name": n, "in": "path", "required": true, "schema": { "type": "string" } }))
             .collect();
+        params.extend(rt.query.iter().map(|(n, schema, d)| {
+            json!({ "name": n, "in": "query", "required": false, "schema": schema, "description": d, "style": "form", "explode": false })
+        }));
         let mut op = json!({
             "summary": rt.summary,
             "tags": [rt.tag],

@@ -196,8 +196,9 @@ pub async fn tilejson(
     let b = base_url(&h);
     let layers: Vec<Value> = sets
         .iter()
-        .map(|t| json!({ "id": t.name(), "fields": fields(*t, a), "minzoom": t.minzoom(), "maxzoom": 22 }))
+        .map(|t| json!({ "id": t.name(), "fields": fields(*t, a), "minzoom": t.minzoom(), "maxzoom": t.maxzoom(), "description": t.description() }))
         .collect();
+    let names: Vec<&str> = sets.iter().map(|t| t.name()).collect();
     Ok(Json(json!({
         "tilejson": "3.0.0",
         "name": format!("wangge {}", set.name()),
@@ -207,7 +208,9 @@ pub async fn tilejson(
         "bounds": e,
         "center": [(e[0] + e[2]) / 2.0, (e[1] + e[3]) / 2.0, 14],
         "minzoom": sets.iter().map(|t| t.minzoom()).min().unwrap_or(0),
-        "maxzoom": 22,
+        "maxzoom": sets.iter().map(|t| t.maxzoom()).max().unwrap_or(16),
+        "description": format!("社区网格 wangge: {} (the plan in force; ?plan= and ?datetime= for others)", names.join(", ")),
+        "attribution": s.config.tile_attribution,
     })))
 }
 

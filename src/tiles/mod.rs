@@ -56,6 +56,31 @@ impl TileSet {
             _ => 0,
         }
     }
+
+    /// What the layer holds, for TileJSON.
+    #[must_use]
+    pub fn description(self) -> &'static str {
+        match self {
+            TileSet::Communities => "Communities (社区) with their names and codes",
+            TileSet::Grids => "Grids (网格) of the plan: code, name, band, worker's public contact",
+            TileSet::Buildings => "Building footprints",
+            TileSet::Incidents => "Incidents (restricted)",
+            TileSet::Heat => "H3 counts of incidents (cells with at least 3)",
+            TileSet::Roads => "Roads with class and name",
+            TileSet::All => "Communities, grids, buildings",
+        }
+    }
+
+    /// The deepest zoom whose tiles add detail: at z16 a tile unit is about half a metre, finer
+    /// than any footprint or boundary we hold, so clients over-zoom the z16 tiles beyond it (as
+    /// the archives stop there); H3 heat cells are fixed by z13.
+    #[must_use]
+    pub fn maxzoom(self) -> u8 {
+        match self {
+            TileSet::Heat => 13,
+            _ => 16,
+        }
+    }
 }
 
 impl std::str::FromStr for TileSet {

@@ -96,6 +96,18 @@ fn gdal_validates_and_qgis_opens_styled() {
     assert_eq!(by("roads")["label_field"], "name");
     assert_eq!(by("buildings")["colour"], "#d6d0c4");
     // the export alone is styled too
+    // the exported buildings carry their grid and are coloured by it
+    let b = by("buildings.gpkg");
+    assert_eq!(
+        (b["renderer"].as_str(), b["attr"].as_str()),
+        (Some("categorizedSymbol"), Some("grid")),
+        "{b}"
+    );
+    assert_eq!(
+        b["categories"].as_array().unwrap().len(),
+        133 + 1,
+        "one per grid and one for none"
+    );
     let e = by("grids.gpkg");
     assert_eq!(e["renderer"], "categorizedSymbol", "{e}");
     assert!(
@@ -127,6 +139,7 @@ fn qgis(d: &Path, dbs: &str) -> (String, std::path::PathBuf) {
             layer("roads"),
         ])
         .arg(d.join("grids.gpkg"))
+        .arg(d.join("buildings.gpkg"))
         .env("QT_QPA_PLATFORM", "offscreen")
         .env("XDG_RUNTIME_DIR", &runtime)
         .output()

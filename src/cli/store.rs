@@ -425,8 +425,8 @@ pub fn export(a: &ExportArgs) -> Result<()> {
         .layer
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--layer: {e}"))?;
-    if a.plan.is_some() && layer != Layer::Grids {
-        bail!("--plan applies to --layer grids only");
+    if a.plan.is_some() && layer != Layer::Grids && layer != Layer::Buildings {
+        bail!("--plan applies to --layer grids and buildings only");
     }
     let fmt = a.format.to_ascii_lowercase();
     if fmt != "geojson" && fmt != "gpkg" {
@@ -446,6 +446,9 @@ pub fn export(a: &ExportArgs) -> Result<()> {
                 },
             )
             .await?;
+        if layer == Layer::Buildings {
+            add_grids(store.as_ref(), a.plan, &mut page.features).await?;
+        }
         if layer == Layer::Incidents {
             if a.include_personal {
                 store
@@ -529,6 +532,39 @@ pub fn export(a: &ExportArgs) -> Result<()> {
         );
         Ok(())
     })
+}
+
+/// Give each building its `grid` in `plan`, or in the plans in force now (null when in none), so
+/// that an exported building layer can be coloured by grid.
+async fn add_grids(
+    store: &dyn Store,
+    plan: Option<i64>,
+    features: &mut [crate::store::Feature],
+) -> Result<()> {
+    let now = chrono::Utc::now().timestamp();
+    let plans: Vec<i64> = match plan {
+        Some(p) => vec![p],
+        None => store
+            .plans()
+            .await?
+            .into_iter()
+            .filter(|p| {
+                p.status != crate::store::PlanStatus::Draft
+                    && p.valid_from.is_some_and(|f| f <= now)
+                    && p.valid_to.is_none_or(|t| now < t)
+            })
+            .map(|p| p.id)
+            .collect(),
+    };
+    let mut grid: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for p in plans {
+        grid.extend(store.plan_assignment(p).await?);
+    }
+    for f in features {
+        let g = grid.get(&f.id).map_or(Value::Null, |c| json!(c));
+        f.properties.insert("grid".into(), g);
+    }
+    Ok(())
 }
 
 /// Run `wangge worker …`.

@@ -28,6 +28,15 @@ pub fn write_layer(
             .collect();
         create_feature_table(&c, name, geometry_type, &cols.join(", ")).map_err(be)?;
         super::styles::write_styles(&c, &[name]).map_err(be)?;
+        if name == "buildings" && columns.iter().any(|(n, _)| n == "grid") {
+            let codes: std::collections::BTreeSet<&str> = features
+                .iter()
+                .filter_map(|f| f.properties.get("grid").and_then(Value::as_str))
+                .collect();
+            let codes: Vec<&str> = codes.into_iter().collect();
+            super::styles::write_style(&c, name, &super::styles::buildings_by_grid(&codes))
+                .map_err(be)?;
+        }
         let marks: Vec<String> = (0..=columns.len()).map(|i| format!("?{}", i + 1)).collect();
         let names: Vec<String> = columns
             .iter()

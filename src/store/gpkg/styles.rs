@@ -179,18 +179,84 @@ pub fn write_styles(c: &Connection, tables: &[&str]) -> rusqlite::Result<()> {
     )?;
     for t in tables {
         let Some(q) = qml_for(t) else { continue };
-        c.execute(
-            "DELETE FROM layer_styles WHERE f_table_name = ?1 AND styleName = ?2",
-            params![t, format!("wangge {t}")],
-        )?;
-        c.execute(
-            "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column,
-               styleName, styleQML, styleSLD, useAsDefault, description, owner, ui)
-             VALUES ('', '', ?1, 'geom', ?2, ?3, '', 1, ?4, 'wangge', '')",
-            params![t, format!("wangge {t}"), q, format!("wangge: {t}")],
-        )?;
+        write_style(c, t, &q)?;
     }
     Ok(())
+}
+
+/// Write `qml` as the default style of table `t` (replacing ours; `layer_styles` must exist).
+///
+/// # Errors
+/// An SQLite error.
+pub fn write_style(c: &Connection, t: &str, q: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "DELETE FROM layer_styles WHERE f_table_name = ?1 AND styleName = ?2",
+        params![t, format!("wangge {t}")],
+    )?;
+    c.execute(
+        "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column,
+           styleName, styleQML, styleSLD, useAsDefault, description, owner, ui)
+         VALUES ('', '', ?1, 'geom', ?2, ?3, '', 1, ?4, 'wangge', '')",
+        params![t, format!("wangge {t}"), q, format!("wangge: {t}")],
+    )?;
+    Ok(())
+}
+
+/// Colours of buildings by grid, cycled by the grid's place in code order.
+const GRID_COLOURS: [&str; 10] = [
+    "141,211,199,255",
+    "253,216,155,255",
+    "190,186,218,255",
+    "251,128,114,255",
+    "128,177,211,255",
+    "253,180,98,255",
+    "179,222,105,255",
+    "252,205,229,255",
+    "188,128,189,255",
+    "204,235,197,255",
+];
+
+/// The style of an exported building layer that carries each building's `grid`: one colour per
+/// grid (in code order), grey for buildings in no grid.
+#[must_use]
+pub fn buildings_by_grid(codes: &[&str]) -> String {
+    let mut cats = String::new();
+    let mut syms = String::new();
+    for (i, code) in codes.iter().enumerate() {
+        let v = crate::print::svg::esc(code);
+        cats.push_str(&format!(
+            r#"<category render="true" symbol="{i}" value="{v}" label="{v}"/>"#
+        ));
+        syms.push_str(&fill(
+            &i.to_string(),
+            GRID_COLOURS[i % GRID_COLOURS.len()],
+            1.0,
+            "110,110,110,255",
+            0.15,
+            "solid",
+            "solid",
+        ));
+    }
+    let k = codes.len();
+    cats.push_str(&format!(
+        r#"<category render="true" symbol="{k}" value="" label="（无网格）"/>"#
+    ));
+    syms.push_str(&fill(
+        &k.to_string(),
+        "214,208,196,255",
+        1.0,
+        "150,140,125,255",
+        0.15,
+        "solid",
+        "solid",
+    ));
+    qml(
+        2,
+        &format!(
+            r#"<renderer-v2 type="categorizedSymbol" attr="grid" forceraster="0" symbollevels="0" enableorderby="0"><categories>{cats}</categories><symbols>{syms}</symbols></renderer-v2>"#
+        ),
+        None,
+    )
 }
 
 #[cfg(test)]

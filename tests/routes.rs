@@ -856,3 +856,48 @@ async fn openapi_documents_the_page_size() {
     assert_eq!(limit["schema"]["default"], 100);
     assert!(params.iter().any(|p| p["name"] == "bbox"));
 }
+
+/// Behind a proxy or on its public name, every link is written with `public_base_url`: OGC
+/// links, TileJSON tile URLs (and the QR codes of signboards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_use_the_public_base_url() {
+    let fx = fixture().await;
+    let store = wangge::store::open(Some(fx._dir.path().join("w.gpkg").to_str().unwrap()))
+        .await
+        .unwrap();
+    let cfg = Config {
+        public_base_url: Some("https://grid.example.gov.cn/".into()),
+        ..Config::default()
+    };
+    let app = router(Arc::new(AppState::new(
+        store,
+        wangge::incident::Catalogue::default_catalogue(),
+        wangge::incident::Calendar::default_calendar(),
+        cfg,
+    )));
+    let (_, body) = call(&app, "GET", "/tiles/grids.json", None).await;
+    let j: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        j["tiles"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("https://grid.example.gov.cn/tiles/grids/"),
+        "{j}"
+    );
+    let (_, body) = call(&app, "GET", "/collections/grids/items?limit=1", None).await;
+    let j: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        j["links"].as_array().unwrap().iter().all(|l| l["href"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://grid.example.gov.cn/")),
+        "{j}"
+    );
+    // without it, the request's host
+    let (_, body) = call(&fx.app, "GET", "/tiles/grids.json", None).await;
+    let j: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        j["tiles"][0].as_str().unwrap().starts_with("http://"),
+        "{j}"
+    );
+}

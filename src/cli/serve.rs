@@ -81,6 +81,17 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
             )
         })?;
     }
+    if let Some(u) = &cfg.public_base_url
+        && (!(u.starts_with("http://") || u.starts_with("https://"))
+            || u.contains(char::is_whitespace))
+    {
+        bail!(
+            "{}: public_base_url {u:?}: expected an http:// or https:// address such as https://grid.example.gov.cn",
+            a.config
+                .as_ref()
+                .map_or_else(|| "settings".into(), |p| p.display().to_string())
+        );
+    }
     if let Some(p) = &a.archive {
         cfg.archive = Some(p.display().to_string());
     }

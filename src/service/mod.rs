@@ -168,6 +168,17 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The address links are written with: `public_base_url` from the config (the service
+    /// behind a proxy or on its public name), else `http://` + the request's Host.
+    pub(crate) fn base(&self, h: &HeaderMap) -> String {
+        self.config
+            .public_base_url
+            .as_deref()
+            .map_or_else(|| base_url(h), |u| u.trim_end_matches('/').to_string())
+    }
+}
+
 /// `http://host` of a request (from its Host header).
 pub(crate) fn base_url(h: &HeaderMap) -> String {
     let host = h

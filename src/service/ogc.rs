@@ -4,7 +4,7 @@
 use super::auth::Principal;
 use super::error::ApiError;
 use super::routes::Route;
-use super::{AppState, base_url, parse_datetime};
+use super::{AppState, parse_datetime};
 use crate::store::{Feature, FeatureQuery, Layer};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -24,11 +24,11 @@ fn geojson(v: Value) -> Response {
 }
 
 /// The landing page: the web map for browsers (`Accept: text/html`), else the OGC JSON.
-pub async fn landing(State(_s): State<Arc<AppState>>, h: HeaderMap) -> Response {
+pub async fn landing(State(s): State<Arc<AppState>>, h: HeaderMap) -> Response {
     if super::web::wants_html(&h) {
         return super::web::page(&h);
     }
-    let b = base_url(&h);
+    let b = s.base(&h);
     Json(json!({
         "title": "wangge 网格",
         "description": "Community grid management: streets, communities, grids, buildings and incidents (OGC API – Features)",
@@ -106,7 +106,7 @@ pub async fn collections(
     p: Principal,
     h: HeaderMap,
 ) -> Json<Value> {
-    let b = base_url(&h);
+    let b = s.base(&h);
     let ext = extent(&s).await;
     let cs: Vec<Value> = Layer::ALL
         .iter()
@@ -129,7 +129,7 @@ pub async fn collection(
     if l == Layer::Incidents {
         p.require(p.reads_incidents(), "the incidents collection")?;
     }
-    Ok(Json(collection_json(l, &base_url(&h), extent(&s).await)))
+    Ok(Json(collection_json(l, &s.base(&h), extent(&s).await)))
 }
 
 /// Remove what the caller may not see (the layer schema decides).
@@ -317,7 +317,7 @@ pub async fn items(
         features.iter_mut().for_each(crate::tiles::shift_to_gcj02);
     }
     let returned = features.len();
-    let b = base_url(&h);
+    let b = s.base(&h);
     let link = |offset: usize| {
         let mut params: Vec<String> = q
             .iter()
@@ -401,7 +401,7 @@ pub async fn item(
                 .await?;
         }
     }
-    let b = base_url(&h);
+    let b = s.base(&h);
     let mut v = feature_json(l, f, &p);
     v["links"] = json!([
         { "href": format!("{b}/collections/{}/items/{}", l.name(), super::urlencode(&fid)), "rel": "self", "type": GEOJSON },

@@ -3,7 +3,7 @@
 use super::auth::Principal;
 use super::error::ApiError;
 use super::routes::Route;
-use super::{AppState, Job, JobState, base_url, parse_datetime};
+use super::{AppState, Job, JobState, parse_datetime};
 use crate::partition::{Band, RegridParams};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -187,7 +187,7 @@ pub async fn create(
             *s = outcome;
         }
     });
-    let url = format!("{}/jobs/{id}", base_url(&h));
+    let url = format!("{}/jobs/{id}", s.base(&h));
     let mut r = (
         StatusCode::ACCEPTED,
         Json(json!({ "job": id, "status_url": url })),
@@ -226,7 +226,7 @@ pub async fn job(
         JobState::Done(pid) => {
             v["state"] = json!("done");
             v["plan"] = json!(pid);
-            v["plan_url"] = json!(format!("{}/plans/{pid}", base_url(&h)));
+            v["plan_url"] = json!(format!("{}/plans/{pid}", s.base(&h)));
         }
         JobState::Failed(e) => {
             v["state"] = json!("failed");

@@ -56,10 +56,7 @@ fn options(q: &BTreeMap<String, String>) -> Result<Options, ApiError> {
 
 /// The public address for QR codes: the configured `public_base_url`, else the request's host.
 fn public_base(s: &AppState, h: &HeaderMap) -> String {
-    s.config
-        .public_base_url
-        .clone()
-        .unwrap_or_else(|| super::base_url(h))
+    s.base(h)
 }
 
 async fn source(

@@ -2,10 +2,10 @@
 //! strong ETags (If-None-Match → 304), gzip when accepted, 204 for empty tiles, Cache-Control from
 //! the settings, and a bounded in-memory cache dropped when plans or incidents change.
 
+use super::AppState;
 use super::auth::Principal;
 use super::error::ApiError;
 use super::routes::Route;
-use super::{AppState, base_url};
 use crate::tiles::{Access, Tile, TileRequest, TileSet, TileSource, fields};
 use axum::Json;
 use axum::body::Body;
@@ -193,7 +193,7 @@ pub async fn tilejson(
     let e = crate::tiles::communities_extent(s.store.as_ref())
         .await?
         .unwrap_or([-180.0, -85.0511, 180.0, 85.0511]);
-    let b = base_url(&h);
+    let b = s.base(&h);
     let layers: Vec<Value> = sets
         .iter()
         .map(|t| json!({ "id": t.name(), "fields": fields(*t, a), "minzoom": t.minzoom(), "maxzoom": t.maxzoom(), "description": t.description() }))

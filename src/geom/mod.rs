@@ -55,3 +55,39 @@ pub fn point_in_polygons(polys: &[Polygon], p: Coord) -> bool {
     }
     inside
 }
+
+/// The part of segment a–b inside the box [x0, y0, x1, y1] (Liang–Barsky); None when it lies
+/// outside. Used by the tile encoder (lines cut to the tile and its buffer) and by printed maps
+/// (road names kept inside the frame).
+#[must_use]
+pub fn clip_segment(
+    a: (f64, f64),
+    b: (f64, f64),
+    bx: [f64; 4],
+) -> Option<((f64, f64), (f64, f64))> {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (p, q) in [
+        (-dx, a.0 - bx[0]),
+        (dx, bx[2] - a.0),
+        (-dy, a.1 - bx[1]),
+        (dy, bx[3] - a.1),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let r = q / p;
+            if p < 0.0 {
+                t0 = t0.max(r);
+            } else {
+                t1 = t1.min(r);
+            }
+        }
+    }
+    (t0 <= t1).then_some((
+        (a.0 + t0 * dx, a.1 + t0 * dy),
+        (a.0 + t1 * dx, a.1 + t1 * dy),
+    ))
+}

@@ -294,35 +294,6 @@ fn draw_roads<'a>(
     visible
 }
 
-/// The part of segment a–b inside the box [x0, y0, x1, y1] (Liang–Barsky).
-fn clip_segment(a: (f64, f64), b: (f64, f64), bx: [f64; 4]) -> Option<((f64, f64), (f64, f64))> {
-    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-    let (mut t0, mut t1) = (0.0_f64, 1.0_f64);
-    for (p, q) in [
-        (-dx, a.0 - bx[0]),
-        (dx, bx[2] - a.0),
-        (-dy, a.1 - bx[1]),
-        (dy, bx[3] - a.1),
-    ] {
-        if p == 0.0 {
-            if q < 0.0 {
-                return None;
-            }
-        } else {
-            let r = q / p;
-            if p < 0.0 {
-                t0 = t0.max(r);
-            } else {
-                t1 = t1.min(r);
-            }
-        }
-    }
-    (t0 < t1).then_some((
-        (a.0 + t0 * dx, a.1 + t0 * dy),
-        (a.0 + t1 * dx, a.1 + t1 * dy),
-    ))
-}
-
 /// A straight run of a road on the page: length, middle, angle (degrees).
 type Run = (f64, (f64, f64), f64);
 
@@ -343,7 +314,7 @@ fn road_names(svg: &mut Svg, p: &Proj, roads: &[&crate::model::Road], placed: &m
         };
         let pts: Vec<(f64, f64)> = r.line.0.iter().map(|c| p.pt(*c)).collect();
         for w in pts.windows(2) {
-            let Some((a, b)) = clip_segment(w[0], w[1], inside_box) else {
+            let Some((a, b)) = crate::geom::clip_segment(w[0], w[1], inside_box) else {
                 continue;
             };
             let len = (b.0 - a.0).hypot(b.1 - a.1);

@@ -107,6 +107,11 @@ pub fn sizhi(grid: &MultiPolygon, roads: &[NamedLine], neighbours: &[NamedArea])
             }
         }
     }
+    // neighbours with their bounding boxes, computed once
+    let boxed: Vec<(Option<geo::Rect>, &NamedArea)> = neighbours
+        .iter()
+        .map(|n| (n.area.bounding_rect(), n))
+        .collect();
     // each side: label → metres
     let mut sides: [BTreeMap<String, f64>; 4] = Default::default();
     for poly in &grid.0 {
@@ -135,7 +140,7 @@ pub fn sizhi(grid: &MultiPolygon, roads: &[NamedLine], neighbours: &[NamedArea])
             for i in 0..steps as usize {
                 #[expect(clippy::cast_precision_loss, reason = "a step index")]
                 let p = a + dir * (piece * (i as f64 + 0.5));
-                if let Some(label) = across(p, dir, normal, &segs, &names, neighbours, &f) {
+                if let Some(label) = across(p, dir, normal, &segs, &names, &boxed, &f) {
                     *sides[side].entry(label).or_default() += piece;
                 }
             }
@@ -159,7 +164,7 @@ fn across(
     normal: Coord,
     segs: &[Seg],
     names: &[&str],
-    neighbours: &[NamedArea],
+    neighbours: &[(Option<geo::Rect>, &NamedArea)],
     f: &LocalFrame,
 ) -> Option<String> {
     let mut best: Option<(f64, usize)> = None;
@@ -192,13 +197,10 @@ fn across(
     let out = Point::from(f.inv(p + normal * PROBE));
     neighbours
         .iter()
-        .find(|n| {
-            n.area
-                .bounding_rect()
-                .is_some_and(|r| r.contains(&out.0) || geo::Intersects::intersects(&r, &out))
-                && n.area.contains(&out)
+        .find(|(bx, n)| {
+            bx.is_some_and(|r| geo::Intersects::intersects(&r, &out)) && n.area.contains(&out)
         })
-        .map(|n| n.label.to_string())
+        .map(|(_, n)| n.label.to_string())
 }
 
 #[cfg(test)]

@@ -251,40 +251,6 @@ fn px_ring(l: &LineString) -> Vec<(f64, f64)> {
     pts
 }
 
-/// Liang–Barsky clip of a segment to the window; None when outside.
-fn clip_segment(
-    a: (f64, f64),
-    b: (f64, f64),
-    lo: f64,
-    hi: f64,
-) -> Option<((f64, f64), (f64, f64))> {
-    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-    let (mut t0, mut t1) = (0.0f64, 1.0f64);
-    for (p, q) in [
-        (-dx, a.0 - lo),
-        (dx, hi - a.0),
-        (-dy, a.1 - lo),
-        (dy, hi - a.1),
-    ] {
-        if p == 0.0 {
-            if q < 0.0 {
-                return None;
-            }
-        } else {
-            let r = q / p;
-            if p < 0.0 {
-                t0 = t0.max(r);
-            } else {
-                t1 = t1.min(r);
-            }
-        }
-    }
-    (t0 <= t1).then_some((
-        (a.0 + t0 * dx, a.1 + t0 * dy),
-        (a.0 + t1 * dx, a.1 + t1 * dy),
-    ))
-}
-
 fn tile_lines(l: &LineString, f: &TileFrame) -> Vec<Vec<Pt>> {
     let lo = -(BUFFER as f64);
     let hi = (EXTENT + BUFFER) as f64;
@@ -292,7 +258,7 @@ fn tile_lines(l: &LineString, f: &TileFrame) -> Vec<Vec<Pt>> {
     let mut out: Vec<Vec<Pt>> = Vec::new();
     let mut cur: Vec<Pt> = Vec::new();
     for w in pts.windows(2) {
-        match clip_segment(w[0], w[1], lo, hi) {
+        match crate::geom::clip_segment(w[0], w[1], [lo, lo, hi, hi]) {
             Some((a, b)) => {
                 let (a, b) = (snap(a), snap(b));
                 if cur.last() != Some(&a) {

@@ -382,7 +382,7 @@ pub fn handover(a: &HandoverArgs) -> Result<()> {
 /// Arguments of `wangge plans import`.
 #[derive(Debug, clap::Args)]
 pub struct ImportPlanArgs {
-    /// The grid layer drawn or edited by hand (GeoJSON polygons; `code` and `community` kept where valid).
+    /// The grid layer drawn or edited by hand (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, KML, FileGDB, DXF, CSV-WKT — FILE#LAYER names a layer; polygons; `code` and `community` kept where valid).
     #[arg(long)]
     pub grids: PathBuf,
     /// A name for the plan (kept in its parameters).
@@ -400,10 +400,8 @@ pub struct ImportPlanArgs {
 /// # Errors
 /// An unreadable or invalid layer (named), or a store error.
 pub fn import(a: &ImportPlanArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&a.grids)
-        .with_context(|| format!("--grids {}: cannot read", a.grids.display()))?;
-    let layer: Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
-        .with_context(|| format!("--grids {}: not valid JSON", a.grids.display()))?;
+    let layer = crate::io::layer::read_as_geojson(&a.grids, crate::io::layer::Role::Grids)
+        .with_context(|| format!("--grids {}", a.grids.display()))?;
     block_on(async {
         let store = open(a.common.database.as_deref()).await?;
         let name = a

@@ -1,7 +1,8 @@
 //! `wangge locate`: add the grid (and community) of every point of a CSV or GeoJSON file.
 
 use crate::geom::crs::{Crs, Transformer};
-use crate::io::geojson::{Geom, parse_geometry, read_features, read_zones};
+use crate::io::geojson::{Geom, parse_geometry, read_zones};
+use crate::io::layer::{Role, read_layer};
 use crate::locate::{Located, Locator};
 use anyhow::{Context, Result, anyhow, bail};
 use geo::Coord;
@@ -19,7 +20,7 @@ pub struct LocateArgs {
     /// Community layer, to fill `community` independently of the grids.
     #[arg(long)]
     pub communities: Option<PathBuf>,
-    /// Points: CSV with coordinate columns, or GeoJSON points.
+    /// Points: CSV with coordinate columns, GeoJSON points, or any layer GDAL reads (FILE#LAYER names a layer).
     #[arg(long)]
     pub points: PathBuf,
     /// Longitude column of a CSV.
@@ -68,13 +69,13 @@ impl Ctx {
     /// (grid, community, note)
     fn answer(
         &self,
+        tf: &Transformer,
         lon: f64,
         lat: f64,
         t: Option<i64>,
         sum: &mut Summary,
     ) -> Result<(String, String, String), String> {
-        let w = self
-            .tf
+        let w = tf
             .apply(Coord { x: lon, y: lat })
             .map_err(|e| e.to_string())?;
         if w.x.abs() > 180.0 || w.y.abs() > 90.0 {
@@ -210,10 +211,11 @@ impl Job<'_> {
             sum.points += 1;
             bar.inc(1);
             let parsed = self.parse_row(&rec, (xi, yi, ti));
-            let (g, c, note) = match parsed.and_then(|(x, y, t)| self.ctx.answer(x, y, t, sum)) {
-                Ok(v) => v,
-                Err(msg) => (String::new(), String::new(), self.bad(row, msg, sum)?),
-            };
+            let (g, c, note) =
+                match parsed.and_then(|(x, y, t)| self.ctx.answer(&self.ctx.tf, x, y, t, sum)) {
+                    Ok(v) => v,
+                    Err(msg) => (String::new(), String::new(), self.bad(row, msg, sum)?),
+                };
             let mut out: Vec<&str> = rec.iter().collect();
             while out.len() < headers.len() {
                 out.push("");
@@ -256,7 +258,9 @@ impl Job<'_> {
     /// A GeoJSON file in: every feature written with its grid, community and note.
     fn geojson(&self, sum: &mut Summary) -> Result<()> {
         let a = self.a;
-        let feats = read_features(&a.points)?;
+        let layer = read_layer(&a.points, Role::Points)?;
+        let tf = layer.transformer(&a.points, &self.ctx.tf)?;
+        let feats = layer.features;
         let mut outf = Vec::with_capacity(feats.len());
         for f in feats {
             let row = f.index as u64 + 1;
@@ -277,7 +281,7 @@ impl Job<'_> {
                 .map(Some),
                 None => Ok(None),
             };
-            let res = coord.and_then(|c| t.and_then(|t| self.ctx.answer(c.x, c.y, t, sum)));
+            let res = coord.and_then(|c| t.and_then(|t| self.ctx.answer(&tf, c.x, c.y, t, sum)));
             let (g, c, note) = match res {
                 Ok(v) => v,
                 Err(msg) => (String::new(), String::new(), self.bad(row, msg, sum)?),

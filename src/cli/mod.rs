@@ -21,6 +21,10 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Text encoding of Shapefile attribute tables (e.g. GBK, GB18030, UTF-8), overriding the
+    /// `.cpg` file and the DBF's language byte; also the code page of DXF drawings.
+    #[arg(long, global = true, value_name = "ENCODING")]
+    pub encoding: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +90,9 @@ pub struct SampleArgs {
 /// # Errors
 /// Whatever the command reports; the message names the input at fault.
 pub fn run(cli: Cli) -> Result<()> {
+    if let Some(e) = &cli.encoding {
+        crate::io::layer::set_encoding(e);
+    }
     if !matches!(cli.command, Command::Serve(_)) {
         developer_log();
     }

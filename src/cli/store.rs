@@ -15,13 +15,13 @@ use std::sync::Arc;
 /// Arguments of `wangge import`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// Community boundaries (GeoJSON polygons with `code`, optional `name`, `street`).
+    /// Community boundaries (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, KML, FileGDB, DXF, CSV-WKT — FILE#LAYER names a layer; polygons with `code`, optional `name`, `street`).
     #[arg(long)]
     pub communities: Option<PathBuf>,
-    /// Building footprints (GeoJSON polygons with an id and optional `households`).
+    /// Building footprints (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, KML, FileGDB, DXF, CSV-WKT — FILE#LAYER names a layer; polygons with an id and optional `households`).
     #[arg(long)]
     pub buildings: Option<PathBuf>,
-    /// Road centrelines (GeoJSON lines); replaces the stored road layer.
+    /// Road centrelines (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, KML, FileGDB, DXF, CSV-WKT — FILE#LAYER names a layer; lines); replaces the stored road layer.
     #[arg(long)]
     pub roads: Option<PathBuf>,
     /// Buildings and roads from an OpenStreetMap PBF extract.

@@ -150,6 +150,18 @@ impl Transformer {
         })
     }
 
+    /// The CRS coordinates are transformed from.
+    #[must_use]
+    pub fn from(&self) -> Crs {
+        self.from
+    }
+
+    /// The CRS coordinates are transformed to.
+    #[must_use]
+    pub fn to(&self) -> Crs {
+        self.to
+    }
+
     /// True when the transform does nothing.
     #[must_use]
     pub fn is_identity(&self) -> bool {

@@ -2,11 +2,14 @@
 //! feature and the field.
 
 use super::error::InputError;
+use super::layer::{Layer, Role, read_layer};
 use crate::geom::crs::Transformer;
 use crate::geom::validate::check_polygon;
 use crate::model::{Building, Community, EstimateParams, HouseholdSource, Road};
+use geo::orient::{Direction, Orient};
 use geo::{Area, Coord, LineString, MultiPolygon, Polygon};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -71,6 +74,20 @@ pub fn value_text(v: &Value) -> Option<String> {
     }
 }
 
+/// A yes from `true`, `1`, `"true"`, `"yes"`, `"是"` (GDAL formats store booleans as integers).
+#[must_use]
+pub fn value_true(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() == Some(1.0),
+        Value::String(s) => matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "true" | "yes" | "y" | "1" | "是"
+        ),
+        _ => false,
+    }
+}
+
 /// A number from a number or numeric string (`"12"`, `"30 m"` → 30).
 #[must_use]
 pub fn value_number(v: &Value) -> Option<f64> {
@@ -84,18 +101,72 @@ pub fn value_number(v: &Value) -> Option<f64> {
     }
 }
 
-/// Read a GeoJSON FeatureCollection (or a single Feature).
+/// Read the features of a layer in any format wangge reads (see [`super::layer::read_layer`]),
+/// without regard to the CRS it states.
 ///
 /// # Errors
-/// Unreadable file, invalid JSON (with line and column), or not a FeatureCollection.
+/// Unreadable file, invalid JSON (with line and column), not a FeatureCollection, or a format
+/// GDAL cannot read.
 pub fn read_features(path: &Path) -> Result<Vec<RawFeature>, InputError> {
-    let text = std::fs::read(path).map_err(|source| InputError::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    let v: Value = serde_json::from_slice(&text)
-        .map_err(|e| InputError::file(path, format!("not valid JSON: {e}")))?;
-    parse_features(path, v)
+    Ok(read_layer(path, Role::Points)?.features)
+}
+
+/// Parse GeoJSON (a FeatureCollection, a single Feature) or GeoJSONSeq (one Feature per line,
+/// optionally RFC 8142 record separators).
+///
+/// # Errors
+/// Invalid JSON (with line and column), not a FeatureCollection, an unreadable `crs` member.
+pub fn parse_layer(path: &Path, bytes: &[u8]) -> Result<Layer, InputError> {
+    let cleaned: Cow<[u8]> = if bytes.contains(&0x1e) {
+        Cow::Owned(
+            bytes
+                .iter()
+                .map(|&b| if b == 0x1e { b'\n' } else { b })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(bytes)
+    };
+    let mut values = Vec::new();
+    for v in serde_json::Deserializer::from_slice(&cleaned).into_iter::<Value>() {
+        values.push(v.map_err(|e| InputError::file(path, format!("not valid JSON: {e}")))?);
+    }
+    if values.len() == 1 {
+        let v = values.pop().unwrap_or(Value::Null);
+        let crs = super::layer::geojson_crs(path, v.get("crs"))?;
+        return Ok(Layer {
+            features: parse_features(path, v)?,
+            crs,
+            format: "GeoJSON".into(),
+        });
+    }
+    if values.is_empty() {
+        return Err(InputError::file(
+            path,
+            "is empty; expected a GeoJSON FeatureCollection",
+        ));
+    }
+    let mut features = Vec::with_capacity(values.len());
+    for (index, v) in values.into_iter().enumerate() {
+        if v.get("type").and_then(Value::as_str) != Some("Feature") {
+            return Err(InputError::item(
+                path,
+                format!("feature #{index}"),
+                None,
+                "expected a GeoJSON Feature on each line of a GeoJSON sequence",
+            ));
+        }
+        let mut one = parse_features(path, v)?;
+        if let Some(mut f) = one.pop() {
+            f.index = index;
+            features.push(f);
+        }
+    }
+    Ok(Layer {
+        features,
+        crs: None,
+        format: "GeoJSONSeq".into(),
+    })
 }
 
 fn parse_features(path: &Path, v: Value) -> Result<Vec<RawFeature>, InputError> {
@@ -234,14 +305,24 @@ pub fn parse_geometry(g: &Value) -> Result<Geom, String> {
     }
 }
 
+/// Input coordinates in degrees are kept on a grid of 1e-9° (about 0.1 mm): the same point
+/// read from a format that stores coordinates on an integer grid (FileGDB) or through a
+/// projection comes back as the same double, so every format gives the same grids.
+const SNAP: f64 = 1e9;
+
+fn snap(c: Coord) -> Coord {
+    Coord {
+        x: (c.x * SNAP).round() / SNAP,
+        y: (c.y * SNAP).round() / SNAP,
+    }
+}
+
 fn transform_coord(tf: &Transformer, c: Coord) -> Result<Coord, String> {
-    tf.apply(c).map_err(|e| e.to_string())
+    let w = tf.apply(c).map_err(|e| e.to_string())?;
+    Ok(if tf.to().is_geographic() { snap(w) } else { w })
 }
 
 fn transform_mp(tf: &Transformer, mp: MultiPolygon) -> Result<MultiPolygon, String> {
-    if tf.is_identity() {
-        return Ok(mp);
-    }
     let ring = |l: &LineString| -> Result<LineString, String> {
         l.0.iter()
             .map(|c| transform_coord(tf, *c))
@@ -297,6 +378,9 @@ fn polygons_of(
         };
     let mp =
         transform_mp(tf, mp).map_err(|m| InputError::item(path, &label, Some("geometry"), m))?;
+    // Exterior rings counter-clockwise, holes clockwise (RFC 7946), so the same polygon read
+    // from any format (Shapefiles store exteriors clockwise) gives the same grids.
+    let mp = mp.orient(Direction::Default);
     let mut parts = Vec::new();
     let mut was_repaired = false;
     for p in &mp.0 {
@@ -338,8 +422,9 @@ pub fn read_communities(
     path: &Path,
     tf: &Transformer,
 ) -> Result<(Vec<Community>, LoadNotes), InputError> {
-    let feats = read_features(path)?;
-    communities_from(path, &feats, tf)
+    let layer = read_layer(path, Role::Communities)?;
+    let tf = layer.transformer(path, tf)?;
+    communities_from(path, &layer.features, &tf)
 }
 
 /// Interpret features as communities (see [`read_communities`]).
@@ -421,8 +506,10 @@ pub fn read_buildings_weighted(
     est: &EstimateParams,
     weight: Option<&crate::model::Weight>,
 ) -> Result<(Vec<Building>, LoadNotes), InputError> {
-    let feats = read_features(path)?;
-    let (mut bs, notes) = buildings_from(path, &feats, tf, est)?;
+    let layer = read_layer(path, Role::Buildings)?;
+    let tf = layer.transformer(path, tf)?;
+    let feats = layer.features;
+    let (mut bs, notes) = buildings_from(path, &feats, &tf, est)?;
     if let Some(w) = weight {
         for (b, f) in bs.iter_mut().zip(&feats) {
             b.weight = w
@@ -518,7 +605,9 @@ pub fn buildings_from(
 /// # Errors
 /// Unreadable file, bad coordinates, or a polygon/point where a line was expected.
 pub fn read_roads(path: &Path, tf: &Transformer) -> Result<(Vec<Road>, LoadNotes), InputError> {
-    let feats = read_features(path)?;
+    let layer = read_layer(path, Role::Roads)?;
+    let tf = &*layer.transformer(path, tf)?;
+    let feats = layer.features;
     let mut notes = LoadNotes::default();
     let mut out = Vec::new();
     for f in &feats {
@@ -605,7 +694,9 @@ pub fn geodesic_area_m2(mp: &MultiPolygon) -> f64 {
 /// # Errors
 /// As for communities, plus unreadable validity times (named).
 pub fn read_zones(path: &Path, tf: &Transformer) -> Result<Vec<crate::locate::Zone>, InputError> {
-    let feats = read_features(path)?;
+    let layer = read_layer(path, Role::Grids)?;
+    let tf = &*layer.transformer(path, tf)?;
+    let feats = layer.features;
     if feats.is_empty() {
         return Err(InputError::file(path, "the grid layer has no features"));
     }
@@ -665,7 +756,9 @@ pub fn read_grid_layer(
     path: &Path,
     tf: &Transformer,
 ) -> Result<Vec<(crate::partition::FixedGrid, bool)>, InputError> {
-    let feats = read_features(path)?;
+    let layer = read_layer(path, Role::Grids)?;
+    let tf = &*layer.transformer(path, tf)?;
+    let feats = layer.features;
     if feats.is_empty() {
         return Err(InputError::file(path, "the grid layer has no features"));
     }
@@ -704,7 +797,7 @@ pub fn read_grid_layer(
                 format!("a grid must be one polygon, found {} parts", mp.0.len()),
             ));
         }
-        let locked = matches!(f.properties.get("locked"), Some(Value::Bool(true)));
+        let locked = f.properties.get("locked").is_some_and(value_true);
         out.push((
             crate::partition::FixedGrid {
                 code,

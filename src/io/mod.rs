@@ -1,7 +1,10 @@
-//! Reading and writing files: GeoJSON layers, CSV, OpenStreetMap PBF, atomic outputs.
+//! Reading and writing files: vector layers (GeoJSON natively, other formats through GDAL), CSV, OpenStreetMap PBF, atomic outputs.
 
 pub mod error;
+#[cfg(feature = "gdal")]
+mod gdal;
 pub mod geojson;
+pub mod layer;
 pub mod osm;
 pub mod write;
 

@@ -4,10 +4,12 @@
 
 pub mod auth;
 mod cases;
+mod cql2;
 mod edits;
 pub mod error;
 mod locate;
 mod ogc;
+mod ogc_crs;
 mod plans;
 mod planview;
 mod print;

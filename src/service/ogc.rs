@@ -1,10 +1,13 @@
-//! OGC API – Features, Part 1: Core, GeoJSON encoding: landing page, conformance, collections,
-//! items (bbox, limit/offset with next/prev links, datetime, equality filters) and single items.
+//! OGC API – Features: Part 1 (core, GeoJSON: landing page, conformance, collections, items with
+//! bbox, limit/offset and next/prev links, datetime, equality filters, single items), Part 2
+//! (`crs`, `bbox-crs`, `Content-Crs`; see `ogc_crs`), Part 3 (queryables and CQL2-text
+//! `filter`; see `cql2`), `sortby` and `properties`.
 
 use super::auth::Principal;
 use super::error::ApiError;
+use super::ogc_crs::{self, ApiCrs};
 use super::routes::Route;
-use super::{AppState, parse_datetime};
+use super::{AppState, cql2, parse_datetime};
 use crate::store::{Feature, FeatureQuery, Layer};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -43,12 +46,25 @@ pub async fn landing(State(s): State<Arc<AppState>>, h: HeaderMap) -> Response {
     .into_response()
 }
 
+/// The conformance classes: each is claimed because it is implemented and tested.
+pub const CONFORMS_TO: [&str; 13] = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+];
+
 pub async fn conformance() -> Json<Value> {
-    Json(json!({ "conformsTo": [
-        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30"
-    ]}))
+    Json(json!({ "conformsTo": CONFORMS_TO }))
 }
 
 fn title(l: Layer) -> &'static str {
@@ -82,10 +98,13 @@ fn collection_json(l: Layer, b: &str, ext: Option<[f64; 4]>) -> Value {
         "id": l.name(),
         "title": title(l),
         "itemType": "feature",
-        "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
+        "crs": ogc_crs::all_uris(),
+        "storageCrs": ogc_crs::CRS84,
         "links": [
             { "href": format!("{b}/collections/{}", l.name()), "rel": "self", "type": "application/json" },
-            { "href": format!("{b}/collections/{}/items", l.name()), "rel": "items", "type": GEOJSON }
+            { "href": format!("{b}/collections/{}/items", l.name()), "rel": "items", "type": GEOJSON },
+            { "href": format!("{b}/collections/{}/queryables", l.name()), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": "application/schema+json", "title": "the properties a filter may use" },
+            { "href": format!("{b}/collections/{}/queryables", l.name()), "rel": "queryables", "type": "application/json", "title": "the same, for clients of the 2020 draft (GDAL < 3.7)" }
         ]
     });
     if let Some(e) = ext {
@@ -230,7 +249,8 @@ fn query_of(
                     ApiError::bad_request(format!("plan={v:?}: expected a plan id"))
                 })?);
             }
-            "f" | "api_key" | "crs" => {}
+            "f" | "api_key" | "crs" | "bbox-crs" | "filter" | "filter-lang" | "filter-crs"
+            | "sortby" | "properties" => {}
             prop => {
                 if !l.filterable().contains(&prop) {
                     return Err(ApiError::bad_request(format!(
@@ -243,7 +263,196 @@ fn query_of(
             }
         }
     }
+    if let Some(c) = q.get("bbox-crs") {
+        let from = ogc_crs::parse("bbox-crs", c)?;
+        let b = fq
+            .bbox
+            .ok_or_else(|| ApiError::bad_request("bbox-crs is given without a bbox"))?;
+        fq.bbox = Some(ogc_crs::bbox_to_crs84(b, from)?);
+    }
     Ok(fq)
+}
+
+/// What a request asks beyond the store's query: a CQL2 filter, an order, a property
+/// selection and an output CRS. Every property named must be one the caller may see.
+#[derive(Debug, Default)]
+struct Shape {
+    filter: Option<cql2::Expr>,
+    sortby: Vec<(String, bool)>,
+    properties: Option<Vec<String>>,
+    crs: Option<ApiCrs>,
+}
+
+fn queryable(l: Layer, p: &Principal, name: &str, param: &str) -> Result<(), ApiError> {
+    if name == "geometry" && param == "filter" {
+        return Ok(());
+    }
+    if crate::model::schema::visible(l, p.access()).any(|f| f.name == name) {
+        return Ok(());
+    }
+    let names: Vec<&str> = crate::model::schema::visible(l, p.access())
+        .map(|f| f.name)
+        .collect();
+    Err(ApiError::bad_request(format!(
+        "{param}: {name:?} is not a property of {} you may read; queryables: {}",
+        l.name(),
+        names.join(", ")
+    )))
+}
+
+fn shape_of(l: Layer, q: &BTreeMap<String, String>, p: &Principal) -> Result<Shape, ApiError> {
+    let mut sh = Shape::default();
+    // `cql-text` is the 2020 draft's name, which GDAL 3.6 sends; its basic comparisons are
+    // written as in CQL2 text.
+    if let Some(lang) = q.get("filter-lang")
+        && lang != "cql2-text"
+        && lang != "cql-text"
+    {
+        return Err(ApiError::bad_request(format!(
+            "filter-lang={lang:?}: expected cql2-text"
+        )));
+    }
+    if let Some(c) = q.get("filter-crs")
+        && ogc_crs::parse("filter-crs", c)? != ApiCrs::Crs84
+    {
+        return Err(ApiError::bad_request(format!(
+            "filter-crs={c:?}: filters are written in {}",
+            ogc_crs::CRS84
+        )));
+    }
+    if let Some(f) = q.get("filter") {
+        let e = cql2::parse(f).map_err(|m| ApiError::bad_request(format!("filter: {m}")))?;
+        for name in e.properties() {
+            queryable(l, p, &name, "filter")?;
+        }
+        sh.filter = Some(e);
+    }
+    if let Some(v) = q.get("sortby") {
+        for key in v.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            let (name, desc) = match key.as_bytes()[0] {
+                b'-' => (&key[1..], true),
+                b'+' => (&key[1..], false),
+                _ => (key, false),
+            };
+            let (name, desc) = match name.rsplit_once(' ') {
+                Some((n, d)) if d.eq_ignore_ascii_case("desc") => (n.trim(), true),
+                Some((n, a)) if a.eq_ignore_ascii_case("asc") => (n.trim(), desc),
+                _ => (name, desc),
+            };
+            queryable(l, p, name, "sortby")?;
+            sh.sortby.push((name.to_string(), desc));
+        }
+    }
+    if let Some(v) = q.get("properties") {
+        let names: Vec<String> = v
+            .split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect();
+        for n in &names {
+            queryable(l, p, n, "properties")?;
+        }
+        sh.properties = Some(names);
+    }
+    if let Some(c) = q.get("crs")
+        && !matches!(c.as_str(), "wgs84" | "cgcs2000" | "gcj02")
+    {
+        sh.crs = Some(ogc_crs::parse("crs", c)?);
+    }
+    Ok(sh)
+}
+
+/// Order features by the `sortby` keys (numbers as numbers, text by code point; missing values
+/// after the others ascending, before them descending, as PostgreSQL orders NULLs); ties keep
+/// the store's order.
+fn sort_features(features: &mut [Feature], keys: &[(String, bool)]) {
+    fn rank(v: Option<&Value>) -> (u8, f64, String) {
+        match v {
+            Some(Value::Number(n)) => (0, n.as_f64().unwrap_or(0.0), String::new()),
+            Some(Value::String(t)) => (1, 0.0, t.clone()),
+            Some(Value::Bool(b)) => (0, f64::from(u8::from(*b)), String::new()),
+            _ => (2, 0.0, String::new()),
+        }
+    }
+    features.sort_by(|a, b| {
+        for (k, desc) in keys {
+            let (x, y) = (rank(a.properties.get(k)), rank(b.properties.get(k)));
+            let o =
+                x.0.cmp(&y.0)
+                    .then(x.1.total_cmp(&y.1))
+                    .then_with(|| x.2.cmp(&y.2));
+            let o = if *desc { o.reverse() } else { o };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+}
+
+fn in_scope(f: &Feature, scope: &str) -> bool {
+    ["grid", "community", "street"]
+        .iter()
+        .any(|k| f.properties.get(*k).and_then(Value::as_str) == Some(scope))
+}
+
+/// Read the page: through the store's own paging, or — for a scoped token, a filter or an
+/// order — every matching feature, then scope, filter, order and page here.
+async fn read_page(
+    s: &AppState,
+    l: Layer,
+    fq: &FeatureQuery,
+    p: &Principal,
+    sh: &Shape,
+) -> Result<(Vec<Feature>, u64), ApiError> {
+    let scoped = l == Layer::Incidents && p.scope.is_some();
+    if !scoped && sh.filter.is_none() && sh.sortby.is_empty() {
+        let page = s.store.features(l, fq).await?;
+        return Ok((page.features, page.matched));
+    }
+    let all = s
+        .store
+        .features(
+            l,
+            &FeatureQuery {
+                limit: 0,
+                offset: 0,
+                ..fq.clone()
+            },
+        )
+        .await?;
+    let scope = p.scope.clone().unwrap_or_default();
+    let mut keep: Vec<Feature> = all
+        .features
+        .into_iter()
+        .filter(|f| !scoped || in_scope(f, &scope))
+        .filter(|f| {
+            sh.filter
+                .as_ref()
+                .is_none_or(|e| e.matches(&f.properties, f.geometry.as_ref()))
+        })
+        .collect();
+    sort_features(&mut keep, &sh.sortby);
+    let n = keep.len() as u64;
+    Ok((keep.into_iter().skip(fq.offset).take(fq.limit).collect(), n))
+}
+
+fn select_properties(features: &mut [Feature], names: Option<&Vec<String>>) {
+    if let Some(names) = names {
+        for f in features {
+            f.properties.retain(|k, _| names.iter().any(|n| n == k));
+        }
+    }
+}
+
+fn content_crs(r: &mut Response, c: Option<ApiCrs>) {
+    let uri = format!(
+        "<{}>",
+        c.map_or_else(|| ogc_crs::CRS84.to_string(), ApiCrs::uri)
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&uri) {
+        r.headers_mut().insert("content-crs", v);
+    }
 }
 
 pub async fn items(
@@ -264,45 +473,12 @@ pub async fn items(
             "grids of a plan other than the one in force",
         )?;
     }
-    let gcj02 = gcj02_param(&q)?;
+    let sh = shape_of(l, &q, &p)?;
+    let gcj02 = sh.crs.is_none() && gcj02_param(&q)?;
     if gcj02 {
         fq.bbox = fq.bbox.map(crate::tiles::gcj02_query_bounds);
     }
-    let (mut features, matched) = if l == Layer::Incidents && p.scope.is_some() {
-        // scoped tokens: filter, then page
-        let all = s
-            .store
-            .features(
-                l,
-                &FeatureQuery {
-                    limit: 0,
-                    offset: 0,
-                    ..fq.clone()
-                },
-            )
-            .await?;
-        let scope = p.scope.clone().unwrap_or_default();
-        let keep: Vec<Feature> = all
-            .features
-            .into_iter()
-            .filter(|f| {
-                ["grid", "community", "street"]
-                    .iter()
-                    .any(|k| f.properties.get(*k).and_then(Value::as_str) == Some(scope.as_str()))
-            })
-            .collect();
-        let n = keep.len() as u64;
-        (
-            keep.into_iter()
-                .skip(fq.offset)
-                .take(fq.limit)
-                .collect::<Vec<_>>(),
-            n,
-        )
-    } else {
-        let page = s.store.features(l, &fq).await?;
-        (page.features, page.matched)
-    };
+    let (mut features, matched) = read_page(&s, l, &fq, &p, &sh).await?;
     if l == Layer::Incidents && p.sees_reporters() && !features.is_empty() {
         s.store
             .audit(
@@ -316,6 +492,10 @@ pub async fn items(
     if gcj02 {
         features.iter_mut().for_each(crate::tiles::shift_to_gcj02);
     }
+    if let Some(c) = sh.crs {
+        ogc_crs::transform_features(&mut features, c)?;
+    }
+    select_properties(&mut features, sh.properties.as_ref());
     let returned = features.len();
     let b = s.base(&h);
     let link = |offset: usize| {
@@ -341,14 +521,16 @@ pub async fn items(
         .into_iter()
         .map(|f| feature_json(l, f, &p))
         .collect();
-    Ok(geojson(json!({
+    let mut r = geojson(json!({
         "type": "FeatureCollection",
         "features": feats,
         "numberMatched": matched,
         "numberReturned": returned,
         "timeStamp": crate::store::ts_text(chrono::Utc::now().timestamp()),
         "links": links,
-    })))
+    }));
+    content_crs(&mut r, sh.crs);
+    Ok(r)
 }
 
 pub async fn item(
@@ -377,12 +559,19 @@ pub async fn item(
                 .map_err(|_| ApiError::bad_request(format!("plan={pl:?}: expected a plan id")))?,
         );
     }
+    let out_crs = match q.get("crs") {
+        Some(c) if !matches!(c.as_str(), "wgs84" | "cgcs2000") => Some(ogc_crs::parse("crs", c)?),
+        _ => None,
+    };
     let page = s.store.features(l, &fq).await?;
-    let f = page
+    let mut f = page
         .features
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::not_found(format!("no feature {fid:?} in {}", l.name())))?;
+    if let Some(c) = out_crs {
+        ogc_crs::transform_features(std::slice::from_mut(&mut f), c)?;
+    }
     if l == Layer::Incidents {
         let inside = match &p.scope {
             None => true,
@@ -407,7 +596,53 @@ pub async fn item(
         { "href": format!("{b}/collections/{}/items/{}", l.name(), super::urlencode(&fid)), "rel": "self", "type": GEOJSON },
         { "href": format!("{b}/collections/{}", l.name()), "rel": "collection", "type": "application/json" }
     ]);
-    Ok(geojson(v))
+    let mut r = geojson(v);
+    content_crs(&mut r, out_crs);
+    Ok(r)
+}
+
+/// GET /collections/{id}/queryables — a JSON Schema of the properties the caller may filter
+/// and sort on (the fields the layer schema lets them see) and the geometry.
+pub async fn queryables(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    p: Principal,
+    h: HeaderMap,
+) -> Result<Response, ApiError> {
+    let l = layer_of(&id)?;
+    if l == Layer::Incidents {
+        p.require(p.reads_incidents(), "the incidents collection")?;
+    }
+    let mut props = Map::new();
+    let mut draft = Vec::new();
+    for f in crate::model::schema::visible(l, p.access()) {
+        draft.push(json!({ "id": f.name, "type": f.kind.json_schema() }));
+        let mut v = json!({ "title": f.name, "type": f.kind.json_schema() });
+        if f.kind == crate::model::schema::FieldType::Time {
+            v["format"] = json!("date-time");
+        }
+        props.insert(f.name.to_string(), v);
+    }
+    props.insert(
+        "geometry".into(),
+        json!({ "title": "geometry", "format": "geometry-any", "x-ogc-role": "primary-geometry" }),
+    );
+    let b = s.base(&h);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/schema+json")],
+        Json(json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": format!("{b}/collections/{}/queryables", l.name()),
+            "type": "object",
+            "title": title(l),
+            "properties": props,
+            "additionalProperties": false,
+            // The 2020 draft's list, read by GDAL < 3.7 to send filters to the server.
+            "queryables": draft,
+        })),
+    )
+        .into_response())
 }
 
 /// The routes of this module, with their documentation.
@@ -462,8 +697,30 @@ pub(super) fn routes() -> Vec<Route> {
             ),
             ("datetime", json!({ "type": "string" }), "Grids in force at this instant (RFC 3339 with offset)"),
             ("plan", json!({ "type": "integer" }), "Grids of this plan (plan readers)"),
-            ("crs", json!({ "type": "string", "enum": ["wgs84", "gcj02"] }), "gcj02: geometries shifted for Chinese basemaps"),
+            ("crs", json!({ "type": "string" }), "Output CRS: a URI of the collection's `crs` list (CRS84, EPSG 4326, 4490, 3857, CGCS2000 Gauss-Krüger 4491–4554; axis order as EPSG defines), or gcj02 (shifted for Chinese basemaps); the response's Content-Crs names it"),
+            ("bbox-crs", json!({ "type": "string" }), "CRS of bbox (a URI of the `crs` list; default CRS84)"),
+            ("filter", json!({ "type": "string" }), "CQL2-text filter: comparisons, IS NULL, IN, BETWEEN, LIKE, AND/OR/NOT, S_INTERSECTS(geometry, WKT or BBOX) — properties from /queryables"),
+            ("filter-lang", json!({ "type": "string", "enum": ["cql2-text", "cql-text"] }), "Filter language (cql-text: the 2020 draft's name, accepted for GDAL 3.6)"),
+            ("filter-crs", json!({ "type": "string", "enum": [ogc_crs::CRS84] }), "CRS of the filter's geometries"),
+            ("sortby", json!({ "type": "string" }), "Comma-separated properties, `-` before one for descending (e.g. -households,code)"),
+            ("properties", json!({ "type": "string" }), "Comma-separated properties to return (others are left out)"),
+            ("code", json!({ "type": "string" }), "Equality filter (streets, communities, grids)"),
+            ("name", json!({ "type": "string" }), "Equality filter (communities, grids)"),
+            ("community", json!({ "type": "string" }), "Equality filter (grids, buildings, incidents)"),
+            ("street", json!({ "type": "string" }), "Equality filter (communities, grids, incidents)"),
+            ("band", json!({ "type": "string" }), "Equality filter (grids: under, in, over)"),
+            ("id", json!({ "type": "string" }), "Equality filter (buildings, incidents)"),
+            ("category", json!({ "type": "string" }), "Equality filter (incidents)"),
+            ("state", json!({ "type": "string" }), "Equality filter (incidents)"),
+            ("grid", json!({ "type": "string" }), "Equality filter (incidents)"),
         ]),
+        Route::get(
+            "/collections/{collectionId}/queryables",
+            queryables,
+            "features",
+            "public; incidents: dispatcher, grid_worker, admin",
+            "The properties a filter or sortby may use (JSON Schema), for the caller's role",
+        ),
         Route::get(
             "/collections/{collectionId}/items/{featureId}",
             item,

@@ -42,10 +42,10 @@ impl BandArgs {
 /// Building and road layers from files.
 #[derive(Debug, clap::Args)]
 pub struct LayerFiles {
-    /// Building footprints (GeoJSON polygons with an id and optional `households`).
+    /// Building footprints (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, KML, FileGDB, DXF, CSV-WKT — FILE#LAYER names a layer; polygons with an id and optional `households`).
     #[arg(long, requires = "communities")]
     pub buildings: Option<PathBuf>,
-    /// Road centrelines (GeoJSON lines with `highway`, `name`); boundaries follow them.
+    /// Road centrelines (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, KML, FileGDB, DXF, CSV-WKT — FILE#LAYER names a layer; lines with `highway`, `name`); boundaries follow them.
     #[arg(long, requires = "communities")]
     pub roads: Option<PathBuf>,
     /// Take buildings and roads from an OpenStreetMap PBF extract.
@@ -94,7 +94,7 @@ pub struct CommonArgs {
 /// Arguments of `wangge regrid`: layers from files (`--communities` …) or from the store.
 #[derive(Debug, clap::Args)]
 pub struct RegridArgs {
-    /// Community boundaries (GeoJSON polygons with `code`, optional `name`, `street`). Without
+    /// Community boundaries (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, KML, FileGDB, DXF, CSV-WKT — FILE#LAYER names a layer; polygons with `code`, optional `name`, `street`). Without
     /// it, communities, buildings and roads are read from the store and the result is saved
     /// there as a draft plan.
     #[arg(long, requires = "out", conflicts_with_all = ["database", "community"])]
@@ -114,7 +114,7 @@ pub struct RegridArgs {
     /// With the store: who makes the plan (recorded with it and in the audit log).
     #[arg(long, default_value = "cli")]
     pub by: String,
-    /// Grids in force (GeoJSON with `code`, `community`); those with `locked: true`, and those
+    /// Grids in force (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, KML, FileGDB, DXF, CSV-WKT — FILE#LAYER names a layer; with `code`, `community`); those with `locked: true`, and those
     /// named by --lock, are kept exactly.
     #[arg(long, requires = "communities")]
     pub grids: Option<PathBuf>,
@@ -142,12 +142,12 @@ pub struct RegridArgs {
 /// Arguments of `wangge rebalance` (动态调整): the grids in force and the updated layers.
 #[derive(Debug, clap::Args)]
 pub struct RebalanceArgs {
-    /// Community boundaries (GeoJSON polygons with `code`).
+    /// Community boundaries (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, KML, FileGDB, DXF, CSV-WKT — FILE#LAYER names a layer; polygons with `code`).
     #[arg(long)]
     pub communities: PathBuf,
     #[command(flatten)]
     pub layers: LayerFiles,
-    /// The grids in force (GeoJSON with `code`, `community`; `locked: true` keeps a grid exactly).
+    /// The grids in force (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, KML, FileGDB, DXF, CSV-WKT — FILE#LAYER names a layer; with `code`, `community`; `locked: true` keeps a grid exactly).
     #[arg(long)]
     pub grids: PathBuf,
     /// The assignments CSV of the plan in force (`building_id,grid_code`), so that new

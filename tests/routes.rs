@@ -211,6 +211,13 @@ async fn rules_per_family() {
         publish(&[("If-Match", "\"plan-1-v999\"")]).await.0,
         StatusCode::PRECONDITION_FAILED
     );
+    // a list none of which is current; a weak tag never matches (RFC 9110 strong comparison)
+    assert_eq!(
+        publish(&[("If-Match", "\"plan-1-v998\", W/\"plan-1-v1\"")])
+            .await
+            .0,
+        StatusCode::PRECONDITION_FAILED
+    );
     // tiles: bad addresses are 400, unknown layers 404, a grid tile has an ETag-bearing body
     assert_eq!(
         call(&fx.app, "GET", "/tiles/grids/3/9/0.mvt", None).await.0,
@@ -285,7 +292,8 @@ async fn plan_edits_over_http() {
     .await;
     assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(j(&body)["dry_run"], true);
-    let v1 = format!("\"plan-{id}-v1\"");
+    // If-Match with a list that holds the current version (RFC 9110: any one matching will do)
+    let v1 = format!("\"plan-{id}-v7\", \"plan-{id}-v1\"");
     let (st, body) = call_with(
         app,
         "POST",

@@ -92,10 +92,10 @@ fn scan_ring(ring: &LineString, y: f64, out: &mut Vec<f64>) {
 pub fn interior_point(mp: &MultiPolygon) -> Option<Coord> {
     let mut best: Option<(Coord, f64)> = None;
     for p in &mp.0 {
-        if let Some((c, w)) = polygon_interior(p) {
-            if best.is_none_or(|(_, bw)| w > bw) {
-                best = Some((c, w));
-            }
+        if let Some((c, w)) = polygon_interior(p)
+            && best.is_none_or(|(_, bw)| w > bw)
+        {
+            best = Some((c, w));
         }
     }
     best.map(|(c, _)| c)

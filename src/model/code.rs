@@ -64,13 +64,13 @@ fn chinese_number(n: usize) -> String {
         return D[n].to_string();
     }
     if n < 20 {
-        return format!("十{}", if n % 10 == 0 { "" } else { D[n % 10] });
+        return format!("十{}", if n.is_multiple_of(10) { "" } else { D[n % 10] });
     }
     if n < 100 {
         return format!(
             "{}十{}",
             D[n / 10],
-            if n % 10 == 0 { "" } else { D[n % 10] }
+            if n.is_multiple_of(10) { "" } else { D[n % 10] }
         );
     }
     if n < 1000 {

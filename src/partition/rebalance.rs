@@ -257,10 +257,12 @@ fn widen(
     let mut failing: HashSet<usize> = HashSet::new();
     for &(b, g) in &res.assignment {
         let gr = &res.grids[g];
-        if !gr.kept && !gr.oversize && !band.contains(gr.weight) {
-            if let Some(o) = owner[b].filter(|o| free.contains(o)) {
-                failing.insert(o);
-            }
+        if !gr.kept
+            && !gr.oversize
+            && !band.contains(gr.weight)
+            && let Some(o) = owner[b].filter(|o| free.contains(o))
+        {
+            failing.insert(o);
         }
     }
     if failing.is_empty() {
@@ -454,17 +456,17 @@ fn changes(
         let comm = &result.grids[g].community;
         let e = c.per_community.entry(comm.clone()).or_insert((0, 0));
         e.0 += u64::from(buildings[b].households);
-        if let Some(o) = owner[b] {
-            if old[o].code != result.grids[g].code {
-                c.moved_buildings += 1;
-                c.moved_households += u64::from(buildings[b].households);
-                e.1 += u64::from(buildings[b].households);
-                c.moved.push((
-                    buildings[b].id.clone(),
-                    old[o].code.clone(),
-                    result.grids[g].code.clone(),
-                ));
-            }
+        if let Some(o) = owner[b]
+            && old[o].code != result.grids[g].code
+        {
+            c.moved_buildings += 1;
+            c.moved_households += u64::from(buildings[b].households);
+            e.1 += u64::from(buildings[b].households);
+            c.moved.push((
+                buildings[b].id.clone(),
+                old[o].code.clone(),
+                result.grids[g].code.clone(),
+            ));
         }
     }
     // the share is taken over the communities where grids were redrawn

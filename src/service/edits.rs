@@ -4,6 +4,7 @@
 use super::AppState;
 use super::auth::Principal;
 use super::error::ApiError;
+use super::precondition::IfMatch;
 use super::routes::Route;
 use crate::plan::{EditError, EditRequest, Op};
 use axum::Json;
@@ -26,34 +27,39 @@ impl From<EditError> for ApiError {
     }
 }
 
-/// The plan version named by an If-Match header (`"plan-{id}-v{n}"`; `*` = the current one).
-fn if_match(h: &HeaderMap, id: i64, required: bool) -> Result<Option<i64>, ApiError> {
-    let Some(m) = h.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
-        return if required {
-            Err(ApiError::new(
-                StatusCode::PRECONDITION_REQUIRED,
-                "precondition_required",
-                "If-Match with the plan's ETag is required (GET /plans/{id} gives it)",
-            ))
-        } else {
-            Ok(None)
-        };
+/// The plan version an If-Match header holds the caller to: `None` for `*` (or no header when
+/// not required); of a list, the current version when listed (else the first, which the store
+/// then refuses with 412).
+async fn if_match(
+    s: &AppState,
+    h: &HeaderMap,
+    id: i64,
+    required: bool,
+) -> Result<Option<i64>, ApiError> {
+    let m = if required {
+        IfMatch::required(h)?
+    } else {
+        IfMatch::of(h)
     };
-    let m = m.trim();
-    if m == "*" {
+    if matches!(m, IfMatch::Absent | IfMatch::Any) {
         return Ok(None);
     }
-    let v = m
-        .trim_matches('"')
-        .strip_prefix(&format!("plan-{id}-v"))
-        .and_then(|v| v.parse::<i64>().ok());
-    match v {
-        Some(v) => Ok(Some(v)),
-        None => Err(ApiError::new(
+    let v = m.plan_versions(id);
+    match v.as_slice() {
+        [] => Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             "precondition_failed",
-            format!("If-Match {m} is not an ETag of plan {id}"),
+            format!("If-Match names no ETag of plan {id} (\"plan-{id}-v<version>\")"),
         )),
+        [one] => Ok(Some(*one)),
+        several => {
+            let current = s.store.plan(id).await?.version;
+            Ok(Some(if several.contains(&current) {
+                current
+            } else {
+                several[0]
+            }))
+        }
     }
 }
 
@@ -86,7 +92,7 @@ pub async fn edit(
 ) -> Result<Response, ApiError> {
     p.require(p.plans(), "editing a plan")?;
     let dry_run = flag(&q, "dry_run")?;
-    let expected = if_match(&h, id, !dry_run)?;
+    let expected = if_match(&s, &h, id, !dry_run).await?;
     let mut v: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "body: expected an edit such as {{\"op\": \"move\", \"buildings\": [\"…\"], \"to\": \"CODE\"}}: {e}"
@@ -123,7 +129,7 @@ async fn undo_redo(
     redo: bool,
 ) -> Result<Response, ApiError> {
     p.require(p.plans(), "editing a plan")?;
-    let expected = if_match(h, id, true)?;
+    let expected = if_match(s, h, id, true).await?;
     let req = EditRequest {
         who: p.who.clone(),
         expected_version: expected,

@@ -12,6 +12,7 @@ mod ogc;
 mod ogc_crs;
 mod plans;
 mod planview;
+mod precondition;
 mod print;
 pub mod routes;
 mod tiles;

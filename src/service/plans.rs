@@ -71,20 +71,14 @@ pub async fn publish(
     let t = parse_datetime(&b.valid_from)?
         .0
         .ok_or_else(|| ApiError::unprocessable("valid_from: one instant"))?;
-    let Some(m) = h.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
-        return Err(ApiError::new(
-            StatusCode::PRECONDITION_REQUIRED,
-            "precondition_required",
-            "If-Match with the plan's ETag is required (GET /plans/{id} gives it)",
-        ));
-    };
+    let m = super::precondition::IfMatch::required(&h)?;
     let plan = s.store.plan(id).await?;
-    if m.trim() != etag(&plan) && m.trim() != "*" {
+    if !m.matches(&etag(&plan)) {
         return Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             "precondition_failed",
             format!(
-                "If-Match {m} does not match {}: the plan changed meanwhile",
+                "If-Match does not name {}: the plan changed meanwhile",
                 etag(&plan)
             ),
         ));

@@ -101,10 +101,10 @@ fn corner_pieces(m: &Mesh, inside: &[bool], corner: &[[u32; 3]]) -> Vec<u32> {
             let g = g as usize;
             for kk in [k, k2] {
                 let v = faces[f][kk];
-                if let Some(j) = (0..3).find(|&j| faces[g][j] == v) {
-                    if corner[g][j] == l[kk] {
-                        union(&mut parent, slot(f, kk), slot(g, j));
-                    }
+                if let Some(j) = (0..3).find(|&j| faces[g][j] == v)
+                    && corner[g][j] == l[kk]
+                {
+                    union(&mut parent, slot(f, kk), slot(g, j));
                 }
             }
         }

@@ -19,10 +19,10 @@ pub(super) fn fixed_faces(
     let mut face_fixed = vec![NONE; nf];
     if any_fixed {
         for f in 1..nf {
-            if inside[f] {
-                if let Some(j) = bnd.in_fixed(m.centroid(f)) {
-                    face_fixed[f] = j as u32;
-                }
+            if inside[f]
+                && let Some(j) = bnd.in_fixed(m.centroid(f))
+            {
+                face_fixed[f] = j as u32;
             }
         }
     }

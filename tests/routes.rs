@@ -909,3 +909,59 @@ async fn links_use_the_public_base_url() {
         "{j}"
     );
 }
+
+/// Behind a reverse proxy: `X-Forwarded-Proto`/`-Host` write the links only when the proxy's
+/// address is trusted; from anyone else they are ignored (a client cannot point links elsewhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_only_from_trusted_proxies() {
+    use axum::extract::ConnectInfo;
+    let fx = fixture().await;
+    let app_from = |peer: &str| {
+        let store = fx._dir.path().join("w.gpkg");
+        let peer: std::net::SocketAddr = peer.parse().unwrap();
+        async move {
+            let store = wangge::store::open(Some(store.to_str().unwrap()))
+                .await
+                .unwrap();
+            let cfg = Config {
+                trusted_proxies: vec!["10.0.0.0/8".into()],
+                ..Config::default()
+            };
+            router(Arc::new(AppState::new(
+                store,
+                wangge::incident::Catalogue::default_catalogue(),
+                wangge::incident::Calendar::default_calendar(),
+                cfg,
+            )))
+            // what `into_make_service_with_connect_info` puts on each request
+            .layer(axum::Extension(ConnectInfo(peer)))
+        }
+    };
+    let fwd = [
+        ("Host", "127.0.0.1:8080"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "grid.example.gov.cn"),
+        ("X-Forwarded-For", "203.0.113.9"),
+    ];
+    let self_link = |b: &[u8]| -> String {
+        let j: Value = serde_json::from_slice(b).unwrap();
+        j["links"][0]["href"].as_str().unwrap().to_string()
+    };
+    let trusted = app_from("10.1.2.3:40000").await;
+    let (_, body) = call_with(&trusted, "GET", "/collections", None, &fwd, "").await;
+    assert_eq!(self_link(&body), "https://grid.example.gov.cn/collections");
+    let stranger = app_from("198.51.100.7:40000").await;
+    let (_, body) = call_with(&stranger, "GET", "/collections", None, &fwd, "").await;
+    assert_eq!(self_link(&body), "http://127.0.0.1:8080/collections");
+    // A client cannot claim the scheme through the internal header either.
+    let (_, body) = call_with(
+        &stranger,
+        "GET",
+        "/collections",
+        None,
+        &[("Host", "127.0.0.1:8080"), ("x-wangge-proto", "https")],
+        "",
+    )
+    .await;
+    assert_eq!(self_link(&body), "http://127.0.0.1:8080/collections");
+}

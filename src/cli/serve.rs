@@ -92,6 +92,16 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
                 .map_or_else(|| "settings".into(), |p| p.display().to_string())
         );
     }
+    for b in &cfg.trusted_proxies {
+        if let Err(m) = b.parse::<crate::service::ProxyBlock>() {
+            bail!(
+                "{}: trusted_proxies: {m}",
+                a.config
+                    .as_ref()
+                    .map_or_else(|| "settings".into(), |p| p.display().to_string())
+            );
+        }
+    }
     if let Some(p) = &a.archive {
         cfg.archive = Some(p.display().to_string());
     }

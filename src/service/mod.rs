@@ -13,6 +13,8 @@ mod ogc_crs;
 mod plans;
 mod planview;
 mod precondition;
+mod proxy;
+pub use proxy::Block as ProxyBlock;
 mod print;
 pub mod routes;
 mod tiles;
@@ -72,6 +74,10 @@ pub struct Config {
     /// Attribution shown by map clients (TileJSON `attribution`): name your data's sources here,
     /// e.g. "© OpenStreetMap contributors" for OSM buildings and roads.
     pub tile_attribution: String,
+    /// Reverse proxies (IPs or CIDR blocks, e.g. `["127.0.0.1", "10.0.0.0/8"]`) whose
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host` are believed when writing links; from anyone
+    /// else those headers are ignored. Default: none. (`public_base_url` wins over both.)
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Config {
@@ -92,6 +98,7 @@ impl Default for Config {
             cors_origins: vec!["*".into()],
             public_base_url: None,
             tile_attribution: "wangge 社区网格".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -182,13 +189,18 @@ impl AppState {
     }
 }
 
-/// `http://host` of a request (from its Host header).
+/// `scheme://host` of a request: the Host header (a trusted proxy's `X-Forwarded-Host`) and
+/// the scheme a trusted proxy reported (`proxy::apply`), else http.
 pub(crate) fn base_url(h: &HeaderMap) -> String {
     let host = h
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("localhost");
-    format!("http://{host}")
+    let scheme = match h.get(proxy::PROTO).and_then(|v| v.to_str().ok()) {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
 }
 
 pub(crate) fn urlencode(s: &str) -> String {
@@ -379,6 +391,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.body_limit_bytes;
     let timeout = Duration::from_secs(state.config.timeout_seconds.max(1));
     let cors = cors_layer(&state.config.cors_origins);
+    let trusted: Arc<Vec<proxy::Block>> = Arc::new(
+        state
+            .config
+            .trusted_proxies
+            .iter()
+            .filter_map(|b| b.parse().ok())
+            .collect(),
+    );
     r.fallback(not_found)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
@@ -387,10 +407,23 @@ pub fn router(state: Arc<AppState>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Spans name the method and path only: a query may carry `api_key`.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::extract::Request| {
+                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+                },
+            ),
+        )
         // outermost, so that the limit and timeout responses become JSON too
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::from_fn(safety_headers))
+        .layer(axum::middleware::from_fn(
+            move |mut req: axum::extract::Request, next: axum::middleware::Next| {
+                proxy::apply(&mut req, &trusted);
+                next.run(req)
+            },
+        ))
         .layer(cors)
 }
 
@@ -465,8 +498,11 @@ pub async fn serve(state: Arc<AppState>, bind: &str) -> anyhow::Result<()> {
     println!("serving {} on http://{addr}/", state.store.describe());
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     Ok(())
 }

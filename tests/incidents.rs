@@ -170,6 +170,51 @@ fn import_transition_escalate_and_stats() {
         .map(|c| c[1].as_u64().unwrap())
         .sum();
     assert_eq!(h3, n);
+
+    // 网格员考核: the same cases by grid worker, from a grid layer that names them
+    let mut layer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&grids).unwrap()).unwrap();
+    for f in layer["features"].as_array_mut().unwrap() {
+        let code = f["properties"]["code"].as_str().unwrap().to_string();
+        let w = if code == "204" { "张三" } else { "李四" };
+        f["properties"]["worker_name"] = serde_json::json!(w);
+    }
+    let named = cases.with_file_name("grids-with-workers.geojson");
+    std::fs::write(&named, layer.to_string()).unwrap();
+    let o = wangge_ok(&[
+        "stats",
+        "--grids",
+        s(&named),
+        "--incidents",
+        s(&cases),
+        "--by",
+        "worker",
+        "--now",
+        "2022-05-09",
+        "--json",
+    ]);
+    let w: serde_json::Value = serde_json::from_str(o.trim()).unwrap();
+    let zs = w["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == "张三")
+        .unwrap()
+        .clone();
+    assert_eq!(zs["received"], g204["received"], "{zs}");
+    assert_eq!(zs["grids"], serde_json::json!(["204"]));
+    // without workers in the layer, a clear error
+    let o = wangge(&[
+        "stats",
+        "--grids",
+        s(&grids),
+        "--incidents",
+        s(&cases),
+        "--by",
+        "worker",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--by worker needs the grids' workers"));
 }
 
 #[test]

@@ -965,3 +965,66 @@ async fn forwarded_headers_only_from_trusted_proxies() {
     .await;
     assert_eq!(self_link(&body), "http://127.0.0.1:8080/collections");
 }
+
+/// 网格员考核: `/stats?by=worker` groups cases by the worker of their grid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_by_grid_worker() {
+    let fx = fixture().await;
+    let j = |b: &[u8]| -> Value { serde_json::from_slice(b).unwrap() };
+    let (_, svcs) = call(&fx.app, "GET", "/open311/v2/services.json", None).await;
+    let code = j(&svcs)[0]["service_code"].as_str().unwrap().to_string();
+    let grid = call(
+        &fx.app,
+        "GET",
+        &format!("/collections/grids/items/{}", fx.grid),
+        None,
+    )
+    .await
+    .1;
+    let ring = &j(&grid)["geometry"]["coordinates"][0][0];
+    let (x, y) = (ring[0][0].as_f64().unwrap(), ring[0][1].as_f64().unwrap());
+    let form = format!("service_code={code}&lat={y}&long={x}&description=lamp");
+    let (st, created) = send(
+        &fx.app,
+        "POST",
+        "/open311/v2/requests.json",
+        &[],
+        ("application/x-www-form-urlencoded", form),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    let id = created[0]["service_request_id"].as_str().unwrap();
+    let (_, case) = call(
+        &fx.app,
+        "GET",
+        &format!("/incidents/{id}"),
+        Some(&fx.dispatcher),
+    )
+    .await;
+    let g = j(&case)["grid"].as_str().unwrap().to_string();
+    let (st, b) = send(
+        &fx.app,
+        "POST",
+        &format!("/grids/{g}/worker"),
+        &[("Authorization", &format!("Bearer {}", fx.admin))],
+        (
+            "application/json",
+            r#"{"name": "张三", "phone": "12345"}"#.into(),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (st, body) = call(&fx.app, "GET", "/stats?by=worker", Some(&fx.viewer)).await;
+    assert_eq!(st, StatusCode::OK);
+    let v = j(&body);
+    let zs = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "张三")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(zs["received"].as_u64().unwrap() >= 1, "{zs}");
+    assert_eq!(zs["grids"], serde_json::json!([g]));
+    let (st, _) = call(&fx.app, "GET", "/stats?by=nobody", Some(&fx.viewer)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}

@@ -148,6 +148,38 @@ pub struct EscalateArgs {
     pub config: Config,
 }
 
+/// Grid code → the grid worker's name, from the `worker_name` (or `worker`) property of a grid
+/// layer (as `export --layer grids` writes it).
+///
+/// # Errors
+/// An unreadable layer, or one that names no worker at all.
+fn workers_of(grids: &std::path::Path) -> Result<std::collections::BTreeMap<String, String>> {
+    let feats = crate::io::geojson::read_features(grids)?;
+    let m: std::collections::BTreeMap<String, String> = feats
+        .iter()
+        .filter_map(|f| {
+            let code = f
+                .properties
+                .get("code")
+                .and_then(crate::io::geojson::value_text)?;
+            let w = ["worker_name", "worker"].iter().find_map(|k| {
+                f.properties
+                    .get(*k)
+                    .and_then(crate::io::geojson::value_text)
+            })?;
+            Some((code, w))
+        })
+        .collect();
+    if m.is_empty() {
+        bail!(
+            "{}: --by worker needs the grids' workers: no feature has a `worker_name` \
+             (export the grids from the store with `wangge export --layer grids`)",
+            grids.display()
+        );
+    }
+    Ok(m)
+}
+
 /// Arguments of `wangge stats`.
 #[derive(Debug, clap::Args)]
 pub struct StatsArgs {
@@ -556,7 +588,12 @@ pub fn stats(a: &StatsArgs) -> Result<()> {
     let now = now_or(a.now.as_ref(), &cal)?;
     let from = time_arg(a.from.as_ref(), "--from", &cal)?;
     let to = time_arg(a.to.as_ref(), "--to", &cal)?;
-    let figs = figures(&cases, by, from, to, now);
+    let workers = if by == By::Worker {
+        workers_of(&a.grids)?
+    } else {
+        std::collections::BTreeMap::new()
+    };
+    let figs = figures(&cases, by, from, to, now, &workers);
     let in_window: Vec<Case> = cases
         .iter()
         .filter(|c| from.is_none_or(|f| c.reported_at >= f) && to.is_none_or(|t| c.reported_at < t))

@@ -264,6 +264,59 @@ impl Calendar {
         d
     }
 
+    /// The working time between two local instants (zero when `b` is not after `a`).
+    #[must_use]
+    pub fn working_between(&self, a: NaiveDateTime, b: NaiveDateTime) -> Duration {
+        let mut total = Duration::zero();
+        let mut day = a.date();
+        for _ in 0..5000 {
+            if day > b.date() {
+                break;
+            }
+            if self.is_workday(day) {
+                for &(p, q) in &self.periods {
+                    let from = day.and_time(p).max(a);
+                    let to = day.and_time(q).min(b);
+                    if to > from {
+                        total += to - from;
+                    }
+                }
+            }
+            day = day.succ_opt().unwrap_or(day);
+        }
+        total
+    }
+
+    /// The due time of a case suspended (挂账) at `suspended` and resumed at `resumed` (Unix
+    /// seconds): the working time it had left when suspended, counted from the resumption — the
+    /// clock stops while a case is suspended. A case already overdue when suspended keeps its
+    /// due time.
+    ///
+    /// # Errors
+    /// The new due time falls past the covered years, or a time is out of range.
+    pub fn resumed_due(
+        &self,
+        due: i64,
+        suspended: i64,
+        resumed: i64,
+    ) -> Result<i64, CalendarError> {
+        let local = |t: i64| {
+            DateTime::from_timestamp(t, 0)
+                .map(|d| d.with_timezone(&self.offset).naive_local())
+                .ok_or(CalendarError::OutOfRange(t))
+        };
+        if due <= suspended {
+            return Ok(due);
+        }
+        let left = self.working_between(local(suspended)?, local(due)?);
+        let new = self.add_working(local(resumed)?, left);
+        self.check_covered(new.year())?;
+        new.and_local_timezone(self.offset)
+            .single()
+            .map(|t| t.timestamp())
+            .ok_or(CalendarError::OutOfRange(resumed))
+    }
+
     /// Add working time to an instant.
     #[must_use]
     pub fn add_working(&self, start: NaiveDateTime, mut left: Duration) -> NaiveDateTime {
@@ -297,6 +350,25 @@ mod tests {
 
     fn at(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
+    }
+
+    #[test]
+    fn working_time_between_two_instants() {
+        let c = Calendar::default_calendar();
+        // Friday 16:30 → Monday 11:30: 1 h on Friday, 3 h on Monday
+        assert_eq!(
+            c.working_between(at("2025-03-07 16:30"), at("2025-03-10 11:30")),
+            Duration::hours(4)
+        );
+        assert_eq!(
+            c.working_between(at("2025-03-10 11:30"), at("2025-03-07 16:30")),
+            Duration::zero()
+        );
+        // National Day week 2026 (10-01..07) holds no working time; 10-10 (Saturday) is a workday
+        assert_eq!(
+            c.working_between(at("2026-10-01 00:00"), at("2026-10-08 00:00")),
+            Duration::zero()
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Assessment figures (考核): per grid, community, street or category — received, accepted,
+//! Assessment figures (考核): per grid, grid worker, community, street or category — received, accepted,
 //! closed, closed on time, on-time closure rate, overdue now, median and p90 time to close,
 //! escalations, returns — and H3 cell counts for heat maps.
 
@@ -13,6 +13,8 @@ pub enum By {
     Community,
     Street,
     Category,
+    /// The grid worker of the case's grid (网格员考核), by name; `""` for grids without one.
+    Worker,
 }
 
 impl std::str::FromStr for By {
@@ -23,8 +25,9 @@ impl std::str::FromStr for By {
             "community" => Ok(By::Community),
             "street" => Ok(By::Street),
             "category" => Ok(By::Category),
+            "worker" => Ok(By::Worker),
             o => Err(format!(
-                "--by {o:?}: expected grid, community, street or category"
+                "--by {o:?}: expected grid, worker, community, street or category"
             )),
         }
     }
@@ -34,6 +37,9 @@ impl std::str::FromStr for By {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Figures {
     pub key: String,
+    /// By worker: the grids whose cases are counted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grids: Vec<String>,
     pub received: u64,
     pub accepted: u64,
     pub closed: u64,
@@ -59,7 +65,8 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64))
 }
 
-/// Figures per group for cases reported in [from, to), evaluated at `now`.
+/// Figures per group for cases reported in [from, to), evaluated at `now` (`received` counts
+/// only those). By worker, `workers` maps grid codes to their worker's name.
 #[must_use]
 pub fn figures(
     cases: &[Case],
@@ -67,8 +74,10 @@ pub fn figures(
     from: Option<i64>,
     to: Option<i64>,
     now: i64,
+    workers: &BTreeMap<String, String>,
 ) -> Vec<Figures> {
     let mut groups: BTreeMap<String, Vec<&Case>> = BTreeMap::new();
+    let mut grids_of: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for c in cases {
         if from.is_some_and(|f| c.reported_at < f) || to.is_some_and(|t| c.reported_at >= t) {
             continue;
@@ -78,14 +87,24 @@ pub fn figures(
             By::Community => c.community.clone(),
             By::Street => c.street.clone(),
             By::Category => Some(c.category.clone()),
+            By::Worker => c.grid.as_ref().and_then(|g| workers.get(g)).cloned(),
         }
         .unwrap_or_default();
+        if by == By::Worker
+            && let Some(g) = &c.grid
+        {
+            grids_of.entry(key.clone()).or_default().insert(g.clone());
+        }
         groups.entry(key).or_default().push(c);
     }
     groups
         .into_iter()
         .map(|(key, cs)| {
             let mut f = Figures {
+                grids: grids_of
+                    .remove(&key)
+                    .map(|s| s.into_iter().collect())
+                    .unwrap_or_default(),
                 key,
                 ..Figures::default()
             };
@@ -154,15 +173,16 @@ mod tests {
     use super::*;
     use crate::incident::{Action, Calendar, Catalogue, Source};
 
-    #[test]
-    fn on_time_and_medians() {
+    fn t(s: &str) -> i64 {
+        crate::model::parse_time_in(s, crate::incident::Calendar::default_calendar().offset)
+            .unwrap()
+    }
+
+    /// Three cases in grid G1 reported Monday 09:00: closed 10:00, closed 16:00, open.
+    fn three_cases() -> Vec<Case> {
         let cat = Catalogue::default_catalogue();
         let cal = Calendar::default_calendar();
         let c = cat.get("02-01").unwrap();
-        let t = |s: &str| {
-            crate::model::parse_time_in(s, crate::incident::Calendar::default_calendar().offset)
-                .unwrap()
-        };
         let mut cases = Vec::new();
         for (i, close) in ["2025-03-10 10:00", "2025-03-10 16:00", ""]
             .iter()
@@ -197,7 +217,20 @@ mod tests {
             }
             cases.push(k);
         }
-        let f = &figures(&cases, By::Grid, None, None, t("2025-03-11 09:00"))[0];
+        cases
+    }
+
+    #[test]
+    fn on_time_and_medians() {
+        let cases = three_cases();
+        let f = &figures(
+            &cases,
+            By::Grid,
+            None,
+            None,
+            t("2025-03-11 09:00"),
+            &BTreeMap::new(),
+        )[0];
         assert_eq!(
             (
                 f.received,
@@ -214,5 +247,49 @@ mod tests {
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].1, 3);
         assert!(h3_counts(&cases, 9, 4).is_empty());
+    }
+
+    #[test]
+    fn by_grid_worker() {
+        let cases = three_cases();
+        // by worker: 张三 looks after G1 and G2 (G2 has no cases), 李四 after G9
+        let workers: BTreeMap<String, String> = [("G1", "张三"), ("G2", "张三"), ("G9", "李四")]
+            .into_iter()
+            .map(|(g, w)| (g.to_string(), w.to_string()))
+            .collect();
+        let mut other = cases[0].clone();
+        other.grid = Some("G7".into());
+        let mut all = cases.clone();
+        all.push(other);
+        let w = figures(
+            &all,
+            By::Worker,
+            None,
+            None,
+            t("2025-03-11 09:00"),
+            &workers,
+        );
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(
+            (w[0].key.as_str(), w[0].received),
+            ("", 1),
+            "a grid without a worker"
+        );
+        assert_eq!(
+            (w[1].key.as_str(), w[1].received, w[1].closed),
+            ("张三", 3, 2)
+        );
+        assert_eq!(w[1].grids, ["G1"]);
+        assert_eq!(w[1].on_time_rate_pct, Some(50.0));
+        // `received` counts only cases reported in the period
+        let later = figures(
+            &all,
+            By::Worker,
+            Some(t("2025-03-11 00:00")),
+            None,
+            t("2025-03-11 09:00"),
+            &workers,
+        );
+        assert!(later.is_empty(), "{later:?}");
     }
 }

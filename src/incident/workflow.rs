@@ -347,7 +347,28 @@ impl Case {
                 State::Dispatched
             }
             Action::Suspend { .. } => State::Suspended,
-            Action::Resume => State::Dispatched,
+            Action::Resume => {
+                // back to where it was, with the working time it had left
+                let (before, since) = self
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|h| h.action == "suspend")
+                    .map_or((State::Dispatched, at), |h| (h.from, h.at));
+                if let Some(d) = self.due_at {
+                    self.due_at = Some(cal.resumed_due(d, since, at).map_err(|source| {
+                        TransitionError::Calendar {
+                            id: self.id.clone(),
+                            source,
+                        }
+                    })?);
+                }
+                note = match self.due_at {
+                    Some(d) => format!("due {}", crate::model::format_time(d)),
+                    None => String::new(),
+                };
+                before
+            }
             Action::Void { .. } => State::Voided,
             Action::Escalate => {
                 if self.level >= cat.max_level || !cat.escalate {
@@ -572,6 +593,52 @@ mod tests {
         assert!(k.escalate_if_due(t("2025-03-10 12:00"), c, &cal));
         assert_eq!(k.level, Level::Community);
         assert_eq!(k.history.last().unwrap().action, "escalate");
+    }
+
+    /// 挂账: resuming returns to the state before the suspension, the due time moves by the
+    /// working time spent suspended, and nothing escalates meanwhile.
+    #[test]
+    fn suspension_stops_the_clock_and_resumes_where_it_was() {
+        let (cat, cal) = setup();
+        let c = cat.get("02-04").unwrap(); // 2 working hours
+        let mut k = Case::report(
+            "9".into(),
+            c,
+            String::new(),
+            0.0,
+            0.0,
+            Source::ResidentApp,
+            None,
+            t("2025-03-10 09:00"),
+        );
+        for a in [Action::Accept, Action::Open] {
+            k.apply(a, "d", t("2025-03-10 09:00"), c, &cal).unwrap();
+        }
+        assert_eq!(k.due_at, Some(t("2025-03-10 11:00")));
+        // suspended from Opened at 10:00 with 1 working hour left
+        k.apply(
+            Action::Suspend {
+                reason: "awaiting the owner".into(),
+            },
+            "d",
+            t("2025-03-10 10:00"),
+            c,
+            &cal,
+        )
+        .unwrap();
+        assert!(!k.overdue(t("2025-03-12 10:00")));
+        assert!(!k.escalate_if_due(t("2025-03-12 10:00"), c, &cal));
+        // resumed Wednesday 16:30: 1 h left → 17:30
+        k.apply(Action::Resume, "d", t("2025-03-12 16:30"), c, &cal)
+            .unwrap();
+        assert_eq!(
+            k.state,
+            State::Opened,
+            "back to where it was, not dispatched"
+        );
+        assert_eq!(k.unit, None);
+        assert_eq!(k.due_at, Some(t("2025-03-12 17:30")));
+        assert!(!k.overdue(t("2025-03-12 17:00")) && k.overdue(t("2025-03-12 17:31")));
     }
 
     #[test]

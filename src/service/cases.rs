@@ -498,10 +498,34 @@ pub async fn stats(
         .and_then(|x| x.0);
     let cases = scoped(s.store.incidents(&IncidentFilter::default()).await?, &p);
     let now = chrono::Utc::now().timestamp();
-    let figs = crate::incident::stats::figures(&cases, by, from, to, now);
+    let workers = if by == crate::incident::stats::By::Worker {
+        grid_workers(&s).await?
+    } else {
+        BTreeMap::new()
+    };
+    let figs = crate::incident::stats::figures(&cases, by, from, to, now, &workers);
     Ok(Json(
         json!({ "by": q.get("by").map_or("grid", String::as_str), "groups": figs }),
     ))
+}
+
+/// Grid code → worker name, for the grids in force.
+async fn grid_workers(s: &AppState) -> Result<BTreeMap<String, String>, ApiError> {
+    let page = s
+        .store
+        .features(
+            crate::store::Layer::Grids,
+            &crate::store::FeatureQuery::default(),
+        )
+        .await?;
+    Ok(page
+        .features
+        .into_iter()
+        .filter_map(|f| {
+            let w = f.properties.get("worker_name")?.as_str()?.to_string();
+            Some((f.id, w))
+        })
+        .collect())
 }
 
 /// GET /stats/h3?resolution=9&min_count=3 — hexagon counts for heat maps (aggregate only).

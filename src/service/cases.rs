@@ -88,13 +88,15 @@ fn request_json(c: &Case, s: &AppState, p: &Principal) -> Value {
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// `YYYYMMDD-SSSSSNNNNNN`: the day, its second and a sequence of a million a second (a store
+/// conflict — another server, a restart within the second — takes the next number).
 fn new_id(now: i64) -> String {
     let d = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
     format!(
-        "{}-{:05}{:03}",
+        "{}-{:05}{:06}",
         d.format("%Y%m%d"),
         now.rem_euclid(86_400),
-        SEQ.fetch_add(1, Ordering::Relaxed) % 1000
+        SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000
     )
 }
 

@@ -113,6 +113,15 @@ fn collection_json(l: Layer, b: &str, ext: Option<[f64; 4]>) -> Value {
     c
 }
 
+/// The collection `id`, if the caller may read it (incidents need a case reader).
+fn readable_layer(id: &str, p: &Principal) -> Result<Layer, ApiError> {
+    let l = layer_of(id)?;
+    if l == Layer::Incidents {
+        p.require(p.reads_incidents(), "the incidents collection")?;
+    }
+    Ok(l)
+}
+
 fn layer_of(id: &str) -> Result<Layer, ApiError> {
     id.parse()
         .map_err(|_| ApiError::not_found(format!("no collection {id:?}")))
@@ -144,10 +153,7 @@ pub async fn collection(
     Path(id): Path<String>,
     h: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let l = layer_of(&id)?;
-    if l == Layer::Incidents {
-        p.require(p.reads_incidents(), "the incidents collection")?;
-    }
+    let l = readable_layer(&id, &p)?;
     Ok(Json(collection_json(l, &s.base(&h), extent(&s).await)))
 }
 
@@ -462,10 +468,7 @@ pub async fn items(
     p: Principal,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let l = layer_of(&id)?;
-    if l == Layer::Incidents {
-        p.require(p.reads_incidents(), "the incidents collection")?;
-    }
+    let l = readable_layer(&id, &p)?;
     let mut fq = query_of(l, &q, &s)?;
     if fq.plan.is_some() {
         p.require(
@@ -540,10 +543,7 @@ pub async fn item(
     p: Principal,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let l = layer_of(&id)?;
-    if l == Layer::Incidents {
-        p.require(p.reads_incidents(), "the incidents collection")?;
-    }
+    let l = readable_layer(&id, &p)?;
     let key = match l {
         Layer::Buildings | Layer::Incidents => "id",
         _ => "code",
@@ -609,10 +609,7 @@ pub async fn queryables(
     p: Principal,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let l = layer_of(&id)?;
-    if l == Layer::Incidents {
-        p.require(p.reads_incidents(), "the incidents collection")?;
-    }
+    let l = readable_layer(&id, &p)?;
     let mut props = Map::new();
     let mut draft = Vec::new();
     for f in crate::model::schema::visible(l, p.access()) {

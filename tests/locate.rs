@@ -242,3 +242,189 @@ fn gcj02_points_from_map_apps_land_in_the_right_grid() {
         assert!(!r["community"].is_empty());
     }
 }
+
+/// A CSV of several megabytes goes through the parallel chunked path: every row comes back in
+/// input order with its fields as read (quoted fields, blank lines, short rows, GBK bytes in a
+/// field, a byte-order mark), the grids are those of the sequential GeoJSON path for the same
+/// points, and bad rows far past the first chunk carry their true row numbers.
+#[test]
+fn a_large_csv_is_located_in_chunks_in_order_with_its_bytes_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grids = manhattan().join("nyc_community_districts.geojson");
+    // Midtown and around, some outside the districts (in the rivers and New Jersey)
+    let mut csv: Vec<u8> = b"\xEF\xBB\xBFid,lon,lat,desc\n".to_vec();
+    let mut feats = Vec::new();
+    let n = 120_000u32;
+    let mut expected_bad = Vec::new();
+    for i in 0..n {
+        let lon = -74.06 + f64::from(i % 389) * 0.0003;
+        let lat = 40.70 + f64::from((i * 7919) % 521) * 0.0002;
+        let row = i + 2; // the header is row 1
+        let line: Vec<u8> = match i % 1000 {
+            // a quoted description with a comma, a quote and a line break
+            7 => format!("{i},{lon:.6},{lat:.6},\"said \"\"hi\"\", then\nleft\"\n").into_bytes(),
+            // GBK bytes (道路) in the description: not UTF-8, kept as they are
+            8 => [
+                format!("{i},{lon:.6},{lat:.6},").into_bytes(),
+                vec![0xB5, 0xC0, 0xC2, 0xB7, b'\n'],
+            ]
+            .concat(),
+            // a short row: no description
+            9 => format!("{i},{lon:.6},{lat:.6}\n").into_bytes(),
+            // a blank line before the row
+            10 => format!("\n{i},{lon:.6},{lat:.6},plain\n").into_bytes(),
+            _ if i == 90_001 => {
+                expected_bad.push(row);
+                format!("{i},east,{lat:.6},bad\n").into_bytes()
+            }
+            _ => format!("{i},{lon:.6},{lat:.6},r{i}\n").into_bytes(),
+        };
+        csv.extend_from_slice(&line);
+        if i != 90_001 {
+            feats.push(serde_json::json!({"type": "Feature", "properties": {"id": i},
+                "geometry": {"type": "Point", "coordinates": [(lon * 1e6).round() / 1e6, (lat * 1e6).round() / 1e6]}}));
+        }
+    }
+    assert!(csv.len() > 3 << 20, "several chunks: {} bytes", csv.len());
+    std::fs::write(d.join("p.csv"), &csv).unwrap();
+    std::fs::write(
+        d.join("p.geojson"),
+        serde_json::to_vec(&serde_json::json!({"type": "FeatureCollection", "features": feats}))
+            .unwrap(),
+    )
+    .unwrap();
+    let run = |points: &str, out: &str| -> serde_json::Value {
+        let o = wangge(&[
+            "locate",
+            "--grids",
+            s(&grids),
+            "--points",
+            s(&d.join(points)),
+            "--out",
+            s(&d.join(out)),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let v = run("p.csv", "o.csv");
+    assert_eq!(v["points"], n);
+    assert_eq!(v["bad_rows"], 1);
+    assert_eq!(v["bad"][0][0].as_u64().unwrap(), u64::from(expected_bad[0]));
+    let g = run("p.geojson", "o.geojson");
+    assert_eq!(g["inside"], v["inside"]);
+    assert_eq!(g["outside"], v["outside"]);
+
+    let out = std::fs::read(d.join("o.csv")).unwrap();
+    assert!(out.starts_with(b"\xEF\xBB\xBFid,lon,lat,desc,grid,community,locate_note\n"));
+    let mut rd = csv::ReaderBuilder::new().from_reader(&out[3..]);
+    let mut inp = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(&csv[3..]);
+    let located: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("o.geojson")).unwrap()).unwrap();
+    let mut by_id = std::collections::HashMap::new();
+    for f in located["features"].as_array().unwrap() {
+        by_id.insert(
+            f["properties"]["id"].as_u64().unwrap(),
+            f["properties"].clone(),
+        );
+    }
+    let (mut rows, mut gbk) = (0, 0);
+    for (r, i) in rd.byte_records().zip(inp.byte_records()) {
+        let (r, i) = (r.unwrap(), i.unwrap());
+        assert_eq!(r.len(), 7, "every row as wide as the header");
+        for k in 0..4 {
+            assert_eq!(
+                r.get(k),
+                Some(i.get(k).unwrap_or_default()),
+                "row {}",
+                rows + 2
+            );
+        }
+        if i.get(3) == Some(&[0xB5, 0xC0, 0xC2, 0xB7][..]) {
+            gbk += 1;
+        }
+        let id: u64 = std::str::from_utf8(&r[0]).unwrap().parse().unwrap();
+        assert_eq!(id, rows as u64, "input order");
+        if let Some(p) = by_id.get(&id) {
+            assert_eq!(
+                &r[4],
+                p["grid"].as_str().unwrap().as_bytes(),
+                "row {}",
+                rows + 2
+            );
+            assert_eq!(
+                &r[6],
+                p["locate_note"].as_str().unwrap().as_bytes(),
+                "row {}",
+                rows + 2
+            );
+        } else {
+            assert!(
+                std::str::from_utf8(&r[6])
+                    .unwrap()
+                    .starts_with("error: field `lon`")
+            );
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, n as usize);
+    assert_eq!(gbk, 120);
+
+    // --strict names the same row, and nothing is written
+    let o = wangge(&[
+        "locate",
+        "--grids",
+        s(&grids),
+        "--points",
+        s(&d.join("p.csv")),
+        "--out",
+        s(&d.join("strict.csv")),
+        "--strict",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("row {}", expected_bad[0])),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!d.join("strict.csv").exists());
+}
+
+/// A row wider than the header is a bad row, kept with its extra fields in the note.
+#[test]
+fn a_row_wider_than_its_header_is_a_bad_row_not_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("p.csv"),
+        "id,lon,lat\n1,-73.99,40.75\n2,-73.99,40.75,x,y\n3,-73.98,40.76\n",
+    )
+    .unwrap();
+    let grids = manhattan().join("nyc_community_districts.geojson");
+    let sum = wangge_ok(&[
+        "locate",
+        "--grids",
+        s(&grids),
+        "--points",
+        s(&d.join("p.csv")),
+        "--out",
+        s(&d.join("o.csv")),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(sum.trim()).unwrap();
+    assert_eq!(v["bad_rows"], 1);
+    assert_eq!(v["bad"][0][0], 3);
+    let rows = read_csv(&d.join("o.csv"));
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1]["id"], "2");
+    assert!(
+        rows[1]["locate_note"].contains("5 fields where the header has 3"),
+        "{}",
+        rows[1]["locate_note"]
+    );
+    assert!(rows[1]["locate_note"].contains("x,y"));
+    assert!(!rows[2]["grid"].is_empty());
+}

@@ -15,7 +15,8 @@
 //! No I/O: zones in, answers out.
 
 use geo::{Coord, MultiPolygon};
-use rstar::{RTree, primitives::GeomWithData, primitives::Line};
+use rstar::{PointDistance, RTree, primitives::GeomWithData, primitives::Line};
+use std::sync::OnceLock;
 
 /// One polygon of the layer (a grid, or a community when used as such).
 #[derive(Debug, Clone)]
@@ -63,7 +64,9 @@ pub enum LocateError {
     Empty,
 }
 
-type Seg = GeomWithData<Line<[f64; 2]>, u32>;
+/// An edge in scaled degrees, with its zone and whether it lies inside the layer's union (an
+/// edge two zones in force now share from opposite sides).
+type Seg = GeomWithData<Line<[f64; 2]>, (u32, bool)>;
 
 /// A prepared point locator.
 pub struct Locator {
@@ -78,6 +81,14 @@ pub struct Locator {
     zedges: Vec<(Coord, Coord)>,
     /// Nearest-edge search for points outside, in scaled degrees (x·cos φ0, y).
     edges_tree: RTree<Seg>,
+    /// Per cell of a coarse grid around the layer: the edges that can be nearest to a point
+    /// in that cell (zones in force now), so most outside points skip the tree search.
+    near: NearCells,
+    /// Per vertex (scaled) of a zone in force now: the lowest such zone having it, for ties at
+    /// a vertex that other zones reach only by shared edges.
+    vertex_zone: std::collections::HashMap<[u64; 2], u32>,
+    /// No zone has a `valid_from` or `valid_to`: every zone is in force at every time.
+    forever: bool,
     kx: f64,
 }
 
@@ -98,13 +109,14 @@ impl Locator {
         let mut zrows: Vec<(usize, Vec<(u32, u32)>)> = Vec::with_capacity(zones.len());
         let mut segs: Vec<Seg> = Vec::new();
         let mut flat: Vec<u32> = Vec::new();
+        let shared = shared_edges(&zones);
         for (zi, z) in zones.iter().enumerate() {
             let zi32 = zi as u32;
             let edges = edges_of(z);
-            for &(a, b) in &edges {
+            for (k, &(a, b)) in edges.iter().enumerate() {
                 segs.push(GeomWithData::new(
                     Line::new([a.x * kx, a.y], [b.x * kx, b.y]),
-                    zi32,
+                    (zi32, shared[zi][k]),
                 ));
             }
             g.mark_crossed(&edges, zi32, &mut mixed);
@@ -127,6 +139,18 @@ impl Locator {
             zrows.push((zr0, rows));
         }
         let (cells, lists) = cell_lists(&mixed, &cover, flat, &mut zrows);
+        let near = NearCells::new(lo, hi, kx);
+        let mut vertex_zone = std::collections::HashMap::new();
+        for (zi, z) in zones.iter().enumerate() {
+            if z.in_force(None) {
+                for (a, _) in edges_of(z) {
+                    vertex_zone.entry(vkey(a.x * kx, a.y)).or_insert(zi as u32);
+                }
+            }
+        }
+        let forever = zones
+            .iter()
+            .all(|z| z.valid_from.is_none() && z.valid_to.is_none());
         Ok(Locator {
             zones,
             g,
@@ -135,6 +159,9 @@ impl Locator {
             zrows,
             zedges,
             edges_tree: RTree::bulk_load(segs),
+            near,
+            vertex_zone,
+            forever,
             kx,
         })
     }
@@ -172,6 +199,19 @@ impl Locator {
         self.nearest(p, t)
     }
 
+    /// [`Locator::locate`], and every zone containing the point put in `all` (more than one
+    /// only where zones overlap), with one pass over the point's cell.
+    pub fn locate_all(&self, lon: f64, lat: f64, t: Option<i64>, all: &mut Vec<usize>) -> Located {
+        let p = Coord { x: lon, y: lat };
+        all.clear();
+        self.each_inside(p, t, |z| all.push(z));
+        match all.len() {
+            0 => self.nearest(p, t),
+            1 => Located::Inside(all[0]),
+            _ => Located::Inside(self.deepest(all, p)),
+        }
+    }
+
     /// Only the inside test (no nearest search): the zone index, if any. Where zones overlap
     /// (a layer that is not seamless), the zone the point lies deepest in wins.
     #[inline]
@@ -189,13 +229,21 @@ impl Locator {
         if more {
             let mut all = Vec::new();
             self.each_inside(p, t, |z| all.push(z));
-            return all.into_iter().max_by(|&a, &b| {
-                self.depth(a, p)
-                    .total_cmp(&self.depth(b, p))
-                    .then(b.cmp(&a))
-            });
+            return Some(self.deepest(&all, p));
         }
         first
+    }
+
+    /// Of several zones containing `p`, the one it lies deepest in (the first on a tie).
+    fn deepest(&self, all: &[usize], p: Coord) -> usize {
+        let mut best = (all[0], self.depth(all[0], p));
+        for &z in &all[1..] {
+            let d = self.depth(z, p);
+            if d > best.1 || (d == best.1 && z < best.0) {
+                best = (z, d);
+            }
+        }
+        best.0
     }
 
     /// Every zone in force at `t` that contains `p` (more than one only where zones overlap).
@@ -220,7 +268,7 @@ impl Locator {
         let (s, l, mixed) = self.cells[cy * self.g.nx + cx];
         for &z in &self.lists[s as usize..s as usize + l as usize] {
             let z = z as usize;
-            if self.zones[z].in_force(t) && (!mixed || self.inside(z, p, cy)) {
+            if (self.forever || self.zones[z].in_force(t)) && (!mixed || self.inside(z, p, cy)) {
                 f(z);
             }
         }
@@ -253,19 +301,146 @@ impl Locator {
         best
     }
 
+    /// The nearest zone in force at `t` to a point in none, and the distance: the least
+    /// distance to any of its edges, the lowest zone index among equally near zones.
     fn nearest(&self, p: Coord, t: Option<i64>) -> Located {
         let q = [p.x * self.kx, p.y];
+        if t.is_none()
+            && let Some(cands) = self.near.candidates(
+                q,
+                |c, r2| {
+                    self.edges_tree
+                        .locate_within_distance(c, r2)
+                        .filter(|s| !s.data.1 && self.zones[s.data.0 as usize].in_force(None))
+                        .copied()
+                        .collect()
+                },
+                |c| self.tree_nearest(c, None).map(|(_, d2)| d2),
+            )
+        {
+            // the least distance; among equally near edges the lowest zone, where a zone
+            // reaching the nearest point only at a vertex counts too
+            let at_vertex = |s: &Seg| -> u32 {
+                let v = s.geom().nearest_point(&q);
+                if v == s.geom().from || v == s.geom().to {
+                    let at = self.vertex_zone.get(&vkey(v[0], v[1]));
+                    at.map_or(s.data.0, |&o| o.min(s.data.0))
+                } else {
+                    s.data.0
+                }
+            };
+            let mut best: Option<(f64, u32, &Seg, bool)> = None;
+            for s in cands {
+                let d2 = s.geom().distance_2(&q);
+                match &mut best {
+                    Some((bd, _, _, _)) if d2 > *bd => {}
+                    Some((bd, bz, bs, resolved)) if d2 == *bd => {
+                        if !*resolved {
+                            *bz = (*bz).min(at_vertex(bs));
+                            *resolved = true;
+                        }
+                        *bz = (*bz).min(at_vertex(s));
+                    }
+                    _ => best = Some((d2, s.data.0, s, false)),
+                }
+            }
+            let best = best
+                .map(|(d2, z, s, resolved)| (d2, if resolved { z } else { z.min(at_vertex(s)) }));
+            return match best {
+                Some((d2, z)) => Located::Outside {
+                    nearest: z as usize,
+                    distance_m: d2.sqrt() * 111_195.0,
+                },
+                None => Located::NoZone,
+            };
+        }
+        match self.tree_nearest(q, t) {
+            Some((z, d2)) => Located::Outside {
+                nearest: z,
+                distance_m: d2.sqrt() * 111_195.0,
+            },
+            None => Located::NoZone,
+        }
+    }
+
+    /// Nearest edge of a zone in force at `t` by the tree: (zone, squared scaled distance),
+    /// the lowest zone index among equally near edges.
+    fn tree_nearest(&self, q: [f64; 2], t: Option<i64>) -> Option<(usize, f64)> {
+        let mut best: Option<(usize, f64)> = None;
         for (seg, d2) in self.edges_tree.nearest_neighbor_iter_with_distance_2(&q) {
-            let z = seg.data as usize;
-            if self.zones[z].in_force(t) {
-                let deg = d2.sqrt();
-                return Located::Outside {
-                    nearest: z,
-                    distance_m: deg * 111_195.0,
-                };
+            if let Some((_, bd)) = best
+                && d2 > bd
+            {
+                break;
+            }
+            let z = seg.data.0 as usize;
+            if self.zones[z].in_force(t) && best.is_none_or(|(bz, _)| z < bz) {
+                best = Some((z, d2));
             }
         }
-        Located::NoZone
+        best
+    }
+}
+
+/// A coarse grid over the layer's extent and a margin as wide as the extent on every side,
+/// in scaled degrees. Each cell, on first use, keeps the edges that can be nearest to some
+/// point of the cell: with `c` its centre, `h` its half-diagonal and `u` the distance from `c`
+/// to the nearest edge, every point of the cell is within `u + h` of that edge, so only edges
+/// within `u + 2h` of `c` can be nearer.
+struct NearCells {
+    x0: f64,
+    y0: f64,
+    cw: f64,
+    ch: f64,
+    n: usize,
+    cells: Vec<OnceLock<Box<[Seg]>>>,
+}
+
+impl NearCells {
+    const SIDE: usize = 256;
+
+    fn new(lo: [f64; 2], hi: [f64; 2], kx: f64) -> NearCells {
+        let (w, h) = (((hi[0] - lo[0]) * kx).max(1e-9), (hi[1] - lo[1]).max(1e-9));
+        let n = Self::SIDE;
+        NearCells {
+            x0: lo[0] * kx - w,
+            y0: lo[1] - h,
+            cw: 3.0 * w / n as f64,
+            ch: 3.0 * h / n as f64,
+            n,
+            cells: (0..n * n).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The candidate edges for the scaled point `q`, or None outside the grid. `within(c, r2)`
+    /// gives the edges within √r2 of `c`; `nearest(c)` the squared distance to the nearest.
+    fn candidates(
+        &self,
+        q: [f64; 2],
+        within: impl FnOnce([f64; 2], f64) -> Vec<Seg>,
+        nearest: impl FnOnce([f64; 2]) -> Option<f64>,
+    ) -> Option<&[Seg]> {
+        let fx = (q[0] - self.x0) / self.cw;
+        let fy = (q[1] - self.y0) / self.ch;
+        if !(fx >= 0.0 && fy >= 0.0) || fx >= self.n as f64 || fy >= self.n as f64 {
+            return None;
+        }
+        let (cx, cy) = (fx as usize, fy as usize);
+        let cell = self.cells[cy * self.n + cx].get_or_init(|| {
+            let c = [
+                self.x0 + (cx as f64 + 0.5) * self.cw,
+                self.y0 + (cy as f64 + 0.5) * self.ch,
+            ];
+            let h = 0.5 * self.cw.hypot(self.ch);
+            match nearest(c) {
+                Some(d2) => {
+                    let r = d2.sqrt() + 2.0 * h;
+                    within(c, (r * (1.0 + 1e-9) + 1e-12).powi(2)).into_boxed_slice()
+                }
+                None => Box::new([]),
+            }
+        });
+        Some(cell)
     }
 }
 
@@ -297,19 +472,70 @@ fn extent(zones: &[Zone]) -> Option<([f64; 2], [f64; 2], usize)> {
     (!zones.is_empty() && lo[0].is_finite()).then_some((lo, hi, nverts))
 }
 
+/// A vertex as a map key.
+fn vkey(x: f64, y: f64) -> [u64; 2] {
+    [x.to_bits(), y.to_bits()]
+}
+
 /// A zone's ring edges (repeated points skipped).
 fn edges_of(z: &Zone) -> Vec<(Coord, Coord)> {
+    sided_edges(z).into_iter().map(|(a, b, _)| (a, b)).collect()
+}
+
+/// A zone's ring edges, as [`edges_of`], each with whether the zone lies to its left (an
+/// exterior ring counter-clockwise, a hole clockwise).
+fn sided_edges(z: &Zone) -> Vec<(Coord, Coord, bool)> {
     let mut edges = Vec::new();
     for p in &z.polygon.0 {
-        for r in std::iter::once(p.exterior()).chain(p.interiors()) {
+        for (k, r) in std::iter::once(p.exterior())
+            .chain(p.interiors())
+            .enumerate()
+        {
+            let twice_area: f64 =
+                r.0.windows(2)
+                    .map(|w| w[0].x * w[1].y - w[1].x * w[0].y)
+                    .sum();
+            let left = (twice_area > 0.0) == (k == 0);
             for w in r.0.windows(2) {
                 if w[0] != w[1] {
-                    edges.push((w[0], w[1]));
+                    edges.push((w[0], w[1], left));
                 }
             }
         }
     }
     edges
+}
+
+/// Per zone, per edge of [`edges_of`]: true where another zone in force now has the same edge
+/// with itself on the other side, so the edge lies inside the layer's union and is never the
+/// nearest edge to a point outside every zone.
+fn shared_edges(zones: &[Zone]) -> Vec<Vec<bool>> {
+    let key = |a: Coord, b: Coord| [a.x.to_bits(), a.y.to_bits(), b.x.to_bits(), b.y.to_bits()];
+    let sided: Vec<Vec<(Coord, Coord, bool)>> = zones.iter().map(sided_edges).collect();
+    // each edge directed with its zone on the left
+    let directed = |&(a, b, left): &(Coord, Coord, bool)| if left { (a, b) } else { (b, a) };
+    let mut owner: std::collections::HashMap<[u64; 4], u32> = std::collections::HashMap::new();
+    for (zi, es) in sided.iter().enumerate() {
+        if zones[zi].in_force(None) {
+            for e in es {
+                let (a, b) = directed(e);
+                owner.entry(key(a, b)).or_insert(zi as u32);
+            }
+        }
+    }
+    sided
+        .iter()
+        .enumerate()
+        .map(|(zi, es)| {
+            es.iter()
+                .map(|e| {
+                    let (a, b) = directed(e);
+                    zones[zi].in_force(None)
+                        && owner.get(&key(b, a)).is_some_and(|&o| o as usize != zi)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The uniform cell grid over the zones' extent: about four cells per vertex, square in
@@ -492,6 +718,78 @@ mod tests {
                 assert_eq!(got, Some(want), "{x},{y}");
             }
         }
+    }
+
+    #[test]
+    /// Outside points: the cell shortcut answers exactly as a search over every edge would —
+    /// the least distance, the lowest zone index among equally near zones — inside the coarse
+    /// grid, in the layer's gaps and far beyond it.
+    fn outside_cells_agree_with_every_edge() {
+        // a 4 × 3 block of unit squares with two missing (gaps), and a far one
+        let mut zones = Vec::new();
+        for (i, j) in [
+            (0, 0),
+            (1, 0),
+            (2, 0),
+            (3, 0),
+            (0, 1),
+            (3, 1),
+            (0, 2),
+            (1, 2),
+            (2, 2),
+            (3, 2),
+        ] {
+            zones.push(sq(&format!("{i}{j}"), f64::from(i), f64::from(j)));
+        }
+        zones.push(sq("far", 9.0, 7.0));
+        let l = Locator::new(zones.clone()).unwrap();
+        let kx = l.kx;
+        let brute = |x: f64, y: f64| -> (usize, f64) {
+            let q = [x * kx, y];
+            let mut best = (usize::MAX, f64::INFINITY);
+            for (zi, z) in zones.iter().enumerate() {
+                for (a, b) in edges_of(z) {
+                    let s = Line::new([a.x * kx, a.y], [b.x * kx, b.y]);
+                    let d2 = s.distance_2(&q);
+                    if d2 < best.1 || (d2 == best.1 && zi < best.0) {
+                        best = (zi, d2);
+                    }
+                }
+            }
+            (best.0, best.1.sqrt() * 111_195.0)
+        };
+        let mut seed = 7u64;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut outside = 0;
+        for k in 0..20_000 {
+            // grid points every 1/8 make exact ties at shared corners; others at random
+            let (x, y) = if k < 2_000 {
+                (f64::from(k % 50) / 8.0 - 2.0, f64::from(k / 50) / 8.0 - 2.0)
+            } else {
+                (rnd() * 40.0 - 15.0, rnd() * 30.0 - 11.0)
+            };
+            if let Located::Outside {
+                nearest,
+                distance_m,
+            } = l.locate(x, y, None)
+            {
+                outside += 1;
+                let (bz, bd) = brute(x, y);
+                assert_eq!((nearest, distance_m), (bz, bd), "at ({x}, {y})");
+                // the tree path (a time given) gives the same answer
+                assert_eq!(
+                    l.locate(x, y, Some(0)),
+                    Located::Outside {
+                        nearest,
+                        distance_m
+                    }
+                );
+            }
+        }
+        assert!(outside > 15_000, "{outside}");
     }
 
     #[test]

@@ -243,19 +243,12 @@ fn gcj02_points_from_map_apps_land_in_the_right_grid() {
     }
 }
 
-/// A CSV of several megabytes goes through the parallel chunked path: every row comes back in
-/// input order with its fields as read (quoted fields, blank lines, short rows, GBK bytes in a
-/// field, a byte-order mark), the grids are those of the sequential GeoJSON path for the same
-/// points, and bad rows far past the first chunk carry their true row numbers.
-#[test]
-fn a_large_csv_is_located_in_chunks_in_order_with_its_bytes_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let grids = manhattan().join("nyc_community_districts.geojson");
-    // Midtown and around, some outside the districts (in the rivers and New Jersey)
+/// A CSV of `n` points in and around Midtown (some outside the districts, in the rivers and
+/// New Jersey) with quoted fields, GBK bytes, short rows and blank lines, the same points as
+/// GeoJSON features (without the bad row), and the bad row's number.
+fn big_csv(n: u32) -> (Vec<u8>, Vec<serde_json::Value>, Vec<u32>) {
     let mut csv: Vec<u8> = b"\xEF\xBB\xBFid,lon,lat,desc\n".to_vec();
     let mut feats = Vec::new();
-    let n = 120_000u32;
     let mut expected_bad = Vec::new();
     for i in 0..n {
         let lon = -74.06 + f64::from(i % 389) * 0.0003;
@@ -286,36 +279,12 @@ fn a_large_csv_is_located_in_chunks_in_order_with_its_bytes_kept() {
                 "geometry": {"type": "Point", "coordinates": [(lon * 1e6).round() / 1e6, (lat * 1e6).round() / 1e6]}}));
         }
     }
-    assert!(csv.len() > 3 << 20, "several chunks: {} bytes", csv.len());
-    std::fs::write(d.join("p.csv"), &csv).unwrap();
-    std::fs::write(
-        d.join("p.geojson"),
-        serde_json::to_vec(&serde_json::json!({"type": "FeatureCollection", "features": feats}))
-            .unwrap(),
-    )
-    .unwrap();
-    let run = |points: &str, out: &str| -> serde_json::Value {
-        let o = wangge(&[
-            "locate",
-            "--grids",
-            s(&grids),
-            "--points",
-            s(&d.join(points)),
-            "--out",
-            s(&d.join(out)),
-            "--json",
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
-    let v = run("p.csv", "o.csv");
-    assert_eq!(v["points"], n);
-    assert_eq!(v["bad_rows"], 1);
-    assert_eq!(v["bad"][0][0].as_u64().unwrap(), u64::from(expected_bad[0]));
-    let g = run("p.geojson", "o.geojson");
-    assert_eq!(g["inside"], v["inside"]);
-    assert_eq!(g["outside"], v["outside"]);
+    (csv, feats, expected_bad)
+}
 
+/// The output rows of the big CSV: its fields as read, in order, the grids and notes of the
+/// GeoJSON run.
+fn check_rows(d: &Path, csv: &[u8], n: u32) {
     let out = std::fs::read(d.join("o.csv")).unwrap();
     assert!(out.starts_with(b"\xEF\xBB\xBFid,lon,lat,desc,grid,community,locate_note\n"));
     let mut rd = csv::ReaderBuilder::new().from_reader(&out[3..]);
@@ -372,6 +341,50 @@ fn a_large_csv_is_located_in_chunks_in_order_with_its_bytes_kept() {
     }
     assert_eq!(rows, n as usize);
     assert_eq!(gbk, 120);
+}
+
+/// A CSV of several megabytes goes through the parallel chunked path: every row comes back in
+/// input order with its fields as read (quoted fields, blank lines, short rows, GBK bytes in a
+/// field, a byte-order mark), the grids are those of the sequential GeoJSON path for the same
+/// points, and bad rows far past the first chunk carry their true row numbers.
+#[test]
+fn a_large_csv_is_located_in_chunks_in_order_with_its_bytes_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grids = manhattan().join("nyc_community_districts.geojson");
+    let n = 120_000u32;
+    let (csv, feats, expected_bad) = big_csv(n);
+    assert!(csv.len() > 3 << 20, "several chunks: {} bytes", csv.len());
+    std::fs::write(d.join("p.csv"), &csv).unwrap();
+    std::fs::write(
+        d.join("p.geojson"),
+        serde_json::to_vec(&serde_json::json!({"type": "FeatureCollection", "features": feats}))
+            .unwrap(),
+    )
+    .unwrap();
+    let run = |points: &str, out: &str| -> serde_json::Value {
+        let o = wangge(&[
+            "locate",
+            "--grids",
+            s(&grids),
+            "--points",
+            s(&d.join(points)),
+            "--out",
+            s(&d.join(out)),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let v = run("p.csv", "o.csv");
+    assert_eq!(v["points"], n);
+    assert_eq!(v["bad_rows"], 1);
+    assert_eq!(v["bad"][0][0].as_u64().unwrap(), u64::from(expected_bad[0]));
+    let g = run("p.geojson", "o.geojson");
+    assert_eq!(g["inside"], v["inside"]);
+    assert_eq!(g["outside"], v["outside"]);
+
+    check_rows(d, &csv, n);
 
     // --strict names the same row, and nothing is written
     let o = wangge(&[

@@ -199,41 +199,170 @@ fn parse_features(path: &Path, v: Value) -> Result<Vec<RawFeature>, InputError> 
             ));
         }
     };
-    let mut out = Vec::with_capacity(feats.len());
-    for (index, f) in feats.into_iter().enumerate() {
-        let Value::Object(mut f) = f else {
+    feats
+        .into_iter()
+        .enumerate()
+        .map(|(index, f)| raw_feature(path, index, f))
+        .collect()
+}
+
+/// One feature object as a [`RawFeature`].
+fn raw_feature(path: &Path, index: usize, f: Value) -> Result<RawFeature, InputError> {
+    let Value::Object(mut f) = f else {
+        return Err(InputError::item(
+            path,
+            format!("feature #{index}"),
+            None,
+            "is not a JSON object",
+        ));
+    };
+    let id = f.get("id").and_then(value_text);
+    let properties = match f.remove("properties") {
+        Some(Value::Object(m)) => m,
+        Some(Value::Null) | None => Map::new(),
+        Some(_) => {
             return Err(InputError::item(
                 path,
                 format!("feature #{index}"),
-                None,
-                "is not a JSON object",
+                Some("properties"),
+                "expected an object",
             ));
-        };
-        let id = f.get("id").and_then(value_text);
-        let properties = match f.remove("properties") {
-            Some(Value::Object(m)) => m,
-            Some(Value::Null) | None => Map::new(),
-            Some(_) => {
-                return Err(InputError::item(
-                    path,
-                    format!("feature #{index}"),
-                    Some("properties"),
-                    "expected an object",
-                ));
-            }
-        };
-        let geometry = match f.remove("geometry") {
-            Some(Value::Null) | None => None,
-            Some(g) => Some(g),
-        };
-        out.push(RawFeature {
-            index,
-            id,
-            properties,
-            geometry,
-        });
+        }
+    };
+    let geometry = match f.remove("geometry") {
+        Some(Value::Null) | None => None,
+        Some(g) => Some(g),
+    };
+    Ok(RawFeature {
+        index,
+        id,
+        properties,
+        geometry,
+    })
+}
+
+use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// The streaming reader's state: the callback, where it stopped, what was seen.
+struct Top<'a, 'b> {
+    path: &'a Path,
+    each: &'a mut dyn FnMut(RawFeature) -> Result<(), InputError>,
+    stopped: &'b mut Option<InputError>,
+    collection: bool,
+    /// Features handed out, and whether a `features` member was seen.
+    streamed: usize,
+    features: bool,
+}
+/// The `features` array, visited element by element.
+struct Features<'a, 'b, 'c>(&'c mut Top<'a, 'b>);
+impl<'de> Visitor<'de> for Features<'_, '_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a `features` array")
     }
-    Ok(out)
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while let Some(v) = seq.next_element::<Value>()? {
+            let top = &mut *self.0;
+            if let Err(e) = raw_feature(top.path, index, v).and_then(|r| (top.each)(r)) {
+                *top.stopped = Some(e);
+                return Err(A::Error::custom("stopped"));
+            }
+            top.streamed += 1;
+            index += 1;
+        }
+        Ok(())
+    }
+}
+impl<'de> DeserializeSeed<'de> for Features<'_, '_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+impl<'de> Visitor<'de> for &mut Top<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a GeoJSON FeatureCollection")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match k.as_ref() {
+                "type" => {
+                    let t = map.next_value::<std::borrow::Cow<'de, str>>()?;
+                    if t != "FeatureCollection" {
+                        return Err(A::Error::custom("not a collection"));
+                    }
+                    self.collection = true;
+                }
+                "features" => {
+                    self.features = true;
+                    map.next_value_seed(Features(&mut *self))?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Visit the features of a GeoJSON FeatureCollection one at a time, never holding more than one
+/// as JSON values, so a large layer costs its compact form only. `Ok(false)`: the text is not a
+/// FeatureCollection that can be read so (it states a `crs`, which may follow the features, or it
+/// is a single Feature or a sequence) — read it whole with [`parse_layer`].
+///
+/// # Errors
+/// Text that is not JSON, a bad feature, or the first error `each` returns.
+pub fn stream_features(
+    path: &Path,
+    bytes: &[u8],
+    each: &mut dyn FnMut(RawFeature) -> Result<(), InputError>,
+) -> Result<bool, InputError> {
+    use serde::de::Deserializer as _;
+    if bytes.contains(&0x1e) || memchr::memmem::find(bytes, b"\"crs\"").is_some() {
+        return Ok(false);
+    }
+    let mut stopped = None;
+    let mut top = Top {
+        path,
+        each,
+        stopped: &mut stopped,
+        collection: false,
+        streamed: 0,
+        features: false,
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let r = (&mut de).deserialize_map(&mut top).and_then(|()| de.end());
+    let (collection, streamed, features) = (top.collection, top.streamed, top.features);
+    if let Some(e) = stopped {
+        return Err(e);
+    }
+    let not_collection = || {
+        InputError::file(
+            path,
+            "expected a GeoJSON FeatureCollection (`type` is missing or another)",
+        )
+    };
+    match r {
+        Ok(()) if collection && !features => Err(InputError::file(
+            path,
+            "FeatureCollection has no `features` array",
+        )),
+        Ok(()) if collection => Ok(true),
+        // features already handed out cannot be read again whole
+        Ok(()) if streamed > 0 => Err(not_collection()),
+        Ok(()) => Ok(false),
+        Err(e) if e.to_string().starts_with("not a collection") => {
+            if streamed > 0 {
+                Err(not_collection())
+            } else {
+                Ok(false)
+            }
+        }
+        Err(e) => Err(InputError::file(path, format!("not valid JSON: {e}"))),
+    }
 }
 
 /// A geometry read from GeoJSON.
@@ -506,18 +635,9 @@ pub fn read_buildings_weighted(
     est: &EstimateParams,
     weight: Option<&crate::model::Weight>,
 ) -> Result<(Vec<Building>, LoadNotes), InputError> {
-    let layer = read_layer(path, Role::Buildings)?;
-    let tf = layer.transformer(path, tf)?;
-    let feats = layer.features;
-    let (mut bs, notes) = buildings_from(path, &feats, &tf, est)?;
-    if let Some(w) = weight {
-        for (b, f) in bs.iter_mut().zip(&feats) {
-            b.weight = w
-                .eval(&f.properties, b.households)
-                .map_err(|m| InputError::item(path, f.label(), None, m))?;
-        }
-    }
-    Ok((bs, notes))
+    let mut acc = BuildingsAcc::new(path, est, weight);
+    super::layer::for_each_feature(path, Role::Buildings, tf, &mut |f, tf| acc.add(&f, tf))?;
+    acc.finish()
 }
 
 /// Interpret features as buildings (see [`read_buildings`]).
@@ -530,13 +650,51 @@ pub fn buildings_from(
     tf: &Transformer,
     est: &EstimateParams,
 ) -> Result<(Vec<Building>, LoadNotes), InputError> {
-    if feats.is_empty() {
-        return Err(InputError::file(path, "the building layer has no features"));
-    }
-    let mut notes = LoadNotes::default();
-    let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(feats.len());
+    let mut acc = BuildingsAcc::new(path, est, None);
     for f in feats {
+        acc.add(f, tf)?;
+    }
+    acc.finish()
+}
+
+/// Buildings made feature by feature: ids unique, households given or estimated, weights.
+struct BuildingsAcc<'a> {
+    path: &'a Path,
+    est: &'a EstimateParams,
+    weight: Option<&'a crate::model::Weight>,
+    seen: HashSet<String>,
+    notes: LoadNotes,
+    out: Vec<Building>,
+}
+
+impl<'a> BuildingsAcc<'a> {
+    fn new(
+        path: &'a Path,
+        est: &'a EstimateParams,
+        weight: Option<&'a crate::model::Weight>,
+    ) -> Self {
+        BuildingsAcc {
+            path,
+            est,
+            weight,
+            seen: HashSet::new(),
+            notes: LoadNotes::default(),
+            out: Vec::new(),
+        }
+    }
+
+    fn finish(self) -> Result<(Vec<Building>, LoadNotes), InputError> {
+        if self.out.is_empty() {
+            return Err(InputError::file(
+                self.path,
+                "the building layer has no features",
+            ));
+        }
+        Ok((self.out, self.notes))
+    }
+
+    fn add(&mut self, f: &RawFeature, tf: &Transformer) -> Result<(), InputError> {
+        let (path, est) = (self.path, self.est);
         let label = f.label();
         let given = f
             .properties
@@ -551,9 +709,9 @@ pub fn buildings_from(
             given,
             "is missing; expected an `id` property, a feature id, or `osm_id`",
             "building id",
-            &mut seen,
+            &mut self.seen,
         )?;
-        let geometry = polygons_of(path, f, tf, &mut notes.repaired)?;
+        let geometry = polygons_of(path, f, tf, &mut self.notes.repaired)?;
         let (households, source) = match f.properties.get("households") {
             None | Some(Value::Null) => {
                 let p = &f.properties;
@@ -563,7 +721,7 @@ pub fn buildings_from(
                     p.get("height").and_then(value_number),
                 );
                 let share = est.residential_share(p.get("building").and_then(Value::as_str));
-                notes.estimated_households += 1;
+                self.notes.estimated_households += 1;
                 (
                     est.estimate(geodesic_area_m2(&geometry), floors, share),
                     HouseholdSource::Estimated,
@@ -589,15 +747,21 @@ pub fn buildings_from(
                 (n as u32, HouseholdSource::Given)
             }
         };
-        out.push(Building {
+        let weight = match self.weight {
+            Some(w) => w
+                .eval(&f.properties, households)
+                .map_err(|m| InputError::item(path, f.label(), None, m))?,
+            None => f64::from(households),
+        };
+        self.out.push(Building {
             id,
             households,
             source,
-            weight: f64::from(households),
+            weight,
             geometry,
         });
+        Ok(())
     }
-    Ok((out, notes))
 }
 
 /// Read the road layer: LineString/MultiLineString features with `highway` and `name`.
@@ -809,4 +973,73 @@ pub fn read_grid_layer(
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(text: &str) -> (Result<bool, InputError>, Vec<RawFeature>) {
+        let mut got = Vec::new();
+        let r = stream_features(Path::new("t.geojson"), text.as_bytes(), &mut |f| {
+            got.push(f);
+            Ok(())
+        });
+        (r, got)
+    }
+
+    const F: &str = r#"{"type":"Feature","id":7,"properties":{"households":3},"geometry":{"type":"Point","coordinates":[1,2]}}"#;
+
+    /// Streaming gives the features the whole-file reader gives, and steps aside where it
+    /// cannot (a `crs` member that may follow the features, a single Feature, a sequence).
+    #[test]
+    fn streamed_features_are_the_whole_readers() {
+        let text = format!(r#"{{"features":[{F},{F}],"type":"FeatureCollection","name":"x"}}"#);
+        let (r, got) = stream(&text);
+        assert!(r.unwrap());
+        let whole = parse_layer(Path::new("t.geojson"), text.as_bytes()).unwrap();
+        assert_eq!(got.len(), 2);
+        for (a, b) in got.iter().zip(&whole.features) {
+            assert_eq!(
+                (a.index, &a.id, &a.properties, &a.geometry),
+                (b.index, &b.id, &b.properties, &b.geometry)
+            );
+        }
+        let crs = format!(
+            r#"{{"type":"FeatureCollection","features":[{F}],"crs":{{"type":"name","properties":{{"name":"EPSG:4490"}}}}}}"#
+        );
+        assert!(!stream(&crs).0.unwrap());
+        let (r, got) = stream(F);
+        assert!(!r.unwrap() && got.is_empty());
+        assert!(!stream(&format!("\x1e{F}\n\x1e{F}\n")).0.unwrap());
+    }
+
+    #[test]
+    fn streaming_names_bad_input_and_stops_at_the_first_error() {
+        let (r, _) = stream(r#"{"type":"FeatureCollection"}"#);
+        assert!(r.unwrap_err().to_string().contains("no `features` array"));
+        let (r, _) = stream(r#"{"type":"FeatureCollection","features":[1]}"#);
+        assert!(r.unwrap_err().to_string().contains("feature #0"));
+        let (r, _) = stream(&format!(r#"{{"features":[{F}]}}"#));
+        assert!(r.unwrap_err().to_string().contains("FeatureCollection"));
+        let (r, _) = stream(r#"{"type":"FeatureCollection","features":[{"#);
+        assert!(r.unwrap_err().to_string().contains("not valid JSON"));
+        let mut n = 0;
+        let text = format!(r#"{{"type":"FeatureCollection","features":[{F},{F},{F}]}}"#);
+        let r = stream_features(Path::new("t.geojson"), text.as_bytes(), &mut |f| {
+            n += 1;
+            if f.index == 1 {
+                Err(InputError::item(
+                    Path::new("t.geojson"),
+                    "feature #1",
+                    Some("id"),
+                    "dup",
+                ))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(r.unwrap_err().to_string().contains("dup"));
+        assert_eq!(n, 2, "nothing read after the error");
+    }
 }

@@ -104,6 +104,41 @@ pub fn read_layer(path: &Path, role: Role) -> Result<Layer, InputError> {
     read_other(&file, layer.as_deref(), role, &head)
 }
 
+/// Visit a layer's features one at a time, each with the transform to read it with (as
+/// [`Layer::transformer`] chooses). A GeoJSON FeatureCollection is streamed: never more than one
+/// feature is held as JSON values, so a city's buildings cost their compact form only. Other
+/// formats are read whole first.
+///
+/// # Errors
+/// As [`read_layer`], a CRS conflict, or the first error `each` returns.
+pub fn for_each_feature(
+    path: &Path,
+    role: Role,
+    given: &Transformer,
+    each: &mut dyn FnMut(RawFeature, &Transformer) -> Result<(), InputError>,
+) -> Result<(), InputError> {
+    let (file, layer) = split_layer(path);
+    let head = sniff(&file)?;
+    let whole = if layer.is_none() && looks_like_json(&head) {
+        let bytes = std::fs::read(&file).map_err(|source| InputError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let body = strip_bom(&bytes);
+        if super::geojson::stream_features(&file, body, &mut |f| each(f, given))? {
+            return Ok(());
+        }
+        super::geojson::parse_layer(&file, body)?
+    } else {
+        read_other(&file, layer.as_deref(), role, &head)?
+    };
+    let tf = whole.transformer(path, given)?;
+    for f in whole.features {
+        each(f, &tf)?;
+    }
+    Ok(())
+}
+
 fn sniff(file: &Path) -> Result<Vec<u8>, InputError> {
     use std::io::Read;
     let f = std::fs::File::open(file).map_err(|source| InputError::Read {

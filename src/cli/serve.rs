@@ -153,6 +153,7 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
             state.tiles.put_first(Arc::new(a));
         }
         let state = Arc::new(state);
+        state.follow_other_processes();
         crate::service::serve(state, &bind).await
     })
 }

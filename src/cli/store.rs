@@ -366,6 +366,8 @@ pub fn plans(c: &PlansCmd) -> Result<()> {
                 })?;
                 let store = open(common.database.as_deref()).await?;
                 let p = store.publish_plan(*id, t, None, by).await?;
+                // running servers on the same database follow at once
+                store.announce_change().await?;
                 if common.json {
                     println!("{}", serde_json::to_string(&p)?);
                 } else {
@@ -613,10 +615,12 @@ pub fn worker(c: &WorkerCmd) -> Result<()> {
                 if let Some(b) = photo {
                     store.set_worker_photo(grid, Some(b), by).await?;
                 }
+                store.announce_change().await?;
             }
             WorkerCmd::Remove { grid, database, by } => {
                 let store = open(database.as_deref()).await?;
                 store.set_worker(grid, None, by).await?;
+                store.announce_change().await?;
             }
         }
         Ok(())

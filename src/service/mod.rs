@@ -171,10 +171,28 @@ impl AppState {
         }
     }
 
-    /// Published plans or incidents changed: drop what caches hold.
+    /// Published plans or incidents changed: drop what caches hold, and tell the other
+    /// processes serving the same store.
     pub fn invalidate(&self) {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            rt.spawn(async move {
+                if let Err(e) = store.announce_change().await {
+                    tracing::warn!("announcing a change: {e}");
+                }
+            });
+        }
+    }
+
+    /// Follow the changes other processes make to the store: each moves `generation`, so the
+    /// locator and the tile cache are rebuilt on their next use.
+    pub fn follow_other_processes(&self) {
+        let generation = self.generation.clone();
+        self.store.watch_changes(Arc::new(move || {
+            generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
     }
 }
 

@@ -255,7 +255,25 @@ pub trait Store:
     fn describe(&self) -> String;
     /// Reachable and usable.
     async fn ping(&self) -> Result<()>;
+    /// Tell the other processes serving this store that plans, grids or incidents changed, so
+    /// their caches follow (PostgreSQL `NOTIFY`). A GeoPackage needs nothing: the watchers of
+    /// [`Store::watch_changes`] see every commit to the file.
+    async fn announce_change(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Call `changed` (within about a second) whenever another process changes the store: a
+    /// background task listening for the announcements (PostgreSQL `LISTEN`, reconnecting when
+    /// the connection drops) or watching the file's commits (SQLite `data_version`).
+    fn watch_changes(&self, changed: ChangeHook) {
+        let _ = changed;
+    }
 }
+
+/// What [`Store::watch_changes`] calls.
+pub type ChangeHook = Arc<dyn Fn() + Send + Sync>;
+
+/// The PostgreSQL channel changes are announced on.
+pub const CHANGES_CHANNEL: &str = "wangge_changes";
 
 /// The traits of every role (for code that holds a concrete backend).
 pub mod prelude {

@@ -265,4 +265,34 @@ impl Store for GpkgStore {
         })
         .await
     }
+
+    /// A thread with its own connection reads SQLite's `data_version` every 200 ms: it moves
+    /// when any other connection, in this process or another, commits to the file.
+    fn watch_changes(&self, changed: super::ChangeHook) {
+        let path = self.path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("gpkg-watch".into())
+            .spawn(move || {
+                let version = |c: &Connection| {
+                    c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+                        .ok()
+                };
+                let Ok(c) = open_conn(&path) else {
+                    tracing::warn!("{}: cannot watch for changes", path.display());
+                    return;
+                };
+                let mut last = version(&c);
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    let now = version(&c);
+                    if now != last {
+                        last = now;
+                        changed();
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot watch for changes: {e}");
+        }
+    }
 }

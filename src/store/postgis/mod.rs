@@ -39,6 +39,10 @@ pub struct PostgisStore {
     url_shown: String,
     pool: Pool,
     inserts: mpsc::UnboundedSender<(Case, String, oneshot::Sender<Result<()>>)>,
+    /// For the connection that listens for other processes' changes.
+    cfg: tokio_postgres::Config,
+    /// This process's name in change announcements (its own are not news to it).
+    instance: String,
 }
 
 fn pe(e: tokio_postgres::Error) -> StoreError {
@@ -98,6 +102,7 @@ impl PostgisStore {
                 "{url_shown}: not a PostgreSQL connection string: {e}"
             ))
         })?;
+        let listen_cfg = cfg.clone();
         let mgr = Manager::from_config(
             cfg,
             NoTls,
@@ -180,10 +185,15 @@ impl PostgisStore {
         for _ in 0..BATCHERS {
             tokio::spawn(insert_batcher(pool.clone(), rx.clone()));
         }
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         Ok(PostgisStore {
             url_shown,
             pool,
             inserts: tx,
+            cfg: listen_cfg,
+            instance: format!("{}-{started}", std::process::id()),
         })
     }
 
@@ -229,5 +239,75 @@ impl Store for PostgisStore {
             .await
             .map_err(pe)?;
         Ok(())
+    }
+
+    async fn announce_change(&self) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&super::CHANGES_CHANNEL, &self.instance],
+            )
+            .await
+            .map_err(pe)?;
+        Ok(())
+    }
+
+    fn watch_changes(&self, changed: super::ChangeHook) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("changes of other processes are not followed: no runtime");
+            return;
+        };
+        let (cfg, me, shown) = (
+            self.cfg.clone(),
+            self.instance.clone(),
+            self.url_shown.clone(),
+        );
+        rt.spawn(async move {
+            loop {
+                if let Err(e) = listen_for_changes(&cfg, &me, &changed).await {
+                    tracing::warn!("{shown}: listening for changes: {e}; again in 1 s");
+                }
+                // what was announced while no one listened is unknown: take it as a change
+                changed();
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    }
+}
+
+/// Listen on [`super::CHANGES_CHANNEL`] until the connection ends, calling `changed` for every
+/// announcement of another process.
+async fn listen_for_changes(
+    cfg: &tokio_postgres::Config,
+    me: &str,
+    changed: &super::ChangeHook,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    use futures_util::StreamExt;
+    let (client, mut conn) = cfg.connect(NoTls).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m?
+                && tx.send(n.payload().to_string()).is_err()
+            {
+                break;
+            }
+        }
+        Ok::<(), tokio_postgres::Error>(())
+    });
+    client
+        .batch_execute(&format!("LISTEN {}", super::CHANGES_CHANNEL))
+        .await?;
+    tracing::debug!("listening for changes of other processes");
+    while let Some(from) = rx.recv().await {
+        if from != me {
+            changed();
+        }
+    }
+    match driver.await {
+        Ok(r) => r,
+        Err(_) => Ok(()),
     }
 }

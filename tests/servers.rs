@@ -1,0 +1,105 @@
+//! More than one `wangge serve` on one store: a plan published through one server is what the
+//! other answers within a second (PostgreSQL LISTEN/NOTIFY; SQLite's data_version for a
+//! GeoPackage), without waiting for any cache to expire.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn get(url: &str) -> (u16, serde_json::Value) {
+    let r = match ureq::get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let st = r.status();
+    (st, serde_json::from_str(&r.into_string().unwrap()).unwrap())
+}
+
+/// A point inside the first grid of plan 1 and that grid's code, from the regrid's GeoJSON.
+fn inside_point(grids: &Path) -> (f64, f64, String) {
+    let fc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(grids).unwrap()).unwrap();
+    let f = &fc["features"][0];
+    let code = f["properties"]["code"].as_str().unwrap().to_string();
+    let ring: Vec<geo::Coord> = f["geometry"]["coordinates"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| geo::coord! { x: p[0].as_f64().unwrap(), y: p[1].as_f64().unwrap() })
+        .collect();
+    let poly = geo::Polygon::new(geo::LineString(ring), vec![]);
+    let p = geo::InteriorPoint::interior_point(&poly).unwrap();
+    (p.x(), p.y(), code)
+}
+
+/// Two servers on `db`; publish plan 1 through the first; the second's `/locate` answers with
+/// the new grid within a second. Returns how long the second took to follow.
+fn second_server_follows(db: &str, dir: &Path) -> Duration {
+    sample(dir, 3, 3);
+    wangge_ok(&[
+        "import",
+        "--communities",
+        dir.join("communities.geojson").to_str().unwrap(),
+        "--buildings",
+        dir.join("buildings.geojson").to_str().unwrap(),
+        "--roads",
+        dir.join("roads.geojson").to_str().unwrap(),
+        "--database",
+        db,
+    ]);
+    let grids = dir.join("plan1.geojson");
+    wangge_ok(&["regrid", "--database", db, "--out", grids.to_str().unwrap()]);
+    let planner = token(db, "planner", None);
+    let (x, y, code) = inside_point(&grids);
+    let a = Server::start(db);
+    let b = Server::start(db);
+    let at = format!("/locate?lon={x}&lat={y}");
+    // the second server has built its locator: nothing is published yet
+    let (st, before) = get(&b.url(&at));
+    assert_eq!(st, 404, "{before}");
+    // publish through the first server
+    let r = ureq::get(&a.url("/plans/1"))
+        .set("Authorization", &format!("Bearer {planner}"))
+        .call()
+        .unwrap();
+    let etag = r.header("ETag").unwrap().to_string();
+    let r = ureq::post(&a.url("/plans/1/publish"))
+        .set("Authorization", &format!("Bearer {planner}"))
+        .set("If-Match", &etag)
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"valid_from":"2026-01-01"}"#)
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let published = Instant::now();
+    assert_eq!(get(&a.url(&at)).1["grid"]["code"], code.as_str());
+    loop {
+        let (st, v) = get(&b.url(&at));
+        if st == 200 {
+            assert_eq!(v["grid"]["code"], code.as_str());
+            return published.elapsed();
+        }
+        assert!(
+            published.elapsed() < Duration::from_secs(1),
+            "the second server still answers {st} {v} a second after the publication"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_plan_published_through_one_geopackage_server_is_what_the_other_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.gpkg");
+    let took = second_server_follows(db.to_str().unwrap(), dir.path());
+    eprintln!("GeoPackage: the second server followed in {took:?}");
+}
+
+#[test]
+fn a_plan_published_through_one_postgis_server_is_what_the_other_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_pg();
+    let took = second_server_follows(&db, dir.path());
+    eprintln!("PostGIS: the second server followed in {took:?}");
+}

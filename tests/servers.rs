@@ -78,7 +78,9 @@ fn second_server_follows(db: &str, dir: &Path) -> Duration {
         let (st, v) = get(&b.url(&at));
         if st == 200 {
             assert_eq!(v["grid"]["code"], code.as_str());
-            return published.elapsed();
+            let took = published.elapsed();
+            jobs_are_the_stores(db, &a, &b, &planner);
+            return took;
         }
         assert!(
             published.elapsed() < Duration::from_secs(1),
@@ -86,6 +88,63 @@ fn second_server_follows(db: &str, dir: &Path) -> Duration {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn authed(url: &str, token: &str) -> (u16, serde_json::Value) {
+    let r = match ureq::get(url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let st = r.status();
+    (st, serde_json::from_str(&r.into_string().unwrap()).unwrap())
+}
+
+/// A regrid job started on one server is followed on the other, to its plan; its id outlives
+/// both servers, and the next job's id follows it.
+fn jobs_are_the_stores(db: &str, a: &Server, b: &Server, planner: &str) {
+    let r = ureq::post(&a.url("/plans"))
+        .set("Authorization", &format!("Bearer {planner}"))
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"seed":5}"#)
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let j: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+    let id = j["job"].as_i64().unwrap();
+    let started = Instant::now();
+    let plan = loop {
+        let (st, v) = authed(&b.url(&format!("/jobs/{id}")), planner);
+        assert_eq!(st, 200, "{v}");
+        assert_ne!(v["state"], "failed", "{v}");
+        if v["state"] == "done" {
+            assert_eq!(
+                v["progress"]["communities_done"],
+                v["progress"]["communities"]
+            );
+            break v["plan"].as_i64().unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(authed(&b.url(&format!("/plans/{plan}")), planner).0, 200);
+    // a new server (as after a restart) knows the job, and numbers the next one after it
+    let c = Server::start(db);
+    let (st, v) = authed(&c.url(&format!("/jobs/{id}")), planner);
+    assert_eq!(
+        (st, v["state"].as_str(), v["plan"].as_i64()),
+        (200, Some("done"), Some(plan))
+    );
+    let r = ureq::post(&c.url("/plans"))
+        .set("Authorization", &format!("Bearer {planner}"))
+        .set("Content-Type", "application/json")
+        .send_string("{}")
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+    assert_eq!(j["job"].as_i64(), Some(id + 1));
+    assert_eq!(authed(&a.url("/jobs/999"), planner).0, 404);
 }
 
 #[test]

@@ -705,6 +705,35 @@ async fn plan_edits(s: Arc<dyn Store>) {
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
 }
 
+/// Regrid jobs: ids from the store, progress, outcome, heartbeat; unknown ids are None.
+async fn jobs(s: Arc<dyn Store>) {
+    let a = s.create_job(10, "planner").await.unwrap();
+    let b = s.create_job(4, "planner").await.unwrap();
+    assert_eq!(b.id, a.id + 1);
+    assert_eq!(
+        (a.state.as_str(), a.done, a.total, a.plan),
+        ("running", 0, 10, None)
+    );
+    assert!(a.started > 1_700_000_000 && a.updated >= a.started);
+    s.update_job(a.id, 6, "running", None, None).await.unwrap();
+    assert_eq!(s.job(a.id).await.unwrap().unwrap().done, 6);
+    s.update_job(a.id, 10, "done", Some(7), None).await.unwrap();
+    s.update_job(b.id, 1, "failed", None, Some("no buildings"))
+        .await
+        .unwrap();
+    let a = s.job(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (a.state.as_str(), a.done, a.plan, a.who.as_str()),
+        ("done", 10, Some(7), "planner")
+    );
+    let b = s.job(b.id).await.unwrap().unwrap();
+    assert_eq!(
+        (b.state.as_str(), b.error.as_deref()),
+        ("failed", Some("no buildings"))
+    );
+    assert_eq!(s.job(b.id + 100).await.unwrap(), None);
+}
+
 macro_rules! contract {
     ($store:ident, $open:expr) => {
         mod $store {
@@ -735,6 +764,10 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn plan_edits() {
                 super::plan_edits(open().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn jobs() {
+                super::jobs(open().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_inserts() {
@@ -818,27 +851,36 @@ async fn gpkg_refuses_newer_schema() {
     );
 }
 
-/// A store of schema version 2 (before workers' photos) is brought up to date on open.
+/// A store of schema version 2 (before workers' photos and jobs in the store) is brought up to
+/// date on open.
 #[tokio::test]
-async fn gpkg_migrates_to_worker_photos() {
+async fn gpkg_migrates_to_worker_photos_and_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("w.gpkg");
     let path = p.to_str().unwrap();
     drop(wangge::store::open(Some(path)).await.unwrap());
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch(
-        "ALTER TABLE grid_workers DROP COLUMN photo; DELETE FROM wangge_schema WHERE version = 3;",
+        "ALTER TABLE grid_workers DROP COLUMN photo; DROP TABLE wangge_jobs;
+         DELETE FROM wangge_schema WHERE version >= 3;",
     )
     .unwrap();
     drop(c);
     let s = wangge::store::open(Some(path)).await.unwrap();
     assert_eq!(s.worker_photo("X").await.unwrap(), None);
+    let j = s.create_job(3, "t").await.unwrap();
+    s.update_job(j.id, 3, "done", Some(1), None).await.unwrap();
+    let back = s.job(j.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.state.as_str(), back.done, back.plan),
+        ("done", 3, Some(1))
+    );
     drop(s);
     let c = rusqlite::Connection::open(&p).unwrap();
     let v: i64 = c
         .query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 3);
+    assert_eq!(v, 4);
 }
 
 #[tokio::test]

@@ -31,9 +31,8 @@ use error::ApiError;
 use routes::Route;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// Service settings (`--config wangge.toml`; every field optional).
@@ -103,29 +102,12 @@ impl Default for Config {
     }
 }
 
-/// A regrid job.
-pub struct Job {
-    pub state: Mutex<JobState>,
-    pub done: AtomicUsize,
-    pub total: usize,
-}
-
-/// Where a job is.
-#[derive(Debug, Clone)]
-pub enum JobState {
-    Running,
-    Done(i64),
-    Failed(String),
-}
-
 /// Shared state of the service.
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub catalogue: Catalogue,
     pub calendar: Calendar,
     pub config: Config,
-    pub jobs: Mutex<HashMap<u64, Arc<Job>>>,
-    pub next_job: AtomicU64,
     /// Bumped when plans or incidents change (caches key on it).
     pub generation: Arc<AtomicU64>,
     /// The grids of every published plan in the exact locator, rebuilt when `generation` moves
@@ -159,8 +141,6 @@ impl AppState {
             catalogue,
             calendar,
             config,
-            jobs: Mutex::new(HashMap::new()),
-            next_job: AtomicU64::new(0),
             fabrics: crate::plan::FabricCache::default(),
             print_source: print::SourceCache::default(),
             generation,

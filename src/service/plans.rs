@@ -3,7 +3,7 @@
 use super::auth::Principal;
 use super::error::ApiError;
 use super::routes::Route;
-use super::{AppState, Job, JobState, parse_datetime};
+use super::{AppState, parse_datetime};
 use crate::partition::{Band, RegridParams};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -101,6 +101,40 @@ pub struct RegridBody {
     pub seed: Option<u64>,
 }
 
+/// How often a running job's progress goes to the store.
+const JOB_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// A running job with no progress still tells the store it is alive this often.
+const JOB_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+/// A running job not heard of for this long is reported failed (its server stopped).
+const JOB_LOST_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A running job's progress and heartbeat, to the store where every server reads them, until
+/// `finished`.
+async fn report_progress(
+    st: Arc<AppState>,
+    id: i64,
+    done: Arc<std::sync::atomic::AtomicUsize>,
+    finished: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut last = usize::MAX;
+    let mut beat = tokio::time::Instant::now();
+    while !finished.load(Ordering::SeqCst) {
+        tokio::time::sleep(JOB_PROGRESS_EVERY).await;
+        let n = done.load(Ordering::Relaxed);
+        if (n != last || beat.elapsed() >= JOB_HEARTBEAT) && !finished.load(Ordering::SeqCst) {
+            last = n;
+            beat = tokio::time::Instant::now();
+            if let Err(e) = st
+                .store
+                .update_job(id, n as i64, "running", None, None)
+                .await
+            {
+                tracing::warn!("job {id}: progress not saved: {e}");
+            }
+        }
+    }
+}
+
 /// POST /plans — start a regrid job; 202 with the job's URL.
 pub async fn create(
     State(s): State<Arc<AppState>>,
@@ -132,20 +166,21 @@ pub async fn create(
     // check the communities now, so a bad request fails at once
     let (cs, bs, roads) =
         crate::store::regrid::load(s.store.as_ref(), b.communities.as_deref()).await?;
-    let id = s.next_job.fetch_add(1, Ordering::SeqCst) + 1;
-    let job = Arc::new(Job {
-        state: std::sync::Mutex::new(JobState::Running),
-        done: std::sync::atomic::AtomicUsize::new(0),
-        total: cs.len(),
-    });
-    if let Ok(mut jobs) = s.jobs.lock() {
-        jobs.insert(id, job.clone());
-    }
+    let total = cs.len();
+    let id = s.store.create_job(total as i64, &p.who).await?.id;
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(report_progress(
+        s.clone(),
+        id,
+        done.clone(),
+        finished.clone(),
+    ));
     let st = s.clone();
     let who = p.who.clone();
     let seed = b.seed.unwrap_or(0);
     tokio::spawn(async move {
-        let j = job.clone();
+        let d = done.clone();
         let run = tokio::task::spawn_blocking(move || {
             let params = RegridParams {
                 band,
@@ -153,7 +188,7 @@ pub async fn create(
                 ..RegridParams::default()
             };
             let tick = || {
-                j.done.fetch_add(1, Ordering::Relaxed);
+                d.fetch_add(1, Ordering::Relaxed);
             };
             crate::partition::regrid(&cs, &bs, &roads, &params, &tick).map(|r| (r, cs, bs, params))
         })
@@ -169,16 +204,23 @@ pub async fn create(
                     json!({ "min": band.min(), "max": band.max(), "target": band.target(), "seed": seed, "road_classes": params.cut_classes }),
                     json!({ "total": r.total, "communities": r.communities }),
                 );
-                match st.store.create_plan(plan).await {
-                    Ok(p) => JobState::Done(p.id),
-                    Err(e) => JobState::Failed(e.to_string()),
-                }
+                st.store
+                    .create_plan(plan)
+                    .await
+                    .map(|p| p.id)
+                    .map_err(|e| e.to_string())
             }
-            Ok(Err(e)) => JobState::Failed(e.to_string()),
-            Err(e) => JobState::Failed(format!("the job stopped: {e}")),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("the job stopped: {e}")),
         };
-        if let Ok(mut s) = job.state.lock() {
-            *s = outcome;
+        finished.store(true, Ordering::SeqCst);
+        let n = done.load(Ordering::Relaxed) as i64;
+        let saved = match &outcome {
+            Ok(plan) => st.store.update_job(id, n, "done", Some(*plan), None).await,
+            Err(e) => st.store.update_job(id, n, "failed", None, Some(e)).await,
+        };
+        if let Err(e) = saved {
+            tracing::warn!("job {id}: outcome not saved: {e}");
         }
     });
     let url = format!("{}/jobs/{id}", s.base(&h));
@@ -196,36 +238,36 @@ pub async fn create(
 pub async fn job(
     State(s): State<Arc<AppState>>,
     p: Principal,
-    Path(id): Path<u64>,
+    Path(id): Path<i64>,
     h: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     p.require(p.plans(), "plan jobs")?;
     let job = s
-        .jobs
-        .lock()
-        .ok()
-        .and_then(|j| j.get(&id).cloned())
+        .store
+        .job(id)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
-    let state = job
-        .state
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or(JobState::Failed("job state lost".into()));
     let mut v = json!({
         "job": id,
-        "progress": { "communities_done": job.done.load(Ordering::Relaxed), "communities": job.total },
+        "progress": { "communities_done": job.done, "communities": job.total },
+        "state": job.state,
     });
-    match state {
-        JobState::Running => v["state"] = json!("running"),
-        JobState::Done(pid) => {
-            v["state"] = json!("done");
-            v["plan"] = json!(pid);
-            v["plan_url"] = json!(format!("{}/plans/{pid}", s.base(&h)));
-        }
-        JobState::Failed(e) => {
+    let silent = crate::store::now() - job.updated;
+    match job.state.as_str() {
+        "running" if silent > JOB_LOST_AFTER.as_secs() as i64 => {
             v["state"] = json!("failed");
-            v["error"] = json!(e);
+            v["error"] = json!(format!(
+                "the server running this job stopped: no news for {silent} s"
+            ));
         }
+        "done" => {
+            if let Some(pid) = job.plan {
+                v["plan"] = json!(pid);
+                v["plan_url"] = json!(format!("{}/plans/{pid}", s.base(&h)));
+            }
+        }
+        "failed" => v["error"] = json!(job.error),
+        _ => {}
     }
     Ok(Json(v))
 }

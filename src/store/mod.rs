@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// The schema version this binary writes and reads. Stores with a newer version are refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Default path of the embedded store.
 pub const DEFAULT_PATH: &str = "data/wangge.gpkg";
@@ -296,9 +296,42 @@ pub trait ReferenceData: Send + Sync {
     async fn roads(&self) -> Result<Vec<Road>>;
 }
 
+/// A regrid job as the store keeps it, so that every server follows it and its id survives a
+/// restart.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    pub id: i64,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    /// Communities done, of `total`.
+    pub done: i64,
+    pub total: i64,
+    /// The plan made (when done).
+    pub plan: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    pub who: String,
+    /// Seconds since the epoch: started, and last heard of.
+    pub started: i64,
+    pub updated: i64,
+}
+
 /// Grid plans (draft → published → retired) and grid workers.
 #[async_trait]
 pub trait Plans: Send + Sync {
+    /// A new running job of `total` communities; its id comes from the store.
+    async fn create_job(&self, total: i64, who: &str) -> Result<JobRecord>;
+    /// Progress (`done`) and state (`running`, `done` with the plan, `failed` with the error);
+    /// also the job's heartbeat (`updated`).
+    async fn update_job(
+        &self,
+        id: i64,
+        done: i64,
+        state: &str,
+        plan: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<()>;
+    async fn job(&self, id: i64) -> Result<Option<JobRecord>>;
     /// Save a draft plan; its grids must lie in known communities, codes unique.
     async fn create_plan(&self, plan: NewPlan) -> Result<Plan>;
     async fn plans(&self) -> Result<Vec<Plan>>;

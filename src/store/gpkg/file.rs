@@ -275,6 +275,13 @@ const MIGRATION_3: &str = "
     ALTER TABLE grid_workers ADD COLUMN photo BLOB;
     INSERT INTO wangge_schema VALUES (3);";
 
+/// Version 4: regrid jobs live in the store (ids survive restarts; every server sees them).
+const MIGRATION_4: &str = "
+    CREATE TABLE wangge_jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, state TEXT NOT NULL,
+      done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL, plan INTEGER, error TEXT,
+      who TEXT NOT NULL, started TEXT NOT NULL, updated TEXT NOT NULL);
+    INSERT INTO wangge_schema VALUES (4);";
+
 /// Bring a store of an older schema version up to [`SCHEMA_VERSION`], in one transaction.
 pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
@@ -293,6 +300,9 @@ pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
             let names: Vec<&str> = FEATURE_TABLES.iter().map(|t| t.0).collect();
             r = super::styles::write_styles(c, &names);
         }
+    }
+    if v < 4 && r.is_ok() {
+        r = c.execute_batch(MIGRATION_4);
     }
     match r {
         Ok(()) => c.execute_batch("COMMIT"),

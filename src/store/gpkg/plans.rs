@@ -1,6 +1,7 @@
 //! Plans and grid workers in the GeoPackage: drafts, publication with version checks, retirement.
 
 use super::*;
+use crate::store::JobRecord;
 
 pub(super) fn plan_get(c: &Connection, id: i64) -> Result<Plan> {
     let row = c
@@ -77,8 +78,86 @@ pub(super) fn insert_grids(c: &Connection, id: i64, grids: &[GridRecord]) -> Res
     Ok(())
 }
 
+/// A job row (`id, state, done, total, plan, error, who, started, updated`).
+fn job_row(r: &rusqlite::Row) -> rusqlite::Result<(JobRecord, String, String)> {
+    Ok((
+        JobRecord {
+            id: r.get(0)?,
+            state: r.get(1)?,
+            done: r.get(2)?,
+            total: r.get(3)?,
+            plan: r.get(4)?,
+            error: r.get(5)?,
+            who: r.get(6)?,
+            started: 0,
+            updated: 0,
+        },
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
 #[async_trait]
 impl Plans for GpkgStore {
+    async fn create_job(&self, total: i64, who: &str) -> Result<JobRecord> {
+        let who = who.to_string();
+        let id = self
+            .write(move |c| {
+                let t = ts_text(now());
+                c.execute(
+                    "INSERT INTO wangge_jobs (state, done, total, who, started, updated) VALUES ('running', 0, ?1, ?2, ?3, ?3)",
+                    params![total, who, t],
+                )
+                .map_err(be)?;
+                Ok(c.last_insert_rowid())
+            })
+            .await?;
+        self.job(id).await?.ok_or(StoreError::NotFound {
+            what: "job",
+            id: id.to_string(),
+        })
+    }
+
+    async fn update_job(
+        &self,
+        id: i64,
+        done: i64,
+        state: &str,
+        plan: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let (state, error) = (state.to_string(), error.map(str::to_string));
+        self.write(move |c| {
+            c.execute(
+                "UPDATE wangge_jobs SET done = ?2, state = ?3, plan = ?4, error = ?5, updated = ?6 WHERE id = ?1",
+                params![id, done, state, plan, error, ts_text(now())],
+            )
+            .map_err(be)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<JobRecord>> {
+        self.read(move |c| {
+            let row = c
+                .prepare_cached(
+                    "SELECT id, state, done, total, plan, error, who, started, updated FROM wangge_jobs WHERE id = ?1",
+                )
+                .map_err(be)?
+                .query_row([id], job_row)
+                .optional()
+                .map_err(be)?;
+            row.map(|(mut j, started, updated)| {
+                j.started = text_ts(&started)?;
+                j.updated = text_ts(&updated)?;
+                Ok(j)
+            })
+            .transpose()
+        })
+        .await
+    }
+
     async fn create_plan(&self, plan: NewPlan) -> Result<Plan> {
         self.write(move |c| {
             let comms = read_communities(c)?;

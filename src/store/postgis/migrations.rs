@@ -1,8 +1,19 @@
 //! The PostGIS schema, as numbered migrations.
 
 /// Every migration with its version, in order.
-pub(super) const MIGRATIONS: [(i32, &str); 3] =
-    [(1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3)];
+pub(super) const MIGRATIONS: [(i32, &str); 4] = [
+    (1, MIGRATION_1),
+    (2, MIGRATION_2),
+    (3, MIGRATION_3),
+    (4, MIGRATION_4),
+];
+
+/// Regrid jobs live in the store (ids survive restarts; every server sees them).
+pub(super) const MIGRATION_4: &str = "
+CREATE TABLE wangge_jobs (id bigserial PRIMARY KEY, state text NOT NULL CHECK (state IN ('running', 'done', 'failed')),
+  done bigint NOT NULL DEFAULT 0, total bigint NOT NULL, plan bigint, error text, who text NOT NULL,
+  started timestamptz NOT NULL DEFAULT now(), updated timestamptz NOT NULL DEFAULT now());
+";
 
 pub(super) const MIGRATION_1: &str = "
 CREATE TABLE streets (fid bigserial UNIQUE, code text PRIMARY KEY, communities integer NOT NULL DEFAULT 0, households bigint NOT NULL DEFAULT 0,

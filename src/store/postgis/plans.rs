@@ -1,6 +1,7 @@
 //! Plans and grid workers in PostGIS: drafts, publication with version checks, retirement.
 
 use super::*;
+use crate::store::JobRecord;
 
 pub(super) async fn plan_get(c: &impl GenericClient, id: i64) -> Result<Plan> {
     let r = c
@@ -33,8 +34,72 @@ pub(super) async fn plan_get(c: &impl GenericClient, id: i64) -> Result<Plan> {
     })
 }
 
+/// A job row (`id, state, done, total, plan, error, who, started, updated`).
+fn job_row(r: &tokio_postgres::Row) -> JobRecord {
+    JobRecord {
+        id: r.get(0),
+        state: r.get(1),
+        done: r.get(2),
+        total: r.get(3),
+        plan: r.get(4),
+        error: r.get(5),
+        who: r.get(6),
+        started: r.get::<_, DateTime<Utc>>(7).timestamp(),
+        updated: r.get::<_, DateTime<Utc>>(8).timestamp(),
+    }
+}
+
+const JOB_COLUMNS: &str = "id, state, done, total, plan, error, who, started, updated";
+
 #[async_trait]
 impl Plans for PostgisStore {
+    async fn create_job(&self, total: i64, who: &str) -> Result<JobRecord> {
+        let r = self
+            .client()
+            .await?
+            .query_one(
+                &format!(
+                    "INSERT INTO wangge_jobs (state, total, who) VALUES ('running', $1, $2) RETURNING {JOB_COLUMNS}"
+                ),
+                &[&total, &who],
+            )
+            .await
+            .map_err(pe)?;
+        Ok(job_row(&r))
+    }
+
+    async fn update_job(
+        &self,
+        id: i64,
+        done: i64,
+        state: &str,
+        plan: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE wangge_jobs SET done = $2, state = $3, plan = $4, error = $5, updated = now() WHERE id = $1",
+                &[&id, &done, &state, &plan, &error],
+            )
+            .await
+            .map_err(pe)?;
+        Ok(())
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<JobRecord>> {
+        Ok(self
+            .client()
+            .await?
+            .query_opt(
+                &format!("SELECT {JOB_COLUMNS} FROM wangge_jobs WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(pe)?
+            .map(|r| job_row(&r)))
+    }
+
     async fn create_plan(&self, plan: NewPlan) -> Result<Plan> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pe)?;

@@ -162,3 +162,119 @@ fn a_plan_published_through_one_postgis_server_is_what_the_other_answers() {
     let took = second_server_follows(&db, dir.path());
     eprintln!("PostGIS: the second server followed in {took:?}");
 }
+
+fn psql(url: &str, sql: &str) -> String {
+    let o = std::process::Command::new("psql")
+        .args([url, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        o.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn grids_count(srv: &Server) -> usize {
+    let (st, v) = get(&srv.url("/collections/grids/items?limit=1000"));
+    assert_eq!(st, 200, "{v}");
+    v["features"].as_array().unwrap().len()
+}
+
+/// `--read-database`: a server's map reads come from the streaming replica — while the replica's
+/// replay is paused it does not see a plan published on the primary, and once replay resumes it
+/// does within a second. Writes (the publication) go to the primary.
+#[test]
+fn map_reads_come_from_the_read_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = fresh_pg();
+    let name = &db[db.rfind('/').unwrap() + 1..];
+    let standby = std::env::var("WANGGE_TEST_REPLICA_URL")
+        .expect("WANGGE_TEST_REPLICA_URL is not set: scripts/test starts a standby (scripts/pg-start --replica)");
+    let replica = format!("{}/{name}", &standby[..standby.rfind('/').unwrap()]);
+    sample(d, 4, 2);
+    let f = |n: &str| d.join(n).to_str().unwrap().to_string();
+    wangge_ok(&[
+        "import",
+        "--communities",
+        &f("communities.geojson"),
+        "--buildings",
+        &f("buildings.geojson"),
+        "--roads",
+        &f("roads.geojson"),
+        "--database",
+        &db,
+    ]);
+    wangge_ok(&["regrid", "--database", &db]);
+    // the standby has replayed the new database and its schema
+    let t = Instant::now();
+    while std::process::Command::new("psql")
+        .args([
+            replica.as_str(),
+            "-Atc",
+            "SELECT max(version) FROM wangge_schema",
+        ])
+        .output()
+        .map_or(true, |o| {
+            !o.status.success() || String::from_utf8_lossy(&o.stdout).trim() != "4"
+        })
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the standby did not catch up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(psql(&replica, "SELECT pg_is_in_recovery()"), "t");
+    let a = Server::start(&db);
+    let b = Server::start_with(&db, &["--read-database", &replica]);
+    assert_eq!(grids_count(&b), 0, "nothing published yet");
+    psql(&replica, "SELECT pg_wal_replay_pause()");
+    wangge_ok(&[
+        "plans",
+        "publish",
+        "1",
+        "--valid-from",
+        "2025-01-01",
+        "--database",
+        &db,
+    ]);
+    let n = grids_count(&a);
+    assert!(n > 0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        grids_count(&b),
+        0,
+        "replay paused: the replica has not seen the publication"
+    );
+    psql(&replica, "SELECT pg_wal_replay_resume()");
+    let resumed = Instant::now();
+    while grids_count(&b) != n {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(1),
+            "the replica's reads did not follow"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "replica: followed {:?} after replay resumed",
+        resumed.elapsed()
+    );
+    // a replica for a GeoPackage, or a primary given as a replica, is refused with the reason
+    let o = wangge(&[
+        "serve",
+        "--database",
+        &f("w.gpkg"),
+        "--read-database",
+        &replica,
+        "--bind",
+        "127.0.0.1:0",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("needs a PostGIS primary"),
+        "{o:?}"
+    );
+}

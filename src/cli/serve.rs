@@ -13,6 +13,11 @@ pub struct ServeArgs {
     /// GeoPackage path or postgres://… (default: $WANGGE_DATABASE_URL, else data/wangge.gpkg).
     #[arg(long)]
     pub database: Option<String>,
+    /// A read-only PostgreSQL streaming replica for the public map reads (features, tiles,
+    /// point lookups); writes and the reads they depend on stay on --database (default:
+    /// $WANGGE_READ_DATABASE_URL).
+    #[arg(long)]
+    pub read_database: Option<String>,
     /// Address to listen on (default 127.0.0.1:8080, or the config's `bind`).
     #[arg(long)]
     pub bind: Option<String>,
@@ -146,7 +151,9 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
                 }
             }
         });
-        let store = crate::store::open(a.database.as_deref()).await?;
+        let store =
+            crate::store::open_with_reads(a.database.as_deref(), a.read_database.as_deref())
+                .await?;
         let bind = cfg.bind.clone();
         let mut state = AppState::new(store, cat, cal, cfg);
         if let Some(a) = archive {

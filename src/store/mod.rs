@@ -7,6 +7,7 @@
 pub mod gpkg;
 pub mod postgis;
 pub mod regrid;
+pub mod split;
 pub mod wkb;
 
 use crate::incident::{Case, State};
@@ -516,6 +517,44 @@ pub trait Auth: Send + Sync {
 /// # Errors
 /// Unreachable server, missing PostGIS, not a GeoPackage, newer schema.
 pub async fn open(url: Option<&str>) -> Result<Arc<dyn Store>> {
+    open_with_reads(url, None).await
+}
+
+/// Open the store, with current map reads sent to a read-only PostgreSQL streaming replica
+/// when `reads` (or `WANGGE_READ_DATABASE_URL`) names one ([`split::ReadSplit`]).
+///
+/// # Errors
+/// As [`open`]; a replica for a GeoPackage, or one that is not a replica of a wangge database.
+pub async fn open_with_reads(url: Option<&str>, reads: Option<&str>) -> Result<Arc<dyn Store>> {
+    let primary = open_primary(url).await?;
+    let reads = reads
+        .map(str::to_string)
+        .or_else(|| std::env::var("WANGGE_READ_DATABASE_URL").ok())
+        .filter(|r| !r.is_empty());
+    let Some(reads) = reads else {
+        return Ok(primary);
+    };
+    if !(reads.starts_with("postgres://") || reads.starts_with("postgresql://")) {
+        return Err(StoreError::Unavailable(format!(
+            "--read-database {}: expected a postgres:// URL of a streaming replica",
+            postgis::shown(&reads)
+        )));
+    }
+    if !primary.describe().starts_with("PostGIS") {
+        return Err(StoreError::Unavailable(
+            "--read-database: a read replica needs a PostGIS primary (--database postgres://…)"
+                .into(),
+        ));
+    }
+    let replica = postgis::PostgisStore::connect_replica(&reads).await?;
+    Ok(Arc::new(split::ReadSplit {
+        primary,
+        replica: Arc::new(replica),
+        hook: std::sync::OnceLock::new(),
+    }))
+}
+
+async fn open_primary(url: Option<&str>) -> Result<Arc<dyn Store>> {
     let env = std::env::var("WANGGE_DATABASE_URL").ok();
     let url = url
         .map(str::to_string)

@@ -77,7 +77,7 @@ fn mp_wkb(m: &MultiPolygon) -> Vec<u8> {
 }
 
 /// Hide the password of a connection string in messages.
-fn shown(url: &str) -> String {
+pub(crate) fn shown(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -96,6 +96,19 @@ impl PostgisStore {
     /// # Errors
     /// Unreachable server, missing or too old PostGIS, a newer schema.
     pub async fn connect(url: &str) -> Result<PostgisStore> {
+        Self::connect_as(url, false).await
+    }
+
+    /// Connect to a read-only streaming replica: nothing is created or migrated there; its
+    /// schema must be the one this wangge knows (the primary's, replayed).
+    ///
+    /// # Errors
+    /// Unreachable server, no wangge schema or another version.
+    pub async fn connect_replica(url: &str) -> Result<PostgisStore> {
+        Self::connect_as(url, true).await
+    }
+
+    async fn connect_as(url: &str, replica: bool) -> Result<PostgisStore> {
         let url_shown = shown(url);
         let cfg: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Unavailable(format!(
@@ -118,6 +131,11 @@ impl PostgisStore {
             .get()
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot reach {url_shown}: {e}")))?;
+        if replica {
+            check_replica(&client, &url_shown).await?;
+            drop(client);
+            return Ok(Self::assemble(url_shown, pool, listen_cfg));
+        }
         // PostGIS present and recent enough
         let have: Option<String> = client
             .query_opt(
@@ -180,6 +198,10 @@ impl PostgisStore {
         }
         tx.commit().await.map_err(pe)?;
         drop(client);
+        Ok(Self::assemble(url_shown, pool, listen_cfg))
+    }
+
+    fn assemble(url_shown: String, pool: Pool, cfg: tokio_postgres::Config) -> PostgisStore {
         let (tx, rx) = mpsc::unbounded_channel();
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..BATCHERS {
@@ -188,13 +210,13 @@ impl PostgisStore {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        Ok(PostgisStore {
+        PostgisStore {
             url_shown,
             pool,
             inserts: tx,
-            cfg: listen_cfg,
+            cfg,
             instance: format!("{}-{started}", std::process::id()),
-        })
+        }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -203,6 +225,26 @@ impl PostgisStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.url_shown)))
     }
+}
+
+/// A replica has this wangge's schema (replayed from the primary); nothing is changed there.
+async fn check_replica(client: &deadpool_postgres::Object, url_shown: &str) -> Result<()> {
+    let v: Option<i32> = client
+        .query_opt("SELECT max(version) FROM wangge_schema", &[])
+        .await
+        .map_err(|e| {
+            StoreError::Schema(format!(
+                "{url_shown}: not a replica of a wangge database ({})",
+                super::error::pg_message(&e)
+            ))
+        })?
+        .and_then(|r| r.get(0));
+    if v.map(i64::from) != Some(SCHEMA_VERSION) {
+        return Err(StoreError::Schema(format!(
+            "{url_shown}: the replica's schema version is {v:?}, this wangge needs {SCHEMA_VERSION}: migrate the primary (open it once) and let the replica catch up"
+        )));
+    }
+    Ok(())
 }
 
 async fn audit_in(

@@ -321,3 +321,31 @@ fn unreadable_file() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/b.geojson"));
     assert!(!out.exists());
 }
+
+/// `convert` refuses a longitude of 1e308 (the GCJ-02 formulas would pass it through) and
+/// writes nothing.
+#[test]
+fn convert_refuses_coordinates_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("p.csv"), "id,lon,lat\n1,116.4,39.9\n2,1e308,30\n").unwrap();
+    for (from, to) in [("gcj02", "wgs84"), ("wgs84", "EPSG:3857")] {
+        let out = d.join(format!("o-{from}.csv"));
+        let o = wangge(&[
+            "convert",
+            "--from",
+            from,
+            "--to",
+            to,
+            d.join("p.csv").to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{from}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("row 3") && err.contains("1e308") && err.contains("out of range"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+}

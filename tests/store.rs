@@ -818,6 +818,7 @@ async fn gpkg_refuses_other_files() {
     let c = rusqlite::Connection::open(&q).unwrap();
     c.execute_batch("CREATE TABLE t (x)").unwrap();
     drop(c);
+    let before = std::fs::read(&q).unwrap();
     let e = wangge::store::open(Some(q.to_str().unwrap()))
         .await
         .err()
@@ -826,6 +827,18 @@ async fn gpkg_refuses_other_files() {
         matches!(&e, StoreError::NotGeoPackage(m) if m.contains("application_id")),
         "{e:?}"
     );
+    assert_eq!(
+        std::fs::read(&q).unwrap(),
+        before,
+        "another program's SQLite file is left as it was"
+    );
+    // an empty file (`touch w.gpkg`) holds nothing: it becomes a new store
+    let z = dir.path().join("z.gpkg");
+    std::fs::write(&z, b"").unwrap();
+    let s = wangge::store::open(Some(z.to_str().unwrap()))
+        .await
+        .unwrap();
+    assert!(s.plans().await.unwrap().is_empty());
 }
 
 #[tokio::test]

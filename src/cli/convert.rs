@@ -28,6 +28,30 @@ pub struct ConvertArgs {
     pub output: PathBuf,
 }
 
+/// One coordinate converted; longitude/latitude out of range, or a result that is not finite,
+/// is an error (PROJ and the GCJ-02 formulas would pass some of them through).
+fn transform(tf: &Transformer, c: Coord) -> Result<Coord> {
+    let t = |v: f64| {
+        if v.abs() >= 1e9 {
+            format!("{v:e}")
+        } else {
+            v.to_string()
+        }
+    };
+    if tf.from().is_geographic() && (c.x.abs() > 180.0 || c.y.abs() > 90.0) {
+        bail!(
+            "coordinate ({}, {}) is out of range for longitude/latitude",
+            t(c.x),
+            t(c.y)
+        );
+    }
+    let out = tf.apply(c)?;
+    if !(out.x.is_finite() && out.y.is_finite()) {
+        bail!("coordinate ({}, {}) has no finite result", t(c.x), t(c.y));
+    }
+    Ok(out)
+}
+
 fn convert_coords(v: &mut Value, tf: &Transformer, path: &str) -> Result<()> {
     match v {
         Value::Array(a) if a.len() >= 2 && a[0].is_number() && a[1].is_number() => {
@@ -37,7 +61,7 @@ fn convert_coords(v: &mut Value, tf: &Transformer, path: &str) -> Result<()> {
             let y = a[1]
                 .as_f64()
                 .ok_or_else(|| anyhow!("{path}: not a number"))?;
-            let c = tf.apply(Coord { x, y }).with_context(|| path.to_string())?;
+            let c = transform(tf, Coord { x, y }).with_context(|| path.to_string())?;
             a[0] = serde_json::json!(c.x);
             a[1] = serde_json::json!(c.y);
             Ok(())
@@ -105,12 +129,14 @@ pub fn run(a: &ConvertArgs) -> Result<()> {
                         anyhow!("{name}: row {row}: field `{f}`: expected a number, found {s:?}")
                     })
             };
-            let c = tf
-                .apply(Coord {
+            let c = transform(
+                &tf,
+                Coord {
                     x: num(xi, &a.lon_field)?,
                     y: num(yi, &a.lat_field)?,
-                })
-                .with_context(|| format!("{name}: row {row}"))?;
+                },
+            )
+            .with_context(|| format!("{name}: row {row}"))?;
             let out: Vec<String> = rec
                 .iter()
                 .enumerate()

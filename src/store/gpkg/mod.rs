@@ -89,7 +89,9 @@ impl GpkgStore {
     /// # Errors
     /// Not a GeoPackage, a newer schema, or the file cannot be created.
     pub fn open(path: &Path) -> Result<GpkgStore> {
-        if !path.exists() {
+        // an empty file (`touch w.gpkg`) holds nothing to keep: it is made a store like a new path
+        let empty = path.metadata().is_ok_and(|m| m.is_file() && m.len() == 0);
+        if !path.exists() || empty {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     StoreError::Backend(format!("{}: cannot create: {e}", dir.display()))
@@ -110,6 +112,16 @@ impl GpkgStore {
             std::fs::rename(&tmp, path).map_err(|e| {
                 StoreError::Backend(format!("{}: cannot create: {e}", path.display()))
             })?;
+        }
+        {
+            // checked before anything is set on the file (WAL mode would change another
+            // program's database)
+            let probe = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| StoreError::Backend(format!("{}: cannot open: {e}", path.display())))?;
+            check_file(&probe, path)?;
         }
         let w = open_conn(path)?;
         check_file(&w, path)?;

@@ -149,6 +149,20 @@ async fn import_upserts(s: Arc<dyn Store>) {
     assert_eq!(all.len(), 5);
     let outside = all.iter().find(|b| b.building.id == "outside").unwrap();
     assert_eq!(outside.community, None);
+    // the same id twice in one import: the later wins, as two imports would
+    let mut twice = vec![buildings()[1].clone(), buildings()[1].clone()];
+    twice[0].households = 7;
+    twice[1].households = 9;
+    s.put_buildings(twice, "importer").await.unwrap();
+    let b2 = s.buildings(None).await.unwrap();
+    let b2 = b2
+        .iter()
+        .find(|b| b.building.id == buildings()[1].id)
+        .unwrap();
+    assert_eq!(b2.building.households, 9);
+    s.put_buildings(vec![buildings()[1].clone()], "importer")
+        .await
+        .unwrap();
     let a = s
         .buildings(Some(&["110101001001".to_string()]))
         .await

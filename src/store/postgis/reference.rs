@@ -122,33 +122,15 @@ impl ReferenceData for PostgisStore {
             .map(|r| r.community)
             .collect();
         let owner = crate::partition::assign_buildings(&cs, &items);
-        let st = tx
-            .prepare(
-                "INSERT INTO buildings (building_id, community, households, household_source, updated_at, geom) VALUES ($1, $2, $3, $4, now(), ST_Multi(ST_GeomFromWKB($5, 4326)))
-                 ON CONFLICT (building_id) DO UPDATE SET community = excluded.community, households = excluded.households,
-                   household_source = excluded.household_source, updated_at = excluded.updated_at, geom = excluded.geom
-                 RETURNING (xmax = 0)",
-            )
-            .await
-            .map_err(pe)?;
         let mut n = Upserted::default();
-        for (b, o) in items.iter().zip(owner) {
-            let comm = o.map(|(ci, _)| cs[ci].code.clone());
-            let inserted: bool = tx
-                .query_one(
-                    &st,
-                    &[
-                        &b.id,
-                        &comm,
-                        &(i32::try_from(b.households).unwrap_or(i32::MAX)),
-                        &parse_enum_name(&b.source),
-                        &mp_wkb(&b.geometry),
-                    ],
-                )
-                .await
-                .map_err(pe)?
-                .get(0);
-            count(&mut n, inserted);
+        // thousands of rows per statement (arrays unnested), not one round trip per building
+        let rows: Vec<(&Building, Option<String>)> = items
+            .iter()
+            .zip(owner)
+            .map(|(b, o)| (b, o.map(|(ci, _)| cs[ci].code.clone())))
+            .collect();
+        for chunk in rows.chunks(BUILDINGS_PER_STATEMENT) {
+            upsert_buildings(&tx, chunk, &mut n).await?;
         }
         finish_upsert(tx, false, (who, "buildings"), n).await
     }
@@ -300,4 +282,74 @@ async fn finish_upsert(
     .await?;
     tx.commit().await.map_err(pe)?;
     Ok(n)
+}
+
+/// Buildings upserted by one statement.
+const BUILDINGS_PER_STATEMENT: usize = 2_000;
+
+/// Upsert buildings (with their communities) in one statement; the same id twice in one chunk
+/// goes row by row, the later winning, as single upserts would.
+async fn upsert_buildings(
+    tx: &tokio_postgres::Transaction<'_>,
+    chunk: &[(&Building, Option<String>)],
+    n: &mut Upserted,
+) -> Result<()> {
+    const SET: &str = "ON CONFLICT (building_id) DO UPDATE SET community = excluded.community, households = excluded.households,
+        household_source = excluded.household_source, updated_at = excluded.updated_at, geom = excluded.geom
+        RETURNING (xmax = 0)";
+    let mut seen = std::collections::HashSet::new();
+    if !chunk.iter().all(|(b, _)| seen.insert(b.id.as_str())) {
+        let st = tx
+            .prepare(&format!(
+                "INSERT INTO buildings (building_id, community, households, household_source, updated_at, geom)
+                 VALUES ($1, $2, $3, $4, now(), ST_Multi(ST_GeomFromWKB($5, 4326))) {SET}"
+            ))
+            .await
+            .map_err(pe)?;
+        for (b, comm) in chunk {
+            let inserted: bool = tx
+                .query_one(
+                    &st,
+                    &[
+                        &b.id,
+                        comm,
+                        &(i32::try_from(b.households).unwrap_or(i32::MAX)),
+                        &parse_enum_name(&b.source),
+                        &mp_wkb(&b.geometry),
+                    ],
+                )
+                .await
+                .map_err(pe)?
+                .get(0);
+            count(n, inserted);
+        }
+        return Ok(());
+    }
+    let ids: Vec<&str> = chunk.iter().map(|(b, _)| b.id.as_str()).collect();
+    let comms: Vec<Option<&str>> = chunk.iter().map(|(_, c)| c.as_deref()).collect();
+    let hh: Vec<i32> = chunk
+        .iter()
+        .map(|(b, _)| i32::try_from(b.households).unwrap_or(i32::MAX))
+        .collect();
+    let src: Vec<String> = chunk
+        .iter()
+        .map(|(b, _)| parse_enum_name(&b.source))
+        .collect();
+    let geoms: Vec<Vec<u8>> = chunk.iter().map(|(b, _)| mp_wkb(&b.geometry)).collect();
+    let rows = tx
+        .query(
+            &format!(
+                "INSERT INTO buildings (building_id, community, households, household_source, updated_at, geom)
+                 SELECT id, comm, hh, src, now(), ST_Multi(ST_GeomFromWKB(g, 4326))
+                 FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::bytea[]) AS t(id, comm, hh, src, g)
+                 {SET}"
+            ),
+            &[&ids, &comms, &hh, &src, &geoms],
+        )
+        .await
+        .map_err(pe)?;
+    for r in rows {
+        count(n, r.get(0));
+    }
+    Ok(())
 }

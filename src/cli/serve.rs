@@ -13,8 +13,8 @@ pub struct ServeArgs {
     /// GeoPackage path or postgres://… (default: $WANGGE_DATABASE_URL, else data/wangge.gpkg).
     #[arg(long)]
     pub database: Option<String>,
-    /// A read-only PostgreSQL streaming replica for the public map reads (features, tiles,
-    /// point lookups); writes and the reads they depend on stay on --database (default:
+    /// A read-only PostgreSQL streaming replica for the map reads (feature pages and tiles of
+    /// the plans in force); writes and the reads they depend on stay on --database (default:
     /// $WANGGE_READ_DATABASE_URL).
     #[arg(long)]
     pub read_database: Option<String>,

@@ -1,6 +1,7 @@
-//! A store whose public map reads go to a read-only streaming replica while everything else —
-//! writes, and the reads a write depends on (plans, cases, tokens, a draft plan's features) —
-//! goes to the primary. `wangge serve --read-database URL`.
+//! A store whose public map reads (feature pages and tiles of the plans in force) go to a
+//! read-only streaming replica while everything else — writes, and the reads a write depends on
+//! (plans, cases, tokens, a named plan's features, the grid of a new case) — goes to the
+//! primary. `wangge serve --read-database URL`.
 //!
 //! The replica's copy may trail the primary by its replication lag (milliseconds on one
 //! machine); reads that name a plan go to the primary, so a planner editing a draft sees it at
@@ -105,8 +106,10 @@ impl FeatureSource for ReadSplit {
         };
         from.mvt_layer(layer, zxy, plan, fields).await
     }
+    /// A new case takes its grid from here: the primary, so a case reported just after a
+    /// publication gets the new grid.
     async fn grid_at(&self, lon: f64, lat: f64, at: i64) -> Result<Option<GridHit>> {
-        self.replica.grid_at(lon, lat, at).await
+        self.primary.grid_at(lon, lat, at).await
     }
 }
 

@@ -38,17 +38,7 @@ fn inside_point(grids: &Path) -> (f64, f64, String) {
 /// the new grid within a second. Returns how long the second took to follow.
 fn second_server_follows(db: &str, dir: &Path) -> Duration {
     sample(dir, 3, 3);
-    wangge_ok(&[
-        "import",
-        "--communities",
-        dir.join("communities.geojson").to_str().unwrap(),
-        "--buildings",
-        dir.join("buildings.geojson").to_str().unwrap(),
-        "--roads",
-        dir.join("roads.geojson").to_str().unwrap(),
-        "--database",
-        db,
-    ]);
+    import_dir(dir, db);
     let grids = dir.join("plan1.geojson");
     wangge_ok(&["regrid", "--database", db, "--out", grids.to_str().unwrap()]);
     let planner = token(db, "planner", None);
@@ -196,17 +186,7 @@ fn map_reads_come_from_the_read_replica() {
     let replica = format!("{}/{name}", &standby[..standby.rfind('/').unwrap()]);
     sample(d, 4, 2);
     let f = |n: &str| d.join(n).to_str().unwrap().to_string();
-    wangge_ok(&[
-        "import",
-        "--communities",
-        &f("communities.geojson"),
-        "--buildings",
-        &f("buildings.geojson"),
-        "--roads",
-        &f("roads.geojson"),
-        "--database",
-        &db,
-    ]);
+    import_dir(d, &db);
     wangge_ok(&["regrid", "--database", &db]);
     // the standby has replayed the new database and its schema
     let t = Instant::now();

@@ -38,7 +38,7 @@ fn transform(tf: &Transformer, c: Coord) -> Result<Coord> {
             v.to_string()
         }
     };
-    if tf.from().is_geographic() && (c.x.abs() > 180.0 || c.y.abs() > 90.0) {
+    if tf.from().is_geographic() && crate::geom::beyond_lonlat(c) {
         bail!(
             "coordinate ({}, {}) is out of range for longitude/latitude",
             t(c.x),

@@ -397,7 +397,7 @@ impl Rows<'_> {
         };
         let (x, y) = (num(xi, &a.lon_field)?, num(yi, &a.lat_field)?);
         let w = self.tf.apply(Coord { x, y }).map_err(|e| e.to_string())?;
-        if w.x.abs() > 180.0 || w.y.abs() > 90.0 {
+        if crate::geom::beyond_lonlat(w) {
             return Err(format!("coordinate ({x}, {y}) is out of range"));
         }
         let at = parse_time_in(get(ti), self.cal.offset).ok_or_else(|| {

@@ -10,6 +10,13 @@ pub mod validate;
 
 use geo::{Coord, Polygon};
 
+/// True when a coordinate lies beyond ±180° longitude or ±90° latitude (the one test every
+/// reader of degrees applies; non-finite values are refused before it).
+#[must_use]
+pub fn beyond_lonlat(c: Coord) -> bool {
+    c.x.abs() > 180.0 || c.y.abs() > 90.0
+}
+
 /// Squared distance from `p` to the segment a–b (metres² in a local frame).
 #[must_use]
 pub fn seg_point_dist2(a: Coord, b: Coord, p: Coord) -> f64 {

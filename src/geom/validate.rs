@@ -50,7 +50,7 @@ pub fn clean_ring(ring: &LineString, geographic: bool) -> Result<LineString, Pol
         if !c.x.is_finite() || !c.y.is_finite() {
             return Err(PolygonProblem::NotFinite(i));
         }
-        if geographic && (c.x.abs() > 180.0 || c.y.abs() > 90.0) {
+        if geographic && super::beyond_lonlat(*c) {
             return Err(PolygonProblem::OutOfRange { x: c.x, y: c.y });
         }
         if out.last() != Some(c) {

@@ -798,7 +798,7 @@ pub fn read_roads(path: &Path, tf: &Transformer) -> Result<(Vec<Road>, LoadNotes
             for c in &l.0 {
                 let w = transform_coord(tf, *c)
                     .map_err(|m| InputError::item(path, &label, Some("geometry"), m))?;
-                if w.x.abs() > 180.0 || w.y.abs() > 90.0 {
+                if crate::geom::beyond_lonlat(w) {
                     return Err(InputError::item(
                         path,
                         &label,

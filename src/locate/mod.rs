@@ -109,10 +109,18 @@ impl Locator {
         let mut zrows: Vec<(usize, Vec<(u32, u32)>)> = Vec::with_capacity(zones.len());
         let mut segs: Vec<Seg> = Vec::new();
         let mut flat: Vec<u32> = Vec::new();
-        let shared = shared_edges(&zones);
-        for (zi, z) in zones.iter().enumerate() {
+        // each zone's edges once, with the side it lies on
+        let sided: Vec<Vec<(Coord, Coord, bool)>> = zones.iter().map(sided_edges).collect();
+        let shared = shared_edges(&zones, &sided);
+        let mut vertex_zone = std::collections::HashMap::new();
+        for (zi, es) in sided.iter().enumerate() {
             let zi32 = zi as u32;
-            let edges = edges_of(z);
+            let edges: Vec<(Coord, Coord)> = es.iter().map(|&(a, b, _)| (a, b)).collect();
+            if zones[zi].in_force(None) {
+                for &(a, _) in &edges {
+                    vertex_zone.entry(vkey(a.x * kx, a.y)).or_insert(zi32);
+                }
+            }
             for (k, &(a, b)) in edges.iter().enumerate() {
                 segs.push(GeomWithData::new(
                     Line::new([a.x * kx, a.y], [b.x * kx, b.y]),
@@ -140,14 +148,6 @@ impl Locator {
         }
         let (cells, lists) = cell_lists(&mixed, &cover, flat, &mut zrows);
         let near = NearCells::new(lo, hi, kx);
-        let mut vertex_zone = std::collections::HashMap::new();
-        for (zi, z) in zones.iter().enumerate() {
-            if z.in_force(None) {
-                for (a, _) in edges_of(z) {
-                    vertex_zone.entry(vkey(a.x * kx, a.y)).or_insert(zi as u32);
-                }
-            }
-        }
         let forever = zones
             .iter()
             .all(|z| z.valid_from.is_none() && z.valid_to.is_none());
@@ -477,13 +477,8 @@ fn vkey(x: f64, y: f64) -> [u64; 2] {
     [x.to_bits(), y.to_bits()]
 }
 
-/// A zone's ring edges (repeated points skipped).
-fn edges_of(z: &Zone) -> Vec<(Coord, Coord)> {
-    sided_edges(z).into_iter().map(|(a, b, _)| (a, b)).collect()
-}
-
-/// A zone's ring edges, as [`edges_of`], each with whether the zone lies to its left (an
-/// exterior ring counter-clockwise, a hole clockwise).
+/// A zone's ring edges (repeated points skipped), each with whether the zone lies to its left
+/// (an exterior ring counter-clockwise, a hole clockwise).
 fn sided_edges(z: &Zone) -> Vec<(Coord, Coord, bool)> {
     let mut edges = Vec::new();
     for p in &z.polygon.0 {
@@ -506,12 +501,11 @@ fn sided_edges(z: &Zone) -> Vec<(Coord, Coord, bool)> {
     edges
 }
 
-/// Per zone, per edge of [`edges_of`]: true where another zone in force now has the same edge
+/// Per zone, per edge of [`sided_edges`]: true where another zone in force now has the same edge
 /// with itself on the other side, so the edge lies inside the layer's union and is never the
 /// nearest edge to a point outside every zone.
-fn shared_edges(zones: &[Zone]) -> Vec<Vec<bool>> {
+fn shared_edges(zones: &[Zone], sided: &[Vec<(Coord, Coord, bool)>]) -> Vec<Vec<bool>> {
     let key = |a: Coord, b: Coord| [a.x.to_bits(), a.y.to_bits(), b.x.to_bits(), b.y.to_bits()];
-    let sided: Vec<Vec<(Coord, Coord, bool)>> = zones.iter().map(sided_edges).collect();
     // each edge directed with its zone on the left
     let directed = |&(a, b, left): &(Coord, Coord, bool)| if left { (a, b) } else { (b, a) };
     let mut owner: std::collections::HashMap<[u64; 4], u32> = std::collections::HashMap::new();
@@ -748,7 +742,7 @@ mod tests {
             let q = [x * kx, y];
             let mut best = (usize::MAX, f64::INFINITY);
             for (zi, z) in zones.iter().enumerate() {
-                for (a, b) in edges_of(z) {
+                for (a, b, _) in sided_edges(z) {
                     let s = Line::new([a.x * kx, a.y], [b.x * kx, b.y]);
                     let d2 = s.distance_2(&q);
                     if d2 < best.1 || (d2 == best.1 && zi < best.0) {

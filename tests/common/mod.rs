@@ -178,11 +178,9 @@ pub fn fresh_pg() -> String {
     }
 }
 
-/// The sample district imported into `db`, regridded and published from 2025-01-01; returns
-/// the number of grids.
-pub fn load_sample(db: &str) -> u64 {
-    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
-    let f = |n: &str| s.join(n).to_str().unwrap().to_string();
+/// `wangge import` of the communities, buildings and roads of a sample-city folder into `db`.
+pub fn import_dir(dir: &Path, db: &str) {
+    let f = |n: &str| dir.join(n).to_str().unwrap().to_string();
     wangge_ok(&[
         "import",
         "--communities",
@@ -194,6 +192,15 @@ pub fn load_sample(db: &str) -> u64 {
         "--database",
         db,
     ]);
+}
+
+/// The sample district imported into `db`, regridded and published from 2025-01-01; returns
+/// the number of grids.
+pub fn load_sample(db: &str) -> u64 {
+    import_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample"),
+        db,
+    );
     let out = wangge_ok(&["regrid", "--database", db, "--json"]);
     let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     wangge_ok(&[

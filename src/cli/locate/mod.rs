@@ -150,7 +150,7 @@ impl Ctx {
         let w = tf
             .apply(Coord { x: lon, y: lat })
             .map_err(|e| e.to_string())?;
-        if w.x.abs() > 180.0 || w.y.abs() > 90.0 {
+        if crate::geom::beyond_lonlat(w) {
             return Err(format!(
                 "coordinate ({lon}, {lat}) is out of range for longitude/latitude"
             ));

@@ -124,7 +124,6 @@ impl GpkgStore {
             check_file(&probe, path)?;
         }
         let w = open_conn(path)?;
-        check_file(&w, path)?;
         file::migrate(&w).map_err(be)?;
         file::rtree_triggers_1_3(&w).map_err(be)?;
         let (tx, rx) = mpsc::channel::<Job>();

@@ -330,6 +330,48 @@ const CASE_KEYS: &[(&str, Visibility)] = &[
     ("history", Staff),
 ];
 
+/// Fields of an Open311 service request with who may see them. Whoever may not see a field
+/// gets it as null (the reporter, an extension, is left out); the place, when `lat`/`long` are
+/// not seen, is sent coarse (`service::open311`).
+const OPEN311_KEYS: &[(&str, Visibility)] = &[
+    ("service_request_id", Public),
+    ("status", Public),
+    ("status_notes", Public),
+    ("service_name", Public),
+    ("service_code", Public),
+    ("description", Staff),
+    ("agency_responsible", Public),
+    ("service_notice", Public),
+    ("requested_datetime", Public),
+    ("updated_datetime", Public),
+    ("expected_datetime", Public),
+    ("address", Public),
+    ("address_id", Public),
+    ("zipcode", Public),
+    ("lat", Staff),
+    ("long", Staff),
+    ("media_url", Staff),
+    ("reporter", Personal),
+];
+
+/// Blank in an Open311 request what the caller may not see: fields of GeoReport v2 become
+/// null, the reporter and keys the schema does not know are removed.
+pub fn redact_open311(request: &mut Map<String, Value>, access: Access) {
+    request.retain(|k, _| {
+        OPEN311_KEYS
+            .iter()
+            .any(|(key, v)| key == k && (access.sees(*v) || *k != "reporter"))
+    });
+    for (k, v) in request.iter_mut() {
+        if OPEN311_KEYS
+            .iter()
+            .any(|(key, vis)| key == k && !access.sees(*vis))
+        {
+            *v = Value::Null;
+        }
+    }
+}
+
 /// Who may see a key of a case; `None` for a key the schema does not know.
 #[must_use]
 pub fn case_key(key: &str) -> Option<Visibility> {

@@ -170,32 +170,43 @@ fn token_of(parts: &Parts) -> Option<String> {
     })
 }
 
+/// The principal a token secret names; none (or empty) is the public.
+///
+/// # Errors
+/// 401 for an unknown or revoked token.
+pub(super) async fn principal_for(
+    state: &AppState,
+    secret: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+        return Ok(Principal {
+            role: Role::Public,
+            scope: None,
+            who: "public".into(),
+        });
+    };
+    let t = state
+        .store
+        .token_by_hash(&hash(secret))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+    if t.revoked_at.is_some() {
+        return Err(ApiError::unauthorized("the token has been revoked"));
+    }
+    let role: Role = t.role.parse().map_err(ApiError::internal)?;
+    Ok(Principal {
+        role,
+        scope: t.scope,
+        who: format!("token:{}:{}", t.id, t.label),
+    })
+}
+
 impl FromRequestParts<Arc<AppState>> for Principal {
     type Rejection = ApiError;
     async fn from_request_parts(
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let Some(secret) = token_of(parts).filter(|s| !s.is_empty()) else {
-            return Ok(Principal {
-                role: Role::Public,
-                scope: None,
-                who: "public".into(),
-            });
-        };
-        let t = state
-            .store
-            .token_by_hash(&hash(&secret))
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-        if t.revoked_at.is_some() {
-            return Err(ApiError::unauthorized("the token has been revoked"));
-        }
-        let role: Role = t.role.parse().map_err(ApiError::internal)?;
-        Ok(Principal {
-            role,
-            scope: t.scope,
-            who: format!("token:{}:{}", t.id, t.label),
-        })
+        principal_for(state, token_of(parts).as_deref()).await
     }
 }

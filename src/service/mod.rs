@@ -10,6 +10,7 @@ pub mod error;
 mod locate;
 mod ogc;
 mod ogc_crs;
+mod open311;
 mod plans;
 mod planview;
 mod precondition;
@@ -19,6 +20,7 @@ mod print;
 pub mod routes;
 mod tiles;
 pub mod web;
+pub use open311::Open311Config;
 
 use crate::incident::{Calendar, Catalogue};
 use crate::store::Store;
@@ -77,6 +79,8 @@ pub struct Config {
     /// `X-Forwarded-Proto` and `X-Forwarded-Host` are believed when writing links; from anyone
     /// else those headers are ignored. Default: none. (`public_base_url` wins over both.)
     pub trusted_proxies: Vec<String>,
+    /// Open311 GeoReport v2 (`[open311]`: `jurisdiction_id`, `contact`, `key_service`).
+    pub open311: open311::Open311Config,
 }
 
 impl Default for Config {
@@ -98,6 +102,7 @@ impl Default for Config {
             public_base_url: None,
             tile_attribution: "wangge 社区网格".into(),
             trusted_proxies: Vec::new(),
+            open311: open311::Open311Config::default(),
         }
     }
 }
@@ -236,11 +241,12 @@ pub(crate) fn parse_datetime(s: &str) -> Result<(Option<i64>, Option<i64>), ApiE
 }
 
 /// Each module's routes, in documentation order.
-fn module_routes() -> [Vec<Route>; 10] {
+fn module_routes() -> [Vec<Route>; 11] {
     [
         web::routes(),
         ogc::routes(),
         locate::routes(),
+        open311::routes(),
         cases::routes(),
         plans::routes(),
         edits::routes(),
@@ -415,6 +421,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         // outermost, so that the limit and timeout responses become JSON too
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(open311::errors))
         .layer(axum::middleware::from_fn(safety_headers))
         .layer(axum::middleware::from_fn(
             move |mut req: axum::extract::Request, next: axum::middleware::Next| {

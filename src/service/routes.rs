@@ -23,6 +23,10 @@ pub struct Route {
     pub response: Option<Value>,
     /// Query parameters documented in OpenAPI (name, JSON schema, description).
     pub query: Vec<(&'static str, Value, &'static str)>,
+    /// The media type of the request body (`application/json` unless a form).
+    pub request_type: &'static str,
+    /// The status of success (200, or 201 for a creation).
+    pub success: u16,
     handler: MethodRouter<Arc<AppState>>,
 }
 
@@ -71,6 +75,8 @@ impl Route {
             request: None,
             response: None,
             query: Vec::new(),
+            request_type: "application/json",
+            success: 200,
             handler,
         }
     }
@@ -87,6 +93,21 @@ impl Route {
     #[must_use]
     pub fn query(mut self, q: Vec<(&'static str, Value, &'static str)>) -> Route {
         self.query = q;
+        self
+    }
+
+    /// The body is a form (`application/x-www-form-urlencoded`) of this schema.
+    #[must_use]
+    pub fn form(mut self, schema: Value) -> Route {
+        self.request = Some(schema);
+        self.request_type = "application/x-www-form-urlencoded";
+        self
+    }
+
+    /// Success is 201 Created.
+    #[must_use]
+    pub fn created(mut self) -> Route {
+        self.success = 201;
         self
     }
 
@@ -125,6 +146,13 @@ pub fn openapi_doc(routes: &[Route]) -> Value {
         params.extend(rt.query.iter().map(|(n, schema, d)| {
             json!({ "name": n, "in": "query", "required": false, "schema": schema, "description": d, "style": "form", "explode": false })
         }));
+        // Open311 writes its errors its own way: [{"code", "description"}]
+        let error = if rt.path.starts_with("/open311/") {
+            json!({ "$ref": "#/components/responses/Open311Error" })
+        } else {
+            json!({ "$ref": "#/components/responses/Error" })
+        };
+        let ok = rt.success.to_string();
         let mut op = json!({
             "summary": rt.summary,
             "tags": [rt.tag],
@@ -132,22 +160,25 @@ pub fn openapi_doc(routes: &[Route]) -> Value {
             "description": format!("Access: {}.", rt.access),
             "parameters": params,
             "responses": {
-                "200": { "description": "OK" },
-                "400": { "$ref": "#/components/responses/Error" },
-                "401": { "$ref": "#/components/responses/Error" },
-                "403": { "$ref": "#/components/responses/Error" },
-                "404": { "$ref": "#/components/responses/Error" }
+                ok.clone(): { "description": "OK" },
+                "400": error, "401": error, "403": error, "404": error
             }
         });
-        if rt.access != "public" {
+        if !rt.is_public() {
             op["security"] = json!([{ "bearer": [] }]);
+        } else if rt.access != "public" {
+            // public, and more for a token
+            op["security"] = json!([{}, { "bearer": [] }]);
         }
         if let Some(r) = &rt.request {
             op["requestBody"] =
-                json!({ "required": true, "content": { "application/json": { "schema": r } } });
+                json!({ "required": true, "content": { rt.request_type: { "schema": r } } });
         }
-        if let Some(r) = &rt.response {
-            op["responses"]["200"]["content"] = json!({ "application/json": { "schema": r } });
+        if rt.path.ends_with(".xml") {
+            op["responses"][&ok]["content"] =
+                json!({ "text/xml": { "schema": { "type": "string" } } });
+        } else if let Some(r) = &rt.response {
+            op["responses"][&ok]["content"] = json!({ "application/json": { "schema": r } });
         }
         let entry = paths
             .entry(rt.path.to_string())
@@ -164,7 +195,12 @@ pub fn openapi_doc(routes: &[Route]) -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "wangge token create --role …" } },
             "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": {
                 "type": "object", "required": ["error", "message"],
-                "properties": { "error": { "type": "string" }, "message": { "type": "string" } } } } } } }
+                "properties": { "error": { "type": "string" }, "message": { "type": "string" } } } } } },
+                "Open311Error": { "description": "An error (GeoReport v2)", "content": {
+                    "application/json": { "schema": { "type": "array", "items": {
+                        "type": "object", "required": ["code", "description"],
+                        "properties": { "code": { "type": "integer" }, "description": { "type": "string" } } } } },
+                    "text/xml": { "schema": { "type": "string" } } } } }
         }
     })
 }

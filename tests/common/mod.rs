@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![expect(dead_code, reason = "each test crate uses some of these helpers")]
 
+pub mod app;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

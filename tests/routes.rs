@@ -886,3 +886,96 @@ async fn statistics_by_grid_worker() {
     let (st, _) = call(&fx.app, "GET", "/stats?by=nobody", Some(&fx.viewer)).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }
+
+/// Reports without a token are limited per client (429 with Retry-After, in Open311's error
+/// format); a token's reports are not. Failed authentications are audited with the client's
+/// address and limited too, without locking out valid tokens from the same address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_failed_authentication() {
+    use axum::extract::ConnectInfo;
+    let fx = fixture().await;
+    let peer: std::net::SocketAddr = "192.0.2.44:40000".parse().unwrap();
+    let app = fx
+        .with_config(Config {
+            rate_limits: wangge::service::RateLimitConfig {
+                public_writes_per_minute: 2,
+                public_writes_burst: 2,
+                failed_auth_per_minute: 3,
+            },
+            ..Config::default()
+        })
+        .await
+        .layer(axum::Extension(ConnectInfo(peer)));
+    let (_, svcs) = call(&app, "GET", "/open311/v2/services.json", None).await;
+    let code = serde_json::from_slice::<Value>(&svcs).unwrap()[0]["service_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let form = format!("service_code={code}&lat=40.75&long=-73.98");
+    let post = |headers: Vec<(&'static str, String)>| {
+        let (app, form) = (app.clone(), form.clone());
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            raw(
+                &app,
+                "POST",
+                "/open311/v2/requests.json",
+                &h,
+                Some(("application/x-www-form-urlencoded", form)),
+            )
+            .await
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(post(vec![]).await.0, StatusCode::CREATED);
+    }
+    let (st, hs, body) = post(vec![]).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = hs["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "Retry-After {wait}");
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(e[0]["code"], 429, "{e}");
+    let bearer = format!("Bearer {}", fx.dispatcher);
+    assert_eq!(
+        post(vec![("Authorization", bearer.clone())]).await.0,
+        StatusCode::CREATED,
+        "the hotline's token is not limited"
+    );
+
+    // failed authentications: audited with the address, then limited
+    for _ in 0..3 {
+        let (st, _) = call(&app, "GET", "/incidents", Some("wg_guess")).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+    }
+    let (_, hs, _) = raw(
+        &app,
+        "GET",
+        "/incidents",
+        &[("Authorization", "Bearer wg_guess")],
+        None,
+    )
+    .await;
+    assert!(hs.contains_key("retry-after"));
+    let (st, _) = call(&app, "GET", "/incidents", Some("wg_guess")).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    let (st, _) = call(&app, "GET", "/incidents", Some(&fx.dispatcher)).await;
+    assert_eq!(st, StatusCode::OK, "a valid token from the same address");
+    let store = wangge::store::open(Some(fx.dir.path().join("w.gpkg").to_str().unwrap()))
+        .await
+        .unwrap();
+    let log = store.audit_log(100).await.unwrap();
+    let failed: Vec<_> = log.iter().filter(|e| e.action == "auth_failed").collect();
+    assert_eq!(failed.len(), 3, "the limited ones are not written");
+    assert!(
+        failed
+            .iter()
+            .all(|e| e.client.as_deref() == Some("192.0.2.44")
+                && e.target.starts_with("token sha256:")
+                && !e.target.contains("wg_guess"))
+    );
+    assert!(
+        log.iter()
+            .any(|e| e.action == "insert_incident" && e.client.as_deref() == Some("192.0.2.44")),
+        "reports carry the address too"
+    );
+}

@@ -748,6 +748,35 @@ async fn jobs(s: Arc<dyn Store>) {
     assert_eq!(s.job(b.id + 100).await.unwrap(), None);
 }
 
+/// Every audit line names the client whose request made it (the service sets the address per
+/// request); lines written outside a request have none.
+async fn audit_names_the_client(s: Arc<dyn Store>) {
+    use wangge::store::context::with_client;
+    with_client(
+        Some("198.51.100.7".into()),
+        s.audit("token:1:desk", "read_personal", "incident X", "1 incidents"),
+    )
+    .await
+    .unwrap();
+    s.audit("cli", "import", "buildings", "").await.unwrap();
+    // the PostGIS store inserts incidents on batcher tasks: the address travels with the job
+    let c = case("AUD-1", 1_767_225_600, 116.40, 39.90);
+    with_client(Some("203.0.113.5".into()), s.insert_incident(&c, "public"))
+        .await
+        .unwrap();
+    let log = s.audit_log(10).await.unwrap();
+    let line = |action: &str| log.iter().find(|e| e.action == action).unwrap();
+    assert_eq!(
+        line("read_personal").client.as_deref(),
+        Some("198.51.100.7")
+    );
+    assert_eq!(line("import").client, None);
+    assert_eq!(
+        line("insert_incident").client.as_deref(),
+        Some("203.0.113.5")
+    );
+}
+
 macro_rules! contract {
     ($store:ident, $open:expr) => {
         mod $store {
@@ -778,6 +807,10 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn plan_edits() {
                 super::plan_edits(open().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn audit_names_the_client() {
+                super::audit_names_the_client(open().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn jobs() {
@@ -889,6 +922,8 @@ async fn gpkg_migrates_to_worker_photos_and_jobs() {
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch(
         "ALTER TABLE grid_workers DROP COLUMN photo; DROP TABLE wangge_jobs;
+         DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;
+         ALTER TABLE audit_log DROP COLUMN client;
          DELETE FROM wangge_schema WHERE version >= 3;",
     )
     .unwrap();
@@ -907,7 +942,52 @@ async fn gpkg_migrates_to_worker_photos_and_jobs() {
     let v: i64 = c
         .query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
+    append_only_gpkg(&c);
+}
+
+/// The audit log of a GeoPackage refuses updates and deletes, whoever opens the file.
+fn append_only_gpkg(c: &rusqlite::Connection) {
+    c.execute(
+        "INSERT INTO audit_log (at, who, action, target, detail) VALUES ('2026-01-01T00:00:00.000Z', 'a', 'b', 'c', 'd')",
+        [],
+    )
+    .unwrap();
+    for sql in [
+        "UPDATE audit_log SET who = 'someone else'",
+        "DELETE FROM audit_log",
+    ] {
+        let e = c.execute(sql, []).unwrap_err().to_string();
+        assert!(e.contains("append-only"), "{sql}: {e}");
+    }
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    assert!(n >= 1);
+}
+
+/// The audit log in PostGIS refuses updates, deletes and truncation, for its owner too.
+#[tokio::test]
+async fn postgis_audit_log_is_append_only() {
+    let url = common::fresh_pg();
+    let s = wangge::store::open(Some(&url)).await.unwrap();
+    s.audit("t", "read_personal", "incident X", "")
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE audit_log SET who = 'someone else'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ] {
+        let o = std::process::Command::new("psql")
+            .args([url.as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{sql} was allowed");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("append-only"), "{sql}: {e}");
+    }
+    assert_eq!(s.audit_log(10).await.unwrap()[0].who, "t");
 }
 
 #[tokio::test]

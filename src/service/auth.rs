@@ -185,20 +185,50 @@ pub(super) async fn principal_for(
             who: "public".into(),
         });
     };
-    let t = state
-        .store
-        .token_by_hash(&hash(secret))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-    if t.revoked_at.is_some() {
-        return Err(ApiError::unauthorized("the token has been revoked"));
-    }
+    let h = hash(secret);
+    let t = match state.store.token_by_hash(&h).await? {
+        Some(t) if t.revoked_at.is_none() => t,
+        found => {
+            let why = match &found {
+                Some(t) => format!("revoked token {}", t.id),
+                None => "unknown token".to_string(),
+            };
+            failed(state, &h, &why).await?;
+            return Err(ApiError::unauthorized(if found.is_some() {
+                "the token has been revoked"
+            } else {
+                "unknown token"
+            }));
+        }
+    };
     let role: Role = t.role.parse().map_err(ApiError::internal)?;
     Ok(Principal {
         role,
         scope: t.scope,
         who: format!("token:{}:{}", t.id, t.label),
     })
+}
+
+/// A failed authentication: counted against the client's limit and written to the audit log
+/// with the client's address and a prefix of the presented secret's hash (never the secret).
+/// Over the limit, the client is told to wait (429) and nothing more is written, so failures
+/// cannot flood the log; valid tokens from the same address are not affected.
+async fn failed(state: &AppState, hash: &str, why: &str) -> Result<(), ApiError> {
+    let client = crate::store::context::client().unwrap_or_else(|| "unknown".into());
+    state
+        .limits
+        .failed_auth
+        .take(&client)
+        .map_err(|w| ApiError::too_many("failed authentications", w))?;
+    let target = format!("token sha256:{}", hash.get(..12).unwrap_or(hash));
+    if let Err(e) = state
+        .store
+        .audit("anonymous", "auth_failed", &target, why)
+        .await
+    {
+        tracing::warn!("auditing a failed authentication: {e}");
+    }
+    Ok(())
 }
 
 impl FromRequestParts<Arc<AppState>> for Principal {

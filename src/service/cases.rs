@@ -177,7 +177,7 @@ pub async fn transition(
             TransitionError::Illegal { ref allowed, .. } => {
                 let mut err =
                     ApiError::new(StatusCode::CONFLICT, "illegal_transition", e.to_string());
-                err.extra = Some(json!({ "allowed": allowed }));
+                err.extra = Some(Box::new(json!({ "allowed": allowed })));
                 err
             }
             TransitionError::Calendar { source, .. } => calendar_error(source),

@@ -13,7 +13,9 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     /// Extra fields (e.g. the allowed transitions).
-    pub extra: Option<Value>,
+    pub extra: Option<Box<Value>>,
+    /// Seconds to wait before trying again (`Retry-After`, with 429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,7 +25,18 @@ impl ApiError {
             code,
             message: message.into(),
             extra: None,
+            retry_after: None,
         }
+    }
+    /// 429: the client is over a rate limit; try again after `seconds`.
+    pub fn too_many(what: &str, seconds: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!("{what}: too many from this address; try again in {seconds} s"),
+        );
+        e.retry_after = Some(seconds);
+        e
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
@@ -81,10 +94,17 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.code, "message": self.message });
-        if let (Some(Value::Object(extra)), Some(obj)) = (self.extra, body.as_object_mut()) {
+        if let (Some(extra), Some(obj)) = (self.extra, body.as_object_mut())
+            && let Value::Object(extra) = *extra
+        {
             obj.extend(extra);
         }
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        resp
     }
 }
 
@@ -104,6 +124,9 @@ pub fn code_of(status: StatusCode) -> &'static str {
         415 => "unsupported_media_type",
         422 => "unprocessable",
         428 => "precondition_required",
+        429 => "too_many_requests",
+        414 => "uri_too_long",
+        431 => "request_header_fields_too_large",
         503 => "unavailable",
         _ => "internal",
     }

@@ -7,6 +7,7 @@ mod cases;
 mod cql2;
 mod edits;
 pub mod error;
+mod limits;
 mod locate;
 mod ogc;
 mod ogc_crs;
@@ -20,6 +21,7 @@ mod print;
 pub mod routes;
 mod tiles;
 pub mod web;
+pub use limits::RateLimitConfig;
 pub use open311::Open311Config;
 
 use crate::incident::{Calendar, Catalogue};
@@ -81,6 +83,8 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Open311 GeoReport v2 (`[open311]`: `jurisdiction_id`, `contact`, `key_service`).
     pub open311: open311::Open311Config,
+    /// Rate limits per client (`[rate_limits]`).
+    pub rate_limits: limits::RateLimitConfig,
 }
 
 impl Default for Config {
@@ -103,6 +107,7 @@ impl Default for Config {
             tile_attribution: "wangge 社区网格".into(),
             trusted_proxies: Vec::new(),
             open311: open311::Open311Config::default(),
+            rate_limits: limits::RateLimitConfig::default(),
         }
     }
 }
@@ -128,6 +133,8 @@ pub struct AppState {
     pub fabrics: crate::plan::FabricCache,
     /// The grids in force as printed pages need them.
     pub print_source: print::SourceCache,
+    /// Rate limits per client.
+    pub limits: limits::Limits,
 }
 
 impl AppState {
@@ -139,6 +146,7 @@ impl AppState {
         config: Config,
     ) -> Self {
         let generation = Arc::new(AtomicU64::new(0));
+        let limits = limits::Limits::new(&config.rate_limits);
         let live = crate::tiles::StoreSource::new(store.clone(), config.tile_encoder);
         let cached = crate::tiles::Cached::new(live, config.tile_cache_tiles, generation.clone());
         AppState {
@@ -148,6 +156,7 @@ impl AppState {
             config,
             fabrics: crate::plan::FabricCache::default(),
             print_source: print::SourceCache::default(),
+            limits,
             generation,
             locator: std::sync::RwLock::new(None),
             rebuilding: tokio::sync::Mutex::new(()),
@@ -425,8 +434,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(safety_headers))
         .layer(axum::middleware::from_fn(
             move |mut req: axum::extract::Request, next: axum::middleware::Next| {
-                proxy::apply(&mut req, &trusted);
-                next.run(req)
+                let client = proxy::apply(&mut req, &trusted);
+                // every audit line this request writes carries the client's address
+                crate::store::context::with_client(client.0.map(|ip| ip.to_string()), next.run(req))
             },
         ))
         .layer(cors)

@@ -72,12 +72,61 @@ fn first(h: &axum::http::HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Decide the scheme and host links are written with.
-pub fn apply(req: &mut axum::extract::Request, trusted: &[Block]) {
+/// The address of the client a request comes from: the peer, or — when the peer is a trusted
+/// proxy — the last address in `X-Forwarded-For` that is not one of the trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl ClientAddr {
+    /// The key rate limits and the audit log use ("unknown" without an address).
+    #[must_use]
+    pub fn key(self) -> String {
+        self.0
+            .map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientAddr>()
+            .copied()
+            .unwrap_or(ClientAddr(None)))
+    }
+}
+
+fn forwarded_for(h: &axum::http::HeaderMap, trusted: &[Block]) -> Option<IpAddr> {
+    let all: Vec<IpAddr> = h
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    all.into_iter()
+        .rev()
+        .find(|ip| !trusted.iter().any(|b| b.contains(*ip)))
+}
+
+/// Decide the scheme and host links are written with, and the client's address (also put in
+/// the request's extensions as [`ClientAddr`]).
+pub fn apply(req: &mut axum::extract::Request, trusted: &[Block]) -> ClientAddr {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    let from_proxy = peer.is_some_and(|p| trusted.iter().any(|b| b.contains(p)));
+    let client = ClientAddr(if from_proxy {
+        forwarded_for(req.headers(), trusted).or(peer)
+    } else {
+        peer
+    });
+    req.extensions_mut().insert(client);
     let h = req.headers_mut();
     h.remove(PROTO);
     if peer.is_some_and(|p| trusted.iter().any(|b| b.contains(p))) {
@@ -97,6 +146,7 @@ pub fn apply(req: &mut axum::extract::Request, trusted: &[Block]) {
             h.insert(header::HOST, v);
         }
     }
+    client
 }
 
 #[cfg(test)]
@@ -117,5 +167,37 @@ mod tests {
         let v6: Block = "fd00::/8".parse().unwrap();
         assert!(v6.contains("fd12::1".parse().unwrap()));
         assert!("10.0.0.0/33".parse::<Block>().is_err() && "x".parse::<Block>().is_err());
+    }
+
+    fn client_of(peer: &str, xff: Option<&str>) -> Option<IpAddr> {
+        let mut req = axum::extract::Request::new(axum::body::Body::empty());
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        if let Some(x) = xff {
+            req.headers_mut()
+                .insert("x-forwarded-for", HeaderValue::from_str(x).unwrap());
+        }
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        apply(&mut req, &trusted).0
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_forwards() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // a client cannot choose its address by sending the header itself
+        assert_eq!(
+            client_of("203.0.113.9:5000", Some("1.2.3.4")),
+            ip("203.0.113.9")
+        );
+        // through our proxy: the last address it did not add itself
+        assert_eq!(
+            client_of("10.0.0.2:5000", Some("1.2.3.4, 198.51.100.7")),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_of("10.0.0.2:5000", Some("198.51.100.7, 10.0.0.9")),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_of("10.0.0.2:5000", None), ip("10.0.0.2"));
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! Both stores pass the same contract tests (`tests/store.rs`). Geometries are WGS84 (EPSG:4326).
 
+pub mod context;
 pub mod gpkg;
 pub mod postgis;
 pub mod regrid;
@@ -19,7 +20,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// The schema version this binary writes and reads. Stores with a newer version are refused.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Default path of the embedded store.
 pub const DEFAULT_PATH: &str = "data/wangge.gpkg";
@@ -223,6 +224,8 @@ pub struct AuditEntry {
     pub action: String,
     pub target: String,
     pub detail: String,
+    /// The address of the client whose request made the line (when made by a request).
+    pub client: Option<String>,
 }
 
 /// An API token as stored (only a hash of the secret is kept).

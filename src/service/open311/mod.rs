@@ -351,6 +351,7 @@ fn report_place(f: &BTreeMap<String, String>) -> Result<(f64, f64), ApiError> {
 async fn post_request(
     fmt: Format,
     State(s): State<Arc<AppState>>,
+    client: super::proxy::ClientAddr,
     p: Principal,
     form: Result<
         axum::extract::Form<BTreeMap<String, String>>,
@@ -369,6 +370,12 @@ async fn post_request(
         }
         _ => p,
     };
+    if p.role == super::auth::Role::Public {
+        s.limits
+            .public_writes
+            .take(&client.key())
+            .map_err(|w| ApiError::too_many("reports without a token", w))?;
+    }
     let code = f
         .get("service_code")
         .ok_or_else(|| ApiError::bad_request("service_code is required (see services.json)"))?;

@@ -123,13 +123,14 @@ impl Auth for GpkgStore {
 
     async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
         self.read(move |c| {
-            let rows: Vec<(String, String, String, String, String)> = c
+            type Row = (String, String, String, String, String, Option<String>);
+            let rows: Vec<Row> = c
                 .prepare_cached(
-                    "SELECT at, who, action, target, detail FROM audit_log ORDER BY fid DESC LIMIT ?1",
+                    "SELECT at, who, action, target, detail, client FROM audit_log ORDER BY fid DESC LIMIT ?1",
                 )
                 .map_err(be)?
                 .query_map([limit as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                 })
                 .map_err(be)?
                 .collect::<rusqlite::Result<_>>()
@@ -142,6 +143,7 @@ impl Auth for GpkgStore {
                         action: r.2,
                         target: r.3,
                         detail: r.4,
+                        client: r.5,
                     })
                 })
                 .collect()

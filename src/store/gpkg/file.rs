@@ -282,6 +282,15 @@ const MIGRATION_4: &str = "
       who TEXT NOT NULL, started TEXT NOT NULL, updated TEXT NOT NULL);
     INSERT INTO wangge_schema VALUES (4);";
 
+/// Version 5: the audit log records the client's address and is append-only.
+const MIGRATION_5: &str = "
+    ALTER TABLE audit_log ADD COLUMN client TEXT;
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    INSERT INTO wangge_schema VALUES (5);";
+
 /// Bring a store of an older schema version up to [`SCHEMA_VERSION`], in one transaction.
 pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
@@ -303,6 +312,9 @@ pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     }
     if v < 4 && r.is_ok() {
         r = c.execute_batch(MIGRATION_4);
+    }
+    if v < 5 && r.is_ok() {
+        r = c.execute_batch(MIGRATION_5);
     }
     match r {
         Ok(()) => c.execute_batch("COMMIT"),

@@ -143,32 +143,35 @@ impl GpkgStore {
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
+        let carried = crate::store::context::Carried::take();
         let job: Job = Box::new(move |c: &Connection| -> Done {
-            if let Err(e) = c.execute_batch("SAVEPOINT job") {
-                let e = be(e);
-                return Box::new(move |_| {
-                    let _ = tx.send(Err(e));
-                });
-            }
-            match f(c) {
-                Ok(v) => match c.execute_batch("RELEASE job") {
-                    Ok(()) => Box::new(move |commit: Result<()>| {
-                        let _ = tx.send(commit.map(|()| v));
-                    }),
+            carried.run(move || -> Done {
+                if let Err(e) = c.execute_batch("SAVEPOINT job") {
+                    let e = be(e);
+                    return Box::new(move |_| {
+                        let _ = tx.send(Err(e));
+                    });
+                }
+                match f(c) {
+                    Ok(v) => match c.execute_batch("RELEASE job") {
+                        Ok(()) => Box::new(move |commit: Result<()>| {
+                            let _ = tx.send(commit.map(|()| v));
+                        }),
+                        Err(e) => {
+                            let e = be(e);
+                            Box::new(move |_| {
+                                let _ = tx.send(Err(e));
+                            })
+                        }
+                    },
                     Err(e) => {
-                        let e = be(e);
+                        let _ = c.execute_batch("ROLLBACK TO job; RELEASE job");
                         Box::new(move |_| {
                             let _ = tx.send(Err(e));
                         })
                     }
-                },
-                Err(e) => {
-                    let _ = c.execute_batch("ROLLBACK TO job; RELEASE job");
-                    Box::new(move |_| {
-                        let _ = tx.send(Err(e));
-                    })
                 }
-            }
+            })
         });
         self.writer
             .lock()
@@ -244,11 +247,14 @@ fn mp_of(b: &[u8]) -> Result<MultiPolygon> {
     }
 }
 
+/// One audit line, with the address of the request's client (the log is append-only: triggers
+/// refuse updates and deletes).
 fn audit_in(c: &Connection, who: &str, action: &str, target: &str, detail: &str) -> Result<()> {
+    let client = crate::store::context::client();
     c.prepare_cached(
-        "INSERT INTO audit_log (at, who, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO audit_log (at, who, action, target, detail, client) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
-    .and_then(|mut s| s.execute(params![ts_text(now()), who, action, target, detail]))
+    .and_then(|mut s| s.execute(params![ts_text(now()), who, action, target, detail, client]))
     .map_err(be)?;
     Ok(())
 }

@@ -103,7 +103,7 @@ impl Auth for PostgisStore {
             .client()
             .await?
             .query(
-                "SELECT at, who, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1",
+                "SELECT at, who, action, target, detail, client FROM audit_log ORDER BY id DESC LIMIT $1",
                 &[&(i64::try_from(limit).unwrap_or(i64::MAX))],
             )
             .await
@@ -116,6 +116,7 @@ impl Auth for PostgisStore {
                 action: r.get(2),
                 target: r.get(3),
                 detail: r.get(4),
+                client: r.get(5),
             })
             .collect())
     }

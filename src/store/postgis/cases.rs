@@ -3,7 +3,11 @@
 use super::*;
 
 /// a duplicate id inserts nothing and is reported as a conflict.
-pub(super) async fn insert_case(c: &impl GenericClient, k: &Case, who: &str) -> Result<()> {
+pub(super) async fn insert_case(
+    c: &impl GenericClient,
+    k: &Case,
+    (who, client): &(String, Option<String>),
+) -> Result<()> {
     let mut p = case_params(k);
     let h = &k.history;
     p.push(Box::new(
@@ -27,8 +31,9 @@ pub(super) async fn insert_case(c: &impl GenericClient, k: &Case, who: &str) -> 
     p.push(Box::new(
         h.iter().map(|e| e.note.clone()).collect::<Vec<_>>(),
     ));
-    p.push(Box::new(who.to_string()));
+    p.push(Box::new(who.clone()));
     p.push(Box::new(k.category.clone()));
+    p.push(Box::new(client.clone()));
     let refs: Vec<&(dyn ToSql + Sync)> = p
         .iter()
         .map(|b| b.as_ref() as &(dyn ToSql + Sync))
@@ -44,8 +49,8 @@ pub(super) async fn insert_case(c: &impl GenericClient, k: &Case, who: &str) -> 
                    FROM i, unnest($22::int[], $23::timestamptz[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[])
                      AS x(seq, at, who, action, fs, ts, note)
                  ), a AS (
-                   INSERT INTO audit_log (at, who, action, target, detail)
-                   SELECT now(), $29, 'insert_incident', 'incident ' || i.incident_id, $30 FROM i
+                   INSERT INTO audit_log (at, who, action, target, detail, client)
+                   SELECT now(), $29, 'insert_incident', 'incident ' || i.incident_id, $30, $31 FROM i
                  )
                  SELECT count(*) FROM i"
             ))
@@ -61,7 +66,8 @@ pub(super) async fn insert_case(c: &impl GenericClient, k: &Case, who: &str) -> 
     Ok(())
 }
 
-pub(super) type InsertJob = (Case, String, oneshot::Sender<Result<()>>);
+/// A case to insert, who inserts it and from which address, and where to answer.
+pub(super) type InsertJob = (Case, (String, Option<String>), oneshot::Sender<Result<()>>);
 
 /// Concurrent group-commit transactions: while one waits for its commit, the next fills.
 pub(super) const BATCHERS: usize = 4;
@@ -252,7 +258,11 @@ impl Cases for PostgisStore {
     async fn insert_incident(&self, case: &Case, who: &str) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.inserts
-            .send((case.clone(), who.to_string(), tx))
+            .send((
+                case.clone(),
+                (who.to_string(), crate::store::context::client()),
+                tx,
+            ))
             .map_err(|_| StoreError::Backend("the insert batcher has stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Backend("the insert batcher dropped a write".into()))?

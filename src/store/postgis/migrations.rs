@@ -1,12 +1,27 @@
 //! The PostGIS schema, as numbered migrations.
 
 /// Every migration with its version, in order.
-pub(super) const MIGRATIONS: [(i32, &str); 4] = [
+pub(super) const MIGRATIONS: [(i32, &str); 5] = [
     (1, MIGRATION_1),
     (2, MIGRATION_2),
     (3, MIGRATION_3),
     (4, MIGRATION_4),
+    (5, MIGRATION_5),
 ];
+
+/// The audit log records the client's address and is append-only: updates, deletes and
+/// truncation are refused by triggers (for every role, the owner included).
+pub(super) const MIGRATION_5: &str = "
+ALTER TABLE audit_log ADD COLUMN client text;
+CREATE FUNCTION wangge_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the audit log is append-only';
+END $$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION wangge_audit_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+  FOR EACH STATEMENT EXECUTE FUNCTION wangge_audit_append_only();
+";
 
 /// Regrid jobs live in the store (ids survive restarts; every server sees them).
 pub(super) const MIGRATION_4: &str = "

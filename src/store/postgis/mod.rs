@@ -38,7 +38,7 @@ use self::{cases::*, migrations::*, reference::*};
 pub struct PostgisStore {
     url_shown: String,
     pool: Pool,
-    inserts: mpsc::UnboundedSender<(Case, String, oneshot::Sender<Result<()>>)>,
+    inserts: mpsc::UnboundedSender<cases::InsertJob>,
     /// For the connection that listens for other processes' changes.
     cfg: tokio_postgres::Config,
     /// This process's name in change announcements (its own are not news to it).
@@ -255,8 +255,8 @@ async fn audit_in(
     detail: &str,
 ) -> Result<()> {
     c.execute(
-        "INSERT INTO audit_log (at, who, action, target, detail) VALUES (now(), $1, $2, $3, $4)",
-        &[&who, &action, &target, &detail],
+        "INSERT INTO audit_log (at, who, action, target, detail, client) VALUES (now(), $1, $2, $3, $4, $5)",
+        &[&who, &action, &target, &detail, &crate::store::context::client()],
     )
     .await
     .map_err(pe)?;

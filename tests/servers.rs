@@ -198,7 +198,9 @@ fn map_reads_come_from_the_read_replica() {
         ])
         .output()
         .map_or(true, |o| {
-            !o.status.success() || String::from_utf8_lossy(&o.stdout).trim() != "4"
+            !o.status.success()
+                || String::from_utf8_lossy(&o.stdout).trim()
+                    != wangge::store::SCHEMA_VERSION.to_string()
         })
     {
         assert!(

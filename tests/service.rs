@@ -739,3 +739,55 @@ fn roles_matrix() {
         assert_eq!(st, 403);
     }
 }
+
+/// Connection-level hardening on the real port: headers sent slowly are cut off at
+/// `header_timeout_seconds` (they used to hold a connection for over a minute); a request target
+/// or headers too large get 414/431 with the JSON error, not an empty body.
+#[test]
+fn slow_headers_are_cut_off_and_large_heads_answered_in_json() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.gpkg");
+    let db = db.to_str().unwrap();
+    common::wangge_ok(&["token", "list", "--database", db]);
+    let cfg = dir.path().join("serve.toml");
+    std::fs::write(&cfg, "header_timeout_seconds = 1\n").unwrap();
+    let srv = common::Server::start_with(db, &["--config", cfg.to_str().unwrap()]);
+    let addr = srv.base.trim_start_matches("http://").to_string();
+
+    // a slowloris: one header line, then nothing
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let held = t0.elapsed();
+    assert!(
+        held < std::time::Duration::from_secs(5),
+        "the connection was held {held:?}"
+    );
+    // a complete request on a fresh connection is served as ever
+    assert_eq!(get(&srv.url("/health"), None).0, 200);
+
+    let (st, e) = get(&srv.url(&format!("/health?x={}", "a".repeat(9000))), None);
+    assert_eq!(st, 414);
+    assert_eq!(e["error"], "uri_too_long", "{e}");
+    let mut req = ureq::get(&srv.url("/health"));
+    for i in 0..120 {
+        req = req.set(&format!("x-h{i}"), "1");
+    }
+    let (st, e) = call(req, None);
+    assert_eq!(st, 431);
+    assert_eq!(e["error"], "request_header_fields_too_large", "{e}");
+    let (st, e) = call(
+        ureq::get(&srv.url("/health")).set("x-big", &"b".repeat(40_000)),
+        None,
+    );
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (431, Some("request_header_fields_too_large"))
+    );
+}

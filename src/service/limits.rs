@@ -9,6 +9,46 @@ use std::time::Instant;
 /// Buckets kept before full ones are forgotten.
 const MAX_CLIENTS: usize = 10_000;
 
+/// The longest request target (path and query), bytes.
+pub const MAX_URI: usize = 8 * 1024;
+/// Most header fields in a request, and their largest total size (names and values), bytes.
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// 414 for a request target over [`MAX_URI`], 431 for headers over [`MAX_HEADERS`] or
+/// [`MAX_HEADER_BYTES`] — answered here, with the JSON error, before anything else reads them.
+pub(super) async fn check_head(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use super::error::ApiError;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is {target} bytes; at most {MAX_URI}"),
+        )
+        .into_response();
+    }
+    let h = req.headers();
+    let bytes: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if h.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_header_fields_too_large",
+            format!(
+                "{} header fields, {bytes} bytes; at most {MAX_HEADERS} fields and {MAX_HEADER_BYTES} bytes",
+                h.len()
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// A rate per client: `per_minute` on average, `burst` at once. A rate of 0 is no limit.
 pub struct RateLimit {
     per_second: f64,

@@ -49,6 +49,8 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Longest request, seconds.
     pub timeout_seconds: u64,
+    /// Longest wait for a request's headers, seconds (a client sending them slowly is cut off).
+    pub header_timeout_seconds: u64,
     /// Default and largest page of items.
     pub page_default: usize,
     pub page_max: usize,
@@ -93,6 +95,7 @@ impl Default for Config {
             bind: "127.0.0.1:8080".into(),
             body_limit_bytes: 1 << 20,
             timeout_seconds: 30,
+            header_timeout_seconds: 10,
             page_default: 100,
             page_max: 1000,
             catalogue: None,
@@ -430,6 +433,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         // outermost, so that the limit and timeout responses become JSON too
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(limits::check_head))
         .layer(axum::middleware::from_fn(open311::errors))
         .layer(axum::middleware::from_fn(safety_headers))
         .layer(axum::middleware::from_fn(
@@ -503,9 +507,14 @@ async fn shutdown_signal() {
 
 /// Serve until SIGTERM or Ctrl-C; requests in flight finish first. Prints the URL when ready.
 ///
+/// Connections are served here rather than by `axum::serve` so that the headers of a request
+/// have a deadline (`header_timeout_seconds`): a client sending them slowly is cut off instead
+/// of holding a connection.
+///
 /// # Errors
 /// The address cannot be bound.
 pub async fn serve(state: Arc<AppState>, bind: &str) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
@@ -513,11 +522,53 @@ pub async fn serve(state: Arc<AppState>, bind: &str) -> anyhow::Result<()> {
     println!("serving {} on http://{addr}/", state.store.describe());
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let header_timeout = Duration::from_secs(state.config.header_timeout_seconds.max(1));
+    let drain = Duration::from_secs(state.config.timeout_seconds.max(1));
+    let app = router(state);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        // more than `limits::check_head` allows, so that it (not hyper) answers, with JSON
+        .max_headers(4 * limits::MAX_HEADERS);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            conn = listener.accept() => match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    // out of file descriptors and the like: wait a moment, keep serving
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let svc = hyper::service::service_fn(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(app.clone(), req)
+            },
+        );
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(drain) => tracing::warn!("requests still running after {drain:?}: closing"),
+    }
     Ok(())
 }

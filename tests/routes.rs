@@ -979,3 +979,83 @@ async fn rate_limits_and_failed_authentication() {
         "reports carry the address too"
     );
 }
+
+/// A token scoped to one community reads household counts of that community only: the
+/// others' come without them (a viewer scoped to 104 read 105–108's), and it cannot filter or
+/// sort on them (that would compare other communities' counts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_token_reads_households_in_its_scope_only() {
+    let fx = fixture().await;
+    let (_, body) = call(
+        &fx.app,
+        "GET",
+        "/collections/communities/items?limit=100",
+        Some(&fx.viewer),
+    )
+    .await;
+    let all: Value = serde_json::from_slice(&body).unwrap();
+    let codes: Vec<String> = all["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["code"].as_str().unwrap().to_string())
+        .collect();
+    assert!(codes.len() >= 2);
+    let here = &codes[0];
+    let scoped = token(
+        fx.dir.path().join("w.gpkg").to_str().unwrap(),
+        "viewer",
+        Some(here),
+    );
+    for layer in ["communities", "grids", "buildings"] {
+        let (st, body) = call(
+            &fx.app,
+            "GET",
+            &format!("/collections/{layer}/items?limit=1000"),
+            Some(&scoped),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let (mut inside, mut outside) = (0, 0);
+        for f in v["features"].as_array().unwrap() {
+            let p = &f["properties"];
+            let mine = [&p["code"], &p["community"]]
+                .iter()
+                .any(|x| x.as_str() == Some(here));
+            if mine {
+                inside += 1;
+                assert!(p["households"].is_number(), "{layer} in scope: {p}");
+            } else {
+                outside += 1;
+                assert!(
+                    p.get("households").is_none(),
+                    "{layer} outside the scope: {p}"
+                );
+            }
+        }
+        assert!(
+            inside > 0 && outside > 0,
+            "{layer}: {inside} in, {outside} out"
+        );
+    }
+    for q in ["sortby=-households", "filter=households%3E100"] {
+        let (st, _) = call(
+            &fx.app,
+            "GET",
+            &format!("/collections/communities/items?{q}"),
+            Some(&scoped),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{q}");
+    }
+    // an unscoped viewer still reads every count and sorts on them
+    let (st, _) = call(
+        &fx.app,
+        "GET",
+        "/collections/communities/items?sortby=-households",
+        Some(&fx.viewer),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+}

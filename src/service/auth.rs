@@ -73,6 +73,38 @@ impl Principal {
             personal: self.sees_reporters(),
         }
     }
+    /// What this caller may see wherever a place is: a token scoped to a street, community or
+    /// grid sees household counts only inside its scope, so for filters, sorting, tiles and
+    /// every feature outside the scope it sees none.
+    #[must_use]
+    pub fn access_everywhere(&self) -> crate::model::schema::Access {
+        let mut a = self.access();
+        if self.scope.is_some() {
+            a.households = false;
+        }
+        a
+    }
+    /// What this caller may see of one feature, from its properties (`code`, `grid`,
+    /// `community`, `street` name where it is).
+    #[must_use]
+    pub fn access_to(
+        &self,
+        props: &serde_json::Map<String, serde_json::Value>,
+    ) -> crate::model::schema::Access {
+        match &self.scope {
+            None => self.access(),
+            Some(s) => {
+                let inside = ["code", "grid", "community", "street"]
+                    .iter()
+                    .any(|k| props.get(*k).and_then(serde_json::Value::as_str) == Some(s));
+                if inside {
+                    self.access()
+                } else {
+                    self.access_everywhere()
+                }
+            }
+        }
+    }
     /// Household counts and weights.
     #[must_use]
     pub fn sees_households(&self) -> bool {

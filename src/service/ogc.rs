@@ -159,7 +159,8 @@ pub async fn collection(
 
 /// Remove what the caller may not see (the layer schema decides).
 pub fn redact(l: Layer, props: &mut Map<String, Value>, p: &Principal) {
-    crate::model::schema::redact(l, props, p.access());
+    let access = p.access_to(props);
+    crate::model::schema::redact(l, props, access);
 }
 
 fn feature_json(l: Layer, f: Feature, p: &Principal) -> Value {
@@ -293,10 +294,17 @@ fn queryable(l: Layer, p: &Principal, name: &str, param: &str) -> Result<(), Api
     if name == "geometry" && param == "filter" {
         return Ok(());
     }
-    if crate::model::schema::visible(l, p.access()).any(|f| f.name == name) {
+    // filters and orders compare every feature, so a scoped token uses only what it sees
+    // everywhere; `properties` only selects (each feature is then redacted on its own)
+    let access = if param == "properties" {
+        p.access()
+    } else {
+        p.access_everywhere()
+    };
+    if crate::model::schema::visible(l, access).any(|f| f.name == name) {
         return Ok(());
     }
-    let names: Vec<&str> = crate::model::schema::visible(l, p.access())
+    let names: Vec<&str> = crate::model::schema::visible(l, access)
         .map(|f| f.name)
         .collect();
     Err(ApiError::bad_request(format!(
@@ -612,7 +620,7 @@ pub async fn queryables(
     let l = readable_layer(&id, &p)?;
     let mut props = Map::new();
     let mut draft = Vec::new();
-    for f in crate::model::schema::visible(l, p.access()) {
+    for f in crate::model::schema::visible(l, p.access_everywhere()) {
         draft.push(json!({ "id": f.name, "type": f.kind.json_schema() }));
         let mut v = json!({ "title": f.name, "type": f.kind.json_schema() });
         if f.kind == crate::model::schema::FieldType::Time {

@@ -16,12 +16,13 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Tiles carry no personal data, and incidents only for unscoped tokens.
+/// Tiles carry no personal data, and incidents only for unscoped tokens; a scoped token's
+/// tiles carry what it may see everywhere (no household counts: they span other scopes).
 fn access_of(p: &Principal) -> Access {
     Access {
         incidents: p.reads_incidents() && p.scope.is_none(),
         personal: false,
-        ..p.access()
+        ..p.access_everywhere()
     }
 }
 

@@ -67,6 +67,8 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod geom;
 pub mod incident;
 pub mod io;

@@ -4,7 +4,7 @@ mod calendar;
 mod convert;
 mod edit;
 mod incidents;
-mod locate;
+pub(crate) mod locate;
 mod print;
 mod regrid;
 mod serve;

@@ -11,7 +11,7 @@ mod limits;
 mod locate;
 mod ogc;
 mod ogc_crs;
-mod open311;
+pub(crate) mod open311;
 mod plans;
 mod planview;
 mod precondition;

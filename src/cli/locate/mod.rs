@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use std::io::{IsTerminal, Write};
 
-mod chunks;
+pub(crate) mod chunks;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `wangge locate`.

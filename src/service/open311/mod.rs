@@ -289,7 +289,7 @@ const REPORT_LIMITS: [(&str, usize); 7] = [
 
 /// A report's fields within their limits (422 naming the field), without control characters
 /// (line breaks and tabs allowed in the description), and a media URL that is http(s).
-fn check_report_fields(f: &BTreeMap<String, String>) -> Result<(), ApiError> {
+pub(crate) fn check_report_fields(f: &BTreeMap<String, String>) -> Result<(), ApiError> {
     for (k, max) in REPORT_LIMITS {
         let Some(v) = f.get(k) else { continue };
         let n = v.chars().count();
@@ -319,7 +319,7 @@ fn check_report_fields(f: &BTreeMap<String, String>) -> Result<(), ApiError> {
 
 /// The report's place: `lat` and `long` in WGS84 degrees. An address alone cannot be located:
 /// this service has no geocoder.
-fn report_place(f: &BTreeMap<String, String>) -> Result<(f64, f64), ApiError> {
+pub(crate) fn report_place(f: &BTreeMap<String, String>) -> Result<(f64, f64), ApiError> {
     let given = |k: &str| f.get(k).is_some_and(|v| !v.trim().is_empty());
     if !given("lat") && !given("long") && (given("address_string") || given("address_id")) {
         return Err(ApiError::bad_request(

@@ -578,6 +578,43 @@ async fn incidents_history(s: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(f.matched, 1);
     assert_eq!(f.features[0].properties["state"], "dispatched");
+    // counts, scopes and lean reads in the store (pages and aggregates never read every case)
+    let all = s.incidents(&IncidentFilter::default()).await.unwrap();
+    assert_eq!(
+        s.count_incidents(&IncidentFilter::default()).await.unwrap(),
+        all.len() as u64
+    );
+    let scoped = IncidentFilter {
+        scope: Some("A1".into()),
+        ..IncidentFilter::default()
+    };
+    let in_scope = s.incidents(&scoped).await.unwrap();
+    assert!(!in_scope.is_empty());
+    assert!(in_scope.iter().all(|c| c.grid.as_deref() == Some("A1")));
+    assert_eq!(
+        s.count_incidents(&scoped).await.unwrap(),
+        in_scope.len() as u64
+    );
+    let nowhere = IncidentFilter {
+        scope: Some("nowhere".into()),
+        ..IncidentFilter::default()
+    };
+    assert_eq!(s.count_incidents(&nowhere).await.unwrap(), 0);
+    let lean = s
+        .incidents(&IncidentFilter {
+            lean: true,
+            ..IncidentFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(lean.len(), all.len());
+    for (l, full) in lean.iter().zip(&all) {
+        assert!(l.description.is_empty() && l.reporter.is_none() && l.history.is_empty());
+        assert_eq!(
+            (&l.id, l.state, l.due_at, l.lon),
+            (&full.id, full.state, full.due_at, full.lon)
+        );
+    }
     // the audit log holds every write
     s.audit("viewer-7", "read_reporter", "incident E1", "")
         .await

@@ -13,10 +13,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-fn scoped(cases: Vec<Case>, p: &Principal) -> Vec<Case> {
-    cases.into_iter().filter(|c| p.covers(c)).collect()
-}
-
 async fn audit_read(
     s: &AppState,
     p: &Principal,
@@ -89,9 +85,12 @@ pub async fn list(
         })
         .transpose()?
         .unwrap_or(0);
-    let all = scoped(s.store.incidents(&f).await?, &p);
-    let total = all.len();
-    let page: Vec<Case> = all.into_iter().skip(offset).take(limit).collect();
+    // the scope, the page and the count in the store: no request reads every case
+    f.scope.clone_from(&p.scope);
+    let total = s.store.count_incidents(&f).await?;
+    f.limit = limit;
+    f.offset = offset;
+    let page: Vec<Case> = s.store.incidents(&f).await?;
     audit_read(&s, &p, &page, "incidents list").await?;
     Ok(Json(json!({
         "incidents": page.iter().map(|c| case_json(c, &p)).collect::<Vec<_>>(),
@@ -184,7 +183,7 @@ pub async fn transition(
             other => ApiError::unprocessable(other.to_string()),
         })?;
     s.store.update_incident(&c, before, &p.who).await?;
-    s.invalidate();
+    s.invalidate_cases();
     let mut v = case_json(&c, &p);
     v["allowed"] = json!(c.allowed());
     Ok(Json(v))
@@ -223,7 +222,12 @@ pub async fn stats(
         .map(|d| parse_datetime(d))
         .transpose()?
         .and_then(|x| x.0);
-    let cases = scoped(s.store.incidents(&IncidentFilter::default()).await?, &p);
+    let f = IncidentFilter {
+        scope: p.scope.clone(),
+        lean: true,
+        ..IncidentFilter::default()
+    };
+    let cases = s.store.incidents(&f).await?;
     let now = chrono::Utc::now().timestamp();
     let workers = if by == crate::incident::stats::By::Worker {
         grid_workers(&s).await?
@@ -294,7 +298,12 @@ pub async fn h3(
         .transpose()?
         .unwrap_or(min_floor)
         .max(min_floor);
-    let cases = scoped(s.store.incidents(&IncidentFilter::default()).await?, &p);
+    let f = IncidentFilter {
+        scope: p.scope.clone(),
+        lean: true,
+        ..IncidentFilter::default()
+    };
+    let cases = s.store.incidents(&f).await?;
     let cells: Vec<Value> = crate::incident::stats::h3_counts(&cases, res, min)
         .into_iter()
         .map(|(c, n)| json!({ "h3": c, "count": n }))

@@ -123,6 +123,8 @@ pub struct AppState {
     pub config: Config,
     /// Bumped when plans or incidents change (caches key on it).
     pub generation: Arc<AtomicU64>,
+    /// Bumped when incidents change (the incident and heat tiles key on it).
+    pub case_generation: Arc<AtomicU64>,
     /// The grids of every published plan in the exact locator, rebuilt when `generation` moves
     /// or after `LOCATOR_TTL` (plans published by another process).
     locator: std::sync::RwLock<Option<Arc<locate::LocatorCache>>>,
@@ -151,7 +153,13 @@ impl AppState {
         let generation = Arc::new(AtomicU64::new(0));
         let limits = limits::Limits::new(&config.rate_limits);
         let live = crate::tiles::StoreSource::new(store.clone(), config.tile_encoder);
-        let cached = crate::tiles::Cached::new(live, config.tile_cache_tiles, generation.clone());
+        let case_generation = Arc::new(AtomicU64::new(0));
+        let cached = crate::tiles::Cached::new(
+            live,
+            config.tile_cache_tiles,
+            generation.clone(),
+            case_generation.clone(),
+        );
         AppState {
             store,
             catalogue,
@@ -161,6 +169,7 @@ impl AppState {
             print_source: print::SourceCache::default(),
             limits,
             generation,
+            case_generation,
             locator: std::sync::RwLock::new(None),
             rebuilding: tokio::sync::Mutex::new(()),
             refreshing: std::sync::atomic::AtomicBool::new(false),
@@ -183,12 +192,29 @@ impl AppState {
         }
     }
 
+    /// Incidents changed: only what shows incidents is redone (the heat and incident tiles);
+    /// grid tiles, the locator and printed sources stay. Other processes are told.
+    pub fn invalidate_cases(&self) {
+        self.case_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            rt.spawn(async move {
+                if let Err(e) = store.announce_change().await {
+                    tracing::warn!("announcing a change: {e}");
+                }
+            });
+        }
+    }
+
     /// Follow the changes other processes make to the store: each moves `generation`, so the
     /// locator and the tile cache are rebuilt on their next use.
     pub fn follow_other_processes(&self) {
         let generation = self.generation.clone();
+        let cases = self.case_generation.clone();
         self.store.watch_changes(Arc::new(move || {
             generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            cases.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }));
     }
 }

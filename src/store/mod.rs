@@ -214,6 +214,10 @@ pub struct IncidentFilter {
     pub to: Option<i64>,
     pub limit: usize,
     pub offset: usize,
+    /// A token's scope: cases whose grid, community or street is this code.
+    pub scope: Option<String>,
+    /// For aggregates (statistics, heat): leave out description, reporter, photos and history.
+    pub lean: bool,
 }
 
 /// One line of the audit log.
@@ -490,6 +494,8 @@ pub trait Cases: Send + Sync {
     async fn update_incident(&self, case: &Case, expected_history: usize, who: &str) -> Result<()>;
     async fn incident(&self, id: &str) -> Result<Case>;
     async fn incidents(&self, f: &IncidentFilter) -> Result<Vec<Case>>;
+    /// How many incidents match (paging ignored).
+    async fn count_incidents(&self, f: &IncidentFilter) -> Result<u64>;
 }
 
 /// API tokens and the audit log.

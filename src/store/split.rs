@@ -236,6 +236,9 @@ impl Cases for ReadSplit {
     async fn incidents(&self, f: &IncidentFilter) -> Result<Vec<Case>> {
         self.primary.incidents(f).await
     }
+    async fn count_incidents(&self, f: &IncidentFilter) -> Result<u64> {
+        self.primary.count_incidents(f).await
+    }
 }
 
 #[async_trait]

@@ -316,7 +316,12 @@ async fn heat_layer(
     (z, x, y): (u8, u32, u32),
     gcj02: bool,
 ) -> Result<TileLayer, StoreError> {
-    let cases = store.incidents(&IncidentFilter::default()).await?;
+    let cases = store
+        .incidents(&IncidentFilter {
+            lean: true,
+            ..IncidentFilter::default()
+        })
+        .await?;
     if gcj02 {
         let shifted: Vec<crate::incident::Case> = cases
             .into_iter()
@@ -479,7 +484,12 @@ impl MemorySource {
                     layers.push((s, feats, tree));
                 }
                 None => {
-                    cases = store.incidents(&IncidentFilter::default()).await?;
+                    cases = store
+                        .incidents(&IncidentFilter {
+                            lean: true,
+                            ..IncidentFilter::default()
+                        })
+                        .await?;
                     layers.push((s, Vec::new(), rstar::RTree::new()));
                 }
             }

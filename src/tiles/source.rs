@@ -275,17 +275,33 @@ pub struct Cached<S> {
     inner: S,
     limit: usize,
     generation: Arc<AtomicU64>,
+    /// Moved by incident changes only: the incident and heat layers follow it (and `all`),
+    /// so a resident's report does not throw away the grid tiles.
+    cases: Arc<AtomicU64>,
     entries: Mutex<HashMap<TileRequest, (u64, Instant, Tile)>>,
 }
 
 impl<S: TileSource> Cached<S> {
     /// Cache up to `limit` tiles of `inner` (0: no cache).
-    pub fn new(inner: S, limit: usize, generation: Arc<AtomicU64>) -> Self {
+    pub fn new(inner: S, limit: usize, generation: Arc<AtomicU64>, cases: Arc<AtomicU64>) -> Self {
         Cached {
             inner,
             limit,
             generation,
+            cases,
             entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The generation a layer set's tiles follow.
+    fn generation_of(&self, set: TileSet) -> u64 {
+        let plans = self.generation.load(Ordering::SeqCst);
+        let cases = self.cases.load(Ordering::SeqCst);
+        match set {
+            TileSet::Incidents | TileSet::Heat => cases,
+            // both only grow: their sum moves when either does
+            TileSet::All => plans.wrapping_add(cases),
+            _ => plans,
         }
     }
 }
@@ -293,7 +309,7 @@ impl<S: TileSource> Cached<S> {
 #[async_trait]
 impl<S: TileSource> TileSource for Cached<S> {
     async fn tile(&self, r: &TileRequest) -> Result<Option<Tile>, StoreError> {
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.generation_of(r.set);
         let hit = self.entries.lock().ok().and_then(|c| {
             c.get(r)
                 .filter(|(g, built, _)| *g == generation && built.elapsed() < CACHE_TTL)
@@ -360,11 +376,21 @@ mod tests {
     fn the_cache_follows_the_generation_and_its_limit() {
         block_on(async {
             let generation = Arc::new(AtomicU64::new(0));
-            let c = Cached::new(Counting(AtomicUsize::new(0)), 2, generation.clone());
+            let cases = Arc::new(AtomicU64::new(0));
+            let c = Cached::new(
+                Counting(AtomicUsize::new(0)),
+                2,
+                generation.clone(),
+                cases.clone(),
+            );
             let a = c.tile(&req(TileSet::Grids, 1)).await.unwrap().unwrap();
             let again = c.tile(&req(TileSet::Grids, 1)).await.unwrap().unwrap();
             assert_eq!(a.raw().unwrap(), again.raw().unwrap(), "a hit");
             assert_eq!(c.inner.0.load(Ordering::SeqCst), 1);
+            // a new incident keeps the grid tiles
+            cases.fetch_add(1, Ordering::SeqCst);
+            c.tile(&req(TileSet::Grids, 1)).await.unwrap();
+            assert_eq!(c.inner.0.load(Ordering::SeqCst), 1, "still a hit");
             generation.fetch_add(1, Ordering::SeqCst);
             let b = c.tile(&req(TileSet::Grids, 1)).await.unwrap().unwrap();
             assert_ne!(a.raw().unwrap(), b.raw().unwrap(), "a change renders again");

@@ -432,7 +432,7 @@ async fn post_request(
             Err(e) => return Err(e.into()),
         }
     }
-    s.invalidate();
+    s.invalidate_cases();
     let notice = match &case.grid {
         Some(g) => format!("located to grid {g}"),
         None => "outside every grid in force: the district handles it".into(),

@@ -84,15 +84,6 @@ pub(super) fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
 }
 
 pub(super) fn case_of(c: &Connection, row: CaseRow) -> Result<Case> {
-    let opt = |s: Option<String>| s.as_deref().map(text_ts).transpose();
-    let (lon, lat) = match from_gpkg(&row.19).map_err(|e| StoreError::Backend(e.to_string()))? {
-        Geometry::Point(p) => (p.x(), p.y()),
-        _ => {
-            return Err(StoreError::Backend(
-                "incident geometry is not a point".into(),
-            ));
-        }
-    };
     let mut hs = c
         .prepare_cached(
             "SELECT at, who, action, from_state, to_state, note FROM incident_history WHERE incident_id = ?1 ORDER BY seq",
@@ -122,6 +113,24 @@ pub(super) fn case_of(c: &Connection, row: CaseRow) -> Result<Case> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    case_from(row, history)
+}
+
+/// A case of an aggregate read: no history (and the lean columns hold no personal text).
+fn case_of_lean(row: CaseRow) -> Result<Case> {
+    case_from(row, Vec::new())
+}
+
+fn case_from(row: CaseRow, history: Vec<HistoryEntry>) -> Result<Case> {
+    let opt = |s: Option<String>| s.as_deref().map(text_ts).transpose();
+    let (lon, lat) = match from_gpkg(&row.19).map_err(|e| StoreError::Backend(e.to_string()))? {
+        Geometry::Point(p) => (p.x(), p.y()),
+        _ => {
+            return Err(StoreError::Backend(
+                "incident geometry is not a point".into(),
+            ));
+        }
+    };
     Ok(Case {
         id: row.0,
         category: row.1,
@@ -257,44 +266,15 @@ impl Cases for GpkgStore {
     async fn incidents(&self, f: &IncidentFilter) -> Result<Vec<Case>> {
         let f = f.clone();
         self.read(move |c| {
-            let mut conds: Vec<&str> = Vec::new();
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
-            let text = rusqlite::types::Value::Text;
-            if let Some(g) = &f.grid {
-                conds.push("grid = ?");
-                args.push(text(g.clone()));
-            }
-            if let Some(g) = &f.community {
-                conds.push("community = ?");
-                args.push(text(g.clone()));
-            }
-            if let Some(s) = f.state {
-                conds.push("state = ?");
-                args.push(text(state_name(s)));
-            }
-            if let Some(s) = &f.category {
-                conds.push("category = ?");
-                args.push(text(s.clone()));
-            }
-            if let Some(t) = f.overdue_at {
-                conds.push("due_at IS NOT NULL AND due_at < ? AND state NOT IN ('closed', 'rejected', 'voided', 'suspended')");
-                args.push(text(ts_text(t)));
-            }
-            if let Some(t) = f.from {
-                conds.push("reported_at >= ?");
-                args.push(text(ts_text(t)));
-            }
-            if let Some(t) = f.to {
-                conds.push("reported_at < ?");
-                args.push(text(ts_text(t)));
-            }
-            let mut sql = format!("SELECT {CASE_COLS} FROM incidents");
-            if !conds.is_empty() {
-                sql.push_str(" WHERE ");
-                sql.push_str(&conds.join(" AND "));
-            }
+            let (cond, mut args) = where_of(&f);
+            let cols = if f.lean { LEAN_COLS } else { CASE_COLS };
+            let mut sql = format!("SELECT {cols} FROM incidents{cond}");
             sql.push_str(" ORDER BY reported_at, incident_id LIMIT ? OFFSET ?");
-            args.push(rusqlite::types::Value::Integer(if f.limit == 0 { -1 } else { f.limit as i64 }));
+            args.push(rusqlite::types::Value::Integer(if f.limit == 0 {
+                -1
+            } else {
+                f.limit as i64
+            }));
             args.push(rusqlite::types::Value::Integer(f.offset as i64));
             let rows: Vec<CaseRow> = c
                 .prepare_cached(&sql)
@@ -303,8 +283,76 @@ impl Cases for GpkgStore {
                 .map_err(be)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(be)?;
-            rows.into_iter().map(|r| case_of(c, r)).collect()
+            rows.into_iter()
+                .map(|r| {
+                    if f.lean {
+                        case_of_lean(r)
+                    } else {
+                        case_of(c, r)
+                    }
+                })
+                .collect()
         })
         .await
+    }
+
+    async fn count_incidents(&self, f: &IncidentFilter) -> Result<u64> {
+        let f = f.clone();
+        self.read(move |c| {
+            let (cond, args) = where_of(&f);
+            let n: i64 = c
+                .prepare_cached(&format!("SELECT count(*) FROM incidents{cond}"))
+                .and_then(|mut s| s.query_row(params_from_iter(args), |r| r.get(0)))
+                .map_err(be)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+}
+
+/// The columns of a case for aggregates: no description, reporter or photos.
+const LEAN_COLS: &str = "incident_id, category, '' AS description, source, NULL AS reporter, '[]' AS media, reported_at, grid, community, street, state, level, unit, due_at, closed_at, escalations, returns, score, duplicate_of, geom";
+
+/// ` WHERE …` of a filter (empty for none) and its arguments.
+fn where_of(f: &IncidentFilter) -> (String, Vec<rusqlite::types::Value>) {
+    let mut conds: Vec<&str> = Vec::new();
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let text = rusqlite::types::Value::Text;
+    if let Some(g) = &f.grid {
+        conds.push("grid = ?");
+        args.push(text(g.clone()));
+    }
+    if let Some(g) = &f.community {
+        conds.push("community = ?");
+        args.push(text(g.clone()));
+    }
+    if let Some(s) = &f.scope {
+        conds.push("(grid = ? OR community = ? OR street = ?)");
+        args.extend([text(s.clone()), text(s.clone()), text(s.clone())]);
+    }
+    if let Some(s) = f.state {
+        conds.push("state = ?");
+        args.push(text(state_name(s)));
+    }
+    if let Some(s) = &f.category {
+        conds.push("category = ?");
+        args.push(text(s.clone()));
+    }
+    if let Some(t) = f.overdue_at {
+        conds.push("due_at IS NOT NULL AND due_at < ? AND state NOT IN ('closed', 'rejected', 'voided', 'suspended')");
+        args.push(text(ts_text(t)));
+    }
+    if let Some(t) = f.from {
+        conds.push("reported_at >= ?");
+        args.push(text(ts_text(t)));
+    }
+    if let Some(t) = f.to {
+        conds.push("reported_at < ?");
+        args.push(text(ts_text(t)));
+    }
+    if conds.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!(" WHERE {}", conds.join(" AND ")), args)
     }
 }

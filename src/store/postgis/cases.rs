@@ -210,8 +210,13 @@ pub(super) async fn case_of(c: &impl GenericClient, r: &tokio_postgres::Row) -> 
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    case_from(r, history)
+}
+
+/// A case from its row and history (none for an aggregate read).
+fn case_from(r: &tokio_postgres::Row, history: Vec<HistoryEntry>) -> Result<Case> {
     Ok(Case {
-        id,
+        id: r.get(0),
         category: r.get(1),
         description: r.get(2),
         source: parse_enum(r.get::<_, &str>(3))?,
@@ -317,42 +322,9 @@ impl Cases for PostgisStore {
     }
 
     async fn incidents(&self, f: &IncidentFilter) -> Result<Vec<Case>> {
-        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut conds: Vec<String> = Vec::new();
-        let mut push = |c: &str, v: Box<dyn ToSql + Sync + Send>, args: &mut Vec<_>| {
-            args.push(v);
-            conds.push(c.replace('?', &format!("${}", args.len())));
-        };
-        if let Some(g) = &f.grid {
-            push("grid = ?", Box::new(g.clone()), &mut args);
-        }
-        if let Some(g) = &f.community {
-            push("community = ?", Box::new(g.clone()), &mut args);
-        }
-        if let Some(s) = f.state {
-            push("state = ?", Box::new(state_name(s)), &mut args);
-        }
-        if let Some(s) = &f.category {
-            push("category = ?", Box::new(s.clone()), &mut args);
-        }
-        if let Some(t) = f.overdue_at {
-            push(
-                "due_at IS NOT NULL AND due_at < ? AND state NOT IN ('closed', 'rejected', 'voided', 'suspended')",
-                Box::new(dt(t)),
-                &mut args,
-            );
-        }
-        if let Some(t) = f.from {
-            push("reported_at >= ?", Box::new(dt(t)), &mut args);
-        }
-        if let Some(t) = f.to {
-            push("reported_at < ?", Box::new(dt(t)), &mut args);
-        }
-        let mut sql = format!("SELECT {CASE_SELECT} FROM incidents");
-        if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
-        }
+        let (cond, mut args) = where_of(f);
+        let cols = if f.lean { LEAN_SELECT } else { CASE_SELECT };
+        let mut sql = format!("SELECT {cols} FROM incidents{cond}");
         args.push(Box::new(if f.limit == 0 {
             i64::MAX
         } else {
@@ -372,8 +344,86 @@ impl Cases for PostgisStore {
         let rows = client.query(&sql, &refs).await.map_err(pe)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            out.push(case_of(&client, r).await?);
+            out.push(if f.lean {
+                case_from(r, Vec::new())?
+            } else {
+                case_of(&client, r).await?
+            });
         }
         Ok(out)
+    }
+
+    async fn count_incidents(&self, f: &IncidentFilter) -> Result<u64> {
+        let (cond, args) = where_of(f);
+        let client = self.client().await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = args
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM incidents{cond}"), &refs)
+            .await
+            .map_err(pe)?
+            .get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// The columns of a case for aggregates: no description, reporter or photos.
+const LEAN_SELECT: &str = "incident_id, category, '' AS description, source, NULL::text AS reporter, '[]'::jsonb AS media, reported_at, grid, community, street, state, level, unit, due_at, closed_at, escalations, returns, score, duplicate_of, ST_X(geom), ST_Y(geom)";
+
+type Args = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// ` WHERE …` of a filter (empty for none) and its arguments (`$1`…).
+fn where_of(f: &IncidentFilter) -> (String, Args) {
+    let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut conds: Vec<String> = Vec::new();
+    let mut push = |c: &str, v: Box<dyn ToSql + Sync + Send>, args: &mut Vec<_>| {
+        args.push(v);
+        conds.push(c.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(g) = &f.grid {
+        push("grid = ?", Box::new(g.clone()), &mut args);
+    }
+    if let Some(g) = &f.community {
+        push("community = ?", Box::new(g.clone()), &mut args);
+    }
+    if let Some(s) = f.state {
+        push("state = ?", Box::new(state_name(s)), &mut args);
+    }
+    if let Some(s) = &f.category {
+        push("category = ?", Box::new(s.clone()), &mut args);
+    }
+    if let Some(t) = f.overdue_at {
+        push(
+            "due_at IS NOT NULL AND due_at < ? AND state NOT IN ('closed', 'rejected', 'voided', 'suspended')",
+            Box::new(dt(t)),
+            &mut args,
+        );
+    }
+    if let Some(t) = f.from {
+        push("reported_at >= ?", Box::new(dt(t)), &mut args);
+    }
+    if let Some(t) = f.to {
+        push("reported_at < ?", Box::new(dt(t)), &mut args);
+    }
+    if let Some(s) = &f.scope {
+        let n = args.len();
+        args.extend([
+            Box::new(s.clone()) as Box<dyn ToSql + Sync + Send>,
+            Box::new(s.clone()),
+            Box::new(s.clone()),
+        ]);
+        conds.push(format!(
+            "(grid = ${} OR community = ${} OR street = ${})",
+            n + 1,
+            n + 2,
+            n + 3
+        ));
+    }
+    if conds.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!(" WHERE {}", conds.join(" AND ")), args)
     }
 }

@@ -91,6 +91,14 @@ impl Reader<'_> {
             for _ in 2..dims {
                 self.f64(le)?;
             }
+            // NaN or infinite vertices have no place in a line or ring (and a ring that does
+            // not close on itself, NaN ≠ NaN, would grow a point on every round trip)
+            if !(x.is_finite() && y.is_finite()) {
+                return Err(WkbError(format!(
+                    "vertex {} of a line or ring is not finite",
+                    v.len() + 1
+                )));
+            }
             v.push(Coord { x, y });
         }
         Ok(LineString(v))

@@ -1073,3 +1073,35 @@ async fn postgis_errors() {
         "{e:?}"
     );
 }
+
+/// The GeoPackage store's change watcher sees what other connections commit (another process,
+/// the command line), never its own writes: a server writing reports must keep its caches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpkg_watcher_sees_others_not_itself() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.gpkg");
+    let path = path.to_str().unwrap();
+    let s = wangge::store::open(Some(path)).await.unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    s.watch_changes(Arc::new(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = seen.load(Ordering::SeqCst);
+    for i in 0..20 {
+        s.insert_incident(&case(&format!("W{i}"), 1_767_225_600 + i, 116.4, 39.9), "t")
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(seen.load(Ordering::SeqCst), before, "its own writes");
+    let other = wangge::store::open(Some(path)).await.unwrap();
+    other.audit("cli", "publish", "plan 2", "").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        seen.load(Ordering::SeqCst) > before,
+        "another connection's commit"
+    );
+}

@@ -283,25 +283,37 @@ impl Store for GpkgStore {
         .await
     }
 
-    /// A thread with its own connection reads SQLite's `data_version` every 200 ms: it moves
-    /// when any other connection, in this process or another, commits to the file.
+    /// A thread asks the writer's connection for SQLite's `data_version` every 200 ms: on that
+    /// connection it moves only when another connection — another process, the command line —
+    /// commits, never for this store's own writes (a watcher on a connection of its own saw
+    /// every report the server wrote as a foreign change, and threw the caches away each time).
     fn watch_changes(&self, changed: super::ChangeHook) {
-        let path = self.path.clone();
+        let Ok(writer) = self.writer.lock().map(|w| w.clone()) else {
+            return;
+        };
         let spawned = std::thread::Builder::new()
             .name("gpkg-watch".into())
             .spawn(move || {
-                let version = |c: &Connection| {
-                    c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
-                        .ok()
+                let version = || -> Option<i64> {
+                    let (tx, rx) = mpsc::channel();
+                    let job: Job = Box::new(move |c: &Connection| -> Done {
+                        let _ = tx.send(
+                            c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+                                .ok(),
+                        );
+                        Box::new(|_| {})
+                    });
+                    writer.send(job).ok()?;
+                    rx.recv().ok().flatten()
                 };
-                let Ok(c) = open_conn(&path) else {
-                    tracing::warn!("{}: cannot watch for changes", path.display());
-                    return;
-                };
-                let mut last = version(&c);
+                let mut last = version();
                 loop {
                     std::thread::sleep(std::time::Duration::from_millis(200));
-                    let now = version(&c);
+                    let now = version();
+                    if now.is_none() {
+                        // the store is gone
+                        return;
+                    }
                     if now != last {
                         last = now;
                         changed();

@@ -193,7 +193,14 @@ fn window_polygons(ext: &[(f64, f64)], holes: &[Vec<(f64, f64)>]) -> Vec<Vec<Vec
     let ring = |r: &[(f64, f64)]| LineString::from(r.to_vec());
     let poly = Polygon::new(ring(ext), holes.iter().map(|h| ring(h)).collect());
     let window = geo::Rect::new((lo, lo), (hi, hi)).to_polygon();
-    poly.intersection(&window)
+    // geo's boolean operations can panic on a degenerate polygon (found by the mvt_clip fuzz
+    // target): such a feature is left out of this tile rather than failing the tile
+    let Ok(clipped) =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poly.intersection(&window)))
+    else {
+        return Vec::new();
+    };
+    clipped
         .0
         .iter()
         .filter_map(|q| {
@@ -230,7 +237,11 @@ fn repaired(rings: Vec<Vec<Pt>>) -> Vec<Vec<Vec<Pt>>> {
     if p.is_valid() {
         return vec![rings];
     }
-    let fixed = geo::MultiPolygon(vec![p]).union(&geo::MultiPolygon::<f64>(vec![]));
+    let Ok(fixed) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        geo::MultiPolygon(vec![p]).union(&geo::MultiPolygon::<f64>(vec![]))
+    })) else {
+        return vec![rings];
+    };
     let out: Vec<Vec<Vec<Pt>>> = fixed
         .0
         .iter()

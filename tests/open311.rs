@@ -410,16 +410,17 @@ async fn errors_as_specified() {
 
     let (x, y) = inside(&fx).await;
     // errors: [{"code", "description"}] and <errors><error>…
+    // GeoReport v2: "404 - service_code provided was not found"
     let (st, body) = report(&fx, "json", &format!("service_code=nope&lat={y}&long={x}")).await;
-    assert_eq!(st, 400);
+    assert_eq!(st, 404);
     let e: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(e[0]["code"], 400);
+    assert_eq!(e[0]["code"], 404);
     assert!(
         e[0]["description"].as_str().unwrap().contains("nope"),
         "{e}"
     );
-    let (st, body) = report(&fx, "xml", "service_code=nope&lat=1&long=1").await;
-    assert_eq!(st, 400);
+    let (st, body) = report(&fx, "xml", "service_code=01-01&lat=1").await;
+    assert_eq!(st, 400, "long is missing");
     assert!(
         body.contains("<errors><error><code>400</code><description>"),
         "{body}"

@@ -561,7 +561,7 @@ async fn audit_findings_on_statistics_paging_and_headers() {
         Some(&fx.viewer),
     )
     .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "a viewer gets no exact places");
+    assert_eq!(st, StatusCode::FORBIDDEN, "a viewer gets no exact places");
     let (st, body) = call(
         &fx.app,
         "GET",
@@ -1058,4 +1058,169 @@ async fn a_scoped_token_reads_households_in_its_scope_only() {
     )
     .await;
     assert_eq!(st, StatusCode::OK);
+}
+
+/// The OpenAPI document says what the service enforces (schemathesis checks the rest against the
+/// running service): typed path parameters, required query parameters, If-Match routes with
+/// 412/428, bodies documented; and the service refuses what the schema excludes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_states_what_the_service_enforces() {
+    let fx = fixture().await;
+    let (_, body) = call(&fx.app, "GET", "/openapi.json", None).await;
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+    let param = |o: &Value, name: &str| -> Value {
+        o["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is not documented in {o}"))
+    };
+    let locate = op("/locate", "get");
+    assert_eq!(param(&locate, "lon")["required"], true);
+    assert_eq!(param(&locate, "lat")["schema"]["maximum"], 90);
+    for (path, method) in [
+        ("/plans/{id}", "get"),
+        ("/jobs/{id}", "get"),
+        ("/plans/{id}/undo", "post"),
+    ] {
+        let id = param(&op(path, method), "id");
+        assert_eq!(id["schema"]["type"], "integer", "{path}");
+        assert_eq!(id["schema"]["minimum"], 1, "{path}");
+    }
+    for path in [
+        "/plans/{id}/publish",
+        "/plans/{id}/undo",
+        "/plans/{id}/redo",
+    ] {
+        let o = op(path, "post");
+        assert_eq!(param(&o, "If-Match")["required"], true, "{path}");
+        assert!(o["responses"]["412"].is_object() && o["responses"]["428"].is_object());
+    }
+    let tr = op("/incidents/{id}/transitions", "post");
+    assert!(tr["requestBody"]["content"]["application/json"]["schema"]["oneOf"].is_array());
+    assert!(tr["responses"]["409"].is_object() && tr["responses"]["422"].is_object());
+    // each collection's own filters: plan for grids, not for streets
+    let grids = op("/collections/grids/items", "get");
+    param(&grids, "plan");
+    param(&grids, "band");
+    let streets = op("/collections/streets/items", "get");
+    assert!(
+        streets["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["name"] != "plan" && p["name"] != "band")
+    );
+}
+
+/// What the OpenAPI document excludes, the service refuses (400), and a plan that is not there
+/// is 404 before its If-Match is judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_refuses_what_its_schema_excludes() {
+    let fx = fixture().await;
+    let long = "j".repeat(201);
+    for (uri, token, want) in [
+        ("/locate?lon=1&lat=1&at=0", None, StatusCode::BAD_REQUEST),
+        ("/locate?lat=1", None, StatusCode::BAD_REQUEST),
+        (
+            "/tiles/grids/1/0/0.mvt?plan=0",
+            Some(&fx.viewer),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/incidents?overdue=maybe",
+            Some(&fx.dispatcher),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/incidents?limit=0",
+            Some(&fx.dispatcher),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/incidents?to=",
+            Some(&fx.dispatcher),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/incidents?offset=99999999999999",
+            Some(&fx.dispatcher),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &format!("/open311/v2/services.json?jurisdiction_id={long}"),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/open311/v2/requests.json?start_date=",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/open311/v2/requests.json?status=", None, StatusCode::OK),
+    ] {
+        let (st, body) = call(&fx.app, "GET", uri, token.map(String::as_str)).await;
+        assert_eq!(st, want, "{uri}: {}", String::from_utf8_lossy(&body));
+    }
+    let (st, _) = call_with(
+        &fx.app,
+        "POST",
+        "/plans/999/undo",
+        Some(&fx.planner),
+        &[("If-Match", "\"x\"")],
+        "",
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+/// `/locate` holds only the grids in force and scheduled: after a new publication, now is
+/// answered by the new plan and an earlier instant by the superseded one (from the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locate_answers_the_past_from_the_store() {
+    let fx = fixture().await;
+    let j = |b: &[u8]| -> Value { serde_json::from_slice(b).unwrap() };
+    let (_, body) = call(&fx.app, "GET", "/plans/1/grids", Some(&fx.viewer)).await;
+    let label = j(&body)["grids"][0]["label"].clone();
+    let (lon, lat) = (label[0].as_f64().unwrap(), label[1].as_f64().unwrap());
+    let here = format!("/locate?lon={lon}&lat={lat}");
+    let (st, body) = call(&fx.app, "GET", &here, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(j(&body)["plan"], 1);
+    let (st, body) = call(&fx.app, "POST", "/plans/1/copy", Some(&fx.planner)).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let id = j(&body)["plan"]["id"].as_i64().unwrap();
+    let tag = format!("\"plan-{id}-v{}\"", j(&body)["plan"]["version"]);
+    let (st, body) = call_with(
+        &fx.app,
+        "POST",
+        &format!("/plans/{id}/publish"),
+        Some(&fx.planner),
+        &[("If-Match", &tag)],
+        r#"{"valid_from": "2026-01-01T00:00:00+08:00"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (_, body) = call(&fx.app, "GET", &here, None).await;
+    let now = j(&body);
+    assert_eq!(now["plan"], id, "now: the new plan");
+    let (st, body) = call(
+        &fx.app,
+        "GET",
+        &format!("{here}&at=2025-06-01T12:00:00%2B08:00"),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let old = j(&body);
+    assert_eq!(old["plan"], 1, "mid-2025: the superseded plan {old}");
+    assert_eq!(
+        old["grid"]["code"], now["grid"]["code"],
+        "a copy: the same grid"
+    );
+    let (st, _) = call(&fx.app, "GET", &format!("{here}&at=2024-06-01"), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "before any plan");
 }

@@ -320,7 +320,7 @@ fn service_end_to_end() {
         ("lat", "1"),
         ("long", "1"),
     ]);
-    assert!(matches!(bad, Err(ureq::Error::Status(400, _))));
+    assert!(matches!(bad, Err(ureq::Error::Status(404, _))));
     let (st, public) = get(&srv.url("/open311/v2/requests.json"), None);
     assert_eq!(st, 200, "the public lists requests");
     assert!(

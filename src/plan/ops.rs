@@ -101,8 +101,8 @@ impl Op {
 pub fn op_schema() -> Value {
     let codes = serde_json::json!({"type": "array", "items": {"type": "string"}, "minItems": 1});
     let ids = serde_json::json!({"type": "array", "items": {"type": "string"}});
-    let atoms = serde_json::json!({"type": "array", "items": {"type": "integer", "minimum": 0}});
-    let reason = serde_json::json!({"type": "string", "description": "why (kept in the edit log)"});
+    let atoms = serde_json::json!({"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": u32::MAX}});
+    let reason = serde_json::json!({"type": "string", "nullable": true, "description": "why (kept in the edit log)"});
     let one = |op: &str, req: &[&str], props: Value| {
         let mut p = props;
         p["op"] = serde_json::json!({"const": op});
@@ -114,11 +114,11 @@ pub fn op_schema() -> Value {
     serde_json::json!({"oneOf": [
         one("move", &["to"], serde_json::json!({"buildings": ids, "atoms": atoms, "to": {"type": "string"}})),
         one("merge", &["grids"], serde_json::json!({"grids": codes})),
-        one("split", &["grid"], serde_json::json!({"grid": {"type": "string"}, "line": {"type": "object", "description": "GeoJSON LineString (WGS84)"}})),
+        one("split", &["grid"], serde_json::json!({"grid": {"type": "string"}, "line": {"type": "object", "nullable": true, "description": "GeoJSON LineString (WGS84)"}})),
         one("lock", &["grids"], serde_json::json!({"grids": codes})),
         one("unlock", &["grids"], serde_json::json!({"grids": codes})),
         one("resolve", &["grids"], serde_json::json!({"grids": codes})),
-        one("new_grid", &[], serde_json::json!({"buildings": ids, "atoms": atoms, "community": {"type": "string"}})),
+        one("new_grid", &[], serde_json::json!({"buildings": ids, "atoms": atoms, "community": {"type": "string", "nullable": true}})),
     ]})
 }
 

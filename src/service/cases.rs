@@ -59,8 +59,14 @@ pub async fn list(
                 .map_err(|_| ApiError::bad_request(format!("state={st:?}: not a case state")))?,
         );
     }
-    if q.get("overdue").is_some_and(|v| v == "true" || v == "1") {
-        f.overdue_at = Some(chrono::Utc::now().timestamp());
+    match q.get("overdue").map(String::as_str) {
+        None | Some("false" | "0") => {}
+        Some("true" | "1") => f.overdue_at = Some(chrono::Utc::now().timestamp()),
+        Some(o) => {
+            return Err(ApiError::bad_request(format!(
+                "overdue={o:?}: expected true or false"
+            )));
+        }
     }
     if let Some(d) = q.get("from") {
         f.from = parse_datetime(d)?.0;
@@ -75,13 +81,23 @@ pub async fn list(
                 .map_err(|_| ApiError::bad_request("limit: expected an integer"))
         })
         .transpose()?
-        .unwrap_or(s.config.page_default)
-        .clamp(1, s.config.page_max);
+        .unwrap_or(s.config.page_default);
+    if limit == 0 {
+        return Err(ApiError::bad_request("limit: at least 1"));
+    }
+    let limit = limit.min(s.config.page_max);
     let offset: usize = q
         .get("offset")
         .map(|v| {
             v.parse()
-                .map_err(|_| ApiError::bad_request("offset: expected an integer"))
+                .ok()
+                .filter(|o| *o <= super::ogc::MAX_OFFSET)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "offset={v:?}: expected an integer from 0 to {}",
+                        super::ogc::MAX_OFFSET
+                    ))
+                })
         })
         .transpose()?
         .unwrap_or(0);
@@ -283,9 +299,12 @@ pub async fn h3(
     } else {
         crate::tiles::HEAT_MIN_COUNT
     };
+    if res > 15 {
+        return Err(ApiError::bad_request("resolution: 0 to 15"));
+    }
     if res > max_res {
-        return Err(ApiError::bad_request(format!(
-            "resolution: 0 to {max_res} for the {} role",
+        return Err(ApiError::forbidden(format!(
+            "resolution {res}: 0 to {max_res} for the {} role",
             p.role.name()
         )));
     }
@@ -313,14 +332,58 @@ pub async fn h3(
 
 /// The routes of this module, with their documentation.
 pub(super) fn routes() -> Vec<Route> {
+    use super::routes::schema;
+    let period = || {
+        vec![
+            (
+                "from",
+                schema::datetime(),
+                "Reported at or after (RFC 3339)",
+            ),
+            ("to", schema::datetime(), "Reported at or before (RFC 3339)"),
+        ]
+    };
+    let mut list_query = vec![
+        ("grid", schema::code(), "Grid code"),
+        ("community", schema::code(), "Community code"),
+        (
+            "category",
+            schema::code(),
+            "Event category code (services.json)",
+        ),
+        ("state", schema::one_of(STATES), "Case state"),
+        (
+            "overdue",
+            schema::one_of(&["true", "false", "1", "0"]),
+            "Only cases open past their due time",
+        ),
+        (
+            "limit",
+            json!({ "type": "integer", "minimum": 1, "maximum": u64::MAX }),
+            "Page size (values above the service's page_max are cut to it)",
+        ),
+        (
+            "offset",
+            json!({ "type": "integer", "minimum": 0, "maximum": super::ogc::MAX_OFFSET }),
+            "Cases skipped",
+        ),
+    ];
+    list_query.extend(period());
+    let mut stats_query = vec![(
+        "by",
+        schema::one_of(&["grid", "community", "street", "category", "worker"]),
+        "Grouping (default grid)",
+    )];
+    stats_query.extend(period());
     vec![
         Route::get(
             "/incidents",
             list,
             "incidents",
             "dispatcher, grid_worker (own scope), admin",
-            "Incidents (grid, community, state, category, overdue, from, to, limit, offset)",
-        ),
+            "Incidents, newest first, paged",
+        )
+        .query(list_query),
         Route::get(
             "/incidents/{id}",
             get,
@@ -333,21 +396,75 @@ pub(super) fn routes() -> Vec<Route> {
             transition,
             "incidents",
             "dispatcher, grid_worker (own scope), admin",
-            "Apply an action ({\"action\": \"dispatch\", \"unit\": …}); 409 with the allowed list when illegal",
-        ),
+            "Apply an action ({\"action\": \"dispatch\", \"unit\": …}); 409 with the allowed list when illegal; \
+             422 when extend's until is not within 366 days after now or before the due time",
+        )
+        .schemas(Some(action_schema()), json!({ "type": "object" }))
+        .statuses(&[409, 503]),
         Route::get(
             "/stats",
             stats,
             "incidents",
             "viewer and above",
-            "Assessment figures by grid, community, street or category (from, to)",
-        ),
+            "Assessment figures by grid, community, street, category or worker",
+        )
+        .query(stats_query),
         Route::get(
             "/stats/h3",
             h3,
             "incidents",
             "viewer and above",
-            "H3 hexagon counts for heat maps (resolution, min_count)",
-        ),
+            "H3 hexagon counts for heat maps",
+        )
+        .query(vec![
+            (
+                "resolution",
+                schema::int(0, 15),
+                "H3 resolution (default 9); above 10 only for roles that read cases (403 otherwise)",
+            ),
+            (
+                "min_count",
+                json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX }),
+                "Fewest cases a cell shows (at least 3 for roles that do not read cases)",
+            ),
+        ]),
     ]
+}
+
+/// Case states, as the API writes them.
+const STATES: &[&str] = &[
+    "reported",
+    "accepted",
+    "rejected",
+    "opened",
+    "dispatched",
+    "handled",
+    "verified",
+    "closed",
+    "returned",
+    "suspended",
+    "voided",
+];
+
+/// The body of a transition: one object per action, with the fields it needs.
+fn action_schema() -> Value {
+    let said = super::routes::schema::said();
+    let action = |names: &[&str], fields: &[(&str, Value)]| {
+        let mut props = serde_json::Map::new();
+        props.insert("action".into(), json!({ "type": "string", "enum": names }));
+        let mut required = vec!["action".to_string()];
+        for (k, v) in fields {
+            props.insert((*k).into(), v.clone());
+            required.push((*k).into());
+        }
+        json!({ "type": "object", "required": required, "properties": props })
+    };
+    json!({ "oneOf": [
+        action(&["accept", "open", "handle", "close", "resume", "escalate"], &[]),
+        action(&["reject", "return", "suspend", "void"], &[("reason", said.clone())]),
+        action(&["dispatch"], &[("unit", said.clone())]),
+        action(&["verify"], &[("passed", json!({ "type": "boolean" }))]),
+        action(&["evaluate"], &[("score", json!({ "type": "integer", "minimum": 1, "maximum": 5 }))]),
+        action(&["extend"], &[("until", json!({ "type": "integer", "format": "int64", "description": "Unix seconds" })), ("reason", said)]),
+    ] })
 }

@@ -92,21 +92,27 @@ pub async fn edit(
 ) -> Result<Response, ApiError> {
     p.require(p.plans(), "editing a plan")?;
     let dry_run = flag(&q, "dry_run")?;
-    let expected = if_match(&s, &h, id, !dry_run).await?;
     let mut v: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "body: expected an edit such as {{\"op\": \"move\", \"buildings\": [\"…\"], \"to\": \"CODE\"}}: {e}"
         ))
     })?;
-    let reason = v
-        .as_object_mut()
-        .and_then(|m| m.remove("reason"))
-        .and_then(|r| r.as_str().map(String::from));
+    let reason = match v.as_object_mut().and_then(|m| m.remove("reason")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) => Some(r),
+        Some(o) => {
+            return Err(ApiError::unprocessable(format!(
+                "reason: expected a text, not {o}"
+            )));
+        }
+    };
     let op: Op = serde_json::from_value(v).map_err(|e| {
         ApiError::unprocessable(format!(
             "body: {e}; op is one of move, merge, split, lock, unlock, resolve, new_grid"
         ))
     })?;
+    s.store.plan(id).await?;
+    let expected = if_match(&s, &h, id, !dry_run).await?;
     let req = EditRequest {
         who: p.who.clone(),
         reason,
@@ -129,6 +135,7 @@ async fn undo_redo(
     redo: bool,
 ) -> Result<Response, ApiError> {
     p.require(p.plans(), "editing a plan")?;
+    s.store.plan(id).await?;
     let expected = if_match(s, h, id, true).await?;
     let req = EditRequest {
         who: p.who.clone(),
@@ -243,17 +250,27 @@ pub async fn import(
 
 /// The routes of this module, with their documentation and request/response schemas.
 pub(super) fn routes() -> Vec<Route> {
+    use super::routes::schema;
     let op = crate::plan::ops::op_schema();
     let outcome = crate::plan::outcome_schema();
+    let if_match = "The plan's ETag (GET /plans/{id}); 412 when the plan changed meanwhile";
     vec![
         Route::post(
             "/plans/{id}/edits",
             edit,
             "plans",
             "planner, admin",
-            "Edit a draft plan (move, merge, split, lock, unlock, resolve, new_grid); If-Match required unless ?dry_run=true; 422 when an edit would cut a grid or leave it empty",
+            "Edit a draft plan (move, merge, split, lock, unlock, resolve, new_grid); If-Match required unless ?dry_run=true (428); 422 when an edit would cut a grid or leave it empty",
         )
-        .schemas(Some(op), outcome.clone()),
+        .schemas(Some(op), outcome.clone())
+        .path("id", schema::id())
+        .query(vec![(
+            "dry_run",
+            schema::one_of(&["true", "false", "1", "0", ""]),
+            "Answer as the edit would, without applying it",
+        )])
+        .header("If-Match", false, if_match)
+        .statuses(&[409, 412, 428]),
         Route::post(
             "/plans/{id}/undo",
             undo,
@@ -261,7 +278,10 @@ pub(super) fn routes() -> Vec<Route> {
             "planner, admin",
             "Undo the latest edit; If-Match required",
         )
-        .schemas(None, outcome.clone()),
+        .schemas(None, outcome.clone())
+        .path("id", schema::id())
+        .header("If-Match", true, if_match)
+        .statuses(&[409, 412, 422, 428]),
         Route::post(
             "/plans/{id}/redo",
             redo,
@@ -269,14 +289,18 @@ pub(super) fn routes() -> Vec<Route> {
             "planner, admin",
             "Redo the latest undone edit; If-Match required",
         )
-        .schemas(None, outcome),
+        .schemas(None, outcome)
+        .path("id", schema::id())
+        .header("If-Match", true, if_match)
+        .statuses(&[409, 412, 422, 428]),
         Route::get(
             "/plans/{id}/edits",
             log,
             "plans",
             "viewer, planner, admin",
             "The edit log: who, when, what, why",
-        ),
+        )
+        .path("id", schema::id()),
         Route::get(
             "/plans/{id}/check",
             check,
@@ -284,31 +308,72 @@ pub(super) fn routes() -> Vec<Route> {
             "viewer, planner, admin",
             "Hard rules, band, Polsby-Popper, road following (as ../shared/tools/check_grids.py)",
         )
-        .schemas(None, crate::plan::check_schema()),
+        .schemas(None, crate::plan::check_schema())
+        .path("id", schema::id()),
         Route::post(
             "/plans/{id}/copy",
             copy,
             "plans",
             "planner, admin",
-            "A draft copy of a plan, to edit a published one (201)",
-        ),
+            "A draft copy of a plan, to edit a published one",
+        )
+        .path("id", schema::id())
+        .created(),
         Route::get(
             "/plans/{a}/handover/{b}",
             handover,
             "plans",
             "viewer, planner, admin",
             "Handover list (CSV): buildings that change grid from plan a to plan b, with households",
-        ),
+        )
+        .path("a", schema::id())
+        .path("b", schema::id()),
         Route::post(
             "/plans/import",
             import,
             "plans",
             "planner, admin",
-            "Import a hand-drawn grid layer (FeatureCollection) as a draft plan; cut buildings, gaps and overlaps named (201)",
+            "Import a hand-drawn grid layer (FeatureCollection of polygons with their codes) as a draft plan; cut buildings, gaps and overlaps named",
         )
         .schemas(
-            Some(json!({"type": "object", "required": ["type", "features"], "properties": {"type": {"const": "FeatureCollection"}, "features": {"type": "array"}}})),
+            Some(import_schema()),
             json!({"type": "object", "properties": {"plan": {"type": "integer"}, "grids": {"type": "integer"}, "cut_buildings": {"type": "array"}, "gaps": {"type": "array"}, "overlaps": {"type": "array"}, "detached": {"type": "array"}}}),
-        ),
+        )
+        .query(vec![("name", json!({ "type": "string", "maxLength": 200 }), "The draft plan's name")])
+        .created(),
     ]
+}
+
+/// A grid layer as `POST /plans/import` reads it: GeoJSON polygons in WGS84 with a `code`.
+fn import_schema() -> Value {
+    let position = json!({ "type": "array", "minItems": 2, "maxItems": 3,
+        "items": { "type": "number", "minimum": -180, "maximum": 180 } });
+    let ring = json!({ "type": "array", "minItems": 4, "items": position });
+    let polygon = json!({ "type": "array", "minItems": 1, "items": ring });
+    json!({
+        "type": "object",
+        "required": ["type", "features"],
+        "properties": {
+            "type": { "type": "string", "enum": ["FeatureCollection"] },
+            "features": { "type": "array", "minItems": 1, "items": {
+                "type": "object",
+                "required": ["type", "geometry", "properties"],
+                "properties": {
+                    "type": { "type": "string", "enum": ["Feature"] },
+                    "geometry": { "oneOf": [
+                        { "type": "object", "required": ["type", "coordinates"], "properties": {
+                            "type": { "type": "string", "enum": ["Polygon"] }, "coordinates": polygon } },
+                        { "type": "object", "required": ["type", "coordinates"], "properties": {
+                            "type": { "type": "string", "enum": ["MultiPolygon"] },
+                            "coordinates": { "type": "array", "minItems": 1, "items": polygon } } },
+                    ] },
+                    "properties": { "type": "object", "properties": { "code": schema_code() } },
+                }
+            } }
+        }
+    })
+}
+
+fn schema_code() -> Value {
+    super::routes::schema::code()
 }

@@ -16,13 +16,16 @@ use std::time::Duration;
 /// How long a locator built from the store is trusted.
 const LOCATOR_TTL: Duration = Duration::from_secs(5);
 
+/// The grids in force now and those scheduled, as an exact locator. Grids that ended before
+/// `cutoff` are not held (memory stays that of the plans in force however many were
+/// published); a question about an earlier instant is answered by the store.
 pub(super) struct LocatorCache {
     generation: u64,
     built: std::time::Instant,
+    cutoff: i64,
     locator: Option<crate::locate::Locator>,
-    /// Per zone: plan id and the worker's public contact.
-    extra: Vec<(i64, Option<crate::store::Worker>)>,
-    zones: Vec<crate::locate::Zone>,
+    /// Per zone, what the answer names (the locator holds the geometry).
+    answers: Vec<crate::store::GridHit>,
 }
 
 impl AppState {
@@ -57,10 +60,13 @@ impl AppState {
     }
 
     async fn rebuild_locator(&self, generation: u64) -> Result<Arc<LocatorCache>, ApiError> {
+        let cutoff = chrono::Utc::now().timestamp();
         let mut zones = Vec::new();
-        let mut extra = Vec::new();
+        let mut answers = Vec::new();
         for p in self.store.plans().await? {
-            if p.status == crate::store::PlanStatus::Draft {
+            if p.status == crate::store::PlanStatus::Draft
+                || p.valid_to.is_some_and(|t| t <= cutoff)
+            {
                 continue;
             }
             let page = self
@@ -84,35 +90,42 @@ impl AppState {
                         .map(str::to_string)
                 };
                 let time = |k: &str| text(k).and_then(|t| crate::model::parse_time(&t));
+                if time("valid_to").is_some_and(|t| t <= cutoff) {
+                    continue;
+                }
                 zones.push(crate::locate::Zone {
                     code: f.id.clone(),
-                    name: text("name"),
-                    community: text("community"),
-                    street: text("street"),
+                    name: None,
+                    community: None,
+                    street: None,
                     valid_from: time("valid_from"),
                     valid_to: time("valid_to"),
                     polygon: mp,
                 });
-                extra.push((
-                    p.id,
-                    text("worker_name").map(|name| crate::store::Worker {
+                answers.push(crate::store::GridHit {
+                    code: f.id.clone(),
+                    name: text("name"),
+                    community: text("community").unwrap_or_default(),
+                    street: text("street"),
+                    plan: p.id,
+                    worker: text("worker_name").map(|name| crate::store::Worker {
                         name,
                         phone: text("worker_phone"),
                     }),
-                ));
+                });
             }
         }
         let locator = if zones.is_empty() {
             None
         } else {
-            Some(crate::locate::Locator::new(zones.clone()).map_err(ApiError::internal)?)
+            Some(crate::locate::Locator::new(zones).map_err(ApiError::internal)?)
         };
         let c = Arc::new(LocatorCache {
             generation,
             built: std::time::Instant::now(),
+            cutoff,
             locator,
-            extra,
-            zones,
+            answers,
         });
         if let Ok(mut g) = self.locator.write() {
             *g = Some(c.clone());
@@ -171,9 +184,8 @@ async fn locate(
         (c.x, c.y)
     };
     let at = match &q.at {
-        Some(t) => crate::model::parse_time(t).ok_or_else(|| {
-            ApiError::bad_request(format!("at={t:?}: expected RFC 3339 or a date"))
-        })?,
+        Some(t) => super::parse_instant(t)
+            .map_err(|e| ApiError::bad_request(format!("at: {}", e.message)))?,
         None => chrono::Utc::now().timestamp(),
     };
     let cache = s.locator().await?;
@@ -183,30 +195,62 @@ async fn locate(
             crate::store::ts_text(at)
         ))
     };
-    let Some(loc) = &cache.locator else {
-        return Err(miss());
+    let hit = if at < cache.cutoff {
+        // before the grids held in memory: the plans of that time, from the store
+        s.store.grid_at(lon, lat, at).await?.ok_or_else(miss)?
+    } else {
+        let Some(loc) = &cache.locator else {
+            return Err(miss());
+        };
+        let crate::locate::Located::Inside(i) = loc.locate(lon, lat, Some(at)) else {
+            return Err(miss());
+        };
+        cache.answers[i].clone()
     };
-    let crate::locate::Located::Inside(i) = loc.locate(lon, lat, Some(at)) else {
-        return Err(miss());
-    };
-    let (z, (plan, worker)) = (&cache.zones[i], &cache.extra[i]);
     Ok(Json(json!({
         "lon": lon, "lat": lat,
-        "grid": { "code": z.code, "name": z.name },
-        "community": z.community,
-        "street": z.street,
-        "plan": plan,
-        "worker": worker,
+        "grid": { "code": hit.code, "name": hit.name },
+        "community": hit.community,
+        "street": hit.street,
+        "plan": hit.plan,
+        "worker": hit.worker,
     })))
 }
 
 /// The routes of this module, with their documentation.
 pub(super) fn routes() -> Vec<Route> {
-    vec![Route::get(
-        "/locate",
-        locate,
-        "locate",
-        "public",
-        "Which grid is this point in, and who is its grid worker (lon, lat, crs=wgs84|gcj02|bd09, at)",
-    )]
+    use super::routes::schema;
+    vec![
+        Route::get(
+            "/locate",
+            locate,
+            "locate",
+            "public",
+            "Which grid is this point in, and who is its grid worker (404 when in none)",
+        )
+        .required(vec![
+            (
+                "lon",
+                json!({ "type": "number", "minimum": -180, "maximum": 180 }),
+                "Longitude, degrees (of the crs)",
+            ),
+            (
+                "lat",
+                json!({ "type": "number", "minimum": -90, "maximum": 90 }),
+                "Latitude, degrees (of the crs)",
+            ),
+        ])
+        .query(vec![
+            (
+                "crs",
+                schema::one_of(&["wgs84", "epsg:4326", "gcj02", "bd09"]),
+                "The coordinates' system: WGS84 (default), GCJ-02 or BD-09 (as Chinese map apps give them)",
+            ),
+            (
+                "at",
+                schema::datetime(),
+                "The instant whose plans in force answer (default: now)",
+            ),
+        ]),
+    ]
 }

@@ -256,24 +256,47 @@ pub(crate) fn urlencode(s: &str) -> String {
     o
 }
 
-/// An instant or an interval `a/b` (`..` open) → (from, to); an instant gives (t, t).
+/// A plan id given as a parameter (`?plan=`): a positive integer.
+pub(crate) fn parse_plan_id(v: &str) -> Result<i64, ApiError> {
+    v.parse::<i64>()
+        .ok()
+        .filter(|id| *id >= 1)
+        .ok_or_else(|| ApiError::bad_request(format!("plan={v:?}: expected a plan id (1 or more)")))
+}
+
+/// One instant of a request: RFC 3339 with its offset, or a date (its start, UTC) — nothing
+/// else (no epoch numbers, no times without an offset).
+pub(crate) fn parse_instant(x: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(x)
+        .map(|d| d.timestamp())
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(x, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|d| d.and_utc().timestamp())
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "datetime {x:?}: expected RFC 3339 with an offset (2026-01-01T08:00:00+08:00) or a date"
+            ))
+        })
+}
+
+/// An instant, or an interval `start/end` whose ends may be open (`..` or empty), as OGC API
+/// – Features reads `datetime`: (start, end), equal for an instant.
 pub(crate) fn parse_datetime(s: &str) -> Result<(Option<i64>, Option<i64>), ApiError> {
-    let one = |x: &str| -> Result<Option<i64>, ApiError> {
-        let x = x.trim();
+    let end = |x: &str| -> Result<Option<i64>, ApiError> {
         if x.is_empty() || x == ".." {
             return Ok(None);
         }
-        crate::model::parse_time(x).map(Some).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "datetime {x:?}: expected RFC 3339 (2026-01-01T08:00:00Z) or a date"
-            ))
-        })
+        parse_instant(x).map(Some)
     };
     match s.split_once('/') {
-        Some((a, b)) => Ok((one(a)?, one(b)?)),
+        Some((a, b)) => Ok((end(a)?, end(b)?)),
         None => {
-            let t = one(s)?;
-            Ok((t, t))
+            let t = parse_instant(s)?;
+            Ok((Some(t), Some(t)))
         }
     }
 }
@@ -319,7 +342,8 @@ fn routes() -> Vec<Route> {
             "service",
             "public",
             "Readiness: the store answers",
-        ),
+        )
+        .statuses(&[503]),
         Route::get(
             "/openapi.json",
             openapi,

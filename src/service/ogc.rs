@@ -20,7 +20,7 @@ use std::sync::Arc;
 const GEOJSON: &str = "application/geo+json";
 
 /// The largest `offset` of an items page (far beyond any layer; it keeps sums from wrapping).
-const MAX_OFFSET: usize = 1 << 40;
+pub(super) const MAX_OFFSET: usize = 1 << 40;
 
 fn geojson(v: Value) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, GEOJSON)], Json(v)).into_response()
@@ -252,9 +252,7 @@ fn query_of(
                         "plan applies to the grids collection",
                     ));
                 }
-                fq.plan = Some(v.parse().map_err(|_| {
-                    ApiError::bad_request(format!("plan={v:?}: expected a plan id"))
-                })?);
+                fq.plan = Some(super::parse_plan_id(v)?);
             }
             "f" | "api_key" | "crs" | "bbox-crs" | "filter" | "filter-lang" | "filter-crs"
             | "sortby" | "properties" => {}
@@ -469,14 +467,16 @@ fn content_crs(r: &mut Response, c: Option<ApiCrs>) {
     }
 }
 
+/// GET /collections/{collection}/items, one route per collection (each documents its own
+/// filters).
 pub async fn items(
-    State(s): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Query(q): Query<BTreeMap<String, String>>,
+    l: Layer,
+    s: Arc<AppState>,
+    q: BTreeMap<String, String>,
     p: Principal,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let l = readable_layer(&id, &p)?;
+    let l = readable_layer(l.name(), &p)?;
     let mut fq = query_of(l, &q, &s)?;
     if fq.plan.is_some() {
         p.require(
@@ -652,7 +652,7 @@ pub async fn queryables(
 
 /// The routes of this module, with their documentation.
 pub(super) fn routes() -> Vec<Route> {
-    vec![
+    let mut out = vec![
         Route::get(
             "/",
             landing,
@@ -682,44 +682,6 @@ pub(super) fn routes() -> Vec<Route> {
             "One collection",
         ),
         Route::get(
-            "/collections/{collectionId}/items",
-            items,
-            "features",
-            "public; incidents: dispatcher, grid_worker, admin",
-            "Features (bbox, limit, offset, datetime, plan, property=value); household counts need a token",
-        )
-        .query(vec![
-            (
-                "limit",
-                json!({ "type": "integer", "minimum": 1, "maximum": super::Config::default().page_max, "default": super::Config::default().page_default }),
-                "Features per page (the server's page_max is the maximum; `next` links page on)",
-            ),
-            ("offset", json!({ "type": "integer", "minimum": 0, "default": 0 }), "Features to skip"),
-            (
-                "bbox",
-                json!({ "type": "array", "minItems": 4, "maxItems": 4, "items": { "type": "number" } }),
-                "min lon, min lat, max lon, max lat (WGS84)",
-            ),
-            ("datetime", json!({ "type": "string" }), "Grids in force at this instant (RFC 3339 with offset)"),
-            ("plan", json!({ "type": "integer" }), "Grids of this plan (plan readers)"),
-            ("crs", json!({ "type": "string" }), "Output CRS: a URI of the collection's `crs` list (CRS84, EPSG 4326, 4490, 3857, CGCS2000 Gauss-Krüger 4491–4554; axis order as EPSG defines), or gcj02 (shifted for Chinese basemaps); the response's Content-Crs names it"),
-            ("bbox-crs", json!({ "type": "string" }), "CRS of bbox (a URI of the `crs` list; default CRS84)"),
-            ("filter", json!({ "type": "string" }), "CQL2-text filter: comparisons, IS NULL, IN, BETWEEN, LIKE, AND/OR/NOT, S_INTERSECTS(geometry, WKT or BBOX) — properties from /queryables"),
-            ("filter-lang", json!({ "type": "string", "enum": ["cql2-text", "cql-text"] }), "Filter language (cql-text: the 2020 draft's name, accepted for GDAL 3.6)"),
-            ("filter-crs", json!({ "type": "string", "enum": [ogc_crs::CRS84] }), "CRS of the filter's geometries"),
-            ("sortby", json!({ "type": "string" }), "Comma-separated properties, `-` before one for descending (e.g. -households,code)"),
-            ("properties", json!({ "type": "string" }), "Comma-separated properties to return (others are left out)"),
-            ("code", json!({ "type": "string" }), "Equality filter (streets, communities, grids)"),
-            ("name", json!({ "type": "string" }), "Equality filter (communities, grids)"),
-            ("community", json!({ "type": "string" }), "Equality filter (grids, buildings, incidents)"),
-            ("street", json!({ "type": "string" }), "Equality filter (communities, grids, incidents)"),
-            ("band", json!({ "type": "string" }), "Equality filter (grids: under, in, over)"),
-            ("id", json!({ "type": "string" }), "Equality filter (buildings, incidents)"),
-            ("category", json!({ "type": "string" }), "Equality filter (incidents)"),
-            ("state", json!({ "type": "string" }), "Equality filter (incidents)"),
-            ("grid", json!({ "type": "string" }), "Equality filter (incidents)"),
-        ]),
-        Route::get(
             "/collections/{collectionId}/queryables",
             queryables,
             "features",
@@ -733,5 +695,155 @@ pub(super) fn routes() -> Vec<Route> {
             "public; incidents: dispatcher, grid_worker, admin",
             "One feature",
         ),
+    ];
+    out.push(items_route(None));
+    out.extend(Layer::ALL.into_iter().map(|l| items_route(Some(l))));
+    out
+}
+
+/// GET /collections/{collectionId}/items: the same as the collection's own route, documented
+/// with the parameters every collection reads (GDAL reads the page size here).
+async fn items_any(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    p: Principal,
+    h: HeaderMap,
+) -> Result<Response, ApiError> {
+    items(layer_of(&id)?, s, q, p, h).await
+}
+
+/// The parameters every collection's items route reads.
+fn items_query_common() -> Vec<(&'static str, Value, &'static str)> {
+    use super::routes::schema;
+    let d = super::Config::default();
+    vec![
+        (
+            "limit",
+            json!({ "type": "integer", "minimum": 1, "maximum": d.page_max, "default": d.page_default }),
+            "Features per page (the server's page_max is the maximum; a larger value is cut to it, \
+             as OGC API – Features requires; `next` links page on)",
+        ),
+        (
+            "offset",
+            json!({ "type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0 }),
+            "Features to skip",
+        ),
+        (
+            "bbox",
+            json!({ "type": "array", "minItems": 4, "maxItems": 4, "items": { "type": "number" } }),
+            "min lon, min lat, max lon, max lat (WGS84; 400 unless min ≤ max)",
+        ),
+        (
+            "crs",
+            json!({ "type": "string" }),
+            "Output CRS: a URI of the collection's `crs` list (CRS84, EPSG 4326, 4490, 3857, CGCS2000 Gauss-Krüger 4491–4554; axis order as EPSG defines), or gcj02 (shifted for Chinese basemaps); the response's Content-Crs names it",
+        ),
+        (
+            "bbox-crs",
+            json!({ "type": "string" }),
+            "CRS of bbox (a URI of the `crs` list; default CRS84)",
+        ),
+        (
+            "filter",
+            json!({ "type": "string" }),
+            "CQL2-text filter: comparisons, IS NULL, IN, BETWEEN, LIKE, AND/OR/NOT, S_INTERSECTS(geometry, WKT or BBOX) — properties from /queryables",
+        ),
+        (
+            "filter-lang",
+            schema::one_of(&["cql2-text", "cql-text"]),
+            "Filter language (cql-text: the 2020 draft's name, accepted for GDAL 3.6)",
+        ),
+        (
+            "filter-crs",
+            schema::one_of(&[ogc_crs::CRS84]),
+            "CRS of the filter's geometries",
+        ),
+        (
+            "sortby",
+            json!({ "type": "string" }),
+            "Comma-separated properties, `-` before one for descending (e.g. -households,code)",
+        ),
+        (
+            "properties",
+            json!({ "type": "string" }),
+            "Comma-separated properties to return (others are left out)",
+        ),
     ]
+}
+
+/// `/collections/{l}/items`, with the parameters this collection reads; for `None`, the
+/// generic `/collections/{collectionId}/items` with those every collection reads.
+fn items_route(layer: Option<Layer>) -> Route {
+    use super::routes::schema;
+    static PATHS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let paths = PATHS.get_or_init(|| {
+        Layer::ALL
+            .iter()
+            .map(|l| format!("/collections/{}/items", l.name()))
+            .collect()
+    });
+    let access = if layer == Some(Layer::Incidents) {
+        "dispatcher, grid_worker, admin"
+    } else {
+        "public; household counts need a token"
+    };
+    let mut q = items_query_common();
+    let Some(l) = layer else {
+        let names: Vec<&str> = Layer::ALL.iter().map(|l| l.name()).collect();
+        return Route::get(
+            "/collections/{collectionId}/items",
+            items_any,
+            "features",
+            "public; incidents: dispatcher, grid_worker, admin",
+            "Features of a collection (each collection's own path documents its filters too)",
+        )
+        .path("collectionId", json!({ "type": "string", "enum": names }))
+        .query(q);
+    };
+    let path: &'static str = &paths[Layer::ALL.iter().position(|x| *x == l).unwrap_or(0)];
+    match l {
+        Layer::Grids => {
+            q.push((
+                "datetime",
+                schema::datetime(),
+                "Grids in force at this instant (RFC 3339 with offset)",
+            ));
+            q.push((
+                "plan",
+                schema::id(),
+                "Grids of this plan (plan readers; 403 otherwise)",
+            ));
+        }
+        Layer::Incidents => q.push((
+            "datetime",
+            json!({ "type": "string" }),
+            "Reported at this instant or in this interval (start/end, RFC 3339, `..` open)",
+        )),
+        _ => {}
+    }
+    for f in l.filterable() {
+        let v = match *f {
+            "band" => schema::one_of(&["under", "in", "over"]),
+            _ => schema::code(),
+        };
+        q.push((f, v, "Equality filter"));
+    }
+    Route::get(
+        path,
+        move |State(s): State<Arc<AppState>>,
+              Query(q): Query<BTreeMap<String, String>>,
+              p: Principal,
+              h: HeaderMap| items(l, s, q, p, h),
+        "features",
+        access,
+        match l {
+            Layer::Streets => "Streets (街道)",
+            Layer::Communities => "Communities (社区)",
+            Layer::Grids => "Grids (网格) in force, or of a plan",
+            Layer::Buildings => "Buildings",
+            Layer::Incidents => "Incidents (cases)",
+        },
+    )
+    .query(q)
 }

@@ -274,6 +274,25 @@ pub async fn job(
 
 /// The routes of this module, with their documentation.
 pub(super) fn routes() -> Vec<Route> {
+    use super::routes::schema;
+    let band = |d: &str| json!({ "type": "number", "minimum": 0, "maximum": 1e9, "nullable": true, "description": d });
+    let regrid = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "communities": { "type": "array", "nullable": true, "items": schema::code(), "description": "Community codes (default: all; 404 naming one unknown)" },
+            "min": band("Fewest households a grid may hold (default 200)"),
+            "target": band("Households a grid aims at (default 300)"),
+            "max": band("Most households a grid may hold (default 400); 422 unless min ≤ target ≤ max"),
+            "seed": { "type": "integer", "minimum": 0, "maximum": u64::MAX, "nullable": true, "description": "Seed of the local search" },
+        }
+    });
+    let publish_body = json!({
+        "type": "object",
+        "required": ["valid_from"],
+        "additionalProperties": false,
+        "properties": { "valid_from": schema::datetime() }
+    });
     vec![
         Route::get("/plans", list, "plans", "viewer, planner, admin", "Plans"),
         Route::post(
@@ -281,35 +300,49 @@ pub(super) fn routes() -> Vec<Route> {
             create,
             "plans",
             "planner, admin",
-            "Regrid (communities, min, max, target, seed) — 202 with the job URL; the result is a draft plan",
-        ),
+            "Regrid — 202 with the job URL; the result is a draft plan",
+        )
+        .schemas(
+            Some(regrid),
+            json!({ "type": "object", "required": ["job", "status_url"] }),
+        )
+        .body_optional()
+        .accepted(),
         Route::get(
             "/plans/{id}",
             get,
             "plans",
             "viewer, planner, admin",
             "One plan, with its ETag",
-        ),
+        )
+        .path("id", schema::id()),
         Route::get(
             "/plans/{a}/diff/{b}",
             diff,
             "plans",
             "viewer, planner, admin",
             "Buildings and households that change grid",
-        ),
+        )
+        .path("a", schema::id())
+        .path("b", schema::id()),
         Route::post(
             "/plans/{id}/publish",
             publish,
             "plans",
             "planner, admin",
             "Publish from valid_from; If-Match with the plan's ETag is required (412 when stale)",
-        ),
+        )
+        .schemas(Some(publish_body), json!({ "type": "object" }))
+        .path("id", schema::id())
+        .header("If-Match", true, "The plan's ETag (GET /plans/{id})")
+        .statuses(&[409, 412, 428]),
         Route::get(
             "/jobs/{id}",
             job,
             "plans",
             "planner, admin",
             "A regrid job's progress and result",
-        ),
+        )
+        .path("id", schema::id()),
     ]
 }

@@ -224,6 +224,18 @@ pub async fn set_worker(
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
+    use super::routes::schema;
+    let mut name = schema::said();
+    name["nullable"] = json!(true);
+    name["description"] = json!("The worker's name; null clears the grid's worker");
+    let worker = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "name": name,
+            "phone": { "type": "string", "nullable": true, "description": "The public phone" },
+        }
+    });
     vec![
         Route::get(
             "/plans/{id}/grids",
@@ -231,21 +243,26 @@ pub fn routes() -> Vec<Route> {
             "plans",
             "viewer, planner, admin",
             "The plan's grids as a table (figures, band, Polsby-Popper, lock, worker, bbox, label point; no geometry)",
-        ),
+        )
+        .path("id", schema::id()),
         Route::get(
             "/plans/{id}/assignment",
             assignment,
             "plans",
             "viewer, planner, admin",
-            "The grid of every building of the plan (?community=)",
-        ),
+            "The grid of every building of the plan",
+        )
+        .path("id", schema::id())
+        .query(vec![("community", schema::code(), "Only this community's buildings")]),
         Route::post(
             "/grids/{code}/worker",
             set_worker,
             "plans",
             "admin",
             "Assign (or clear) the grid worker of a grid; the public sees the name and public phone",
-        ),
+        )
+        .schemas(Some(worker), json!({ "type": "object", "required": ["grid", "worker"] }))
+        .path("code", schema::code()),
     ]
 }
 

@@ -67,9 +67,7 @@ async fn source(
     let now = chrono::Utc::now().timestamp();
     if let Some(v) = q.get("plan") {
         p.require(p.reads_plans(), "plans")?;
-        let id: i64 = v
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("plan={v:?}: expected a plan id")))?;
+        let id = super::parse_plan_id(v)?;
         return Ok(Arc::new(
             Source::load(s.store.as_ref(), Some(id), now).await?,
         ));
@@ -244,41 +242,78 @@ pub async fn set_photo(
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
+    use super::routes::schema;
+    let sheet = || {
+        vec![
+            (
+                "size",
+                schema::one_of(&["A4", "A3", "a4", "a3"]),
+                "Paper (default A4)",
+            ),
+            (
+                "landscape",
+                schema::one_of(&["true", "false", "1", "0", ""]),
+                "Landscape",
+            ),
+            (
+                "internal",
+                schema::one_of(&["true", "false", "1", "0", ""]),
+                "With households (roles that see them; 403 otherwise)",
+            ),
+            (
+                "plan",
+                schema::id(),
+                "Print from this plan, e.g. a draft (plan readers; 403 otherwise)",
+            ),
+        ]
+    };
+    let mut png = sheet();
+    png.push(("dpi", schema::int(36, 300), "Resolution (default 150)"));
     vec![
         Route::get(
             "/grids/{code}/signboard.pdf",
             signboard_pdf,
             "print",
             "public",
-            "The grid's signboard (网格公示牌) as PDF: ?size=A4|A3, ?landscape=true; ?internal=true (staff) adds households; ?plan= (plan readers) prints a draft",
-        ),
+            "The grid's signboard (网格公示牌) as PDF",
+        )
+        .path("code", schema::code())
+        .query(sheet()),
         Route::get(
             "/grids/{code}/signboard.png",
             signboard_png,
             "print",
             "public",
-            "The grid's signboard as PNG (?dpi=36..300, other parameters as the PDF)",
-        ),
+            "The grid's signboard as PNG",
+        )
+        .path("code", schema::code())
+        .query(png),
         Route::get(
             "/communities/{code}/atlas.pdf",
             atlas,
             "print",
             "viewer, grid_worker, dispatcher, planner, admin",
             "The community's atlas (网格图册): overview, table of grids, one page per grid",
-        ),
+        )
+        .path("code", schema::code())
+        .query(sheet()),
         Route::get(
             "/grids/{code}/worker/photo",
             photo,
             "print",
             "public",
             "The photo of the grid's worker (JPEG or PNG)",
-        ),
+        )
+        .path("code", schema::code()),
         Route::post(
             "/grids/{code}/worker/photo",
             set_photo,
             "print",
             "admin",
-            "Set the worker's photo (a JPEG or PNG body, at most 1 MiB); an empty body removes it",
-        ),
+            "Set the worker's photo (a JPEG or PNG body, at most 1 MiB; 422 when it is neither); an empty body removes it",
+        )
+        .binary(json!({ "type": "string", "format": "binary", "maxLength": crate::print::PHOTO_MAX }))
+        .body_optional()
+        .path("code", schema::code()),
     ]
 }

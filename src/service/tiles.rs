@@ -79,13 +79,7 @@ fn tile_request(
             ));
         }
     }
-    let plan = q
-        .get("plan")
-        .map(|v| {
-            v.parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("plan={v:?}: expected a plan id")))
-        })
-        .transpose()?;
+    let plan = q.get("plan").map(|v| super::parse_plan_id(v)).transpose()?;
     if plan.is_some() {
         p.require(
             p.reads_plans(),
@@ -217,20 +211,44 @@ pub async fn tilejson(
 
 /// The routes of this module, with their documentation.
 pub(super) fn routes() -> Vec<Route> {
+    use super::routes::schema;
+    let names: Vec<&str> = TileSet::ALL.iter().map(|t| t.name()).collect();
+    let layer = json!({ "type": "string", "enum": names });
+    let tilejson_names: Vec<String> = names.iter().map(|n| format!("{n}.json")).collect();
     vec![
         Route::get(
             "/tiles/{layer}/{z}/{x}/{y}",
             tile,
             "tiles",
             "public; incidents: dispatcher, admin",
-            "Mapbox Vector Tile of communities, grids, buildings, incidents, heat (H3 counts) or all; ?plan= (plan readers), ?datetime= (grids in force then), ?crs=gcj02 (shifted for AMap/Tencent basemaps); ETag/304, gzip, 204 when empty",
-        ),
+            "Mapbox Vector Tile of communities, grids, buildings, incidents, heat (H3 counts), roads or all; \
+             ETag/304, gzip, 204 when empty; 400 unless x and y are below 2^z",
+        )
+        .path("layer", layer)
+        .path("z", schema::int(0, 22))
+        .path("x", schema::int(0, (1 << 22) - 1))
+        .path(
+            "y",
+            json!({ "type": "string", "pattern": "^[0-9]{1,7}\\.(mvt|pbf)$", "description": "{y}.mvt" }),
+        )
+        .query(vec![
+            ("plan", schema::id(), "Grids of this plan (plan readers; 403 otherwise)"),
+            ("datetime", schema::datetime(), "Grids in force at this instant"),
+            (
+                "crs",
+                schema::one_of(&["wgs84", "cgcs2000", "gcj02"]),
+                "gcj02: shifted for AMap/Tencent basemaps",
+            ),
+        ])
+        .header("If-None-Match", false, "The ETag of the copy the client holds (304 when it matches)")
+        .statuses(&[204, 304]),
         Route::get(
             "/tiles/{name}",
             tilejson,
             "tiles",
             "public",
-            "TileJSON 3.0.0 of a tile layer",
-        ),
+            "TileJSON 3.0.0 of a tile layer ({layer}.json)",
+        )
+        .path("name", json!({ "type": "string", "enum": tilejson_names })),
     ]
 }

@@ -220,7 +220,7 @@ pub fn routes() -> Vec<Route> {
             "/app/session",
             session,
             "web",
-            "public",
+            "public; with a token, its role",
             "The caller's role, scope and rights (401 for an unknown token)",
         ),
         Route::get(
@@ -236,7 +236,13 @@ pub fn routes() -> Vec<Route> {
             "web",
             "public",
             "The web map's built assets (index.html, app.js, app.css); gzip, ETag",
-        ),
+        )
+        .header(
+            "If-None-Match",
+            false,
+            "The ETag of the copy the client holds",
+        )
+        .statuses(&[304]),
     ]
 }
 

@@ -13,7 +13,7 @@ mod xml;
 use super::auth::{Principal, principal_for};
 use super::error::ApiError;
 use super::routes::Route;
-use super::{AppState, parse_datetime};
+use super::{AppState, parse_instant};
 use crate::incident::{Case, Source};
 use crate::model::schema;
 use crate::store::{IncidentFilter, ts_text};
@@ -44,6 +44,8 @@ pub struct Open311Config {
 const SPECIFICATION: &str = "http://wiki.open311.org/GeoReport_v2";
 /// Most requests in one answer, and the longest date range of a search (GeoReport v2).
 const MAX_REQUESTS: usize = 1000;
+/// The longest `jurisdiction_id` read (characters).
+const MAX_JURISDICTION: usize = 200;
 const MAX_RANGE_SECONDS: i64 = 90 * 86_400;
 
 /// The format an address asks for, from its extension.
@@ -132,6 +134,12 @@ pub(super) async fn errors(req: axum::extract::Request, next: axum::middleware::
 
 /// 404 when a configured jurisdiction is named otherwise.
 fn check_jurisdiction(s: &AppState, given: Option<&String>) -> Result<(), ApiError> {
+    if let Some(j) = given.filter(|j| j.chars().count() > MAX_JURISDICTION) {
+        return Err(ApiError::bad_request(format!(
+            "jurisdiction_id: {} characters, at most {MAX_JURISDICTION}",
+            j.chars().count()
+        )));
+    }
     match (&s.config.open311.jurisdiction_id, given) {
         (Some(ours), Some(theirs)) if ours != theirs.trim() => Err(ApiError::not_found(format!(
             "jurisdiction_id {theirs:?}: this endpoint serves {ours:?}"
@@ -306,8 +314,8 @@ pub(crate) fn check_report_fields(f: &BTreeMap<String, String>) -> Result<(), Ap
             )));
         }
     }
-    if let Some(m) = f.get("media_url").filter(|m| !m.trim().is_empty()) {
-        let lower = m.trim().to_ascii_lowercase();
+    if let Some(m) = f.get("media_url").filter(|m| !m.is_empty()) {
+        let lower = m.to_ascii_lowercase();
         if !(lower.starts_with("https://") || lower.starts_with("http://")) {
             return Err(ApiError::unprocessable(format!(
                 "media_url {m:?}: expected an http:// or https:// URL"
@@ -383,7 +391,7 @@ async fn post_request(
         .catalogue
         .get(code)
         .ok_or_else(|| {
-            ApiError::bad_request(format!("service_code {code:?} is not in services.json"))
+            ApiError::not_found(format!("service_code {code:?} is not in services.json"))
         })?
         .clone();
     let (lat, lon) = report_place(&f)?;
@@ -470,12 +478,9 @@ fn window(q: &BTreeMap<String, String>, now: i64) -> Result<(i64, i64), ApiError
     let at = |k: &str| -> Result<Option<i64>, ApiError> {
         q.get(k)
             .map(|d| {
-                parse_datetime(d)
-                    .map_err(|e| ApiError::bad_request(format!("{k}: {}", e.message)))
-                    .map(|x| x.0)
+                parse_instant(d).map_err(|e| ApiError::bad_request(format!("{k}: {}", e.message)))
             })
             .transpose()
-            .map(Option::flatten)
     };
     let (start, end) = match (at("start_date")?, at("end_date")?) {
         (Some(a), Some(b)) => (a, b),
@@ -658,7 +663,7 @@ pub(super) fn routes() -> Vec<Route> {
 fn jurisdiction_param() -> (&'static str, Value, &'static str) {
     (
         "jurisdiction_id",
-        json!({ "type": "string", "maxLength": 200 }),
+        json!({ "type": "string", "maxLength": MAX_JURISDICTION }),
         "The jurisdiction; refused (404) when the endpoint serves another",
     )
 }
@@ -678,7 +683,7 @@ fn request_query() -> Vec<(&'static str, Value, &'static str)> {
         ),
         (
             "status",
-            json!({ "type": "string", "pattern": "^(open|closed)(,(open|closed))*$" }),
+            json!({ "type": "string", "pattern": "^((open|closed)(,(open|closed))*)?$" }),
             "open, closed or both, comma-delimited",
         ),
         (
@@ -694,25 +699,30 @@ fn request_query() -> Vec<(&'static str, Value, &'static str)> {
     ]
 }
 
-/// The form of a report, as OpenAPI documents it.
+/// The form of a report, as OpenAPI documents it: the limits and characters
+/// [`check_report_fields`] enforces.
 fn report_form() -> Value {
-    let text = |max: usize| json!({ "type": "string", "maxLength": max });
+    // no control characters (Unicode Cc); the description may hold tabs and line breaks
+    let plain = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+    let text = |max: usize| json!({ "type": "string", "maxLength": max, "pattern": plain });
     json!({
         "type": "object",
         "required": ["service_code", "lat", "long"],
         "properties": {
-            "service_code": { "type": "string" },
+            "service_code": { "type": "string", "description": "A code of services.json (404 when unknown)" },
             "lat": { "type": "number", "minimum": -90, "maximum": 90 },
             "long": { "type": "number", "minimum": -180, "maximum": 180 },
-            "description": text(4000),
+            "description": { "type": "string", "maxLength": 4000,
+                "pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$" },
             "first_name": text(100),
             "last_name": text(100),
             "phone": text(40),
             "email": text(200),
-            "media_url": text(2000),
+            "media_url": { "type": "string", "maxLength": 2000,
+                "pattern": "^([Hh][Tt][Tt][Pp][Ss]?://[^\\u0000-\\u001f\\u007f-\\u009f]*)?$" },
             "address_string": text(500),
-            "jurisdiction_id": text(200),
-            "api_key": { "type": "string" },
+            "jurisdiction_id": { "type": "string", "maxLength": MAX_JURISDICTION },
+            "api_key": { "type": "string", "description": "A token, as GeoReport clients send it (401 when unknown)" },
         }
     })
 }

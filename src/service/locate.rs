@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A point this near a grid's edge (metres) is on it, and so in that grid.
+const ON_BOUNDARY_M: f64 = 0.001;
+
 /// How long a locator built from the store is trusted.
 const LOCATOR_TTL: Duration = Duration::from_secs(5);
 
@@ -57,6 +60,32 @@ impl AppState {
             return Ok(c);
         }
         self.rebuild_locator(generation).await
+    }
+
+    /// The grid in force at `at` holding a WGS84 point: from the locator in memory, or for an
+    /// instant before it was built (grids since superseded) from the store.
+    pub(super) async fn grid_at(
+        self: &Arc<Self>,
+        lon: f64,
+        lat: f64,
+        at: i64,
+    ) -> Result<Option<crate::store::GridHit>, ApiError> {
+        let cache = self.locator().await?;
+        if at < cache.cutoff {
+            return Ok(self.store.grid_at(lon, lat, at).await?);
+        }
+        // a point on a boundary (as the store's `intersects`) is in the grid it touches
+        Ok(cache
+            .locator
+            .as_ref()
+            .and_then(|loc| match loc.locate(lon, lat, Some(at)) {
+                crate::locate::Located::Inside(i) => Some(cache.answers[i].clone()),
+                crate::locate::Located::Outside {
+                    nearest,
+                    distance_m,
+                } if distance_m < ON_BOUNDARY_M => Some(cache.answers[nearest].clone()),
+                _ => None,
+            }))
     }
 
     async fn rebuild_locator(&self, generation: u64) -> Result<Arc<LocatorCache>, ApiError> {
@@ -188,25 +217,12 @@ async fn locate(
             .map_err(|e| ApiError::bad_request(format!("at: {}", e.message)))?,
         None => chrono::Utc::now().timestamp(),
     };
-    let cache = s.locator().await?;
-    let miss = || {
+    let hit = s.grid_at(lon, lat, at).await?.ok_or_else(|| {
         ApiError::not_found(format!(
             "({lon:.6}, {lat:.6}) is in no grid in force at {}",
             crate::store::ts_text(at)
         ))
-    };
-    let hit = if at < cache.cutoff {
-        // before the grids held in memory: the plans of that time, from the store
-        s.store.grid_at(lon, lat, at).await?.ok_or_else(miss)?
-    } else {
-        let Some(loc) = &cache.locator else {
-            return Err(miss());
-        };
-        let crate::locate::Located::Inside(i) = loc.locate(lon, lat, Some(at)) else {
-            return Err(miss());
-        };
-        cache.answers[i].clone()
-    };
+    })?;
     Ok(Json(json!({
         "lon": lon, "lat": lat,
         "grid": { "code": hit.code, "name": hit.name },

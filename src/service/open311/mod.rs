@@ -420,7 +420,8 @@ async fn post_request(
     if let Some(m) = f.get("media_url").filter(|m| !m.is_empty()) {
         case.media.push(m.clone());
     }
-    if let Some(hit) = s.store.grid_at(lon, lat, now).await? {
+    // located in memory, as /locate answers (the store is not searched per report)
+    if let Some(hit) = s.grid_at(lon, lat, now).await? {
         case.grid = Some(hit.code);
         case.community = Some(hit.community);
         case.street = hit.street;

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use wangge::incident::{Action, Calendar, Case, Catalogue, Source, State};
 use wangge::model::{Building, Community, HouseholdSource, Road};
 use wangge::store::{
-    FeatureQuery, GridRecord, IncidentFilter, Layer, NewPlan, PlanStatus, Store, StoreError, Worker,
+    FeaturePage, FeatureQuery, GridRecord, IncidentFilter, Layer, NewPlan, PlanStatus, Store,
+    StoreError, Worker,
 };
 
 fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> MultiPolygon {
@@ -453,6 +454,117 @@ async fn features_query(s: Arc<dyn Store>) {
     assert!(matches!(e, Err(StoreError::Invalid(_))), "{e:?}");
 }
 
+/// Grids in force at an instant, through every read path, with past generations and a draft in
+/// the store: items with and without a bbox, at an old time and now, pages, and tile features.
+async fn features_across_generations(s: Arc<dyn Store>) {
+    loaded(&s).await;
+    let a = s.create_plan(halves("A")).await.unwrap();
+    s.publish_plan(a.id, T0, None, "p").await.unwrap();
+    let b = s.create_plan(halves("B")).await.unwrap();
+    s.publish_plan(b.id, T0 + 10 * DAY, None, "p")
+        .await
+        .unwrap();
+    s.create_plan(halves("C")).await.unwrap();
+    let codes =
+        |f: &FeaturePage| -> Vec<String> { f.features.iter().map(|x| x.id.clone()).collect() };
+    let at = |at: Option<i64>, bbox: Option<[f64; 4]>, limit: usize, offset: usize| FeatureQuery {
+        at,
+        bbox,
+        limit,
+        offset,
+        ..FeatureQuery::default()
+    };
+    let now = s
+        .features(Layer::Grids, &at(None, None, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        (codes(&now), now.matched),
+        (vec!["B1".into(), "B2".into(), "B3".into(), "B4".into()], 4)
+    );
+    let then = s
+        .features(Layer::Grids, &at(Some(T0 + DAY), None, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(codes(&then), ["A1", "A2", "A3", "A4"]);
+    let page = s
+        .features(Layer::Grids, &at(Some(T0 + DAY), None, 2, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (codes(&page), page.matched),
+        (vec!["A2".into(), "A3".into()], 4)
+    );
+    // the instant a plan takes over belongs to the new plan
+    let edge = s
+        .features(Layer::Grids, &at(Some(T0 + 10 * DAY), None, 1, 0))
+        .await
+        .unwrap();
+    assert_eq!(codes(&edge), ["B1"]);
+    let bbox = Some([116.411, 39.901, 116.412, 39.902]);
+    let old = s
+        .features(Layer::Grids, &at(Some(T0 + DAY), bbox, 0, 0))
+        .await
+        .unwrap();
+    assert!(
+        !old.features.is_empty() && codes(&old).iter().all(|c| c.starts_with('A')),
+        "{:?}",
+        codes(&old)
+    );
+    let cur = s
+        .features(Layer::Grids, &at(None, bbox, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        codes(&cur)
+            .iter()
+            .map(|c| c.replace('B', "A"))
+            .collect::<Vec<_>>(),
+        codes(&old)
+    );
+    assert_eq!(
+        s.features(Layer::Grids, &at(Some(T0 - 1), bbox, 0, 0))
+            .await
+            .unwrap()
+            .matched,
+        0,
+        "before the first plan"
+    );
+    // tiles: the grids in force only (neither the retired plan nor the draft), or one plan's
+    if let Some(t) = s
+        .tile_features(
+            Layer::Grids,
+            [116.39, 39.89, 116.43, 39.92],
+            None,
+            &["code"],
+        )
+        .await
+        .unwrap()
+    {
+        let mut got: Vec<&str> = t
+            .iter()
+            .filter_map(|f| f.properties["code"].as_str())
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, ["B1", "B2", "B3", "B4"]);
+        let t = s
+            .tile_features(
+                Layer::Grids,
+                [116.39, 39.89, 116.43, 39.92],
+                Some(a.id),
+                &["code"],
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.len(), 4);
+        assert!(
+            t.iter()
+                .all(|f| f.properties["code"].as_str().unwrap().starts_with('A'))
+        );
+    }
+}
+
 fn case(id: &str, at: i64, lon: f64, lat: f64) -> Case {
     let cat = Catalogue::default_catalogue();
     let c = &cat.categories[0];
@@ -838,6 +950,10 @@ macro_rules! contract {
                 super::features_query(open().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn features_across_generations() {
+                super::features_across_generations(open().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn incidents_history() {
                 super::incidents_history(open().await).await;
             }
@@ -961,6 +1077,7 @@ async fn gpkg_migrates_to_worker_photos_and_jobs() {
         "ALTER TABLE grid_workers DROP COLUMN photo; DROP TABLE wangge_jobs;
          DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;
          ALTER TABLE audit_log DROP COLUMN client;
+         DROP INDEX grids_until; DROP INDEX grids_times;
          DELETE FROM wangge_schema WHERE version >= 3;",
     )
     .unwrap();
@@ -979,7 +1096,17 @@ async fn gpkg_migrates_to_worker_photos_and_jobs() {
     let v: i64 = c
         .query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 5);
+    assert_eq!(v, 6);
+    for index in ["grids_until", "grids_times"] {
+        let n: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                [index],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "{index} made by the migration");
+    }
     append_only_gpkg(&c);
 }
 

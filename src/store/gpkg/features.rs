@@ -2,6 +2,17 @@
 
 use super::*;
 
+/// Grids in force at an instant (bound twice), tested on the columns: for a filter without a
+/// bbox, which the `grids_until` index answers as one range (an open end is 9999-12-31).
+const GRIDS_IN_FORCE: &str = "coalesce(t.valid_to, '9999-12-31') > ? AND t.valid_from <= ?";
+
+/// The same test for an R-tree candidate `r.id`, from the `grids_times` index (fid, valid_from,
+/// valid_to): every plan ever published stays in `grids` as history and a row's times sit after
+/// its geometry, so testing them on the row would read every past generation's geometry.
+const CANDIDATE_IN_FORCE: &str = "EXISTS (SELECT 1 FROM grids g INDEXED BY grids_times \
+     WHERE g.fid = r.id AND g.valid_from IS NOT NULL AND g.valid_from <= ? \
+     AND (g.valid_to IS NULL OR g.valid_to > ?))";
+
 /// The select list of a layer's fields (after `t.fid, t.geom`), from the schema.
 pub(super) fn select_list(layer: Layer) -> String {
     let cols: Vec<&str> = schema::fields(layer).iter().map(|f| f.sql).collect();
@@ -45,8 +56,9 @@ pub(super) fn tile_features_in(
             sql.push_str(" AND t.plan_id = ?");
             args.push(rusqlite::types::Value::Integer(p));
         } else {
+            sql.push_str(" AND ");
+            sql.push_str(CANDIDATE_IN_FORCE);
             let at = ts_text(now());
-            sql.push_str(" AND t.valid_from IS NOT NULL AND t.valid_from <= ? AND (t.valid_to IS NULL OR t.valid_to > ?)");
             args.push(rusqlite::types::Value::Text(at.clone()));
             args.push(rusqlite::types::Value::Text(at));
         }
@@ -97,7 +109,14 @@ pub(super) fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Res
             args.push(rusqlite::types::Value::Integer(p));
         } else {
             let at = ts_text(q.at.unwrap_or_else(now));
-            conds.push("t.valid_from IS NOT NULL AND t.valid_from <= ? AND (t.valid_to IS NULL OR t.valid_to > ?)".into());
+            conds.push(
+                if q.bbox.is_some() {
+                    CANDIDATE_IN_FORCE
+                } else {
+                    GRIDS_IN_FORCE
+                }
+                .into(),
+            );
             args.push(rusqlite::types::Value::Text(at.clone()));
             args.push(rusqlite::types::Value::Text(at));
         }
@@ -141,7 +160,14 @@ pub(super) fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Res
             .query_row(params_from_iter(args.iter()), |r| r.get(0))
             .map_err(be)?;
         matched = Some(n.max(0) as u64);
-        sql.push_str(" ORDER BY t.fid LIMIT ? OFFSET ?");
+        // the page's ids first (from the indexes, no row decoded), then only those rows: a
+        // filtered page does not read every row it skips (`+t.fid` lets the filter choose the
+        // index instead of walking the table in id order)
+        let order = if conds.is_empty() { "t.fid" } else { "+t.fid" };
+        sql = format!(
+            "SELECT t.fid, t.geom, {cols} FROM {table} t WHERE t.fid IN \
+             (SELECT t.fid FROM {table} t{where_} ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY t.fid"
+        );
         args.push(rusqlite::types::Value::Integer(if q.limit == 0 {
             -1
         } else {
@@ -214,7 +240,8 @@ impl FeatureSource for GpkgStore {
                     "SELECT g.geom, g.code, g.name, g.community, g.street, g.plan_id, w.name, w.phone
                      FROM rtree_grids_geom r JOIN grids g ON g.fid = r.id LEFT JOIN grid_workers w ON w.grid_code = g.code
                      WHERE r.minx <= ?1 AND r.maxx >= ?1 AND r.miny <= ?2 AND r.maxy >= ?2
-                       AND g.valid_from IS NOT NULL AND g.valid_from <= ?3 AND (g.valid_to IS NULL OR g.valid_to > ?3)
+                       AND EXISTS (SELECT 1 FROM grids h INDEXED BY grids_times WHERE h.fid = r.id
+                         AND h.valid_from IS NOT NULL AND h.valid_from <= ?3 AND (h.valid_to IS NULL OR h.valid_to > ?3))
                      ORDER BY g.code",
                 )
                 .map_err(be)?;

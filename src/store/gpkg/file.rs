@@ -291,6 +291,14 @@ const MIGRATION_5: &str = "
       BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     INSERT INTO wangge_schema VALUES (5);";
 
+/// Version 6: grids in force are found from indexes on their times, not by reading every
+/// published generation's rows (a row's times sit after its geometry): `grids_until` lists
+/// them as one range, `grids_times` tests one by id (an R-tree candidate).
+const MIGRATION_6: &str = "
+    CREATE INDEX grids_until ON grids(coalesce(valid_to, '9999-12-31'), valid_from);
+    CREATE INDEX grids_times ON grids(fid, valid_from, valid_to);
+    INSERT INTO wangge_schema VALUES (6);";
+
 /// Bring a store of an older schema version up to [`SCHEMA_VERSION`], in one transaction.
 pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
@@ -315,6 +323,9 @@ pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     }
     if v < 5 && r.is_ok() {
         r = c.execute_batch(MIGRATION_5);
+    }
+    if v < 6 && r.is_ok() {
+        r = c.execute_batch(MIGRATION_6);
     }
     match r {
         Ok(()) => c.execute_batch("COMMIT"),

@@ -1,13 +1,18 @@
 //! The PostGIS schema, as numbered migrations.
 
 /// Every migration with its version, in order.
-pub(super) const MIGRATIONS: [(i32, &str); 5] = [
+pub(super) const MIGRATIONS: [(i32, &str); 6] = [
     (1, MIGRATION_1),
     (2, MIGRATION_2),
     (3, MIGRATION_3),
     (4, MIGRATION_4),
     (5, MIGRATION_5),
+    (6, MIGRATION_6),
 ];
+
+/// Grids in force are found from an index on their times, not by filtering every published
+/// generation's rows.
+pub(super) const MIGRATION_6: &str = "CREATE INDEX grids_in_force ON grids (valid_to, valid_from);";
 
 /// The audit log records the client's address and is append-only: updates, deletes and
 /// truncation are refused by triggers (for every role, the owner included).

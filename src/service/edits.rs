@@ -29,13 +29,14 @@ impl From<EditError> for ApiError {
 
 /// The plan version an If-Match header holds the caller to: `None` for `*` (or no header when
 /// not required); of a list, the current version when listed (else the first, which the store
-/// then refuses with 412).
+/// then refuses with 412). A plan that is not there is 404 before any precondition.
 async fn if_match(
     s: &AppState,
     h: &HeaderMap,
     id: i64,
     required: bool,
 ) -> Result<Option<i64>, ApiError> {
+    let current = s.store.plan(id).await?.version;
     let m = if required {
         IfMatch::required(h)?
     } else {
@@ -52,14 +53,11 @@ async fn if_match(
             format!("If-Match names no ETag of plan {id} (\"plan-{id}-v<version>\")"),
         )),
         [one] => Ok(Some(*one)),
-        several => {
-            let current = s.store.plan(id).await?.version;
-            Ok(Some(if several.contains(&current) {
-                current
-            } else {
-                several[0]
-            }))
-        }
+        several => Ok(Some(if several.contains(&current) {
+            current
+        } else {
+            several[0]
+        })),
     }
 }
 
@@ -111,7 +109,6 @@ pub async fn edit(
             "body: {e}; op is one of move, merge, split, lock, unlock, resolve, new_grid"
         ))
     })?;
-    s.store.plan(id).await?;
     let expected = if_match(&s, &h, id, !dry_run).await?;
     let req = EditRequest {
         who: p.who.clone(),
@@ -135,7 +132,6 @@ async fn undo_redo(
     redo: bool,
 ) -> Result<Response, ApiError> {
     p.require(p.plans(), "editing a plan")?;
-    s.store.plan(id).await?;
     let expected = if_match(s, h, id, true).await?;
     let req = EditRequest {
         who: p.who.clone(),

@@ -279,21 +279,55 @@ fn load_files(
     s: &Settings,
     notes: &mut LoadNotes,
 ) -> Result<(Vec<Building>, Vec<Road>)> {
+    // the road file is read on its own thread while the buildings are read here, with its own
+    // transformer (a PROJ pipeline belongs to one thread); notes keep the order of the files
+    let (from, to) = (s.to_wgs.from(), s.to_wgs.to());
+    let (main, extra) = std::thread::scope(|scope| {
+        let extra = a.roads.as_deref().map(|r| {
+            scope.spawn(move || -> Result<(Vec<Road>, LoadNotes)> {
+                Ok(read_roads(r, &Transformer::new(from, to)?)?)
+            })
+        });
+        let main = read_buildings_and_osm(a, s);
+        let extra = extra.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| bail!("the road file's reader stopped unexpectedly"))
+        });
+        (main, extra)
+    });
+    let (buildings, mut roads, main_notes) = main?;
+    for n in main_notes {
+        merge(notes, n);
+    }
+    if let Some(extra) = extra {
+        let (rs, n) = extra?;
+        merge(notes, n);
+        roads.extend(rs);
+    }
+    Ok((buildings, roads))
+}
+
+/// Buildings (from `--buildings` or the OSM extract) and the extract's roads, with the notes of
+/// each file read in order.
+fn read_buildings_and_osm(
+    a: &LayerFiles,
+    s: &Settings,
+) -> Result<(Vec<Building>, Vec<Road>, Vec<LoadNotes>)> {
     let weight = s.weight.as_ref();
-    let (buildings, mut roads): (Vec<_>, Vec<Road>) = match (&a.buildings, &a.osm) {
+    match (&a.buildings, &a.osm) {
         (Some(b), _) => {
             let (bs, n) =
                 crate::io::geojson::read_buildings_weighted(b, &s.to_wgs, &s.est, weight)?;
-            merge(notes, n);
+            let mut notes = vec![n];
             let roads = match &a.osm {
                 Some(o) => {
                     let (_, r, n) = crate::io::osm::read_osm(o, &s.est)?;
-                    merge(notes, n);
+                    notes.push(n);
                     r
                 }
                 None => Vec::new(),
             };
-            (bs, roads)
+            Ok((bs, roads, notes))
         }
         (None, Some(o)) => {
             if weight.is_some() {
@@ -302,17 +336,10 @@ fn load_files(
                 );
             }
             let (bs, r, n) = crate::io::osm::read_osm(o, &s.est)?;
-            merge(notes, n);
-            (bs, r)
+            Ok((bs, r, vec![n]))
         }
         (None, None) => bail!("give --buildings or --osm"),
-    };
-    if let Some(r) = &a.roads {
-        let (rs, n) = read_roads(r, &s.to_wgs)?;
-        merge(notes, n);
-        roads.extend(rs);
     }
-    Ok((buildings, roads))
 }
 
 /// The grids in force (`--grids`) and the codes kept exactly (`locked: true` in the layer, and

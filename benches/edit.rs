@@ -83,6 +83,13 @@ async fn main() {
         .collect();
     let (db, id, community) = (a[0].clone(), a[1].parse::<i64>().unwrap(), a[2].clone());
     let runs = a.get(3).and_then(|x| x.parse().ok()).unwrap_or(30usize);
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let store = wangge::store::open(Some(&db)).await.unwrap();
     let cache = FabricCache::default();
     let p = store.plan(id).await.unwrap();

@@ -1078,6 +1078,7 @@ async fn gpkg_migrates_to_worker_photos_and_jobs() {
          DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;
          ALTER TABLE audit_log DROP COLUMN client;
          DROP INDEX grids_until; DROP INDEX grids_times;
+         DROP TABLE plan_states; ALTER TABLE plan_fabrics ADD COLUMN state TEXT NOT NULL DEFAULT '';
          DELETE FROM wangge_schema WHERE version >= 3;",
     )
     .unwrap();
@@ -1096,7 +1097,7 @@ async fn gpkg_migrates_to_worker_photos_and_jobs() {
     let v: i64 = c
         .query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 6);
+    assert_eq!(v, wangge::store::SCHEMA_VERSION);
     for index in ["grids_until", "grids_times"] {
         let n: i64 = c
             .query_row(
@@ -1108,6 +1109,55 @@ async fn gpkg_migrates_to_worker_photos_and_jobs() {
         assert_eq!(n, 1, "{index} made by the migration");
     }
     append_only_gpkg(&c);
+}
+
+/// Schema 7 moves each community's state out of its fabric row (an edit rewrote the fabric blob):
+/// the states of a version-6 store are kept, and the fabric rows lose the column.
+#[tokio::test]
+async fn gpkg_migrates_plan_states_out_of_fabrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.gpkg");
+    let path = p.to_str().unwrap();
+    drop(wangge::store::open(Some(path)).await.unwrap());
+    let c = rusqlite::Connection::open(&p).unwrap();
+    c.execute_batch(
+        "DROP TABLE plan_states; DROP TABLE plan_fabrics;
+         CREATE TABLE plan_fabrics (plan_id INTEGER NOT NULL REFERENCES plans(id), community TEXT NOT NULL,
+           fabric BLOB NOT NULL, state TEXT NOT NULL, PRIMARY KEY (plan_id, community)) WITHOUT ROWID;
+         INSERT INTO plans (id, status, communities, created_by, created_at, params, metrics)
+           VALUES (1, 'draft', '[\"101\",\"102\"]', 't', '2026-01-01T00:00:00.000Z', '{}', '{}');
+         INSERT INTO plan_fabrics VALUES (1, '101', x'0102', 'state of 101'), (1, '102', x'03', 'state of 102');
+         DELETE FROM wangge_schema WHERE version >= 7;",
+    )
+    .unwrap();
+    drop(c);
+    let s = wangge::store::open(Some(path)).await.unwrap();
+    assert_eq!(
+        s.plan_state(1, "101").await.unwrap().as_deref(),
+        Some("state of 101")
+    );
+    assert_eq!(
+        s.plan_state(1, "102").await.unwrap().as_deref(),
+        Some("state of 102")
+    );
+    drop(s);
+    let c = rusqlite::Connection::open(&p).unwrap();
+    let cols: Vec<String> = c
+        .prepare("SELECT name FROM pragma_table_info('plan_fabrics') ORDER BY cid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(cols, ["plan_id", "community", "fabric"]);
+    let (v, blob): (i64, Vec<u8>) = c
+        .query_row(
+            "SELECT (SELECT max(version) FROM wangge_schema), fabric FROM plan_fabrics WHERE community = '101'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((v, blob), (7, vec![1, 2]));
 }
 
 /// The audit log of a GeoPackage refuses updates and deletes, whoever opens the file.

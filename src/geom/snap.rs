@@ -7,7 +7,7 @@
 //! removed.
 
 use geo::{Coord, LineString, Polygon};
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// The grid step of written coordinates (degrees).
 pub const GRID_DEG: f64 = 1e-7;
@@ -27,9 +27,9 @@ struct Hot {
 const BUCKET_DEG: f64 = 2e-5;
 
 impl Hot {
-    fn new(pixels: &BTreeSet<(i64, i64)>, step: f64) -> Hot {
+    fn new(pixels: &HashSet<(i64, i64)>, step: f64) -> Hot {
         let b = ((BUCKET_DEG / step).round() as i64).max(1);
-        let mut buckets: HashMap<(i64, i64), Vec<(i64, i64)>> = HashMap::new();
+        let mut buckets: HashMap<(i64, i64), Vec<(i64, i64)>> = HashMap::default();
         for &p in pixels {
             buckets
                 .entry((p.0.div_euclid(b), p.1.div_euclid(b)))
@@ -155,8 +155,7 @@ fn drop_repeats(px: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
 /// pinched off at one point and becomes a hole. Anything else is left for the caller to refuse.
 fn untangle(v: &mut Vec<(i64, i64)>, holes: &mut Vec<Vec<(i64, i64)>>, outer: bool) {
     for _ in 0..v.len() {
-        let mut first: std::collections::HashMap<(i64, i64), usize> =
-            std::collections::HashMap::new();
+        let mut first: HashMap<(i64, i64), usize> = HashMap::default();
         let mut found = None;
         for (k, p) in v.iter().enumerate() {
             if let Some(&i) = first.get(p) {
@@ -242,7 +241,7 @@ pub fn snap_round(polys: &mut [Polygon], step: f64) -> bool {
 /// a ring touch or cross itself, every polygon is left as it was (and `false` returned), so the
 /// result is never less valid than the input.
 pub fn snap_round_keeping(polys: &mut [Polygon], keep: &[bool], step: f64) -> bool {
-    let mut pixels = BTreeSet::new();
+    let mut pixels = HashSet::default();
     for p in polys.iter() {
         for r in std::iter::once(p.exterior()).chain(p.interiors()) {
             for c in &r.0 {
@@ -389,7 +388,7 @@ pub fn repair_lobes(p: &Polygon) -> Option<Polygon> {
 fn simple(p: &Polygon) -> bool {
     for r in std::iter::once(p.exterior()).chain(p.interiors()) {
         let n = r.0.len().saturating_sub(1);
-        let mut seen: BTreeSet<(u64, u64)> = BTreeSet::new();
+        let mut seen: HashSet<(u64, u64)> = HashSet::default();
         if !r.0[..n]
             .iter()
             .all(|c| seen.insert((c.x.to_bits(), c.y.to_bits())))

@@ -38,13 +38,78 @@ pub fn assemble(
     n_grids: usize,
     given: usize,
 ) -> Result<Vec<GridPolygon>, AssembleError> {
+    assemble_with(
+        t,
+        (&atom_edges(t), &super::straighten::constraints(t)),
+        grid_of_atom,
+        n_grids,
+        given,
+    )
+}
+
+/// [`assemble`] with the tessellation's [`AtomEdges`] and straightening constraints gathered
+/// already (a plan keeps them per fabric part).
+///
+/// # Errors
+/// When a grid is empty or falls apart into several shells.
+pub fn assemble_with(
+    t: &Tessellation,
+    (ae, constraints): (&AtomEdges, &super::straighten::Constraints),
+    grid_of_atom: &[u32],
+    n_grids: usize,
+    given: usize,
+) -> Result<Vec<GridPolygon>, AssembleError> {
     let _span = tracing::debug_span!("assemble", grids = n_grids).entered();
-    let edges = boundary_edges(t, grid_of_atom, n_grids);
+    let edges = {
+        let _span = tracing::debug_span!("boundary_edges").entered();
+        grid_edges(ae, grid_of_atom, n_grids)
+    };
     let drop = {
         let _span = tracing::debug_span!("straighten").entered();
-        super::straighten::straighten(t, &edges)
+        super::straighten::straighten_with(t, constraints, &edges)
     };
+    let _span = tracing::debug_span!("assemble_edges").entered();
     assemble_edges(t, &edges, given, &drop)
+}
+
+/// The piece edges between two different atoms, in the order [`boundary_edges`] meets them:
+/// (from, to, face for positions, atom on the left, atom on the right or `NONE` outside). They
+/// do not depend on which grid holds which atom, so a plan keeps them per fabric part.
+#[derive(Debug, Clone, Default)]
+pub struct AtomEdges(Vec<(Pt, Pt, u32, u32, u32)>);
+
+/// The [`AtomEdges`] of a tessellation.
+#[must_use]
+pub fn atom_edges(t: &Tessellation) -> AtomEdges {
+    let mut out = Vec::new();
+    for f in 1..t.faces.len() {
+        if !t.inside[f] {
+            continue;
+        }
+        let lab = t.corner[f];
+        t.face_segments(
+            f,
+            lab,
+            |a, b, l, r, k, corner| {
+                let r = match r {
+                    Some(r) => r,
+                    None => {
+                        let nb = t.nbr[f][k];
+                        if nb == NONE || !t.inside[nb as usize] {
+                            NONE
+                        } else {
+                            t.corner_label(nb as usize, t.faces[f][corner], &t.corner)
+                        }
+                    }
+                };
+                if l != NONE && l != r {
+                    out.push((a, b, f as u32, l, r));
+                }
+            },
+            |_, _, _| {},
+        );
+    }
+    AtomEdges(out)
 }
 
 /// Directed boundary edges per grid (from, to, face for positions), the grid on their left.
@@ -54,7 +119,16 @@ pub fn boundary_edges(
     grid_of_atom: &[u32],
     n_grids: usize,
 ) -> Vec<Vec<(Pt, Pt, usize)>> {
-    let nf = t.faces.len();
+    grid_edges(&atom_edges(t), grid_of_atom, n_grids)
+}
+
+/// [`boundary_edges`] from the tessellation's [`AtomEdges`].
+#[must_use]
+pub fn grid_edges(
+    ae: &AtomEdges,
+    grid_of_atom: &[u32],
+    n_grids: usize,
+) -> Vec<Vec<(Pt, Pt, usize)>> {
     let gl = |l: u32| {
         if l == NONE {
             NONE
@@ -62,35 +136,12 @@ pub fn boundary_edges(
             grid_of_atom[l as usize]
         }
     };
-    // directed edges per grid: (from, to, face for positions)
     let mut edges: Vec<Vec<(Pt, Pt, usize)>> = vec![Vec::new(); n_grids];
-    for f in 1..nf {
-        if !t.inside[f] {
-            continue;
+    for &(a, b, f, l, r) in &ae.0 {
+        let g = gl(l);
+        if g != NONE && g != gl(r) {
+            edges[g as usize].push((a, b, f as usize));
         }
-        let lab = t.corner[f];
-        t.face_segments(
-            f,
-            lab,
-            |a, b, l, r, k, corner| {
-                let gl_l = gl(l);
-                let gr = match r {
-                    Some(r) => gl(r),
-                    None => {
-                        let nb = t.nbr[f][k];
-                        if nb == NONE || !t.inside[nb as usize] {
-                            NONE
-                        } else {
-                            gl(t.corner_label(nb as usize, t.faces[f][corner], &t.corner))
-                        }
-                    }
-                };
-                if gl_l != gr && gl_l != NONE {
-                    edges[gl_l as usize].push((a, b, f));
-                }
-            },
-            |_, _, _| {},
-        );
     }
     edges
 }

@@ -32,6 +32,42 @@ pub struct FabricPart {
     /// Polygons (WGS84) kept exactly when the fabric was made (locked or kept grids): an atom
     /// with `fixed: Some(k)` alone in a grid is drawn as `fixed[k]`.
     pub fixed: Vec<Polygon>,
+    /// What assembling this part's grids needs whichever grid holds which atom, gathered on
+    /// first use.
+    pub cache: PartCache,
+}
+
+/// The state-independent inputs of assembling a part's grids (see [`FabricPart::assembly`]).
+#[derive(Clone, Default)]
+pub struct PartCache(std::sync::OnceLock<std::sync::Arc<Assembly>>);
+
+/// A part's edges between atoms and its straightening constraints.
+pub struct Assembly {
+    pub edges: super::assemble::AtomEdges,
+    pub constraints: super::straighten::Constraints,
+}
+
+impl std::fmt::Debug for PartCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "PartCache(gathered)"
+        } else {
+            "PartCache(empty)"
+        })
+    }
+}
+
+impl FabricPart {
+    /// The part's [`Assembly`], gathered once.
+    #[must_use]
+    pub fn assembly(&self) -> &Assembly {
+        self.cache.0.get_or_init(|| {
+            std::sync::Arc::new(Assembly {
+                edges: super::assemble::atom_edges(&self.tess),
+                constraints: super::straighten::constraints(&self.tess),
+            })
+        })
+    }
 }
 
 /// The fabric of one community.
@@ -136,7 +172,12 @@ impl Fabric {
                     }
                     a.buildings.sort_unstable();
                 }
-                FabricPart { tess, graph, fixed }
+                FabricPart {
+                    tess,
+                    graph,
+                    fixed,
+                    cache: PartCache::default(),
+                }
             })
             .collect();
         Fabric {
@@ -486,7 +527,12 @@ impl<'a> Dec<'a> {
             return Err(FabricError("atom index out of range".into()));
         }
         let fixed = self.fixed()?;
-        Ok(FabricPart { tess, graph, fixed })
+        Ok(FabricPart {
+            tess,
+            graph,
+            fixed,
+            cache: PartCache::default(),
+        })
     }
 
     fn tess(&mut self) -> Result<Tessellation, FabricError> {

@@ -68,11 +68,20 @@ impl Boundary {
     }
 }
 
-/// What no shortcut may cross or come near: constraint edges (footprints, roads, the community
-/// edge) and the boundary itself, with their points.
-fn obstacles(t: &Tessellation, b: &Boundary) -> (Segs, Pts, HashSet<u32>) {
+/// What no shortcut may cross or come near whichever grid holds which atom: the constraint
+/// edges (footprints, roads, the community edge) and their vertices. A plan keeps them per
+/// fabric part, so an edit does not gather them again.
+pub struct Constraints {
+    segs: Segs,
+    pts: Pts,
+    fixed_vertex: HashSet<u32>,
+}
+
+/// The [`Constraints`] of a tessellation.
+#[must_use]
+pub fn constraints(t: &Tessellation) -> Constraints {
     let mut seen_edge = HashSet::default();
-    let mut obstacle_segs: Vec<(Coord, Coord, (Pt, Pt))> = Vec::new();
+    let mut list: Vec<(Coord, Coord, (Pt, Pt))> = Vec::new();
     let mut fixed_vertex: HashSet<u32> = HashSet::default();
     for f in 1..t.faces.len() {
         if !t.inside[f] {
@@ -87,30 +96,45 @@ fn obstacles(t: &Tessellation, b: &Boundary) -> (Segs, Pts, HashSet<u32>) {
             fixed_vertex.insert(va);
             fixed_vertex.insert(vb);
             let (a, c) = (t.verts[va as usize], t.verts[vb as usize]);
-            obstacle_segs.push((a, c, (Pt(va), Pt(vb))));
+            list.push((a, c, (Pt(va), Pt(vb))));
         }
     }
-    for &(p, q) in b.count.keys() {
-        obstacle_segs.push((b.pos[&p], b.pos[&q], (p, q)));
-    }
-    let mut obstacle_pts: Vec<(Coord, Pt)> = b.pos.iter().map(|(&p, &c)| (c, p)).collect();
-    for &v in &fixed_vertex {
-        obstacle_pts.push((t.verts[v as usize], Pt(v)));
-    }
-    let boxes: Vec<Box2> = obstacle_segs.iter().map(|s| seg_box(s.0, s.1)).collect();
-    let segs = Segs {
-        grid: Buckets::new(&boxes),
-        list: obstacle_segs,
-    };
-    let boxes: Vec<Box2> = obstacle_pts
+    let pts: Vec<(Coord, Pt)> = fixed_vertex
         .iter()
-        .map(|p| [p.0.x, p.0.y, p.0.x, p.0.y])
+        .map(|&v| (t.verts[v as usize], Pt(v)))
         .collect();
-    let pts = Pts {
+    Constraints {
+        segs: segs_of(list),
+        pts: pts_of(pts),
+        fixed_vertex,
+    }
+}
+
+fn segs_of(list: Vec<(Coord, Coord, (Pt, Pt))>) -> Segs {
+    let boxes: Vec<Box2> = list.iter().map(|s| seg_box(s.0, s.1)).collect();
+    Segs {
         grid: Buckets::new(&boxes),
-        list: obstacle_pts,
-    };
-    (segs, pts, fixed_vertex)
+        list,
+    }
+}
+
+fn pts_of(list: Vec<(Coord, Pt)>) -> Pts {
+    let boxes: Vec<Box2> = list.iter().map(|p| [p.0.x, p.0.y, p.0.x, p.0.y]).collect();
+    Pts {
+        grid: Buckets::new(&boxes),
+        list,
+    }
+}
+
+/// The boundary itself as obstacles: its edges and points (shortcuts are added as taken).
+fn boundary_obstacles(b: &Boundary) -> (Segs, Pts) {
+    let segs = b
+        .count
+        .keys()
+        .map(|&(p, q)| (b.pos[&p], b.pos[&q], (p, q)))
+        .collect();
+    let pts = b.pos.iter().map(|(&p, &c)| (c, p)).collect();
+    (segs_of(segs), pts_of(pts))
 }
 
 /// May point `p` be dropped: between exactly two grids on both sides, and only a densify
@@ -143,9 +167,30 @@ fn is_free(t: &Tessellation, b: &Boundary, fixed_vertex: &HashSet<u32>, p: Pt) -
 /// (from, to, face for positions).
 #[must_use]
 pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<Pt> {
-    let b = Boundary::new(t, edges);
-    let (mut segs, pts, fixed_vertex) = obstacles(t, &b);
-    let free = |p: Pt| is_free(t, &b, &fixed_vertex, p);
+    let c = {
+        let _s = tracing::debug_span!("constraints").entered();
+        constraints(t)
+    };
+    straighten_with(t, &c, edges)
+}
+
+/// [`straighten`] with the tessellation's [`Constraints`] gathered already.
+#[must_use]
+pub fn straighten_with(
+    t: &Tessellation,
+    c: &Constraints,
+    edges: &[Vec<(Pt, Pt, usize)>],
+) -> HashSet<Pt> {
+    let b = {
+        let _s = tracing::debug_span!("boundary").entered();
+        Boundary::new(t, edges)
+    };
+    let (mut segs, pts) = {
+        let _s = tracing::debug_span!("obstacles").entered();
+        boundary_obstacles(&b)
+    };
+    let _s = tracing::debug_span!("runs").entered();
+    let free = |p: Pt| is_free(t, &b, &c.fixed_vertex, p);
     let mut drop = HashSet::default();
     let mut visited: HashSet<Pt> = HashSet::default();
     let mut anchors: Vec<Pt> = b.nbrs.keys().copied().filter(|&p| !free(p)).collect();
@@ -172,7 +217,7 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
                 prev = cur;
                 cur = next;
             }
-            shortcut_run(&run, &b.pos, (&mut segs, &pts), &mut drop);
+            shortcut_run(&run, &b.pos, (c, &mut segs, &pts), &mut drop);
         }
     }
     drop
@@ -183,7 +228,7 @@ pub fn straighten(t: &Tessellation, edges: &[Vec<(Pt, Pt, usize)>]) -> HashSet<P
 fn shortcut_run(
     run: &[Pt],
     pos: &HashMap<Pt, Coord>,
-    (segs, pts): (&mut Segs, &Pts),
+    (fixed, segs, pts): (&Constraints, &mut Segs, &Pts),
     drop: &mut HashSet<Pt>,
 ) {
     let coords: Vec<Coord> = run.iter().map(|p| pos[p]).collect();
@@ -194,7 +239,7 @@ fn shortcut_run(
         // holds, then the last step is bisected (a few checks per shortcut instead of one
         // per point)
         let last = (run.len() - 1).min(i + MAX_SPAN);
-        let ok = |k: usize| shortcut_ok(run, &index, &coords, (i, k), segs, pts);
+        let ok = |k: usize| shortcut_ok(run, &index, &coords, (i, k), (fixed, segs, pts));
         let mut j = i + 1;
         let mut step = 1;
         let mut bad = last + 1;
@@ -236,8 +281,7 @@ fn shortcut_ok(
     index: &HashMap<Pt, usize>,
     c: &[Coord],
     (i, j): (usize, usize),
-    segs: &Segs,
-    pts: &Pts,
+    (fixed, segs, pts): (&Constraints, &Segs, &Pts),
 ) -> bool {
     let (a, b) = (c[i], c[j]);
     if (a.x - b.x).abs() < 1e-9 && (a.y - b.y).abs() < 1e-9 {
@@ -270,8 +314,7 @@ fn shortcut_ok(
     };
     // no obstacle segment crosses or comes too close to the shortcut
     let eb = env(&[a, b]);
-    let clear = segs.grid.all(&eb, |id| {
-        let (p0, q0, (p, q)) = segs.list[id as usize];
+    let seg_clear = |(p0, q0, (p, q)): (Coord, Coord, (Pt, Pt))| {
         if p0.x.max(q0.x) < eb[0]
             || p0.x.min(q0.x) > eb[2]
             || p0.y.max(q0.y) < eb[1]
@@ -305,15 +348,19 @@ fn shortcut_ok(
             return !(seg_point_dist(a, b, other) < CLEARANCE_M && !(touches_a && touches_b));
         }
         seg_seg_dist(a, b, p0, q0) >= CLEARANCE_M
-    });
+    };
+    // (obstacles in two sets, the fixed constraints and this boundary's own: a shortcut must
+    // clear both, so the answer is that of one set)
+    let clear = [&fixed.segs, segs]
+        .iter()
+        .all(|s| s.grid.all(&eb, |id| seg_clear(s.list[id as usize])));
     if !clear {
         return false;
     }
     // the swept area holds no obstacle point
     let poly = &c[i..=j];
     let eb = env(poly);
-    pts.grid.all(&eb, |id| {
-        let (p, o) = pts.list[id as usize];
+    let pt_clear = |(p, o): (Coord, Pt)| {
         if p.x < eb[0] || p.x > eb[2] || p.y < eb[1] || p.y > eb[3] {
             return true;
         }
@@ -326,7 +373,10 @@ fn shortcut_ok(
             return true;
         }
         !(seg_point_dist(a, b, p) < CLEARANCE_M || inside(poly, p))
-    })
+    };
+    [&fixed.pts, pts]
+        .iter()
+        .all(|s| s.grid.all(&eb, |id| pt_clear(s.list[id as usize])))
 }
 
 /// Inside the closed ring `r` (last point joins the first) by even–odd or by winding.

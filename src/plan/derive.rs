@@ -104,6 +104,7 @@ pub fn derive(f: &Fabric, st: &State, band: Band) -> Result<Vec<Derived>, EditEr
         .collect();
     // (left as drawn where rounding would make a ring touch itself, or around kept polygons)
     if !keep.contains(&true) {
+        let _s = tracing::debug_span!("snap").entered();
         let _ = crate::geom::snap::snap_round(&mut snapped, crate::geom::snap::GRID_DEG);
     }
     let mut polys: Vec<Option<Polygon>> = snapped
@@ -184,7 +185,15 @@ fn assemble_parts(f: &Fabric, st: &State, members: &[Vec<u32>]) -> Result<Polys,
                 )));
             }
         }
-        let out = assemble::assemble(&part.tess, &grid_of, globals.len(), 0).map_err(|e| {
+        let a = part.assembly();
+        let out = assemble::assemble_with(
+            &part.tess,
+            (&a.edges, &a.constraints),
+            &grid_of,
+            globals.len(),
+            0,
+        )
+        .map_err(|e| {
             let which = match &e {
                 assemble::AssembleError::NotContiguous { grid, .. }
                 | assemble::AssembleError::Empty { grid } => globals

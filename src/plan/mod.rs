@@ -33,6 +33,7 @@ use crate::store::{
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use tracing::Instrument;
 
 /// Why an edit was not made.
 #[derive(Debug, thiserror::Error)]
@@ -248,8 +249,15 @@ async fn commit(
     {
         (Vec::new(), Vec::new(), Vec::new())
     } else {
-        let derived = heavy(|| derive(f, &c.after, band))?;
-        let stored = store.plan_grids(c.plan.id).await?;
+        let derived = heavy(|| {
+            let _s = tracing::debug_span!("edit.derive").entered();
+            derive(f, &c.after, band)
+        })?;
+        let stored = store
+            .plan_grids(c.plan.id)
+            .instrument(tracing::debug_span!("edit.stored"))
+            .await?;
+        let _s = tracing::debug_span!("edit.diff").entered();
         diff(f, &derived, &stored)
     };
     // a grid drawn anew must be a valid polygon (tiny loops where boundaries meet at odd angles)
@@ -286,7 +294,10 @@ async fn commit(
         assignment: moved.iter().map(|m| (m.0.clone(), m.2.clone())).collect(),
         log: c.log,
     };
-    let (plan, seq) = store.apply_plan_edit(c.plan.id, edit).await?;
+    let (plan, seq) = store
+        .apply_plan_edit(c.plan.id, edit)
+        .instrument(tracing::debug_span!("edit.write"))
+        .await?;
     let seq = Some(seq);
     Ok(Outcome {
         plan,
@@ -359,9 +370,15 @@ pub async fn edit(
     op: &Op,
     req: &EditRequest,
 ) -> Result<Outcome, EditError> {
-    let (plan, v) = editable(store, id, req.expected_version).await?;
-    let community = community_of(store, &plan, op).await?;
-    let (loaded, before) = load(store, cache, &plan, &community).await?;
+    let (plan, v) = editable(store, id, req.expected_version)
+        .instrument(tracing::debug_span!("edit.plan"))
+        .await?;
+    let community = community_of(store, &plan, op)
+        .instrument(tracing::debug_span!("edit.community_of"))
+        .await?;
+    let (loaded, before) = load(store, cache, &plan, &community)
+        .instrument(tracing::debug_span!("edit.load"))
+        .await?;
     in_scope(
         req.scope.as_deref(),
         &community,
@@ -372,7 +389,10 @@ pub async fn edit(
         band: plan_band(&plan),
         buildings: &loaded.building_index,
     };
-    let applied = heavy(|| ops::apply(op, &before, &input))?;
+    let applied = heavy(|| {
+        let _s = tracing::debug_span!("edit.op").entered();
+        ops::apply(op, &before, &input)
+    })?;
     let log = EditLog::Append {
         op: serde_json::to_value(op).unwrap_or(Value::Null),
         reason: req.reason.clone(),

@@ -63,7 +63,8 @@ impl Edits for GpkgStore {
         let community = community.to_string();
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT fabric, state FROM plan_fabrics WHERE plan_id = ?1 AND community = ?2",
+                "SELECT f.fabric, s.state FROM plan_fabrics f JOIN plan_states s USING (plan_id, community)
+                 WHERE f.plan_id = ?1 AND f.community = ?2",
             )
             .map_err(be)?
             .query_row(params![plan, community], |r| {
@@ -81,7 +82,7 @@ impl Edits for GpkgStore {
     async fn plan_state(&self, plan: i64, community: &str) -> Result<Option<String>> {
         let community = community.to_string();
         self.read(move |c| {
-            c.prepare_cached("SELECT state FROM plan_fabrics WHERE plan_id = ?1 AND community = ?2")
+            c.prepare_cached("SELECT state FROM plan_states WHERE plan_id = ?1 AND community = ?2")
                 .map_err(be)?
                 .query_row(params![plan, community], |r| r.get(0))
                 .optional()
@@ -95,9 +96,15 @@ impl Edits for GpkgStore {
         self.write(move |c| {
             plan_get(c, plan)?;
             c.execute(
-                "INSERT INTO plan_fabrics (plan_id, community, fabric, state) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO plan_fabrics (plan_id, community, fabric) VALUES (?1, ?2, ?3)
                  ON CONFLICT (plan_id, community) DO NOTHING",
-                params![plan, community, row.fabric, row.state],
+                params![plan, community, row.fabric],
+            )
+            .map_err(be)?;
+            c.execute(
+                "INSERT INTO plan_states (plan_id, community, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (plan_id, community) DO NOTHING",
+                params![plan, community, row.state],
             )
             .map_err(be)?;
             Ok(())
@@ -111,7 +118,7 @@ impl Edits for GpkgStore {
             check_editable(&p, edit.expected_version)?;
             let n = c
                 .execute(
-                    "UPDATE plan_fabrics SET state = ?3 WHERE plan_id = ?1 AND community = ?2",
+                    "UPDATE plan_states SET state = ?3 WHERE plan_id = ?1 AND community = ?2",
                     params![plan, edit.community, edit.state],
                 )
                 .map_err(be)?;

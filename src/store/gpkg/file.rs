@@ -299,6 +299,16 @@ const MIGRATION_6: &str = "
     CREATE INDEX grids_times ON grids(fid, valid_from, valid_to);
     INSERT INTO wangge_schema VALUES (6);";
 
+/// Version 7: a community's state (its atoms' grids, rewritten by every edit) in its own table;
+/// beside the fabric blob (megabytes for a large community) every edit rewrote the blob and
+/// every read of the state walked it.
+const MIGRATION_7: &str = "
+    CREATE TABLE plan_states (plan_id INTEGER NOT NULL REFERENCES plans(id), community TEXT NOT NULL,
+      state TEXT NOT NULL, PRIMARY KEY (plan_id, community)) WITHOUT ROWID;
+    INSERT INTO plan_states (plan_id, community, state) SELECT plan_id, community, state FROM plan_fabrics;
+    ALTER TABLE plan_fabrics DROP COLUMN state;
+    INSERT INTO wangge_schema VALUES (7);";
+
 /// Bring a store of an older schema version up to [`SCHEMA_VERSION`], in one transaction.
 pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
@@ -326,6 +336,9 @@ pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     }
     if v < 6 && r.is_ok() {
         r = c.execute_batch(MIGRATION_6);
+    }
+    if v < 7 && r.is_ok() {
+        r = c.execute_batch(MIGRATION_7);
     }
     match r {
         Ok(()) => c.execute_batch("COMMIT"),

@@ -1,14 +1,19 @@
 //! The PostGIS schema, as numbered migrations.
 
 /// Every migration with its version, in order.
-pub(super) const MIGRATIONS: [(i32, &str); 6] = [
+pub(super) const MIGRATIONS: [(i32, &str); 7] = [
     (1, MIGRATION_1),
     (2, MIGRATION_2),
     (3, MIGRATION_3),
     (4, MIGRATION_4),
     (5, MIGRATION_5),
     (6, MIGRATION_6),
+    (7, MIGRATION_7),
 ];
+
+/// Version 7 moved the GeoPackage's plan states out of the fabric rows; here an unchanged column
+/// of a row keeps its TOASTed value in place, so the state stays where it is.
+pub(super) const MIGRATION_7: &str = "SELECT 1;";
 
 /// Grids in force are found from an index on their times, not by filtering every published
 /// generation's rows.

@@ -1194,16 +1194,61 @@ async fn locate_answers_the_past_from_the_store() {
     assert_eq!(st, StatusCode::CREATED);
     let id = j(&body)["plan"]["id"].as_i64().unwrap();
     let tag = format!("\"plan-{id}-v{}\"", j(&body)["plan"]["version"]);
-    let (st, body) = call_with(
-        &fx.app,
-        "POST",
-        &format!("/plans/{id}/publish"),
-        Some(&fx.planner),
-        &[("If-Match", &tag)],
-        r#"{"valid_from": "2026-01-01T00:00:00+08:00"}"#,
+    // the sample has a grid under the band: refused without a reason (422 naming it), or with
+    // a blank one; published with one, which the exception register then holds
+    let publish = |body: &'static str| {
+        let (app, planner, tag) = (fx.app.clone(), fx.planner.clone(), tag.clone());
+        async move {
+            call_with(
+                &app,
+                "POST",
+                &format!("/plans/{id}/publish"),
+                Some(&planner),
+                &[("If-Match", &tag)],
+                body,
+            )
+            .await
+        }
+    };
+    let (st, body) = publish(r#"{"valid_from": "2026-01-01T00:00:00+08:00"}"#).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let e = String::from_utf8_lossy(&body).to_string();
+    assert!(
+        e.contains("1 grid out of band without a reason") && e.contains("(under, "),
+        "{e}"
+    );
+    let (st, body) =
+        publish(r#"{"valid_from": "2026-01-01T00:00:00+08:00", "exceptions": {"*": " "}}"#).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(String::from_utf8_lossy(&body).contains("blank"));
+    let (st, body) = publish(
+        r#"{"valid_from": "2026-01-01T00:00:00+08:00", "exceptions": {"*": "学校与商业用地为主，户数少"}}"#,
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let register = j(&body)["exceptions"].clone();
+    let bands: Vec<&str> = register
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["band"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        bands.iter().filter(|b| **b == "under").count(),
+        1,
+        "{register}"
+    );
+    let (st, body) = call(
+        &fx.app,
+        "GET",
+        &format!("/plans/{id}/exceptions"),
+        Some(&fx.planner),
+    )
+    .await;
+    assert_eq!(
+        (st, j(&body)["exceptions"].clone()),
+        (StatusCode::OK, register)
+    );
     let (_, body) = call(&fx.app, "GET", &here, None).await;
     let now = j(&body);
     assert_eq!(now["plan"], id, "now: the new plan");

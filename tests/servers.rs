@@ -59,7 +59,7 @@ fn second_server_follows(db: &str, dir: &Path) -> Duration {
         .set("Authorization", &format!("Bearer {planner}"))
         .set("If-Match", &etag)
         .set("Content-Type", "application/json")
-        .send_string(r#"{"valid_from":"2026-01-01"}"#)
+        .send_string(r#"{"valid_from":"2026-01-01","exceptions":{"*":"样例：户数少"}}"#)
         .unwrap();
     assert_eq!(r.status(), 200);
     let published = Instant::now();
@@ -220,6 +220,8 @@ fn map_reads_come_from_the_read_replica() {
         "1",
         "--valid-from",
         "2025-01-01",
+        "--exception",
+        "*=样例：学校与商业用地为主，户数少",
         "--database",
         &db,
     ]);

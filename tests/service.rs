@@ -476,14 +476,17 @@ fn service_end_to_end() {
         .set("Authorization", &format!("Bearer {planner}"))
         .set("If-Match", "\"plan-1-v1\"");
     assert_eq!(call(stale, Some(r#"{"valid_from":"2026-01-01"}"#)).0, 412);
+    // every grid of this plan is in band: no reason needed, the register is empty
     let ok = ureq::post(&srv.url(&format!("/plans/{plan_id}/publish")))
         .set("Authorization", &format!("Bearer {planner}"))
         .set("If-Match", &etag);
     let (st, pub_) = call(ok, Some(r#"{"valid_from":"2026-01-01"}"#));
     assert_eq!(
         (st, pub_["plan"]["status"].as_str()),
-        (200, Some("published"))
+        (200, Some("published")),
+        "{pub_}"
     );
+    assert_eq!(pub_["exceptions"], serde_json::json!([]));
     let again = ureq::post(&srv.url(&format!("/plans/{plan_id}/publish")))
         .set("Authorization", &format!("Bearer {planner}"))
         .set("If-Match", &etag);

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use wangge::incident::{Action, Calendar, Case, Catalogue, Source, State};
 use wangge::model::{Building, Community, HouseholdSource, Road};
 use wangge::store::{
-    FeaturePage, FeatureQuery, GridRecord, IncidentFilter, Layer, NewPlan, PlanStatus, Store,
-    StoreError, Worker,
+    FeaturePage, FeatureQuery, GridRecord, IncidentFilter, Layer, NewPlan, PlanStatus, Reasons,
+    Store, StoreError, Worker,
 };
 
 fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> MultiPolygon {
@@ -207,6 +207,136 @@ async fn import_upserts(s: Arc<dyn Store>) {
     );
 }
 
+/// A plan with grids out of band is published only with a reason for each (one building above
+/// the band needs none); the reasons are kept as the plan's exception register.
+async fn exception_register(s: Arc<dyn Store>) {
+    loaded(&s).await;
+    let mut plan = halves("E");
+    plan.grids[0].band = "under".into();
+    plan.grids[2].band = "over".into();
+    plan.grids[3].band = "oversize".into();
+    let (under, over) = (plan.grids[0].code.clone(), plan.grids[2].code.clone());
+    let a = s.create_plan(plan).await.unwrap();
+    let refused = |r: Result<wangge::store::Plan, StoreError>| match r {
+        Err(StoreError::Invalid(m)) => m,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // none given: both grids named, not the oversize one
+    let m = refused(s.publish_plan(a.id, T0, None, "p", &Reasons::new()).await);
+    assert!(m.contains("2 grids out of band without a reason"), "{m}");
+    assert!(
+        m.contains(&format!("{under} (under")) && m.contains(&format!("{over} (over")),
+        "{m}"
+    );
+    assert!(!m.contains("E4"), "{m}");
+    // one missing, a blank one, one for a grid in band
+    let r = |pairs: &[(&str, &str)]| -> Reasons {
+        pairs
+            .iter()
+            .map(|(c, t)| ((*c).to_string(), (*t).to_string()))
+            .collect()
+    };
+    let m = refused(
+        s.publish_plan(a.id, T0, None, "p", &r(&[(&under, "学校用地")]))
+            .await,
+    );
+    assert!(m.contains("1 grid out of band") && m.contains(&over), "{m}");
+    let m = refused(
+        s.publish_plan(
+            a.id,
+            T0,
+            None,
+            "p",
+            &r(&[(&under, "学校用地"), (&over, " ")]),
+        )
+        .await,
+    );
+    assert!(m.contains("blank"), "{m}");
+    let m = refused(
+        s.publish_plan(
+            a.id,
+            T0,
+            None,
+            "p",
+            &r(&[(&under, "x"), (&over, "y"), ("E2", "z")]),
+        )
+        .await,
+    );
+    assert!(m.contains("E2, which is not out of band"), "{m}");
+    // nothing was published or registered by the refusals
+    assert_eq!(s.plan(a.id).await.unwrap().status, PlanStatus::Draft);
+    assert!(s.plan_exceptions(a.id).await.unwrap().is_empty());
+    // one named, the other by `*`
+    let p = s
+        .publish_plan(
+            a.id,
+            T0,
+            None,
+            "planner-7",
+            &r(&[
+                (&under, " 学校与商业用地为主 "),
+                ("*", "新建高层，入住率低"),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.status, PlanStatus::Published);
+    let reg = s.plan_exceptions(a.id).await.unwrap();
+    let got: Vec<(&str, &str, u64, &str, &str)> = reg
+        .iter()
+        .map(|e| {
+            (
+                e.grid.as_str(),
+                e.band.as_str(),
+                e.households,
+                e.reason.as_str(),
+                e.who.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                under.as_str(),
+                "under",
+                120,
+                "学校与商业用地为主",
+                "planner-7"
+            ),
+            (
+                over.as_str(),
+                "over",
+                250,
+                "新建高层，入住率低",
+                "planner-7"
+            ),
+            (
+                "E4",
+                "oversize",
+                90,
+                wangge::store::OVERSIZE_REASON,
+                "planner-7"
+            ),
+        ]
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(reg.iter().all(|e| (e.at - now).abs() < 600), "{reg:?}");
+    assert!(matches!(
+        s.plan_exceptions(99_999).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let log = s.audit_log(100).await.unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.action == "publish_plan"
+                && e.detail.contains("3 grids out of band registered"))
+    );
+}
+
 async fn plans_publish_and_lookup(s: Arc<dyn Store>) {
     loaded(&s).await;
     let a = s.create_plan(halves("A")).await.unwrap();
@@ -215,7 +345,7 @@ async fn plans_publish_and_lookup(s: Arc<dyn Store>) {
     // a draft is not in force
     assert_eq!(s.grid_at(116.401, 39.901, T0 + DAY).await.unwrap(), None);
     let a = s
-        .publish_plan(a.id, T0, Some(a.version), "planner-1")
+        .publish_plan(a.id, T0, Some(a.version), "planner-1", &Reasons::new())
         .await
         .unwrap();
     assert_eq!(a.status, PlanStatus::Published);
@@ -278,14 +408,22 @@ async fn plans_publish_and_lookup(s: Arc<dyn Store>) {
     let b = s.create_plan(halves("B")).await.unwrap();
     // stale version
     let e = s
-        .publish_plan(b.id, T0 + 10 * DAY, Some(b.version + 7), "p")
+        .publish_plan(
+            b.id,
+            T0 + 10 * DAY,
+            Some(b.version + 7),
+            "p",
+            &Reasons::new(),
+        )
         .await;
     assert!(matches!(e, Err(StoreError::Stale(_))), "{e:?}");
     // not before the plan in force
-    let e = s.publish_plan(b.id, T0 - DAY, None, "p").await;
+    let e = s
+        .publish_plan(b.id, T0 - DAY, None, "p", &Reasons::new())
+        .await;
     assert!(matches!(e, Err(StoreError::Invalid(_))), "{e:?}");
     let b = s
-        .publish_plan(b.id, T0 + 10 * DAY, None, "p")
+        .publish_plan(b.id, T0 + 10 * DAY, None, "p", &Reasons::new())
         .await
         .unwrap();
     assert_eq!(b.status, PlanStatus::Published);
@@ -310,7 +448,9 @@ async fn plans_publish_and_lookup(s: Arc<dyn Store>) {
         "B1"
     );
     // publishing twice is refused
-    let e = s.publish_plan(b.id, T0 + 20 * DAY, None, "p").await;
+    let e = s
+        .publish_plan(b.id, T0 + 20 * DAY, None, "p", &Reasons::new())
+        .await;
     assert!(matches!(e, Err(StoreError::Conflict(_))), "{e:?}");
     let plans = s.plans().await.unwrap();
     assert_eq!(plans.len(), 2);
@@ -370,7 +510,9 @@ async fn plan_rules(s: Arc<dyn Store>) {
 async fn features_query(s: Arc<dyn Store>) {
     loaded(&s).await;
     let a = s.create_plan(halves("A")).await.unwrap();
-    s.publish_plan(a.id, T0, None, "p").await.unwrap();
+    s.publish_plan(a.id, T0, None, "p", &Reasons::new())
+        .await
+        .unwrap();
     let q = |bbox: Option<[f64; 4]>| FeatureQuery {
         bbox,
         ..FeatureQuery::default()
@@ -459,9 +601,11 @@ async fn features_query(s: Arc<dyn Store>) {
 async fn features_across_generations(s: Arc<dyn Store>) {
     loaded(&s).await;
     let a = s.create_plan(halves("A")).await.unwrap();
-    s.publish_plan(a.id, T0, None, "p").await.unwrap();
+    s.publish_plan(a.id, T0, None, "p", &Reasons::new())
+        .await
+        .unwrap();
     let b = s.create_plan(halves("B")).await.unwrap();
-    s.publish_plan(b.id, T0 + 10 * DAY, None, "p")
+    s.publish_plan(b.id, T0 + 10 * DAY, None, "p", &Reasons::new())
         .await
         .unwrap();
     s.create_plan(halves("C")).await.unwrap();
@@ -858,7 +1002,7 @@ async fn plan_edits(s: Arc<dyn Store>) {
     );
     // a published plan is not edited
     let p = s
-        .publish_plan(a.id, T0, Some(p.version), "planner-1")
+        .publish_plan(a.id, T0, Some(p.version), "planner-1", &Reasons::new())
         .await
         .unwrap();
     let e = s
@@ -940,6 +1084,10 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn plans_publish_and_lookup() {
                 super::plans_publish_and_lookup(open().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn exception_register() {
+                super::exception_register(open().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn plan_rules() {
@@ -1079,6 +1227,7 @@ async fn gpkg_migrates_to_worker_photos_and_jobs() {
          ALTER TABLE audit_log DROP COLUMN client;
          DROP INDEX grids_until; DROP INDEX grids_times;
          DROP TABLE plan_states; ALTER TABLE plan_fabrics ADD COLUMN state TEXT NOT NULL DEFAULT '';
+         DROP TABLE plan_exceptions;
          DELETE FROM wangge_schema WHERE version >= 3;",
     )
     .unwrap();
@@ -1121,7 +1270,7 @@ async fn gpkg_migrates_plan_states_out_of_fabrics() {
     drop(wangge::store::open(Some(path)).await.unwrap());
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch(
-        "DROP TABLE plan_states; DROP TABLE plan_fabrics;
+        "DROP TABLE plan_states; DROP TABLE plan_fabrics; DROP TABLE plan_exceptions;
          CREATE TABLE plan_fabrics (plan_id INTEGER NOT NULL REFERENCES plans(id), community TEXT NOT NULL,
            fabric BLOB NOT NULL, state TEXT NOT NULL, PRIMARY KEY (plan_id, community)) WITHOUT ROWID;
          INSERT INTO plans (id, status, communities, created_by, created_at, params, metrics)
@@ -1157,7 +1306,7 @@ async fn gpkg_migrates_plan_states_out_of_fabrics() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!((v, blob), (7, vec![1, 2]));
+    assert_eq!((v, blob), (wangge::store::SCHEMA_VERSION, vec![1, 2]));
 }
 
 /// The audit log of a GeoPackage refuses updates and deletes, whoever opens the file.

@@ -93,8 +93,24 @@ fn flow(db: &str, dir: &Path, gpkg_file: Option<&Path>) {
         0,
         "{figures}"
     );
-    // publish, and the list says so
-    wangge_ok(&[
+    // publishing is refused while a grid out of band has no reason (the exception register),
+    // naming each such grid; with a reason per grid it goes through and the register keeps them
+    let shown: serde_json::Value =
+        serde_json::from_str(wangge_ok(&["plans", "show", "1", "--database", db, "--json"]).trim())
+            .unwrap();
+    let mut out_of_band: Vec<String> = shown["grids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["band"] == "under" || g["band"] == "over")
+        .map(|g| g["code"].as_str().unwrap().to_string())
+        .collect();
+    out_of_band.sort();
+    assert!(
+        !out_of_band.is_empty(),
+        "the sample plan has a grid out of band"
+    );
+    let o = wangge(&[
         "plans",
         "publish",
         "1",
@@ -103,6 +119,63 @@ fn flow(db: &str, dir: &Path, gpkg_file: Option<&Path>) {
         "--database",
         db,
     ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("without a reason"), "{err}");
+    for code in &out_of_band {
+        assert!(err.contains(code.as_str()), "{code} named: {err}");
+    }
+    let o = wangge(&[
+        "plans",
+        "publish",
+        "1",
+        "--valid-from",
+        "2025-03-01",
+        "--exception",
+        "999-999=x",
+        "--database",
+        db,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("999-999, which is not out of band"),
+        "{o:?}"
+    );
+    let mut args: Vec<String> = [
+        "plans",
+        "publish",
+        "1",
+        "--valid-from",
+        "2025-03-01",
+        "--database",
+        db,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    for code in &out_of_band {
+        args.push("--exception".into());
+        args.push(format!("{code}=临街商铺与学校为主，户数少"));
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let text = wangge_ok(&refs);
+    assert!(text.contains("exception register"), "{text}");
+    let out = wangge_ok(&["plans", "exceptions", "1", "--database", db, "--json"]);
+    let register: Vec<serde_json::Value> = serde_json::from_str(out.trim()).unwrap();
+    let named: Vec<&str> = register
+        .iter()
+        .filter(|e| e["band"] != "oversize")
+        .map(|e| e["grid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        named,
+        out_of_band.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(
+        register
+            .iter()
+            .all(|e| e["reason"].as_str().is_some_and(|r| !r.is_empty()) && e["who"] == "cli"),
+        "{out}"
+    );
     let out = wangge_ok(&["plans", "list", "--database", db, "--json"]);
     let plans: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(plans[0]["status"], "published");

@@ -54,6 +54,8 @@ fn the_web_map_in_a_browser() {
         "1",
         "--valid-from",
         "2025-01-01",
+        "--exception",
+        "*=样例：学校与商业用地为主，户数少",
         "--database",
         db,
     ]);

@@ -67,6 +67,17 @@ pub enum PlansCmd {
         /// Who publishes (audit log).
         #[arg(long, default_value = "cli")]
         by: String,
+        /// Why a grid out of band may stay so: CODE=REASON, once per grid (`*=REASON` for every
+        /// grid not named). Publishing is refused while a grid out of band has none; a grid of
+        /// one building above the band needs none.
+        #[arg(long = "exception", value_name = "CODE=REASON")]
+        exceptions: Vec<String>,
+        #[command(flatten)]
+        common: PlansArgs,
+    },
+    /// The exception register of a published plan: grids out of band, each with its reason.
+    Exceptions {
+        id: i64,
         #[command(flatten)]
         common: PlansArgs,
     },
@@ -357,21 +368,16 @@ pub fn plans(c: &PlansCmd) -> Result<()> {
                 id,
                 valid_from,
                 by,
+                exceptions,
                 common,
-            } => {
-                let t = parse_time(valid_from).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--valid-from {valid_from:?}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|±HH:MM]"
-                    )
-                })?;
+            } => publish(*id, valid_from, by, exceptions, common).await?,
+            PlansCmd::Exceptions { id, common } => {
                 let store = open(common.database.as_deref()).await?;
-                let p = store.publish_plan(*id, t, None, by).await?;
-                // running servers on the same database follow at once
-                store.announce_change().await?;
+                let register = store.plan_exceptions(*id).await?;
                 if common.json {
-                    println!("{}", serde_json::to_string(&p)?);
+                    println!("{}", serde_json::to_string(&register)?);
                 } else {
-                    println!("published: {}", plan_line(&p));
+                    print_register(&register);
                 }
             }
             PlansCmd::Edit(_)
@@ -814,4 +820,58 @@ async fn load_queries(
     out["lookups_per_s"] = json!(q as f64 / s);
     println!("{out}");
     Ok(())
+}
+
+/// `wangge plans publish`: the reasons given as CODE=REASON, the register printed after.
+async fn publish(
+    id: i64,
+    valid_from: &str,
+    by: &str,
+    exceptions: &[String],
+    common: &PlansArgs,
+) -> Result<()> {
+    let mut reasons = crate::store::Reasons::new();
+    for e in exceptions {
+        let Some((code, reason)) = e.split_once('=') else {
+            anyhow::bail!("--exception {e:?}: expected CODE=REASON");
+        };
+        if reasons
+            .insert(code.trim().to_string(), reason.to_string())
+            .is_some()
+        {
+            anyhow::bail!("--exception: grid {} is named twice", code.trim());
+        }
+    }
+    let t = parse_time(valid_from).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--valid-from {valid_from:?}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|±HH:MM]"
+        )
+    })?;
+    let store = open(common.database.as_deref()).await?;
+    let p = store.publish_plan(id, t, None, by, &reasons).await?;
+    // running servers on the same database follow at once
+    store.announce_change().await?;
+    let register = store.plan_exceptions(id).await?;
+    if common.json {
+        println!("{}", serde_json::to_string(&p)?);
+    } else {
+        println!("published: {}", plan_line(&p));
+        print_register(&register);
+    }
+    Ok(())
+}
+
+/// The exception register, one grid a line.
+fn print_register(register: &[crate::store::ExceptionRecord]) {
+    if register.is_empty() {
+        println!("exception register: every grid in band");
+        return;
+    }
+    println!("exception register ({} grids out of band):", register.len());
+    for e in register {
+        println!(
+            "  {:<16} {:<8} {:>6} households  {}",
+            e.grid, e.band, e.households, e.reason
+        );
+    }
 }

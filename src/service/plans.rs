@@ -53,6 +53,9 @@ pub async fn diff(
 pub struct PublishBody {
     /// When the plan takes effect.
     pub valid_from: String,
+    /// Why each grid out of band may stay so, by grid code (`*`: every other one).
+    #[serde(default)]
+    pub exceptions: crate::store::Reasons,
 }
 
 pub async fn publish(
@@ -65,7 +68,7 @@ pub async fn publish(
     p.require(p.plans(), "publishing a plan")?;
     let b: PublishBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::unprocessable(format!(
-            "body: expected {{\"valid_from\": \"2026-01-01\"}}: {e}"
+            "body: expected {{\"valid_from\": \"2026-01-01\", \"exceptions\": {{\"CODE\": \"reason\"}}}}: {e}"
         ))
     })?;
     let t = parse_datetime(&b.valid_from)?
@@ -85,10 +88,22 @@ pub async fn publish(
     }
     let out = s
         .store
-        .publish_plan(id, t, Some(plan.version), &p.who)
+        .publish_plan(id, t, Some(plan.version), &p.who, &b.exceptions)
         .await?;
     s.invalidate();
-    Ok(Json(json!({ "plan": out })))
+    let register = s.store.plan_exceptions(id).await?;
+    Ok(Json(json!({ "plan": out, "exceptions": register })))
+}
+
+/// GET /plans/{id}/exceptions: the grids published out of band, with why.
+pub async fn exceptions(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(p.reads_plans(), "plans")?;
+    let register = s.store.plan_exceptions(id).await?;
+    Ok(Json(json!({ "plan": id, "exceptions": register })))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -272,6 +287,37 @@ pub async fn job(
     Ok(Json(v))
 }
 
+/// The body of a publication and one line of the exception register (JSON Schema).
+fn publish_schemas() -> (Value, Value) {
+    use super::routes::schema;
+    let publish_body = json!({
+        "type": "object",
+        "required": ["valid_from"],
+        "additionalProperties": false,
+        "properties": {
+            "valid_from": schema::datetime(),
+            "exceptions": {
+                "type": "object",
+                "description": "Why each grid out of band may stay so, by grid code (`*`: every other one); a grid of one building above the band needs none",
+                "additionalProperties": { "type": "string", "minLength": 1, "pattern": "\\S" }
+            }
+        }
+    });
+    let exception = json!({
+        "type": "object",
+        "required": ["grid", "band", "households", "reason", "who", "at"],
+        "properties": {
+            "grid": { "type": "string" },
+            "band": { "type": "string", "enum": ["under", "over", "oversize"] },
+            "households": { "type": "integer", "minimum": 0 },
+            "reason": { "type": "string" },
+            "who": { "type": "string" },
+            "at": { "type": "integer", "description": "seconds since the epoch" }
+        }
+    });
+    (publish_body, exception)
+}
+
 /// The routes of this module, with their documentation.
 pub(super) fn routes() -> Vec<Route> {
     use super::routes::schema;
@@ -287,12 +333,7 @@ pub(super) fn routes() -> Vec<Route> {
             "seed": { "type": "integer", "minimum": 0, "maximum": u64::MAX, "nullable": true, "description": "Seed of the local search" },
         }
     });
-    let publish_body = json!({
-        "type": "object",
-        "required": ["valid_from"],
-        "additionalProperties": false,
-        "properties": { "valid_from": schema::datetime() }
-    });
+    let (publish_body, exception) = publish_schemas();
     vec![
         Route::get("/plans", list, "plans", "viewer, planner, admin", "Plans"),
         Route::post(
@@ -332,10 +373,33 @@ pub(super) fn routes() -> Vec<Route> {
             "planner, admin",
             "Publish from valid_from; If-Match with the plan's ETag is required (412 when stale)",
         )
-        .schemas(Some(publish_body), json!({ "type": "object" }))
+        .schemas(
+            Some(publish_body),
+            json!({
+                "type": "object",
+                "required": ["plan", "exceptions"],
+                "properties": { "exceptions": { "type": "array", "items": exception.clone() } }
+            }),
+        )
         .path("id", schema::id())
         .header("If-Match", true, "The plan's ETag (GET /plans/{id})")
         .statuses(&[409, 412, 428]),
+        Route::get(
+            "/plans/{id}/exceptions",
+            exceptions,
+            "plans",
+            "viewer, planner, admin",
+            "The exception register: grids published out of band, each with its reason",
+        )
+        .schemas(
+            None,
+            json!({
+                "type": "object",
+                "required": ["plan", "exceptions"],
+                "properties": { "exceptions": { "type": "array", "items": exception } }
+            }),
+        )
+        .path("id", schema::id()),
         Route::get(
             "/jobs/{id}",
             job,

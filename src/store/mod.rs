@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// The schema version this binary writes and reads. Stores with a newer version are refused.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Default path of the embedded store.
 pub const DEFAULT_PATH: &str = "data/wangge.gpkg";
@@ -28,9 +28,10 @@ pub const DEFAULT_PATH: &str = "data/wangge.gpkg";
 mod error;
 mod rules;
 pub use error::{GpkgError, PostgisError, StoreError};
+pub use rules::OVERSIZE_REASON;
 pub(crate) use rules::{
     check_editable, check_filters, check_history, check_not_before, check_plan, check_publishable,
-    publish_detail,
+    exception_register, publish_detail,
 };
 
 /// A short result alias.
@@ -106,6 +107,24 @@ pub struct Plan {
     pub households: u64,
     /// Bumped by every change; the HTTP layer's ETag.
     pub version: i64,
+}
+
+/// Reasons for grids out of band given with a publication, by grid code (`*`: every grid out of
+/// band not named).
+pub type Reasons = std::collections::BTreeMap<String, String>;
+
+/// A line of a plan's exception register: a grid published out of band, and why
+/// (「不必拘泥于300户」: exceptions are allowed, but explained).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExceptionRecord {
+    pub grid: String,
+    /// "under", "over" or "oversize".
+    pub band: String,
+    pub households: u64,
+    pub reason: String,
+    pub who: String,
+    /// When it was registered (the publication), seconds since the epoch.
+    pub at: i64,
 }
 
 /// A grid of a plan.
@@ -349,13 +368,18 @@ pub trait Plans: Send + Sync {
     async fn plan_assignment(&self, id: i64) -> Result<Vec<(String, String)>>;
     /// Publish a draft from `valid_from`; the grids in force for the same communities are
     /// retired at that moment, in the same transaction. `expected_version` guards concurrent edits.
+    /// Every grid out of band needs a reason in `reasons` ([`exception_register`]); they are
+    /// kept as the plan's exception register.
     async fn publish_plan(
         &self,
         id: i64,
         valid_from: i64,
         expected_version: Option<i64>,
         who: &str,
+        reasons: &Reasons,
     ) -> Result<Plan>;
+    /// The exception register of a plan (empty before it is published), by grid code.
+    async fn plan_exceptions(&self, id: i64) -> Result<Vec<ExceptionRecord>>;
     async fn set_worker(&self, grid_code: &str, worker: Option<Worker>, who: &str) -> Result<()>;
     async fn worker(&self, grid_code: &str) -> Result<Option<Worker>>;
     /// Set (or with None remove) the photo of a grid's worker, as the image file's bytes (JPEG

@@ -9,9 +9,9 @@
 
 use super::prelude::*;
 use super::{
-    AuditEntry, BuildingRecord, ChangeHook, CommunityRecord, EditRecord, FabricRow, Feature,
-    FeaturePage, FeatureQuery, GridHit, GridRecord, IncidentFilter, JobRecord, Layer, NewPlan,
-    Plan, PlanEdit, Result, Street, TokenRecord, Upserted, Worker,
+    AuditEntry, BuildingRecord, ChangeHook, CommunityRecord, EditRecord, ExceptionRecord,
+    FabricRow, Feature, FeaturePage, FeatureQuery, GridHit, GridRecord, IncidentFilter, JobRecord,
+    Layer, NewPlan, Plan, PlanEdit, Reasons, Result, Street, TokenRecord, Upserted, Worker,
 };
 use crate::incident::Case;
 use crate::model::{Building, Community, Road};
@@ -177,10 +177,14 @@ impl Plans for ReadSplit {
         valid_from: i64,
         expected_version: Option<i64>,
         who: &str,
+        reasons: &Reasons,
     ) -> Result<Plan> {
         self.primary
-            .publish_plan(id, valid_from, expected_version, who)
+            .publish_plan(id, valid_from, expected_version, who, reasons)
             .await
+    }
+    async fn plan_exceptions(&self, id: i64) -> Result<Vec<ExceptionRecord>> {
+        self.primary.plan_exceptions(id).await
     }
     async fn set_worker(&self, grid_code: &str, worker: Option<Worker>, who: &str) -> Result<()> {
         self.primary.set_worker(grid_code, worker, who).await

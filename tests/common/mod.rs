@@ -211,6 +211,8 @@ pub fn load_sample(db: &str) -> u64 {
         "1",
         "--valid-from",
         "2025-01-01",
+        "--exception",
+        "*=样例街道：学校与商业用地为主，户数少",
         "--database",
         db,
     ]);

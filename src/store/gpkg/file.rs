@@ -309,6 +309,13 @@ const MIGRATION_7: &str = "
     ALTER TABLE plan_fabrics DROP COLUMN state;
     INSERT INTO wangge_schema VALUES (7);";
 
+/// Version 8: each plan's exception register — the grids published out of band, with why.
+const MIGRATION_8: &str = "
+    CREATE TABLE plan_exceptions (plan_id INTEGER NOT NULL REFERENCES plans(id), grid_code TEXT NOT NULL,
+      band TEXT NOT NULL, households INTEGER NOT NULL, reason TEXT NOT NULL, who TEXT NOT NULL,
+      at DATETIME NOT NULL, PRIMARY KEY (plan_id, grid_code)) WITHOUT ROWID;
+    INSERT INTO wangge_schema VALUES (8);";
+
 /// Bring a store of an older schema version up to [`SCHEMA_VERSION`], in one transaction.
 pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
@@ -339,6 +346,9 @@ pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     }
     if v < 7 && r.is_ok() {
         r = c.execute_batch(MIGRATION_7);
+    }
+    if v < 8 && r.is_ok() {
+        r = c.execute_batch(MIGRATION_8);
     }
     match r {
         Ok(()) => c.execute_batch("COMMIT"),

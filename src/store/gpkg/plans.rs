@@ -263,11 +263,23 @@ impl Plans for GpkgStore {
         valid_from: i64,
         expected_version: Option<i64>,
         who: &str,
+        reasons: &crate::store::Reasons,
     ) -> Result<Plan> {
         let who = who.to_string();
+        let reasons = reasons.clone();
         self.write(move |c| {
             let p = plan_get(c, id)?;
             crate::store::check_publishable(&p, expected_version)?;
+            let out: Vec<(String, String, u64)> = c
+                .prepare_cached(
+                    "SELECT code, band, households FROM grids WHERE plan_id = ?1 AND band != 'in' ORDER BY code",
+                )
+                .map_err(be)?
+                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64)))
+                .map_err(be)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(be)?;
+            let register = crate::store::exception_register(id, &out, &reasons)?;
             let vf = ts_text(valid_from);
             let marks = vec!["?"; p.communities.len()].join(",");
             let sql = format!(
@@ -327,10 +339,50 @@ impl Plans for GpkgStore {
                     .map_err(be)?;
                 }
             }
+            let mut ins = c
+                .prepare_cached(
+                    "INSERT INTO plan_exceptions (plan_id, grid_code, band, households, reason, who, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(be)?;
+            for (code, band, hh, reason) in &register {
+                ins.execute(params![id, code, band, *hh as i64, reason, who, t])
+                    .map_err(be)?;
+            }
             let retired: Vec<i64> = prev.iter().map(|p| p.0).collect();
-            let (target, detail) = crate::store::publish_detail(id, valid_from, &retired);
+            let (target, detail) =
+                crate::store::publish_detail(id, valid_from, &retired, register.len());
             audit_in(c, &who, "publish_plan", &target, &detail)?;
             plan_get(c, id)
+        })
+        .await
+    }
+
+    async fn plan_exceptions(&self, id: i64) -> Result<Vec<crate::store::ExceptionRecord>> {
+        self.read(move |c| {
+            plan_get(c, id)?;
+            let rows: Vec<(String, String, i64, String, String, String)> = c
+                .prepare_cached(
+                    "SELECT grid_code, band, households, reason, who, at FROM plan_exceptions WHERE plan_id = ?1 ORDER BY grid_code",
+                )
+                .map_err(be)?
+                .query_map([id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(be)?;
+            rows.into_iter()
+                .map(|(grid, band, hh, reason, who, at)| {
+                    Ok(crate::store::ExceptionRecord {
+                        grid,
+                        band,
+                        households: hh.max(0) as u64,
+                        reason,
+                        who,
+                        at: text_ts(&at)?,
+                    })
+                })
+                .collect()
         })
         .await
     }

@@ -1,7 +1,7 @@
 //! The PostGIS schema, as numbered migrations.
 
 /// Every migration with its version, in order.
-pub(super) const MIGRATIONS: [(i32, &str); 7] = [
+pub(super) const MIGRATIONS: [(i32, &str); 8] = [
     (1, MIGRATION_1),
     (2, MIGRATION_2),
     (3, MIGRATION_3),
@@ -9,7 +9,15 @@ pub(super) const MIGRATIONS: [(i32, &str); 7] = [
     (5, MIGRATION_5),
     (6, MIGRATION_6),
     (7, MIGRATION_7),
+    (8, MIGRATION_8),
 ];
+
+/// Each plan's exception register: the grids published out of band, with why.
+pub(super) const MIGRATION_8: &str = "
+CREATE TABLE plan_exceptions (plan_id bigint NOT NULL REFERENCES plans(id), grid_code text NOT NULL,
+  band text NOT NULL, households bigint NOT NULL, reason text NOT NULL, who text NOT NULL,
+  at timestamptz NOT NULL, PRIMARY KEY (plan_id, grid_code));
+";
 
 /// Version 7 moved the GeoPackage's plan states out of the fabric rows; here an unchanged column
 /// of a row keeps its TOASTed value in place, so the state stays where it is.

@@ -239,6 +239,7 @@ impl Plans for PostgisStore {
         valid_from: i64,
         expected_version: Option<i64>,
         who: &str,
+        reasons: &crate::store::Reasons,
     ) -> Result<Plan> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pe)?;
@@ -248,6 +249,17 @@ impl Plans for PostgisStore {
             .map_err(pe)?;
         let p = plan_get(&tx, id).await?;
         crate::store::check_publishable(&p, expected_version)?;
+        let out: Vec<(String, String, u64)> = tx
+            .query(
+                "SELECT code, band, households FROM grids WHERE plan_id = $1 AND band != 'in' ORDER BY code",
+                &[&id],
+            )
+            .await
+            .map_err(pe)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2).max(0) as u64))
+            .collect();
+        let register = crate::store::exception_register(id, &out, reasons)?;
         let vf = dt(valid_from);
         let prev = tx
             .query(
@@ -289,11 +301,43 @@ impl Plans for PostgisStore {
         )
         .await
         .map_err(pe)?;
-        let (target, detail) = crate::store::publish_detail(id, valid_from, &prev_ids);
+        for (code, band, hh, reason) in &register {
+            tx.execute(
+                "INSERT INTO plan_exceptions (plan_id, grid_code, band, households, reason, who, at) VALUES ($1, $2, $3, $4, $5, $6, now())",
+                &[&id, code, band, &(*hh as i64), reason, &who],
+            )
+            .await
+            .map_err(pe)?;
+        }
+        let (target, detail) =
+            crate::store::publish_detail(id, valid_from, &prev_ids, register.len());
         audit_in(&tx, who, "publish_plan", &target, &detail).await?;
         let p = plan_get(&tx, id).await?;
         tx.commit().await.map_err(pe)?;
         Ok(p)
+    }
+
+    async fn plan_exceptions(&self, id: i64) -> Result<Vec<crate::store::ExceptionRecord>> {
+        let client = self.client().await?;
+        plan_get(&client, id).await?;
+        let rows = client
+            .query(
+                "SELECT grid_code, band, households, reason, who, at FROM plan_exceptions WHERE plan_id = $1 ORDER BY grid_code",
+                &[&id],
+            )
+            .await
+            .map_err(pe)?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::store::ExceptionRecord {
+                grid: r.get(0),
+                band: r.get(1),
+                households: r.get::<_, i64>(2).max(0) as u64,
+                reason: r.get(3),
+                who: r.get(4),
+                at: r.get::<_, DateTime<Utc>>(5).timestamp(),
+            })
+            .collect())
     }
 
     async fn set_worker(&self, grid_code: &str, worker: Option<Worker>, who: &str) -> Result<()> {

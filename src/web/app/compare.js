@@ -64,6 +64,7 @@ export function renderComparePanel() {
     el('div', { id: 'check-result', testid: 'check-result' }),
     el('hr'),
     el('label', {}, t('effective'), ' ', date),
+    registerForm(),
     el('button', { testid: 'publish', disabled: !(S.plan && S.plan.status === 'draft' && S.session.may.edit_plans), onclick: () => publish(date.value) }, t('publish')),
     el('div', { id: 'conflict', testid: 'conflict', hidden: true }),
   );
@@ -117,10 +118,29 @@ async function check() {
   }
 }
 
+// the exception register: every grid out of band needs a reason to be published (one building
+// above the band needs none); the server refuses the publication otherwise, naming the grids
+function registerForm() {
+  const out = [...S.grids.values()].filter((g) => g.band && g.band !== 'in').sort((a, b) => a.code.localeCompare(b.code));
+  if (!S.plan || S.plan.status !== 'draft') return el('div', { id: 'register' });
+  if (!out.length) return el('p', { id: 'register', testid: 'register' }, t('all_in_band'));
+  const row = (g) => el('div', { class: 'register-row' },
+    el('div', {}, el('button', { class: 'link', onclick: () => zoomTo(g.bbox) }, g.code), ` ${t(g.band)} · ${fmt(g.households)}`),
+    el('input', { type: 'text', testid: `exception-${g.code}`, 'data-code': g.code, placeholder: g.band === 'oversize' ? t('oversize_reason') : t('reason') }));
+  const open = out.filter((g) => g.band !== 'oversize');
+  const single = out.filter((g) => g.band === 'oversize');
+  return el('fieldset', { id: 'register', testid: 'register' },
+    el('legend', {}, t('register', { n: open.length })),
+    open.map(row),
+    single.length ? el('details', {}, el('summary', {}, t('register_oversize', { n: single.length })), single.map(row)) : null);
+}
+
 async function publish(date) {
+  const exceptions = {};
+  for (const i of document.querySelectorAll('#register input[data-code]')) if (i.value.trim()) exceptions[i.dataset.code] = i.value.trim();
   try {
-    const { data } = await api(`/plans/${S.plan.id}/publish`, { body: { valid_from: date }, ifMatch: S.etag });
-    toast(t('published_ok', { id: data.plan.id, d: date }));
+    const { data } = await api(`/plans/${S.plan.id}/publish`, { body: { valid_from: date, exceptions }, ifMatch: S.etag });
+    toast(t('published_ok', { id: data.plan.id, d: date }) + (data.exceptions.length ? ` · ${t('registered', { n: data.exceptions.length })}` : ''));
     emit('plans-changed', data.plan.id);
   } catch (e) {
     if (e instanceof ApiError && e.status === 412) return showConflict();

@@ -613,6 +613,8 @@ fn every_decoded_tile_polygon_is_valid() {
         "1",
         "--valid-from",
         "2025-01-01",
+        "--exception",
+        "*=自动划分结果，待规划人员复核",
         "--database",
         db,
     ]);

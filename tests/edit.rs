@@ -565,8 +565,12 @@ fn random_edit_sequences() {
     let first = export(&db, id, &d.join("first.geojson"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = rt.block_on(wangge::store::open(Some(&db))).unwrap();
+    // edits go through a fabric cache, as in the server: each edit's grids are checked below
+    // against a derivation from a freshly decoded fabric
+    let cache = plan::FabricCache::default();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let mut applied_total = 0;
+    let mut compared = 0;
     for seq in 0..n {
         let mut applied = 0;
         for _ in 0..6 {
@@ -575,41 +579,15 @@ fn random_edit_sequences() {
             let (l, st) = rt
                 .block_on(plan::load(store.as_ref(), None, &p, &c))
                 .unwrap();
-            let f = &l.fabric;
-            let a = rng.random_range(0..f.n_atoms());
-            let g = st.grids[st.atoms[a] as usize].code.clone();
-            let nb = f
-                .neighbours(a)
-                .iter()
-                .map(|e| st.grids[st.atoms[e.nbr as usize] as usize].code.clone())
-                .find(|h| *h != g);
-            let op = match (rng.random_range(0..8), nb) {
-                (0 | 1, Some(h)) => Op::Move {
-                    buildings: vec![],
-                    atoms: vec![a as u32],
-                    to: h,
-                },
-                (2, Some(h)) => Op::Merge { grids: vec![g, h] },
-                (3, _) => Op::Split {
-                    grid: g,
-                    line: None,
-                },
-                (4, _) => Op::Lock { grids: vec![g] },
-                (5, _) => Op::Unlock { grids: vec![g] },
-                (6, Some(h)) => Op::Resolve { grids: vec![g, h] },
-                _ => Op::NewGrid {
-                    buildings: vec![],
-                    atoms: vec![a as u32],
-                    community: Some(c.clone()),
-                },
-            };
+            let op = random_op(&mut rng, &l.fabric, &st, &c);
             let req = EditRequest {
                 who: "fuzz".into(),
                 ..EditRequest::default()
             };
-            match rt.block_on(plan::edit(store.as_ref(), None, id, &op, &req)) {
+            match rt.block_on(plan::edit(store.as_ref(), Some(&cache), id, &op, &req)) {
                 Ok(o) => {
                     applied += 1;
+                    compared += same_as_from_scratch(&rt, store.as_ref(), id, &c, &o.changed);
                     let fc = json!({"type": "FeatureCollection", "features": o.changed});
                     valid_everywhere(&fc);
                 }
@@ -618,7 +596,13 @@ fn random_edit_sequences() {
             }
             if rng.random_range(0..4) == 0 && applied > 0 {
                 let redo = rng.random_range(0..2) == 0;
-                let _ = rt.block_on(plan::undo_redo(store.as_ref(), None, id, redo, &req));
+                let _ = rt.block_on(plan::undo_redo(
+                    store.as_ref(),
+                    Some(&cache),
+                    id,
+                    redo,
+                    &req,
+                ));
             }
         }
         if seq % 4 == 0 {
@@ -632,7 +616,13 @@ fn random_edit_sequences() {
             ..EditRequest::default()
         };
         while rt
-            .block_on(plan::undo_redo(store.as_ref(), None, id, false, &req))
+            .block_on(plan::undo_redo(
+                store.as_ref(),
+                Some(&cache),
+                id,
+                false,
+                &req,
+            ))
             .is_ok()
         {}
         same_grids(
@@ -643,6 +633,79 @@ fn random_edit_sequences() {
         applied_total += applied;
     }
     assert!(applied_total > n, "too few edits accepted: {applied_total}");
+    assert!(
+        compared > n,
+        "too few grids compared with a derivation from scratch: {compared}"
+    );
+}
+
+/// One random edit of community `c`'s state: a move, merge, split, lock, unlock, re-solve or
+/// new grid around a random atom.
+fn random_op(
+    rng: &mut rand_chacha::ChaCha8Rng,
+    f: &wangge::partition::fabric::Fabric,
+    st: &plan::State,
+    c: &str,
+) -> Op {
+    use rand::Rng;
+    let a = rng.random_range(0..f.n_atoms());
+    let g = st.grids[st.atoms[a] as usize].code.clone();
+    let nb = f
+        .neighbours(a)
+        .iter()
+        .map(|e| st.grids[st.atoms[e.nbr as usize] as usize].code.clone())
+        .find(|h| *h != g);
+    match (rng.random_range(0..8), nb) {
+        (0 | 1, Some(h)) => Op::Move {
+            buildings: vec![],
+            atoms: vec![a as u32],
+            to: h,
+        },
+        (2, Some(h)) => Op::Merge { grids: vec![g, h] },
+        (3, _) => Op::Split {
+            grid: g,
+            line: None,
+        },
+        (4, _) => Op::Lock { grids: vec![g] },
+        (5, _) => Op::Unlock { grids: vec![g] },
+        (6, Some(h)) => Op::Resolve { grids: vec![g, h] },
+        _ => Op::NewGrid {
+            buildings: vec![],
+            atoms: vec![a as u32],
+            community: Some(c.to_string()),
+        },
+    }
+}
+
+/// The grids an edit answered with (through the fabric cache) are those a derivation from a
+/// freshly decoded fabric gives for the community's new state, byte for byte.
+fn same_as_from_scratch(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn wangge::store::Store,
+    id: i64,
+    community: &str,
+    changed: &[Value],
+) -> usize {
+    let p = rt.block_on(store.plan(id)).unwrap();
+    let (l, st) = rt.block_on(plan::load(store, None, &p, community)).unwrap();
+    let fresh: std::collections::BTreeMap<String, Value> =
+        plan::derive(&l.fabric, &st, plan::plan_band(&p))
+            .unwrap()
+            .iter()
+            .map(|d| (d.code.clone(), d.feature(&l.fabric)))
+            .collect();
+    let mut compared = 0;
+    for f in changed {
+        let code = f["properties"]["code"].as_str().unwrap();
+        if let Some(g) = fresh.get(code) {
+            assert_eq!(
+                f["geometry"], g["geometry"],
+                "grid {code}: the cached derivation differs from one from scratch"
+            );
+            compared += 1;
+        }
+    }
+    compared
 }
 
 /// 动态调整 on atoms: unchanged layers give the same grids; a building raised by 500 households

@@ -445,6 +445,13 @@ async fn json_errors(resp: Response) -> Response {
         .into_response()
 }
 
+/// The answer to a request whose handler panicked: a JSON 500 that names no detail of the panic
+/// (its message and place go to the log through the panic hook).
+fn panic_answer(_: Box<dyn std::any::Any + Send>) -> Response {
+    ApiError::internal("a request handler panicked (its message is above, from the panic hook)")
+        .into_response()
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route (see /openapi.json)")
 }
@@ -481,6 +488,10 @@ pub fn router(state: Arc<AppState>) -> Router {
                 },
             ),
         )
+        // a handler that panics (a defect: input must never make one) answers 500 with the
+        // JSON body below and leaves the connection and the server up; the panic and its
+        // place are logged by the panic hook
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_answer))
         // outermost, so that the limit and timeout responses become JSON too
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::from_fn(limits::check_head))
@@ -621,4 +632,39 @@ pub async fn serve(state: Arc<AppState>, bind: &str) -> anyhow::Result<()> {
         () = tokio::time::sleep(drain) => tracing::warn!("requests still running after {drain:?}: closing"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    /// A handler that panics answers a JSON 500 (no detail of the panic) and the service keeps
+    /// answering.
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_json() {
+        async fn boom() -> &'static str {
+            panic!("secret detail")
+        }
+        let app = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/ok", axum::routing::get(|| async { "ok" }))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                panic_answer,
+            ))
+            .layer(axum::middleware::map_response(json_errors));
+        let get = |p: &str| {
+            axum::extract::Request::get(p)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let r = app.clone().oneshot(get("/boom")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "internal", "{v}");
+        assert!(!String::from_utf8_lossy(&body).contains("secret detail"));
+        let r = app.oneshot(get("/ok")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
 }

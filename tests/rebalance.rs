@@ -459,3 +459,54 @@ fn a_tower_in_manhattan() {
     );
     assert!(moved < 0.02 * hh, "moved {moved} of {hh}");
 }
+
+/// 动态调整 from files with nothing changed: the Manhattan plan rebalanced on its own layers
+/// (with and without the previous assignments) is written back byte for byte, 0 grids redrawn,
+/// 0 buildings moved.
+#[test]
+fn unchanged_manhattan_comes_back_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (c, b, r) = manhattan_base(d);
+    let [g0, g1, a0, a1, r1] =
+        ["g0.geojson", "g1.geojson", "a0.csv", "a1.csv", "r1.json"].map(|f| d.join(f));
+    for prev in [true, false] {
+        let mut args = vec![
+            "rebalance",
+            "--communities",
+            s(&c),
+            "--buildings",
+            s(&b),
+            "--roads",
+            s(&r),
+            "--grids",
+            s(&g0),
+            "--out",
+            s(&g1),
+            "--assignments",
+            s(&a1),
+            "--report",
+            s(&r1),
+        ];
+        if prev {
+            args.extend(["--previous-assignments", s(&a0)]);
+        }
+        wangge_ok(&args);
+        assert!(
+            std::fs::read(&g0).unwrap() == std::fs::read(&g1).unwrap(),
+            "grids differ (previous assignments: {prev})"
+        );
+        assert!(
+            std::fs::read(&a0).unwrap() == std::fs::read(&a1).unwrap(),
+            "assignments differ (previous assignments: {prev})"
+        );
+        let rep = read(&r1);
+        let ch = &rep["changes"];
+        assert_eq!(ch["moved_buildings"], 0, "{ch}");
+        assert_eq!(
+            ch["redrawn_grids"].as_array().map(Vec::len),
+            Some(0),
+            "{ch}"
+        );
+    }
+}

@@ -968,11 +968,21 @@ pub fn read_grid_layer(
                 name: f.properties.get("name").and_then(value_text),
                 community,
                 polygon: mp.0[0].clone(),
+                households: f.properties.get("households").and_then(whole_number),
             },
             locked,
         ));
     }
     Ok(out)
+}
+
+/// A non-negative whole number (`392` or `392.0`), else None.
+fn whole_number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|x| *x >= 0.0 && x.fract() == 0.0 && *x < 1e15)
+            .map(|x| x as u64)
+    })
 }
 
 #[cfg(test)]

@@ -120,7 +120,7 @@ pub(super) fn regrid_community(
     let mut fabric = None;
     if params.levels.is_empty() {
         number_grids(&mut acc.grids, c, &cx.frame);
-        snap_grids(&mut acc.grids);
+        snap_grids(&mut acc.grids, &cx.frame);
         if params.collect_fabric {
             fabric = Some(fabric_out(c, buildings, &mut acc));
         }
@@ -159,8 +159,9 @@ pub(super) fn regrid_community(
 }
 
 /// The grids' polygons on the written coordinate grid, shared edges kept shared
-/// ([`crate::geom::snap`]).
-pub(super) fn snap_grids(grids: &mut [Grid]) {
+/// ([`crate::geom::snap`]), and their figures those of the polygons written: a grid read back
+/// from the output and kept (a rebalance, a lock) has the figures it was written with.
+pub(super) fn snap_grids(grids: &mut [Grid], frame: &LocalFrame) {
     // grids kept exactly (locks, a rebalance's untouched grids) keep their given coordinates;
     // the free grids around them snap to those
     let keep: Vec<bool> = grids.iter().map(|g| g.kept).collect();
@@ -196,6 +197,16 @@ pub(super) fn snap_grids(grids: &mut [Grid]) {
         }
     }
     for (g, p) in grids.iter_mut().zip(polys) {
+        if !g.kept {
+            let (area, perim) = metrics::area_perimeter(&project_poly(frame, &p));
+            g.area_m2 = area;
+            g.perimeter_m = perim;
+            g.polsby_popper = if perim > 0.0 {
+                4.0 * std::f64::consts::PI * area / (perim * perim)
+            } else {
+                0.0
+            };
+        }
         g.geometry = p;
     }
 }

@@ -103,6 +103,9 @@ pub struct FixedGrid {
     pub community: String,
     /// WGS84.
     pub polygon: Polygon,
+    /// The households the grid held when it was drawn (a grid file's `households`), when known:
+    /// rebalance tells a grid whose buildings changed from one left as it was by it.
+    pub households: Option<u64>,
 }
 
 /// One output grid.
@@ -485,6 +488,7 @@ mod tests {
                 name: g.name.clone(),
                 community: g.community.clone(),
                 polygon: g.geometry.clone(),
+                households: Some(g.households),
             })
             .collect();
         assert_eq!(kept.fixed.len(), 2);

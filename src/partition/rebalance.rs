@@ -78,6 +78,64 @@ fn neighbours(old: &[FixedGrid]) -> Vec<HashSet<usize>> {
     n
 }
 
+/// The communities where something changed since the grids were drawn: a grid whose households
+/// differ from those it held (`FixedGrid::households`), or whose buildings differ from those the
+/// previous assignments gave it (a building new, gone or standing in another grid). A grid
+/// that knows neither counts as changed.
+fn changed_communities<'a>(
+    buildings: &[Building],
+    old: &'a [FixedGrid],
+    (owner, was): (&[Option<usize>], &[Option<usize>]),
+    previous: Option<&HashMap<String, String>>,
+) -> HashSet<&'a str> {
+    let mut hh = vec![0u64; old.len()];
+    let mut changed = vec![false; old.len()];
+    for (b, o) in buildings.iter().zip(owner) {
+        if let Some(g) = o {
+            hh[*g] += u64::from(b.households);
+        }
+    }
+    if let Some(prev) = previous {
+        // listed buildings per grid, against those of them still standing
+        let code_index: HashMap<&str, usize> = old
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.code.as_str(), i))
+            .collect();
+        let mut listed = vec![0usize; old.len()];
+        for c in prev.values() {
+            if let Some(&g) = code_index.get(c.as_str()) {
+                listed[g] += 1;
+            }
+        }
+        let mut present = vec![0usize; old.len()];
+        for (o, w) in owner.iter().zip(was) {
+            if let Some(g) = w {
+                present[*g] += 1;
+            }
+            if o != w {
+                for g in [o, w].into_iter().flatten() {
+                    changed[*g] = true;
+                }
+            }
+        }
+        for g in 0..old.len() {
+            changed[g] |= listed[g] != present[g];
+        }
+    }
+    for (g, grid) in old.iter().enumerate() {
+        changed[g] |= match grid.households {
+            Some(h) => h != hh[g],
+            None => previous.is_none(),
+        };
+    }
+    old.iter()
+        .zip(&changed)
+        .filter(|(_, c)| **c)
+        .map(|(g, _)| g.community.as_str())
+        .collect()
+}
+
 /// Rebalance `old` grids for updated `buildings`.
 ///
 /// # Errors
@@ -126,9 +184,13 @@ pub fn rebalance(
             single_big[*g] = b.weight > band.max();
         }
     }
+    // only communities where something changed are redrawn at all, as a plan's rebalance on
+    // atoms does: a community left as it was keeps every grid, in band or not
+    let changed = changed_communities(buildings, old, (&owner, &was), previous);
     let out_of_band: Vec<bool> = (0..old.len())
         .map(|g| {
-            !(band.contains(w[g]) || locked.contains(&old[g].code) || (nb[g] == 1 && single_big[g]))
+            let fine = band.contains(w[g]) || locked.contains(&old[g].code);
+            changed.contains(old[g].community.as_str()) && !(fine || (nb[g] == 1 && single_big[g]))
         })
         .collect();
     let nbrs = neighbours(old);
@@ -410,9 +472,31 @@ fn inherit_codes(
             }
         }
     }
-    result
+    // the grids in the order of the plan in force, new ones after it (by community and code),
+    // so that a plan rebalanced without change is written byte for byte as it was read
+    let at: HashMap<&str, usize> = old
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.code.as_str(), i))
+        .collect();
+    let key: Vec<usize> = result
         .grids
-        .sort_by(|a, b| a.community.cmp(&b.community).then(a.code.cmp(&b.code)));
+        .iter()
+        .map(|g| at.get(g.code.as_str()).copied().unwrap_or(usize::MAX))
+        .collect();
+    let mut order: Vec<usize> = (0..result.grids.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&result.grids[a], &result.grids[b]);
+        key[a]
+            .cmp(&key[b])
+            .then(x.community.cmp(&y.community))
+            .then(x.code.cmp(&y.code))
+    });
+    let mut grids: Vec<Option<Grid>> = std::mem::take(&mut result.grids)
+        .into_iter()
+        .map(Some)
+        .collect();
+    result.grids = order.iter().filter_map(|&i| grids[i].take()).collect();
     // assignments refer to grid indices: rebuild them
     let mut assignment = Vec::new();
     for (gi, g) in result.grids.iter().enumerate() {

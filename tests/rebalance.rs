@@ -378,22 +378,36 @@ fn locks_on_manhattan() {
     }
 }
 
-/// Real data: the Manhattan plan, then 500 more households in one building of 8th Avenue
-/// (OSM w264668298, 97 → 597). The plan stays valid by the checker, the kept grids keep their
-/// boundaries, and the change stays local to the building's community.
+/// Real data: the Manhattan plan, then 500 more households in one building, one district at a
+/// time (8th Avenue's OSM w264668298, 97 → 597, and the median building with households of each
+/// district's grids). Every time the plan stays valid by the checker, the kept grids keep their
+/// boundaries, the building's grid is redrawn, at most 3 grids of its community change and at
+/// most 600 households move (the goal of 动态调整 without churn).
 #[test]
 fn a_tower_in_manhattan() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (comms, blds, roads) = manhattan_base(d);
     let a0 = std::fs::read_to_string(d.join("a0.csv")).unwrap();
+    for tower in [
+        "w264668298",
+        "w250490491",
+        "w264628414",
+        "w265042557",
+        "w264761880",
+    ] {
+        tower_in(d, (&comms, &blds, &roads), &a0, tower);
+    }
+}
+
+fn tower_in(d: &Path, (comms, blds, roads): (&Path, &Path, &Path), a0: &str, tower: &str) {
     let old_grid = a0
         .lines()
-        .find_map(|l| l.strip_prefix("w264668298,"))
+        .find_map(|l| l.strip_prefix(&format!("{tower},")))
         .expect("the building is in the plan")
         .to_string();
     let comm = old_grid.split('-').next().unwrap().to_string();
-    raise_households(&blds, "w264668298", 500, &d.join("b1.geojson"));
+    raise_households(blds, tower, 500, &d.join("b1.geojson"));
     wangge_ok(&[
         "rebalance",
         "--grids",
@@ -401,24 +415,24 @@ fn a_tower_in_manhattan() {
         "--previous-assignments",
         s(&d.join("a0.csv")),
         "--communities",
-        s(&comms),
+        s(comms),
         "--buildings",
         s(&d.join("b1.geojson")),
         "--roads",
-        s(&roads),
+        s(roads),
         "--out",
         s(&d.join("g1.geojson")),
         "--report",
         s(&d.join("r1.json")),
     ]);
     let (ok, fig, text) = check(
-        &comms,
+        comms,
         &d.join("b1.geojson"),
-        Some(&roads),
+        Some(roads),
         &d.join("g1.geojson"),
         98.0,
     );
-    assert!(ok, "checker: {text}");
+    assert!(ok, "{tower}: checker: {text}");
     assert_eq!(fig["split_buildings"], 0);
     let r = read(&d.join("r1.json"));
     let c = &r["changes"];
@@ -451,13 +465,16 @@ fn a_tower_in_manhattan() {
         .filter_map(|v| v.as_str())
         .filter(|g| g.starts_with(&format!("{comm}-")))
         .collect();
-    assert!(changed.contains(&old_grid.as_str()), "{changed:?}");
-    assert!(changed.len() <= 10, "grids changed in {comm}: {changed:?}");
+    assert!(changed.contains(&old_grid.as_str()), "{tower}: {changed:?}");
+    assert!(
+        changed.len() <= 3,
+        "{tower}: grids changed in {comm}: {changed:?}"
+    );
     let (hh, moved) = (
         c["per_community"][&comm][0].as_f64().unwrap(),
         c["per_community"][&comm][1].as_f64().unwrap(),
     );
-    assert!(moved < 0.02 * hh, "moved {moved} of {hh}");
+    assert!(moved <= 600.0, "{tower}: moved {moved} of {hh}");
 }
 
 /// 动态调整 from files with nothing changed: the Manhattan plan rebalanced on its own layers

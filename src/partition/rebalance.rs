@@ -78,16 +78,16 @@ fn neighbours(old: &[FixedGrid]) -> Vec<HashSet<usize>> {
     n
 }
 
-/// The communities where something changed since the grids were drawn: a grid whose households
-/// differ from those it held (`FixedGrid::households`), or whose buildings differ from those the
-/// previous assignments gave it (a building new, gone or standing in another grid). A grid
-/// that knows neither counts as changed.
-fn changed_communities<'a>(
+/// The grids where something changed since they were drawn: households that differ from those
+/// the grid held (`FixedGrid::households`), or buildings that differ from those the previous
+/// assignments gave it (a building new, gone or standing in another grid). A grid that knows
+/// neither counts as changed.
+fn changed_grids(
     buildings: &[Building],
-    old: &'a [FixedGrid],
+    old: &[FixedGrid],
     (owner, was): (&[Option<usize>], &[Option<usize>]),
     previous: Option<&HashMap<String, String>>,
-) -> HashSet<&'a str> {
+) -> Vec<bool> {
     let mut hh = vec![0u64; old.len()];
     let mut changed = vec![false; old.len()];
     for (b, o) in buildings.iter().zip(owner) {
@@ -129,11 +129,31 @@ fn changed_communities<'a>(
             None => previous.is_none(),
         };
     }
-    old.iter()
-        .zip(&changed)
-        .filter(|(_, c)| **c)
-        .map(|(g, _)| g.community.as_str())
-        .collect()
+    changed
+}
+
+/// The grid each building was in: from the previous assignments when given, else `owner`.
+fn was_in(
+    buildings: &[Building],
+    old: &[FixedGrid],
+    previous: Option<&HashMap<String, String>>,
+    owner: &[Option<usize>],
+) -> Vec<Option<usize>> {
+    let code_index: HashMap<&str, usize> = old
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.code.as_str(), i))
+        .collect();
+    match previous {
+        Some(prev) => buildings
+            .iter()
+            .map(|b| {
+                prev.get(&b.id)
+                    .and_then(|c| code_index.get(c.as_str()).copied())
+            })
+            .collect(),
+        None => owner.to_vec(),
+    }
 }
 
 /// Rebalance `old` grids for updated `buildings`.
@@ -159,21 +179,7 @@ pub fn rebalance(
     let owner = old_grid_of(buildings, old);
     // the grid each building was in: from the previous assignments when given (buildings not
     // listed there are new and cannot have moved), else from where the building stands
-    let code_index: HashMap<&str, usize> = old
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.code.as_str(), i))
-        .collect();
-    let was: Vec<Option<usize>> = match previous {
-        Some(prev) => buildings
-            .iter()
-            .map(|b| {
-                prev.get(&b.id)
-                    .and_then(|c| code_index.get(c.as_str()).copied())
-            })
-            .collect(),
-        None => owner.clone(),
-    };
+    let was = was_in(buildings, old, previous, &owner);
     let mut w = vec![0.0; old.len()];
     let mut nb = vec![0usize; old.len()];
     let mut single_big = vec![false; old.len()];
@@ -184,13 +190,14 @@ pub fn rebalance(
             single_big[*g] = b.weight > band.max();
         }
     }
-    // only communities where something changed are redrawn at all, as a plan's rebalance on
-    // atoms does: a community left as it was keeps every grid, in band or not
-    let changed = changed_communities(buildings, old, (&owner, &was), previous);
+    // only grids where something changed are redrawn at first (their neighbours join in stage 2
+    // when that is not enough): a grid left as it was is kept, in band or not, so a change stays
+    // local to where it happened
+    let changed = changed_grids(buildings, old, (&owner, &was), previous);
     let out_of_band: Vec<bool> = (0..old.len())
         .map(|g| {
             let fine = band.contains(w[g]) || locked.contains(&old[g].code);
-            changed.contains(old[g].community.as_str()) && !(fine || (nb[g] == 1 && single_big[g]))
+            changed[g] && !(fine || (nb[g] == 1 && single_big[g]))
         })
         .collect();
     let nbrs = neighbours(old);
@@ -239,6 +246,13 @@ pub fn rebalance(
         if stage == 2 {
             let Some((res, _)) = &last else { break };
             let ctx = (old, nbrs.as_slice(), locked, owner.as_slice());
+            // first with one neighbour each (the likeliest to make a grid in band with what is
+            // left), so that a short remainder joins one grid rather than redrawing all around
+            if let Some(won) = narrowly(res, ctx, (&free, &kept_whole), (band, &w), &redraw)? {
+                (free, kept_whole, last) = (won.0, won.1, Some(won.2));
+                break;
+            }
+            let Some((res, _)) = &last else { break };
             if !widen(res, ctx, &mut free, band) {
                 break;
             }
@@ -316,22 +330,12 @@ fn widen(
     free: &mut HashSet<usize>,
     band: Band,
 ) -> bool {
-    let mut failing: HashSet<usize> = HashSet::new();
-    for &(b, g) in &res.assignment {
-        let gr = &res.grids[g];
-        if !gr.kept
-            && !gr.oversize
-            && !band.contains(gr.weight)
-            && let Some(o) = owner[b].filter(|o| free.contains(o))
-        {
-            failing.insert(o);
-        }
-    }
+    let failing = failing(res, owner, free, band);
     if failing.is_empty() {
         return false;
     }
     let extra: Vec<usize> = failing
-        .iter()
+        .keys()
         .flat_map(|&g| {
             nbrs[g]
                 .iter()
@@ -343,6 +347,116 @@ fn widen(
     let before = free.len();
     free.extend(extra);
     free.len() != before
+}
+
+/// A free set, the communities kept whole and the attempt's result.
+type Won = (
+    HashSet<usize>,
+    Vec<(String, String)>,
+    (RegridResult, Changes),
+);
+
+/// Stage 2 with one neighbour per failing grid ([`narrow`]): the first attempt that leaves no
+/// redrawn grid out of band and no community given up on.
+fn narrowly(
+    res: &RegridResult,
+    ctx: Plan<'_>,
+    (free, kept_whole): (&HashSet<usize>, &[(String, String)]),
+    (band, w): (Band, &[f64]),
+    redraw: &impl Fn(
+        &mut HashSet<usize>,
+        &mut Vec<(String, String)>,
+        u8,
+    ) -> Result<(RegridResult, Changes), RegridError>,
+) -> Result<Option<Won>, RegridError> {
+    for extra in narrow(res, ctx, free, band, w) {
+        let mut f = free.clone();
+        f.extend(extra);
+        let mut kw = kept_whole.to_vec();
+        let run = redraw(&mut f, &mut kw, 2)?;
+        if kw.len() == kept_whole.len() && failing(&run.0, ctx.3, &f, band).is_empty() {
+            return Ok(Some((f, kw, run)));
+        }
+    }
+    Ok(None)
+}
+
+/// The free old grids whose buildings ended in a redrawn grid out of band, with the weight of
+/// those grids (each counted once, for the old grid holding most of its weight).
+fn failing(
+    res: &RegridResult,
+    owner: &[Option<usize>],
+    free: &HashSet<usize>,
+    band: Band,
+) -> BTreeMap<usize, f64> {
+    let mut share: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for &(b, g) in &res.assignment {
+        let gr = &res.grids[g];
+        if !gr.kept
+            && !gr.oversize
+            && !band.contains(gr.weight)
+            && let Some(o) = owner[b].filter(|o| free.contains(o))
+        {
+            *share.entry((g, o)).or_default() += 1;
+        }
+    }
+    let mut best: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    for (&(g, o), &n) in &share {
+        let e = best.entry(g).or_insert((n, o));
+        if n > e.0 {
+            *e = (n, o);
+        }
+    }
+    let mut out: BTreeMap<usize, f64> = share.keys().map(|&(_, o)| (o, 0.0)).collect();
+    for (g, (_, o)) in best {
+        *out.entry(o).or_default() += res.grids[g].weight;
+    }
+    out
+}
+
+/// Stage 2 tried narrowly first: up to three sets of extra grids, each with one neighbour per
+/// failing grid — the neighbours (same community, not locked, not free) whose weight with what
+/// is left out of band comes nearest the target, in band first.
+fn narrow(
+    res: &RegridResult,
+    (old, nbrs, locked, owner): Plan<'_>,
+    free: &HashSet<usize>,
+    band: Band,
+    w: &[f64],
+) -> Vec<Vec<usize>> {
+    let failing = failing(res, owner, free, band);
+    let ranked: Vec<Vec<usize>> = failing
+        .iter()
+        .map(|(&g, &left)| {
+            let mut hs: Vec<usize> = nbrs[g]
+                .iter()
+                .copied()
+                .filter(|&h| {
+                    old[h].community == old[g].community
+                        && !locked.contains(&old[h].code)
+                        && !free.contains(&h)
+                })
+                .collect();
+            let key = |h: usize| {
+                let sum = left + w[h];
+                (!band.contains(sum), (sum - band.target()).abs())
+            };
+            hs.sort_by(|&a, &b| {
+                let (x, y) = (key(a), key(b));
+                x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)).then(a.cmp(&b))
+            });
+            hs
+        })
+        .collect();
+    (0..3)
+        .map(|k| {
+            ranked
+                .iter()
+                .filter_map(|hs| hs.get(k).copied())
+                .collect::<Vec<usize>>()
+        })
+        .filter(|x| !x.is_empty())
+        .collect()
 }
 
 /// Regrid with every grid outside `free` kept. A community whose grids cannot be redrawn around

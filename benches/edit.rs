@@ -1,7 +1,7 @@
 //! Plan edit latency in process (scripts/bench-edit prepares the store and runs it):
 //! `cargo bench --bench edit -- DATABASE PLAN COMMUNITY RUNS`. Prints JSON: p50/p95 (ms) per
 //! operation on that community — each edit applied and undone, dry runs, a balanced split,
-//! a re-solve of 4 neighbouring grids.
+//! a re-solve of 4 neighbouring grids — and the undo of each applied edit.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,6 +47,7 @@ async fn time(
     (r, undo): (&EditRequest, bool),
 ) -> serde_json::Value {
     let mut ms = Vec::new();
+    let mut undos = Vec::new();
     let mut refused = 0;
     for op in ops {
         let t = Instant::now();
@@ -57,9 +58,11 @@ async fn time(
         if ok {
             ms.push(e);
             if undo {
+                let t = Instant::now();
                 plan::undo_redo(store.as_ref(), Some(cache), id, false, r)
                     .await
                     .unwrap();
+                undos.push(t.elapsed().as_secs_f64() * 1e3);
             }
         } else {
             refused += 1;
@@ -68,11 +71,17 @@ async fn time(
     if ms.is_empty() {
         return serde_json::json!({ "n": 0, "refused": refused });
     }
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "n": ms.len(), "refused": refused,
         "p50_ms": (pct(ms.clone(), 0.5) * 10.0).round() / 10.0,
         "p95_ms": (pct(ms, 0.95) * 10.0).round() / 10.0,
-    })
+    });
+    if !undos.is_empty() {
+        // the undo of each edit (reads the one log entry it reverts, however long the log)
+        out["undo_p50_ms"] = ((pct(undos.clone(), 0.5) * 10.0).round() / 10.0).into();
+        out["undo_p95_ms"] = ((pct(undos, 0.95) * 10.0).round() / 10.0).into();
+    }
+    out
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

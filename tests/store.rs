@@ -975,6 +975,38 @@ async fn plan_edits(s: Arc<dyn Store>) {
         .unwrap_err();
     assert!(matches!(e, StoreError::Stale(_)), "{e:?}");
     assert_eq!(s.plan_state(a.id, &c).await.unwrap().as_deref(), Some("s1"));
+    // the community's grids alone, the same rows as the plan's
+    let mine = s.plan_community_grids(a.id, &c).await.unwrap();
+    assert!(!mine.is_empty() && mine.iter().all(|x| x.community == c));
+    let all = s.plan_grids(a.id).await.unwrap();
+    assert_eq!(
+        mine,
+        all.iter()
+            .filter(|x| x.community == c)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        s.plan_community_grids(a.id, "no-such")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // the named buildings' grids, by building id; a building not in the plan is left out
+    let asg = s.plan_assignment(a.id).await.unwrap();
+    let named: Vec<String> = asg.iter().rev().take(2).map(|x| x.0.clone()).collect();
+    let mut want: Vec<(String, String)> = asg.iter().rev().take(2).cloned().collect();
+    want.sort();
+    assert_eq!(want.len(), 2, "{asg:?}");
+    let mut ask = named.clone();
+    ask.push("no-such-building".into());
+    assert_eq!(s.plan_assignment_of(a.id, &ask).await.unwrap(), want);
+    // what an undo reverts and a redo applies, read alone
+    assert_eq!(
+        s.plan_edit_next(a.id, false).await.unwrap().map(|e| e.seq),
+        Some(1)
+    );
+    assert!(s.plan_edit_next(a.id, true).await.unwrap().is_none());
     // undo, a second undo refused, redo
     let (p, seq) = s
         .apply_plan_edit(a.id, edit(p.version, EditLog::Undo { seq: 1 }, "s0"))
@@ -986,6 +1018,12 @@ async fn plan_edits(s: Arc<dyn Store>) {
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    assert!(s.plan_edit_next(a.id, false).await.unwrap().is_none());
+    let next = s.plan_edit_next(a.id, true).await.unwrap().unwrap();
+    assert_eq!(
+        (next.seq, next.status.as_str(), next.before.as_str()),
+        (1, "undone", "s0")
+    );
     let (p, _) = s
         .apply_plan_edit(a.id, edit(p.version, EditLog::Redo { seq: 1 }, "s1"))
         .await

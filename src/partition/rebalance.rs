@@ -87,6 +87,7 @@ fn changed_grids(
     old: &[FixedGrid],
     (owner, was): (&[Option<usize>], &[Option<usize>]),
     previous: Option<&HashMap<String, String>>,
+    code_index: &HashMap<&str, usize>,
 ) -> Vec<bool> {
     let mut hh = vec![0u64; old.len()];
     let mut changed = vec![false; old.len()];
@@ -97,11 +98,6 @@ fn changed_grids(
     }
     if let Some(prev) = previous {
         // listed buildings per grid, against those of them still standing
-        let code_index: HashMap<&str, usize> = old
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.code.as_str(), i))
-            .collect();
         let mut listed = vec![0usize; old.len()];
         for c in prev.values() {
             if let Some(&g) = code_index.get(c.as_str()) {
@@ -135,15 +131,10 @@ fn changed_grids(
 /// The grid each building was in: from the previous assignments when given, else `owner`.
 fn was_in(
     buildings: &[Building],
-    old: &[FixedGrid],
+    code_index: &HashMap<&str, usize>,
     previous: Option<&HashMap<String, String>>,
     owner: &[Option<usize>],
 ) -> Vec<Option<usize>> {
-    let code_index: HashMap<&str, usize> = old
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.code.as_str(), i))
-        .collect();
     match previous {
         Some(prev) => buildings
             .iter()
@@ -179,7 +170,12 @@ pub fn rebalance(
     let owner = old_grid_of(buildings, old);
     // the grid each building was in: from the previous assignments when given (buildings not
     // listed there are new and cannot have moved), else from where the building stands
-    let was = was_in(buildings, old, previous, &owner);
+    let code_index: HashMap<&str, usize> = old
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.code.as_str(), i))
+        .collect();
+    let was = was_in(buildings, &code_index, previous, &owner);
     let mut w = vec![0.0; old.len()];
     let mut nb = vec![0usize; old.len()];
     let mut single_big = vec![false; old.len()];
@@ -193,7 +189,7 @@ pub fn rebalance(
     // only grids where something changed are redrawn at first (their neighbours join in stage 2
     // when that is not enough): a grid left as it was is kept, in band or not, so a change stays
     // local to where it happened
-    let changed = changed_grids(buildings, old, (&owner, &was), previous);
+    let changed = changed_grids(buildings, old, (&owner, &was), previous, &code_index);
     let out_of_band: Vec<bool> = (0..old.len())
         .map(|g| {
             let fine = band.contains(w[g]) || locked.contains(&old[g].code);

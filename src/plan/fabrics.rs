@@ -151,12 +151,7 @@ async fn first_fabric(
     community: &str,
 ) -> Result<FabricRow, EditError> {
     let (cs, bs, roads) = crate::store::regrid::load(store, Some(&[community.to_string()])).await?;
-    let grids: Vec<GridRecord> = store
-        .plan_grids(plan.id)
-        .await?
-        .into_iter()
-        .filter(|g| g.community == community)
-        .collect();
+    let grids: Vec<GridRecord> = store.plan_community_grids(plan.id, community).await?;
     let assignment: HashMap<String, String> =
         store.plan_assignment(plan.id).await?.into_iter().collect();
     let params = plan_params(plan);

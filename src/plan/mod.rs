@@ -28,9 +28,7 @@ pub use whole::{
 
 use crate::partition::Band;
 use crate::partition::fabric::Fabric;
-use crate::store::{
-    EditLog, EditRecord, GridRecord, Plan, PlanEdit, PlanStatus, Store, StoreError,
-};
+use crate::store::{EditLog, GridRecord, Plan, PlanEdit, PlanStatus, Store, StoreError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use tracing::Instrument;
@@ -111,6 +109,15 @@ pub(crate) fn heavy<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The community of grid `code` among a plan's communities (a grid code is its community's
+/// code and a sequence number, `grid_code`).
+fn community_of_code<'p>(plan: &'p Plan, code: &str) -> Option<&'p String> {
+    let n = state::seq_of(code)?;
+    plan.communities
+        .iter()
+        .find(|k| crate::model::grid_code(k, n).as_str() == code)
+}
+
 /// The community an operation works in.
 async fn community_of(store: &dyn Store, plan: &Plan, op: &Op) -> Result<String, EditError> {
     let mut found: Vec<(String, String)> = Vec::new();
@@ -118,13 +125,9 @@ async fn community_of(store: &dyn Store, plan: &Plan, op: &Op) -> Result<String,
     if !codes.is_empty() {
         for c in codes {
             // a grid code is its community's code and a sequence number (grid_code)
-            let comm = plan
-                .communities
-                .iter()
-                .find(|k| crate::model::grid_code(k, state::seq_of(c).unwrap_or(0)).as_str() == c)
-                .ok_or_else(|| {
-                    EditError::NotFound(format!("grid {c} is not in plan {}", plan.id))
-                })?;
+            let comm = community_of_code(plan, c).ok_or_else(|| {
+                EditError::NotFound(format!("grid {c} is not in plan {}", plan.id))
+            })?;
             found.push((format!("grid {c}"), comm.clone()));
         }
     } else if let Op::NewGrid {
@@ -133,20 +136,23 @@ async fn community_of(store: &dyn Store, plan: &Plan, op: &Op) -> Result<String,
     {
         found.push(("community".into(), c.clone()));
     } else if !op.buildings().is_empty() {
-        let asg: HashMap<String, String> =
-            store.plan_assignment(plan.id).await?.into_iter().collect();
-        let grids = store.plan_grids(plan.id).await?;
+        // only the named buildings' rows (an edit names a few of a plan's many buildings)
+        let asg: HashMap<String, String> = store
+            .plan_assignment_of(plan.id, op.buildings())
+            .await?
+            .into_iter()
+            .collect();
         for b in op.buildings() {
             let code = asg.get(b).ok_or_else(|| {
                 EditError::NotFound(format!("building {b} is not in plan {}", plan.id))
             })?;
-            let g = grids.iter().find(|g| &g.code == code).ok_or_else(|| {
+            let comm = community_of_code(plan, code).ok_or_else(|| {
                 EditError::NotFound(format!(
                     "building {b}: grid {code} is not in plan {}",
                     plan.id
                 ))
             })?;
-            found.push((format!("building {b}"), g.community.clone()));
+            found.push((format!("building {b}"), comm.clone()));
         }
     } else {
         return Err(EditError::Invalid(
@@ -254,7 +260,7 @@ async fn commit(
             derive(f, &c.after, band)
         })?;
         let stored = store
-            .plan_grids(c.plan.id)
+            .plan_community_grids(c.plan.id, c.community)
             .instrument(tracing::debug_span!("edit.stored"))
             .await?;
         let _s = tracing::debug_span!("edit.diff").entered();
@@ -431,13 +437,7 @@ pub async fn undo_redo(
     req: &EditRequest,
 ) -> Result<Outcome, EditError> {
     let (plan, v) = editable(store, id, req.expected_version).await?;
-    let edits = store.plan_edits(id).await?;
-    let target: Option<&EditRecord> = if redo {
-        edits.iter().find(|e| e.status == "undone")
-    } else {
-        edits.iter().rev().find(|e| e.status == "applied")
-    };
-    let Some(t) = target else {
+    let Some(t) = store.plan_edit_next(id, redo).await? else {
         return Err(StoreError::Conflict(format!(
             "plan {id}: nothing to {}",
             if redo { "redo" } else { "undo" }

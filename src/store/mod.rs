@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// The schema version this binary writes and reads. Stores with a newer version are refused.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Default path of the embedded store.
 pub const DEFAULT_PATH: &str = "data/wangge.gpkg";
@@ -364,8 +364,17 @@ pub trait Plans: Send + Sync {
     async fn plans(&self) -> Result<Vec<Plan>>;
     async fn plan(&self, id: i64) -> Result<Plan>;
     async fn plan_grids(&self, id: i64) -> Result<Vec<GridRecord>>;
+    /// The grids of a plan in one community (what an edit compares its derived grids with).
+    async fn plan_community_grids(&self, id: i64, community: &str) -> Result<Vec<GridRecord>>;
     /// (building id, grid code) of a plan.
     async fn plan_assignment(&self, id: i64) -> Result<Vec<(String, String)>>;
+    /// (building id, grid code) of the named buildings in a plan, ordered by building id;
+    /// buildings the plan does not hold are left out.
+    async fn plan_assignment_of(
+        &self,
+        id: i64,
+        buildings: &[String],
+    ) -> Result<Vec<(String, String)>>;
     /// Publish a draft from `valid_from`; the grids in force for the same communities are
     /// retired at that moment, in the same transaction. `expected_version` guards concurrent edits.
     /// Every grid out of band needs a reason in `reasons` ([`exception_register`]); they are
@@ -469,6 +478,9 @@ pub trait Edits: Send + Sync {
     async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<(Plan, i64)>;
     /// The edit log, oldest first.
     async fn plan_edits(&self, plan: i64) -> Result<Vec<EditRecord>>;
+    /// The edit an undo reverts (the latest applied) or, `redo`, the one a redo applies again
+    /// (the earliest undone); read alone, however long the log.
+    async fn plan_edit_next(&self, plan: i64, redo: bool) -> Result<Option<EditRecord>>;
 }
 
 /// Features of the layers for OGC pages, tiles and lookups.

@@ -168,8 +168,18 @@ impl Plans for ReadSplit {
     async fn plan_grids(&self, id: i64) -> Result<Vec<GridRecord>> {
         self.primary.plan_grids(id).await
     }
+    async fn plan_community_grids(&self, id: i64, community: &str) -> Result<Vec<GridRecord>> {
+        self.primary.plan_community_grids(id, community).await
+    }
     async fn plan_assignment(&self, id: i64) -> Result<Vec<(String, String)>> {
         self.primary.plan_assignment(id).await
+    }
+    async fn plan_assignment_of(
+        &self,
+        id: i64,
+        buildings: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        self.primary.plan_assignment_of(id, buildings).await
     }
     async fn publish_plan(
         &self,
@@ -221,6 +231,9 @@ impl Edits for ReadSplit {
     }
     async fn plan_edits(&self, plan: i64) -> Result<Vec<EditRecord>> {
         self.primary.plan_edits(plan).await
+    }
+    async fn plan_edit_next(&self, plan: i64, redo: bool) -> Result<Option<EditRecord>> {
+        self.primary.plan_edit_next(plan, redo).await
     }
 }
 

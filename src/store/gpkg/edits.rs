@@ -164,35 +164,56 @@ impl Edits for GpkgStore {
     async fn plan_edits(&self, plan: i64) -> Result<Vec<EditRecord>> {
         self.read(move |c| {
             plan_get(c, plan)?;
-            let mut s = c
-                .prepare_cached(
-                    "SELECT seq, at, who, community, op, reason, summary, status, before, after FROM plan_edits WHERE plan_id = ?1 ORDER BY seq",
-                )
-                .map_err(be)?;
-            let rows: Vec<(i64, String, String, String, String, Option<String>, String, String, String, String)> = s
-                .query_map([plan], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
-                })
-                .map_err(be)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(be)?;
-            rows.into_iter()
-                .map(|r| {
-                    Ok(EditRecord {
-                        seq: r.0,
-                        at: text_ts(&r.1)?,
-                        who: r.2,
-                        community: r.3,
-                        op: serde_json::from_str(&r.4).unwrap_or(Value::Null),
-                        reason: r.5,
-                        summary: r.6,
-                        status: r.7,
-                        before: r.8,
-                        after: r.9,
-                    })
-                })
-                .collect()
+            edit_records(
+                c,
+                &format!("SELECT {EDIT_RECORD} FROM plan_edits WHERE plan_id = ?1 ORDER BY seq"),
+                plan,
+            )
         })
         .await
     }
+
+    async fn plan_edit_next(&self, plan: i64, redo: bool) -> Result<Option<EditRecord>> {
+        self.read(move |c| {
+            plan_get(c, plan)?;
+            let sql = if redo {
+                format!(
+                    "SELECT {EDIT_RECORD} FROM plan_edits WHERE plan_id = ?1 AND status = 'undone' ORDER BY seq LIMIT 1"
+                )
+            } else {
+                format!(
+                    "SELECT {EDIT_RECORD} FROM plan_edits WHERE plan_id = ?1 AND status = 'applied' ORDER BY seq DESC LIMIT 1"
+                )
+            };
+            Ok(edit_records(c, &sql, plan)?.pop())
+        })
+        .await
+    }
+}
+
+/// The columns of an [`EditRecord`], in the order [`edit_records`] reads them.
+const EDIT_RECORD: &str = "seq, at, who, community, op, reason, summary, status, before, after";
+
+/// The edits a query selecting [`EDIT_RECORD`] of plan `?1` finds.
+fn edit_records(c: &Connection, sql: &str, plan: i64) -> Result<Vec<EditRecord>> {
+    let mut s = c.prepare_cached(sql).map_err(be)?;
+    let mut rows = s.query([plan]).map_err(be)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(be)? {
+        let at: String = r.get(1).map_err(be)?;
+        let op: String = r.get(4).map_err(be)?;
+        out.push(EditRecord {
+            seq: r.get(0).map_err(be)?,
+            at: text_ts(&at)?,
+            who: r.get(2).map_err(be)?,
+            community: r.get(3).map_err(be)?,
+            op: serde_json::from_str(&op).unwrap_or(Value::Null),
+            reason: r.get(5).map_err(be)?,
+            summary: r.get(6).map_err(be)?,
+            status: r.get(7).map_err(be)?,
+            before: r.get(8).map_err(be)?,
+            after: r.get(9).map_err(be)?,
+        });
+    }
+    Ok(out)
 }

@@ -141,19 +141,16 @@ pub(super) fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Res
         conds.push(format!("{} = ?", f.sql));
         args.push(rusqlite::types::Value::Text(v.clone()));
     }
-    if !conds.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conds.join(" AND "));
-    }
+    let where_ = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    sql.push_str(&where_);
     // without a bbox the page can be cut in SQL (with a bbox, candidates from the R-tree are
     // tested exactly first)
     let mut matched = None;
     if q.bbox.is_none() {
-        let where_ = if conds.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conds.join(" AND "))
-        };
         let n: i64 = c
             .prepare_cached(&format!("SELECT count(*) FROM {table} t{where_}"))
             .map_err(be)?

@@ -316,6 +316,12 @@ const MIGRATION_8: &str = "
       at DATETIME NOT NULL, PRIMARY KEY (plan_id, grid_code)) WITHOUT ROWID;
     INSERT INTO wangge_schema VALUES (8);";
 
+/// Version 9: the edit log by status, so an undo, a redo and a new edit find their rows without
+/// reading the whole log (each row holds two states of a community).
+const MIGRATION_9: &str = "
+    CREATE INDEX IF NOT EXISTS plan_edits_status ON plan_edits (plan_id, status, seq);
+    INSERT INTO wangge_schema VALUES (9);";
+
 /// Bring a store of an older schema version up to [`SCHEMA_VERSION`], in one transaction.
 pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
@@ -349,6 +355,9 @@ pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     }
     if v < 8 && r.is_ok() {
         r = c.execute_batch(MIGRATION_8);
+    }
+    if v < 9 && r.is_ok() {
+        r = c.execute_batch(MIGRATION_9);
     }
     match r {
         Ok(()) => c.execute_batch("COMMIT"),

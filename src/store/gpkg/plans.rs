@@ -3,6 +3,35 @@
 use super::*;
 use crate::store::JobRecord;
 
+/// The columns of a [`GridRecord`], in the order [`grid_records`] reads them.
+const GRID_RECORD: &str = "code, name, community, street, households, buildings, weight, band, geom, valid_from, valid_to";
+
+/// The grids a query selecting [`GRID_RECORD`] finds.
+fn grid_records(c: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec<GridRecord>> {
+    let mut s = c.prepare_cached(sql).map_err(be)?;
+    let mut rows = s.query(args).map_err(be)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(be)? {
+        let g: Vec<u8> = r.get(8).map_err(be)?;
+        let vf: Option<String> = r.get(9).map_err(be)?;
+        let vt: Option<String> = r.get(10).map_err(be)?;
+        out.push(GridRecord {
+            code: r.get(0).map_err(be)?,
+            name: r.get(1).map_err(be)?,
+            community: r.get(2).map_err(be)?,
+            street: r.get(3).map_err(be)?,
+            households: r.get::<_, i64>(4).map_err(be)?.max(0) as u64,
+            buildings: r.get::<_, i64>(5).map_err(be)?.max(0) as u64,
+            weight: r.get(6).map_err(be)?,
+            band: r.get(7).map_err(be)?,
+            geometry: mp_of(&g)?,
+            valid_from: vf.as_deref().map(text_ts).transpose()?,
+            valid_to: vt.as_deref().map(text_ts).transpose()?,
+        });
+    }
+    Ok(out)
+}
+
 pub(super) fn plan_get(c: &Connection, id: i64) -> Result<Plan> {
     let row = c
         .prepare_cached(
@@ -212,31 +241,55 @@ impl Plans for GpkgStore {
     async fn plan_grids(&self, id: i64) -> Result<Vec<GridRecord>> {
         self.read(move |c| {
             plan_get(c, id)?;
+            grid_records(
+                c,
+                &format!("SELECT {GRID_RECORD} FROM grids WHERE plan_id = ?1 ORDER BY fid"),
+                rusqlite::params![id],
+            )
+        })
+        .await
+    }
+
+    async fn plan_community_grids(&self, id: i64, community: &str) -> Result<Vec<GridRecord>> {
+        let community = community.to_string();
+        self.read(move |c| {
+            plan_get(c, id)?;
+            grid_records(
+                c,
+                &format!(
+                    "SELECT {GRID_RECORD} FROM grids WHERE community = ?2 AND plan_id = ?1 ORDER BY fid"
+                ),
+                rusqlite::params![id, community],
+            )
+        })
+        .await
+    }
+
+    async fn plan_assignment_of(
+        &self,
+        id: i64,
+        buildings: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        let buildings = buildings.to_vec();
+        self.read(move |c| {
+            plan_get(c, id)?;
             let mut s = c
                 .prepare_cached(
-                    "SELECT code, name, community, street, households, buildings, weight, band, geom, valid_from, valid_to FROM grids WHERE plan_id = ?1 ORDER BY fid",
+                    "SELECT building_id, grid_code FROM plan_assignments WHERE plan_id = ?1 AND building_id = ?2",
                 )
                 .map_err(be)?;
-            let mut rows = s.query([id]).map_err(be)?;
             let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(be)? {
-                let g: Vec<u8> = r.get(8).map_err(be)?;
-                let vf: Option<String> = r.get(9).map_err(be)?;
-                let vt: Option<String> = r.get(10).map_err(be)?;
-                out.push(GridRecord {
-                    code: r.get(0).map_err(be)?,
-                    name: r.get(1).map_err(be)?,
-                    community: r.get(2).map_err(be)?,
-                    street: r.get(3).map_err(be)?,
-                    households: r.get::<_, i64>(4).map_err(be)?.max(0) as u64,
-                    buildings: r.get::<_, i64>(5).map_err(be)?.max(0) as u64,
-                    weight: r.get(6).map_err(be)?,
-                    band: r.get(7).map_err(be)?,
-                    geometry: mp_of(&g)?,
-                    valid_from: vf.as_deref().map(text_ts).transpose()?,
-                    valid_to: vt.as_deref().map(text_ts).transpose()?,
-                });
+            for b in &buildings {
+                if let Some(row) = s
+                    .query_row(rusqlite::params![id, b], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(be)?
+                {
+                    out.push(row);
+                }
             }
+            out.sort();
+            out.dedup();
             Ok(out)
         })
         .await

@@ -203,25 +203,45 @@ impl Edits for PostgisStore {
         plan_get(&client, plan).await?;
         let rows = client
             .query(
-                "SELECT seq, at, who, community, op, reason, summary, status, before, after FROM plan_edits WHERE plan_id = $1 ORDER BY seq",
+                &format!("SELECT {EDIT_RECORD} FROM plan_edits WHERE plan_id = $1 ORDER BY seq"),
                 &[&plan],
             )
             .await
             .map_err(pe)?;
-        Ok(rows
-            .iter()
-            .map(|r| EditRecord {
-                seq: i64::from(r.get::<_, i32>(0)),
-                at: r.get::<_, DateTime<Utc>>(1).timestamp(),
-                who: r.get(2),
-                community: r.get(3),
-                op: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or(Value::Null),
-                reason: r.get(5),
-                summary: r.get(6),
-                status: r.get(7),
-                before: r.get(8),
-                after: r.get(9),
-            })
-            .collect())
+        Ok(rows.iter().map(edit_record).collect())
+    }
+
+    async fn plan_edit_next(&self, plan: i64, redo: bool) -> Result<Option<EditRecord>> {
+        let client = self.client().await?;
+        plan_get(&client, plan).await?;
+        let sql = if redo {
+            format!(
+                "SELECT {EDIT_RECORD} FROM plan_edits WHERE plan_id = $1 AND status = 'undone' ORDER BY seq LIMIT 1"
+            )
+        } else {
+            format!(
+                "SELECT {EDIT_RECORD} FROM plan_edits WHERE plan_id = $1 AND status = 'applied' ORDER BY seq DESC LIMIT 1"
+            )
+        };
+        let rows = client.query(&sql, &[&plan]).await.map_err(pe)?;
+        Ok(rows.first().map(edit_record))
+    }
+}
+
+/// The columns of an [`EditRecord`], in the order [`edit_record`] reads them.
+const EDIT_RECORD: &str = "seq, at, who, community, op, reason, summary, status, before, after";
+
+fn edit_record(r: &tokio_postgres::Row) -> EditRecord {
+    EditRecord {
+        seq: i64::from(r.get::<_, i32>(0)),
+        at: r.get::<_, DateTime<Utc>>(1).timestamp(),
+        who: r.get(2),
+        community: r.get(3),
+        op: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or(Value::Null),
+        reason: r.get(5),
+        summary: r.get(6),
+        status: r.get(7),
+        before: r.get(8),
+        after: r.get(9),
     }
 }

@@ -1,7 +1,7 @@
 //! The PostGIS schema, as numbered migrations.
 
 /// Every migration with its version, in order.
-pub(super) const MIGRATIONS: [(i32, &str); 8] = [
+pub(super) const MIGRATIONS: [(i32, &str); 9] = [
     (1, MIGRATION_1),
     (2, MIGRATION_2),
     (3, MIGRATION_3),
@@ -10,7 +10,13 @@ pub(super) const MIGRATIONS: [(i32, &str); 8] = [
     (6, MIGRATION_6),
     (7, MIGRATION_7),
     (8, MIGRATION_8),
+    (9, MIGRATION_9),
 ];
+
+/// The edit log by status: an undo, a redo and a new edit find their rows without reading the
+/// whole log.
+pub(super) const MIGRATION_9: &str =
+    "CREATE INDEX IF NOT EXISTS plan_edits_status ON plan_edits (plan_id, status, seq);";
 
 /// Each plan's exception register: the grids published out of band, with why.
 pub(super) const MIGRATION_8: &str = "

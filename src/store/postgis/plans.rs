@@ -194,28 +194,46 @@ impl Plans for PostgisStore {
         plan_get(&client, id).await?;
         let rows = client
             .query(
-                "SELECT code, name, community, street, households, buildings, weight, band, ST_AsBinary(geom), valid_from, valid_to FROM grids WHERE plan_id = $1 ORDER BY fid",
+                &format!("SELECT {GRID_RECORD} FROM grids WHERE plan_id = $1 ORDER BY fid"),
                 &[&id],
             )
             .await
             .map_err(pe)?;
-        rows.iter()
-            .map(|r| {
-                Ok(GridRecord {
-                    code: r.get(0),
-                    name: r.get(1),
-                    community: r.get(2),
-                    street: r.get(3),
-                    households: u64::try_from(r.get::<_, i64>(4)).unwrap_or(0),
-                    buildings: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
-                    weight: r.get(6),
-                    band: r.get(7),
-                    geometry: mp_of(r.get::<_, &[u8]>(8))?,
-                    valid_from: ts(r.get(9)),
-                    valid_to: ts(r.get(10)),
-                })
-            })
-            .collect()
+        rows.iter().map(grid_record).collect()
+    }
+
+    async fn plan_community_grids(&self, id: i64, community: &str) -> Result<Vec<GridRecord>> {
+        let client = self.client().await?;
+        plan_get(&client, id).await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {GRID_RECORD} FROM grids WHERE plan_id = $1 AND community = $2 ORDER BY fid"
+                ),
+                &[&id, &community],
+            )
+            .await
+            .map_err(pe)?;
+        rows.iter().map(grid_record).collect()
+    }
+
+    async fn plan_assignment_of(
+        &self,
+        id: i64,
+        buildings: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        let client = self.client().await?;
+        plan_get(&client, id).await?;
+        Ok(client
+            .query(
+                "SELECT building_id, grid_code FROM plan_assignments WHERE plan_id = $1 AND building_id = ANY($2) ORDER BY building_id COLLATE \"C\"",
+                &[&id, &buildings],
+            )
+            .await
+            .map_err(pe)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     async fn plan_assignment(&self, id: i64) -> Result<Vec<(String, String)>> {
@@ -431,4 +449,24 @@ impl Plans for PostgisStore {
             .map_err(pe)?
             .and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
     }
+}
+
+/// The columns of a [`GridRecord`], in the order [`grid_record`] reads them.
+const GRID_RECORD: &str = "code, name, community, street, households, buildings, weight, band, \
+     ST_AsBinary(geom), valid_from, valid_to";
+
+fn grid_record(r: &tokio_postgres::Row) -> Result<GridRecord> {
+    Ok(GridRecord {
+        code: r.get(0),
+        name: r.get(1),
+        community: r.get(2),
+        street: r.get(3),
+        households: u64::try_from(r.get::<_, i64>(4)).unwrap_or(0),
+        buildings: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
+        weight: r.get(6),
+        band: r.get(7),
+        geometry: mp_of(r.get::<_, &[u8]>(8))?,
+        valid_from: ts(r.get(9)),
+        valid_to: ts(r.get(10)),
+    })
 }

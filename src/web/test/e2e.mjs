@@ -71,6 +71,24 @@ const idle = (page) => page.evaluate(() => new Promise((res) => {
   else m.once('idle', () => res());
 }));
 
+// waits up to a minute for a condition in the page; when it does not hold, the failure names the
+// step and what the page showed (toast, pending dry run, timing, the requests since the step began)
+async function waitOr(page, fn, arg, what, since = () => []) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: 60000 });
+  } catch (e) {
+    const seen = await page.evaluate(() => ({
+      toast: document.getElementById('toast')?.textContent,
+      pending: document.getElementById('pending')?.innerText,
+      timing: window.__wangge.timing,
+      selected: [...window.__wangge.selB],
+      target: document.querySelector('[data-testid="assign-target"]')?.value,
+    })).catch((err) => ({ unreadable: String(err) }));
+    const reqs = since().map((r) => `${r.request().method()} ${r.url().replace(BASE, '')} → ${r.status()}`);
+    throw new Error(`${what}: not within 60 s (${e.message.split('\n')[0]}); the page: ${JSON.stringify(seen)}; responses since: ${JSON.stringify(reqs.slice(-12))}`);
+  }
+}
+
 async function shot(page, name) {
   const path = `${OUT}/${name}.png`;
   await page.screenshot({ path });
@@ -218,7 +236,7 @@ const comm = (await rest('/collections/communities/items?limit=1', null)).data.f
 
 // 2. the planner on the draft
 const PLANNER = env('WANGGE_PLANNER');
-const { ctx, page, errors, drawnMs } = await open(PLANNER, 'planner');
+const { ctx, page, errors, responses, drawnMs } = await open(PLANNER, 'planner');
 report.planner_grids_drawn_ms = drawnMs;
 assert.equal(await page.evaluate(() => window.__wangge.plan?.id), DRAFT, 'the planner opens on the draft');
 log('planner: drawn vs store', await drawnVsStore(page, PLANNER));
@@ -380,8 +398,12 @@ for (let i = 0; i < EDITS; i++) {
   await selectBuilding(one);
   await page.selectOption('[data-testid="assign-target"]', to);
   await page.waitForSelector(`[data-testid="pending-grids"] li[data-code="${to}"]`, { timeout: 20000 });
+  const sent = responses.length;
   await page.click('[data-testid="assign"]');
-  await page.waitForFunction(([id, t]) => window.__wangge.assignment.get(id) === t && window.__wangge.timing?.settled !== undefined && window.__wangge.timing?.visible !== undefined, [one.id, to]);
+  // first the edit's answer applied to the page, then its first frame and the map idle; a wait
+  // that runs out says which of them did not come and what the page showed
+  await waitOr(page, ([id, t]) => window.__wangge.assignment.get(id) === t, [one.id, to], `edit ${i}: ${one.id} in ${to} after the answer`, () => responses.slice(sent));
+  await waitOr(page, () => window.__wangge.timing?.settled !== undefined && window.__wangge.timing?.visible !== undefined, null, `edit ${i}: the map drawn and idle after the answer`, () => responses.slice(sent));
   const tm = await page.evaluate(() => window.__wangge.timing);
   times.push(tm.visible);
   answered.push(tm.answered);

@@ -433,11 +433,24 @@ async function send(path, body) {
     };
     m.on('sourcedata', onData);
     m.once('idle', () => (timing.settled = performance.now() - t0));
-    toast(t('done', { s: data.summary }));
+    toast(t('done', { s: summaryOf(path, body, data) }));
   } catch (e) {
     if (e instanceof ApiError && e.status === 412) return showConflict();
     toast(t('refused', { m: e.message }), 'error');
   }
+}
+
+// what an edit did, in the page's language (the server's summary is a log line in English):
+// the operation, the buildings and households moved, the grids changed and removed
+function summaryOf(path, body, o) {
+  const which = path.endsWith('/undo') ? 'undo' : path.endsWith('/redo') ? 'redo' : body.op === 'move' ? 'assign' : body.op;
+  const parts = [t(which)];
+  if (o.moved.length) parts.push(t('moved', { n: fmt(o.moved.length), h: fmt(o.households_moved) }));
+  // (a lock changes no polygon: the grids it names)
+  const codes = o.changed.features.length ? o.changed.features.map((f) => f.properties.code) : body.grids || [];
+  if (codes.length) parts.push(t('grids_changed', { c: codes.slice(0, 6).join('、') + (codes.length > 6 ? '…' : '') }));
+  if (o.removed.length) parts.push(t('grids_removed', { c: o.removed.join('、') }));
+  return parts.join(' · ');
 }
 
 // an edit's answer: changed grids into the overlay and the table, moved buildings recoloured

@@ -84,6 +84,8 @@ const MESSAGES = {
   copy_draft: ['复制为草案', 'Copy to a draft'],
   planner_only: ['编辑需要规划员令牌', 'Editing needs a planner token'],
   done: ['已完成：{s}', 'Done: {s}'],
+  grids_changed: ['网格 {c}', 'grids {c}'],
+  grids_removed: ['移除网格 {c}', 'grids removed {c}'],
   refused: ['未执行：{m}', 'Refused: {m}'],
   against: ['对照方案', 'Against plan'],
   diff: ['比较', 'Compare'],

@@ -417,6 +417,13 @@ settled.sort((a, b) => a - b);
 report.edit_settled_ms = { median: settled[Math.floor(settled.length / 2)], n: settled.length };
 log('click → edit visible (ms):', report.edit_visible_ms, 'answered and applied:', report.edit_answered_ms, 'map idle:', report.edit_settled_ms);
 await shot(page, '07-after-edits');
+{
+  // the edit's message in the page's language: the operation, what moved, the grids
+  const last = (EDITS - 1) % 2 === 0 ? mv.A.code : mv.B.code;
+  const msg = await page.evaluate(() => document.getElementById('toast').textContent);
+  assert.match(msg, /^已完成：划入 · 迁移 \d+ 栋 [\d,]+ 户 · 网格 /, `the edit's message in Chinese: ${msg}`);
+  assert.ok(msg.includes(last), `the message names ${last}: ${msg}`);
+}
 
 // split a grid (balanced) from a map selection, then undo: the grid count follows the API
 {

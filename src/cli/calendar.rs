@@ -25,24 +25,20 @@ pub enum CalendarCmd {
     },
 }
 
-/// Run `wangge calendar …`.
-///
-/// # Errors
-/// The file cannot be read or parsed, or the date is bad; exit 1 when this year is uncovered.
-pub fn run(c: &CalendarCmd) -> Result<()> {
-    let CalendarCmd::Check {
-        calendar,
-        today,
-        json,
-    } = c;
-    let cal = match calendar {
+/// The calendar file given, or the built-in one.
+fn read_calendar(calendar: Option<&std::path::Path>) -> Result<Calendar> {
+    Ok(match calendar {
         Some(p) => Calendar::from_toml(
             &std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?,
         )
         .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
         None => Calendar::default_calendar(),
-    };
-    let now = match today {
+    })
+}
+
+/// Noon of `--today` (YYYY-MM-DD) in the calendar's time zone, or now.
+fn noon_of(today: Option<&str>, cal: &Calendar) -> Result<i64> {
+    Ok(match today {
         Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
             .with_context(|| format!("--today {d:?}: expected YYYY-MM-DD"))?
             .and_hms_opt(12, 0, 0)
@@ -50,7 +46,12 @@ pub fn run(c: &CalendarCmd) -> Result<()> {
             .map(|t| t.timestamp())
             .with_context(|| format!("--today {d:?}"))?,
         None => chrono::Utc::now().timestamp(),
-    };
+    })
+}
+
+/// What is wrong in a calendar: make-up working days that are not weekend days, dates listed
+/// in years the calendar does not declare.
+fn problems_of(cal: &Calendar) -> Vec<String> {
     let mut problems: Vec<String> = Vec::new();
     for d in &cal.makeup_workdays {
         if !cal.weekend.contains(&d.weekday()) {
@@ -65,6 +66,22 @@ pub fn run(c: &CalendarCmd) -> Result<()> {
         }
     }
     problems.sort();
+    problems
+}
+
+/// Run `wangge calendar …`.
+///
+/// # Errors
+/// The file cannot be read or parsed, or the date is bad; exit 1 when this year is uncovered.
+pub fn run(c: &CalendarCmd) -> Result<()> {
+    let CalendarCmd::Check {
+        calendar,
+        today,
+        json,
+    } = c;
+    let cal = read_calendar(calendar.as_deref())?;
+    let now = noon_of(today.as_deref(), &cal)?;
+    let problems = problems_of(&cal);
     let warning = cal.coverage_warning(now);
     let this_year = chrono::DateTime::from_timestamp(now, 0)
         .map(|t| t.with_timezone(&cal.offset).year())

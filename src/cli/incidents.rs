@@ -506,14 +506,101 @@ fn escalate(a: &EscalateArgs) -> Result<()> {
     Ok(())
 }
 
+/// A CSV of reports, each row a received case; rows with an unknown category or a bad time or
+/// coordinates are not counted (the first ten named on stderr). The cases and how many rows were
+/// left out.
+fn read_report_csv(path: &Path, cat: &Catalogue, cal: &Calendar) -> Result<(Vec<Case>, usize)> {
+    let mut bad = 0usize;
+    let name = path.display().to_string();
+    let mut rd = csv::Reader::from_path(path).with_context(|| format!("{name}: cannot read"))?;
+    let h = rd.headers()?.clone();
+    let col = |f: &[&str]| h.iter().position(|x| f.contains(&x.trim()));
+    let (ii, ci, ti, xi, yi) = (
+        col(&["id"]),
+        col(&["category", "type"]),
+        col(&["reported_at", "created"]),
+        col(&["lon"]),
+        col(&["lat"]),
+    );
+    let (Some(ci), Some(ti), Some(xi), Some(yi)) = (ci, ti, xi, yi) else {
+        bail!("{name}: needs columns category (or type), reported_at (or created), lon, lat");
+    };
+    let mut out = Vec::new();
+    for (k, rec) in rd.records().enumerate() {
+        let rec = rec.with_context(|| format!("{name}: row {}", k + 2))?;
+        let g = |i: usize| rec.get(i).unwrap_or("").trim();
+        let (Some(category), Some(at), Ok(x), Ok(y)) = (
+            cat.get(g(ci)),
+            parse_time_in(g(ti), cal.offset),
+            g(xi).parse::<f64>(),
+            g(yi).parse::<f64>(),
+        ) else {
+            bad += 1;
+            if bad <= 10 {
+                eprintln!(
+                    "  row {}: not counted (unknown category {:?}, or bad time or coordinates)",
+                    k + 2,
+                    g(ci)
+                );
+            }
+            continue;
+        };
+        let id = ii.map_or_else(|| (k + 2).to_string(), |i| g(i).to_string());
+        out.push(Case::report(
+            id,
+            category,
+            String::new(),
+            x,
+            y,
+            Source::Hotline,
+            None,
+            at,
+        ));
+    }
+    Ok((out, bad))
+}
+
+/// The figures as a table, one row per group.
+fn print_table(by: &str, figs: &[crate::incident::stats::Figures]) {
+    println!(
+        "{:<20} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7}",
+        by,
+        "received",
+        "accepted",
+        "closed",
+        "on time%",
+        "overdue",
+        "med h",
+        "p90 h",
+        "escal.",
+        "returns"
+    );
+    let f1 = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+    for f in figs {
+        println!(
+            "{:<20} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7}",
+            if f.key.is_empty() {
+                "(outside)"
+            } else {
+                &f.key
+            },
+            f.received,
+            f.accepted,
+            f.closed,
+            f1(f.on_time_rate_pct),
+            f.overdue_now,
+            f1(f.median_hours_to_close),
+            f1(f.p90_hours_to_close),
+            f.escalations,
+            f.returns
+        );
+    }
+}
+
 /// `wangge stats`.
 ///
 /// # Errors
 /// Bad arguments or input.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
 pub fn stats(a: &StatsArgs) -> Result<()> {
     let by: By = a.by.parse().map_err(|e: String| anyhow!(e))?;
     let (cat, cal) = a.config.load()?;
@@ -526,59 +613,10 @@ pub fn stats(a: &StatsArgs) -> Result<()> {
         .incidents
         .extension()
         .is_some_and(|e| e == "jsonl" || e == "ndjson");
-    let mut bad = 0usize;
-    let mut cases = if is_jsonl {
-        read_cases(&a.incidents)?
+    let (mut cases, bad) = if is_jsonl {
+        (read_cases(&a.incidents)?, 0)
     } else {
-        // a CSV of reports: each row is a received case
-        let name = a.incidents.display().to_string();
-        let mut rd =
-            csv::Reader::from_path(&a.incidents).with_context(|| format!("{name}: cannot read"))?;
-        let h = rd.headers()?.clone();
-        let col = |f: &[&str]| h.iter().position(|x| f.contains(&x.trim()));
-        let (ii, ci, ti, xi, yi) = (
-            col(&["id"]),
-            col(&["category", "type"]),
-            col(&["reported_at", "created"]),
-            col(&["lon"]),
-            col(&["lat"]),
-        );
-        let (Some(ci), Some(ti), Some(xi), Some(yi)) = (ci, ti, xi, yi) else {
-            bail!("{name}: needs columns category (or type), reported_at (or created), lon, lat");
-        };
-        let mut out = Vec::new();
-        for (k, rec) in rd.records().enumerate() {
-            let rec = rec.with_context(|| format!("{name}: row {}", k + 2))?;
-            let g = |i: usize| rec.get(i).unwrap_or("").trim();
-            let (Some(category), Some(at), Ok(x), Ok(y)) = (
-                cat.get(g(ci)),
-                parse_time_in(g(ti), cal.offset),
-                g(xi).parse::<f64>(),
-                g(yi).parse::<f64>(),
-            ) else {
-                bad += 1;
-                if bad <= 10 {
-                    eprintln!(
-                        "  row {}: not counted (unknown category {:?}, or bad time or coordinates)",
-                        k + 2,
-                        g(ci)
-                    );
-                }
-                continue;
-            };
-            let id = ii.map_or_else(|| (k + 2).to_string(), |i| g(i).to_string());
-            out.push(Case::report(
-                id,
-                category,
-                String::new(),
-                x,
-                y,
-                Source::Hotline,
-                None,
-                at,
-            ));
-        }
-        out
+        read_report_csv(&a.incidents, &cat, &cal)?
     };
     for c in &mut cases {
         if c.grid.is_none() {
@@ -606,39 +644,7 @@ pub fn stats(a: &StatsArgs) -> Result<()> {
             serde_json::json!({ "by": a.by, "groups": figs, "h3_resolution": a.h3_resolution, "h3": h3, "rows_not_counted": bad })
         );
     } else {
-        println!(
-            "{:<20} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7}",
-            a.by,
-            "received",
-            "accepted",
-            "closed",
-            "on time%",
-            "overdue",
-            "med h",
-            "p90 h",
-            "escal.",
-            "returns"
-        );
-        let f1 = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
-        for f in &figs {
-            println!(
-                "{:<20} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7}",
-                if f.key.is_empty() {
-                    "(outside)"
-                } else {
-                    &f.key
-                },
-                f.received,
-                f.accepted,
-                f.closed,
-                f1(f.on_time_rate_pct),
-                f.overdue_now,
-                f1(f.median_hours_to_close),
-                f1(f.p90_hours_to_close),
-                f.escalations,
-                f.returns
-            );
-        }
+        print_table(&a.by, &figs);
         println!(
             "H3 resolution {}: {} cells with cases",
             a.h3_resolution,

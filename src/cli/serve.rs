@@ -61,11 +61,8 @@ pub enum TokenCmd {
     },
 }
 
-/// Run `wangge serve`.
-///
-/// # Errors
-/// Bad settings, an unreachable store, or an address in use.
-pub fn serve(a: &ServeArgs) -> Result<()> {
+/// The settings file (or the defaults) with the command line's overrides, checked.
+fn settings(a: &ServeArgs) -> Result<Config> {
     let mut cfg: Config = match &a.config {
         Some(p) => toml::from_str(
             &std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?,
@@ -110,11 +107,13 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     if let Some(p) = &a.archive {
         cfg.archive = Some(p.display().to_string());
     }
-    let archive = cfg
-        .archive
-        .as_ref()
-        .map(|p| crate::tiles::archive::PmTiles::open(std::path::Path::new(p)))
-        .transpose()?;
+    Ok(cfg)
+}
+
+/// The event catalogue and working calendar the settings name, or the built-in ones.
+fn catalogue_and_calendar(
+    cfg: &Config,
+) -> Result<(crate::incident::Catalogue, crate::incident::Calendar)> {
     let cat = match &cfg.catalogue {
         Some(p) => crate::incident::Catalogue::from_toml(
             &std::fs::read_to_string(p).with_context(|| format!("{p}: cannot read"))?,
@@ -129,6 +128,21 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{p}: {e}"))?,
         None => crate::incident::Calendar::default_calendar(),
     };
+    Ok((cat, cal))
+}
+
+/// Run `wangge serve`.
+///
+/// # Errors
+/// Bad settings, an unreachable store, or an address in use.
+pub fn serve(a: &ServeArgs) -> Result<()> {
+    let cfg = settings(a)?;
+    let archive = cfg
+        .archive
+        .as_ref()
+        .map(|p| crate::tiles::archive::PmTiles::open(std::path::Path::new(p)))
+        .transpose()?;
+    let (cat, cal) = catalogue_and_calendar(&cfg)?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -244,10 +244,6 @@ impl Case {
     ///
     /// # Errors
     /// An illegal transition (with the allowed list) or a missing reason.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-    )]
     pub fn apply(
         &mut self,
         action: Action,
@@ -256,6 +252,69 @@ impl Case {
         cat: &Category,
         cal: &Calendar,
     ) -> Result<(), TransitionError> {
+        let name = self.check_action(&action)?;
+        let from = self.state;
+        let mut note = action.reason().unwrap_or("").to_string();
+        let to = match &action {
+            Action::Accept => State::Accepted,
+            Action::Reject { .. } => State::Rejected,
+            Action::Open => {
+                self.due_at = Some(self.due_from(at, cat, cal)?);
+                State::Opened
+            }
+            Action::Dispatch { unit } => {
+                note = self.dispatch(unit)?;
+                State::Dispatched
+            }
+            Action::Handle => State::Handled,
+            Action::Verify { passed: true } => State::Verified,
+            Action::Verify { passed: false } => {
+                note = "verification failed: back to the unit".into();
+                State::Dispatched
+            }
+            Action::Close => {
+                self.closed_at = Some(at);
+                State::Closed
+            }
+            Action::Evaluate { score } => {
+                note = self.evaluate(*score)?;
+                State::Closed
+            }
+            Action::Return { .. } => {
+                self.returns += 1;
+                self.unit = None;
+                State::Returned
+            }
+            Action::Extend { until, reason } => {
+                note = self.extend(*until, reason, at)?;
+                State::Dispatched
+            }
+            Action::Suspend { .. } => State::Suspended,
+            Action::Resume => {
+                let (before, resumed) = self.resume(at, cal)?;
+                note = resumed;
+                before
+            }
+            Action::Void { .. } => State::Voided,
+            Action::Escalate => {
+                note = self.escalate(at, cat, cal)?;
+                from
+            }
+        };
+        self.state = to;
+        self.history.push(HistoryEntry {
+            at,
+            who: who.to_string(),
+            action: name.into(),
+            from,
+            to,
+            note,
+        });
+        Ok(())
+    }
+
+    /// The action's name when it is allowed now and its reason (if it takes one) is not blank.
+    fn check_action(&self, action: &Action) -> Result<&'static str, TransitionError> {
         let name = action.name();
         if !self.allowed().contains(&name) {
             return Err(TransitionError::Illegal {
@@ -271,138 +330,123 @@ impl Case {
                 action: name.into(),
             });
         }
-        let from = self.state;
-        let mut note = action.reason().unwrap_or("").to_string();
-        let to = match &action {
-            Action::Accept => State::Accepted,
-            Action::Reject { .. } => State::Rejected,
-            Action::Open => {
-                self.due_at = Some(cal.due_at(at, cat.limit).map_err(|source| {
-                    TransitionError::Calendar {
-                        id: self.id.clone(),
-                        source,
-                    }
-                })?);
-                State::Opened
-            }
-            Action::Dispatch { unit } => {
-                if unit.trim().is_empty() {
-                    return Err(TransitionError::Invalid {
-                        id: self.id.clone(),
-                        message: "dispatch needs a unit".into(),
-                    });
+        Ok(name)
+    }
+
+    /// The due time of a case opened (or escalated) at `at`, by its category's time limit on
+    /// the working calendar.
+    fn due_from(&self, at: i64, cat: &Category, cal: &Calendar) -> Result<i64, TransitionError> {
+        cal.due_at(at, cat.limit)
+            .map_err(|source| TransitionError::Calendar {
+                id: self.id.clone(),
+                source,
+            })
+    }
+
+    /// Dispatch to `unit` (not blank); the history note.
+    fn dispatch(&mut self, unit: &str) -> Result<String, TransitionError> {
+        if unit.trim().is_empty() {
+            return Err(TransitionError::Invalid {
+                id: self.id.clone(),
+                message: "dispatch needs a unit".into(),
+            });
+        }
+        self.unit = Some(unit.to_string());
+        Ok(format!("to {unit}"))
+    }
+
+    /// The resident's score, 1 to 5; the history note.
+    fn evaluate(&mut self, score: u8) -> Result<String, TransitionError> {
+        if !(1..=5).contains(&score) {
+            return Err(TransitionError::Invalid {
+                id: self.id.clone(),
+                message: format!("score {score}: expected 1 to 5"),
+            });
+        }
+        self.score = Some(score);
+        Ok(format!("score {score}"))
+    }
+
+    /// Extend the due time to `until` (dispatched again); the history note.
+    fn extend(&mut self, until: i64, reason: &str, at: i64) -> Result<String, TransitionError> {
+        // a due time within a year of now: anything else is a mistake (and a year
+        // 10000 would make every later read of the case fail)
+        if until <= at || until > at + MAX_EXTENSION {
+            return Err(TransitionError::Invalid {
+                id: self.id.clone(),
+                message: format!(
+                    "until = {until}: expected a time after now and at most 366 days \
+                     later ({} to {})",
+                    crate::model::format_time(at),
+                    crate::model::format_time(at + MAX_EXTENSION)
+                ),
+            });
+        }
+        if self.due_at.is_some_and(|d| until <= d) {
+            return Err(TransitionError::Invalid {
+                id: self.id.clone(),
+                message: "an extension must move the due time later".into(),
+            });
+        }
+        self.due_at = Some(until);
+        Ok(format!(
+            "until {}: {reason}",
+            crate::model::format_time(until)
+        ))
+    }
+
+    /// Resume a suspended case: back to where it was, with the working time it had left.
+    /// The state to return to and the history note.
+    fn resume(&mut self, at: i64, cal: &Calendar) -> Result<(State, String), TransitionError> {
+        let (before, since) = self
+            .history
+            .iter()
+            .rev()
+            .find(|h| h.action == "suspend")
+            .map_or((State::Dispatched, at), |h| (h.from, h.at));
+        if let Some(d) = self.due_at {
+            self.due_at = Some(cal.resumed_due(d, since, at).map_err(|source| {
+                TransitionError::Calendar {
+                    id: self.id.clone(),
+                    source,
                 }
-                self.unit = Some(unit.clone());
-                note = format!("to {unit}");
-                State::Dispatched
-            }
-            Action::Handle => State::Handled,
-            Action::Verify { passed: true } => State::Verified,
-            Action::Verify { passed: false } => {
-                note = "verification failed: back to the unit".into();
-                State::Dispatched
-            }
-            Action::Close => {
-                self.closed_at = Some(at);
-                State::Closed
-            }
-            Action::Evaluate { score } => {
-                if !(1..=5).contains(score) {
-                    return Err(TransitionError::Invalid {
-                        id: self.id.clone(),
-                        message: format!("score {score}: expected 1 to 5"),
-                    });
-                }
-                self.score = Some(*score);
-                note = format!("score {score}");
-                State::Closed
-            }
-            Action::Return { .. } => {
-                self.returns += 1;
-                self.unit = None;
-                State::Returned
-            }
-            Action::Extend { until, reason } => {
-                // a due time within a year of now: anything else is a mistake (and a year
-                // 10000 would make every later read of the case fail)
-                if *until <= at || *until > at + MAX_EXTENSION {
-                    return Err(TransitionError::Invalid {
-                        id: self.id.clone(),
-                        message: format!(
-                            "until = {until}: expected a time after now and at most 366 days \
-                             later ({} to {})",
-                            crate::model::format_time(at),
-                            crate::model::format_time(at + MAX_EXTENSION)
-                        ),
-                    });
-                }
-                if self.due_at.is_some_and(|d| *until <= d) {
-                    return Err(TransitionError::Invalid {
-                        id: self.id.clone(),
-                        message: "an extension must move the due time later".into(),
-                    });
-                }
-                self.due_at = Some(*until);
-                note = format!("until {}: {reason}", crate::model::format_time(*until));
-                State::Dispatched
-            }
-            Action::Suspend { .. } => State::Suspended,
-            Action::Resume => {
-                // back to where it was, with the working time it had left
-                let (before, since) = self
-                    .history
-                    .iter()
-                    .rev()
-                    .find(|h| h.action == "suspend")
-                    .map_or((State::Dispatched, at), |h| (h.from, h.at));
-                if let Some(d) = self.due_at {
-                    self.due_at = Some(cal.resumed_due(d, since, at).map_err(|source| {
-                        TransitionError::Calendar {
-                            id: self.id.clone(),
-                            source,
-                        }
-                    })?);
-                }
-                note = match self.due_at {
-                    Some(d) => format!("due {}", crate::model::format_time(d)),
-                    None => String::new(),
-                };
-                before
-            }
-            Action::Void { .. } => State::Voided,
-            Action::Escalate => {
-                if self.level >= cat.max_level || !cat.escalate {
-                    return Err(TransitionError::Invalid {
-                        id: self.id.clone(),
-                        message: format!(
-                            "already at the highest level for its category ({:?})",
-                            self.level
-                        ),
-                    });
-                }
-                let old = self.level;
-                self.level = self.level.up();
-                self.escalations += 1;
-                self.due_at = Some(cal.due_at(at, cat.limit).map_err(|source| {
-                    TransitionError::Calendar {
-                        id: self.id.clone(),
-                        source,
-                    }
-                })?);
-                note = format!("{old:?} → {:?}: open at its due time", self.level);
-                from
-            }
+            })?);
+        }
+        let note = match self.due_at {
+            Some(d) => format!("due {}", crate::model::format_time(d)),
+            None => String::new(),
         };
-        self.state = to;
-        self.history.push(HistoryEntry {
-            at,
-            who: who.to_string(),
-            action: name.into(),
-            from,
-            to,
-            note,
-        });
-        Ok(())
+        Ok((before, note))
+    }
+
+    /// Escalate one level with a new due time from now; the history note.
+    fn escalate(
+        &mut self,
+        at: i64,
+        cat: &Category,
+        cal: &Calendar,
+    ) -> Result<String, TransitionError> {
+        if self.level >= cat.max_level || !cat.escalate {
+            return Err(TransitionError::Invalid {
+                id: self.id.clone(),
+                message: format!(
+                    "already at the highest level for its category ({:?})",
+                    self.level
+                ),
+            });
+        }
+        let old = self.level;
+        self.level = self.level.up();
+        self.escalations += 1;
+        self.due_at =
+            Some(
+                cal.due_at(at, cat.limit)
+                    .map_err(|source| TransitionError::Calendar {
+                        id: self.id.clone(),
+                        source,
+                    })?,
+            );
+        Ok(format!("{old:?} → {:?}: open at its due time", self.level))
     }
 
     /// Overdue at `now`: the clock runs and the due time has passed.

@@ -167,94 +167,121 @@ pub fn assemble_edges(
             });
             continue;
         }
-        if es.is_empty() {
-            return Err(AssembleError::Empty { grid: gi });
-        }
-        let rings = chain(t, es, drop);
-        if tracing::enabled!(tracing::Level::DEBUG)
-            && rings.iter().filter(|r| signed_area(r) > 0.0).count() != 1
-        {
-            for r in &rings {
-                let c = t.frame.inv(r[0].1);
-                tracing::debug!(
-                    grid = gi,
-                    area_m2 = signed_area(r),
-                    lon = c.x,
-                    lat = c.y,
-                    points = r.len(),
-                    "grid with other than one outer ring"
-                );
-            }
-        }
-        let mut shells = Vec::new();
-        let mut holes = Vec::new();
-        for r in rings {
-            let a = signed_area(&r);
-            // rings of (numerically) zero area are slivers of the triangulation, not holes
-            if a > 1e-4 {
-                shells.push((a, r));
-            } else if a < -1e-4 {
-                holes.push(r);
-            }
-        }
-        if shells.len() > 1 {
-            // slivers of zero width left over at road ends, and crumbs cut off where given
-            // polygons (kept grids) and the new layers do not meet exactly, become part of the
-            // gap budget
-            shells.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let main = shells[0].0;
-            let rest: f64 = shells[1..].iter().map(|(a, _)| *a).sum();
-            let crumbs = if given > 0 {
-                CRUMB_M2.min(main * 0.01)
-            } else {
-                1.0_f64.max(main * 1e-6)
-            };
-            if rest < crumbs {
-                shells.truncate(1);
-            }
-        }
-        if shells.len() != 1 {
-            for (a, r) in &shells {
-                let c = t.frame.inv(r[0].1);
-                tracing::debug!(
-                    grid = gi,
-                    area_m2 = a,
-                    lon = c.x,
-                    lat = c.y,
-                    "shell of a grid in pieces"
-                );
-            }
-            return Err(AssembleError::NotContiguous {
-                grid: gi,
-                shells: shells.len(),
-            });
-        }
-        let (_, shell) = shells.pop().ok_or(AssembleError::Empty { grid: gi })?;
-        let to_ll = |r: &[(Pt, Coord)]| -> LineString {
-            let mut v: Vec<Coord> = r
-                .iter()
-                .map(|(p, c)| {
-                    if (p.0 as usize) < t.verts.len() {
-                        t.orig[p.0 as usize].unwrap_or_else(|| t.frame.inv(*c))
-                    } else {
-                        t.frame.inv(*c)
-                    }
-                })
-                .collect();
-            v.push(v[0]);
-            LineString(v)
-        };
-        let to_m = |r: &[(Pt, Coord)]| -> LineString {
-            let mut v: Vec<Coord> = r.iter().map(|(_, c)| *c).collect();
-            v.push(v[0]);
-            LineString(v)
-        };
-        let metres = Polygon::new(to_m(&shell), holes.iter().map(|h| to_m(h)).collect());
-        let wgs84 = Polygon::new(to_ll(&shell), holes.iter().map(|h| to_ll(h)).collect());
-        let wgs84 = clean_polygon(wgs84);
-        out.push(GridPolygon { metres, wgs84 });
+        out.push(grid_polygon(t, gi, es, given, drop)?);
     }
     Ok(out)
+}
+
+/// One grid's polygon, in metres and in WGS84, from its boundary edges.
+fn grid_polygon(
+    t: &Tessellation,
+    gi: usize,
+    es: &[(Pt, Pt, usize)],
+    given: usize,
+    drop: &HashSet<Pt>,
+) -> Result<GridPolygon, AssembleError> {
+    if es.is_empty() {
+        return Err(AssembleError::Empty { grid: gi });
+    }
+    let rings = chain(t, es, drop);
+    if tracing::enabled!(tracing::Level::DEBUG)
+        && rings.iter().filter(|r| signed_area(r) > 0.0).count() != 1
+    {
+        for r in &rings {
+            let c = t.frame.inv(r[0].1);
+            tracing::debug!(
+                grid = gi,
+                area_m2 = signed_area(r),
+                lon = c.x,
+                lat = c.y,
+                points = r.len(),
+                "grid with other than one outer ring"
+            );
+        }
+    }
+    let (shell, holes) = shell_and_holes(t, gi, rings, given)?;
+    let to_ll = |r: &[(Pt, Coord)]| -> LineString {
+        let mut v: Vec<Coord> = r
+            .iter()
+            .map(|(p, c)| {
+                if (p.0 as usize) < t.verts.len() {
+                    t.orig[p.0 as usize].unwrap_or_else(|| t.frame.inv(*c))
+                } else {
+                    t.frame.inv(*c)
+                }
+            })
+            .collect();
+        v.push(v[0]);
+        LineString(v)
+    };
+    let to_m = |r: &[(Pt, Coord)]| -> LineString {
+        let mut v: Vec<Coord> = r.iter().map(|(_, c)| *c).collect();
+        v.push(v[0]);
+        LineString(v)
+    };
+    let metres = Polygon::new(to_m(&shell), holes.iter().map(|h| to_m(h)).collect());
+    let wgs84 = Polygon::new(to_ll(&shell), holes.iter().map(|h| to_ll(h)).collect());
+    let wgs84 = clean_polygon(wgs84);
+    Ok(GridPolygon { metres, wgs84 })
+}
+
+/// Ring of a grid's boundary: points with their position in metres.
+type Ring = Vec<(Pt, Coord)>;
+
+/// A grid's one shell and its holes from its rings; rings of zero area are slivers, and extra
+/// shells small enough (zero-width slivers at road ends, crumbs where kept grids and the new
+/// layers do not meet exactly) are dropped into the gap budget.
+fn shell_and_holes(
+    t: &Tessellation,
+    gi: usize,
+    rings: Vec<Ring>,
+    given: usize,
+) -> Result<(Ring, Vec<Ring>), AssembleError> {
+    let mut shells = Vec::new();
+    let mut holes = Vec::new();
+    for r in rings {
+        let a = signed_area(&r);
+        // rings of (numerically) zero area are slivers of the triangulation, not holes
+        if a > 1e-4 {
+            shells.push((a, r));
+        } else if a < -1e-4 {
+            holes.push(r);
+        }
+    }
+    if shells.len() > 1 {
+        // slivers of zero width left over at road ends, and crumbs cut off where given
+        // polygons (kept grids) and the new layers do not meet exactly, become part of the
+        // gap budget
+        shells.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let main = shells[0].0;
+        let rest: f64 = shells[1..].iter().map(|(a, _)| *a).sum();
+        let crumbs = if given > 0 {
+            CRUMB_M2.min(main * 0.01)
+        } else {
+            1.0_f64.max(main * 1e-6)
+        };
+        if rest < crumbs {
+            shells.truncate(1);
+        }
+    }
+    if shells.len() != 1 {
+        for (a, r) in &shells {
+            let c = t.frame.inv(r[0].1);
+            tracing::debug!(
+                grid = gi,
+                area_m2 = a,
+                lon = c.x,
+                lat = c.y,
+                "shell of a grid in pieces"
+            );
+        }
+        return Err(AssembleError::NotContiguous {
+            grid: gi,
+            shells: shells.len(),
+        });
+    }
+    let (_, shell) = shells.pop().ok_or(AssembleError::Empty { grid: gi })?;
+    Ok((shell, holes))
 }
 
 fn signed_area(r: &[(Pt, Coord)]) -> f64 {

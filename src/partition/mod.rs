@@ -322,10 +322,6 @@ pub struct RegridCache(
 ///
 /// # Errors
 /// As [`regrid`].
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
 pub fn regrid_with(
     communities: &[Community],
     buildings: &[Building],
@@ -398,6 +394,18 @@ pub fn regrid_with(
         .collect();
     done.sort_by_key(|x| x.0);
     let results: Vec<Outcome> = done.into_iter().map(|x| x.1).collect();
+    gather(results, params, has_roads, outside_buildings)
+}
+
+/// The regrid of a district from its communities' outcomes (in community order): grids, atoms and
+/// fabrics in that order, the upper levels, the assignment and the district's figures.
+fn gather(
+    results: Vec<Result<CommunityOutcome, RegridError>>,
+    params: &RegridParams,
+    has_roads: bool,
+    outside_buildings: usize,
+) -> Result<RegridResult, RegridError> {
+    let band = params.band;
     let mut grids = Vec::new();
     let mut reports = Vec::new();
     let mut atoms = Vec::new();

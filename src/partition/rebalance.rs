@@ -147,6 +147,50 @@ fn was_in(
     }
 }
 
+/// Households per old grid, which grids are out of band where something changed (a grid of one
+/// building over the maximum and a locked grid are fine), and the grids free at first: those,
+/// with the neighbours in their community of any below the minimum.
+fn first_free(
+    buildings: &[Building],
+    old: &[FixedGrid],
+    (owner, changed): (&[Option<usize>], &[bool]),
+    nbrs: &[HashSet<usize>],
+    locked: &HashSet<String>,
+    band: Band,
+) -> (Vec<f64>, Vec<bool>, HashSet<usize>) {
+    let mut w = vec![0.0; old.len()];
+    let mut nb = vec![0usize; old.len()];
+    let mut single_big = vec![false; old.len()];
+    for (b, o) in buildings.iter().zip(owner) {
+        if let Some(g) = o {
+            w[*g] += b.weight;
+            nb[*g] += 1;
+            single_big[*g] = b.weight > band.max();
+        }
+    }
+    let out_of_band: Vec<bool> = (0..old.len())
+        .map(|g| {
+            let fine = band.contains(w[g]) || locked.contains(&old[g].code);
+            changed[g] && !(fine || (nb[g] == 1 && single_big[g]))
+        })
+        .collect();
+    // a grid below the minimum cannot be put right alone: its neighbours join from the start
+    let mut free: HashSet<usize> = (0..old.len()).filter(|&g| out_of_band[g]).collect();
+    let short: Vec<usize> = free
+        .iter()
+        .copied()
+        .filter(|&g| w[g] < band.min())
+        .collect();
+    for g in short {
+        free.extend(
+            nbrs[g].iter().copied().filter(|&h| {
+                old[h].community == old[g].community && !locked.contains(&old[h].code)
+            }),
+        );
+    }
+    (w, out_of_band, free)
+}
+
 /// Rebalance `old` grids for updated `buildings`.
 ///
 /// # Errors
@@ -176,44 +220,16 @@ pub fn rebalance(
         .map(|(i, g)| (g.code.as_str(), i))
         .collect();
     let was = was_in(buildings, &code_index, previous, &owner);
-    let mut w = vec![0.0; old.len()];
-    let mut nb = vec![0usize; old.len()];
-    let mut single_big = vec![false; old.len()];
-    for (b, o) in buildings.iter().zip(&owner) {
-        if let Some(g) = o {
-            w[*g] += b.weight;
-            nb[*g] += 1;
-            single_big[*g] = b.weight > band.max();
-        }
-    }
     // only grids where something changed are redrawn at first (their neighbours join in stage 2
     // when that is not enough): a grid left as it was is kept, in band or not, so a change stays
     // local to where it happened
     let changed = changed_grids(buildings, old, (&owner, &was), previous, &code_index);
-    let out_of_band: Vec<bool> = (0..old.len())
-        .map(|g| {
-            let fine = band.contains(w[g]) || locked.contains(&old[g].code);
-            changed[g] && !(fine || (nb[g] == 1 && single_big[g]))
-        })
-        .collect();
     let nbrs = neighbours(old);
+    let (w, out_of_band, mut free) =
+        first_free(buildings, old, (&owner, &changed), &nbrs, locked, band);
     let mut last: Option<(RegridResult, Changes)> = None;
     // stage 1: each grid out of band is redrawn alone; stage 2: those that could not be put
     // right alone are redrawn with their neighbours of the same community
-    // a grid below the minimum cannot be put right alone: its neighbours join from the start
-    let mut free: HashSet<usize> = (0..old.len()).filter(|&g| out_of_band[g]).collect();
-    let short: Vec<usize> = free
-        .iter()
-        .copied()
-        .filter(|&g| w[g] < band.min())
-        .collect();
-    for g in short {
-        free.extend(
-            nbrs[g].iter().copied().filter(|&h| {
-                old[h].community == old[g].community && !locked.contains(&old[h].code)
-            }),
-        );
-    }
     let mut kept_whole: Vec<(String, String)> = Vec::new();
     let cache = RegridCache::default();
     // one attempt with the grids outside `free` kept: regrid, codes, change report, notes
@@ -553,7 +569,18 @@ fn inherit_codes(
         result.grids[g].code = code;
         result.grids[g].name = name;
     }
+    number_new_grids(result, old, &used_new, &taken);
+    in_old_order(result, old);
+}
 
+/// Grids that inherit no code take the next sequence numbers of their community, after every
+/// code it had and skipping codes taken anywhere.
+fn number_new_grids(
+    result: &mut RegridResult,
+    old: &[FixedGrid],
+    used_new: &HashSet<usize>,
+    taken: &HashSet<String>,
+) {
     let mut next: HashMap<String, usize> = HashMap::new();
     for g in 0..result.grids.len() {
         let gr = &result.grids[g];
@@ -582,8 +609,12 @@ fn inherit_codes(
             }
         }
     }
-    // the grids in the order of the plan in force, new ones after it (by community and code),
-    // so that a plan rebalanced without change is written byte for byte as it was read
+}
+
+/// The grids in the order of the plan in force, new ones after it (by community and code), so
+/// that a plan rebalanced without change is written byte for byte as it was read; the
+/// assignment renumbered to match.
+fn in_old_order(result: &mut RegridResult, old: &[FixedGrid]) {
     let at: HashMap<&str, usize> = old
         .iter()
         .enumerate()

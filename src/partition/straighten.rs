@@ -275,6 +275,47 @@ fn shortcut_run(
     }
 }
 
+/// The bounding box of `pts` grown by the clearance, as [x0, y0, x1, y1].
+#[inline]
+fn padded_envelope(pts: &[Coord]) -> [f64; 4] {
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for p in pts {
+        x0 = x0.min(p.x);
+        y0 = y0.min(p.y);
+        x1 = x1.max(p.x);
+        y1 = y1.max(p.y);
+    }
+    [
+        x0 - CLEARANCE_M,
+        y0 - CLEARANCE_M,
+        x1 + CLEARANCE_M,
+        y1 + CLEARANCE_M,
+    ]
+}
+
+/// May the shortcut a–b be drawn beside an obstacle edge from `shared` (an end of the shortcut)
+/// to `other`? Not when it folds back along the edge, nor when the edge's far end comes too
+/// close (unless the edge joins both ends).
+#[inline]
+fn endpoint_edge_ok(
+    (a, b): (Coord, Coord),
+    touches_a: bool,
+    touches_b: bool,
+    shared: Coord,
+    other: Coord,
+) -> bool {
+    let far = if touches_a { b } else { a };
+    let (ux, uy) = (far.x - shared.x, far.y - shared.y);
+    let (vx, vy) = (other.x - shared.x, other.y - shared.y);
+    let cross = ux * vy - uy * vx;
+    let (lu, lv) = (ux.hypot(uy), vx.hypot(vy));
+    if cross.abs() <= 1e-3 * lu * lv && ux * vx + uy * vy > 0.0 {
+        return false;
+    }
+    // the far end of that edge must keep its distance too
+    !(seg_point_dist(a, b, other) < CLEARANCE_M && !(touches_a && touches_b))
+}
+
 /// May the run's points strictly between `i` and `j` be replaced by the segment i–j?
 fn shortcut_ok(
     run: &[Pt],
@@ -297,23 +338,8 @@ fn shortcut_ok(
             index.get(p).copied().filter(|&k| k > i && k < j)
         }
     };
-    let env = |pts: &[Coord]| {
-        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-        for p in pts {
-            x0 = x0.min(p.x);
-            y0 = y0.min(p.y);
-            x1 = x1.max(p.x);
-            y1 = y1.max(p.y);
-        }
-        [
-            x0 - CLEARANCE_M,
-            y0 - CLEARANCE_M,
-            x1 + CLEARANCE_M,
-            y1 + CLEARANCE_M,
-        ]
-    };
     // no obstacle segment crosses or comes too close to the shortcut
-    let eb = env(&[a, b]);
+    let eb = padded_envelope(&[a, b]);
     let seg_clear = |(p0, q0, (p, q)): (Coord, Coord, (Pt, Pt))| {
         if p0.x.max(q0.x) < eb[0]
             || p0.x.min(q0.x) > eb[2]
@@ -336,16 +362,7 @@ fn shortcut_ok(
             } else {
                 (q0, p0)
             };
-            let far = if touches_a { b } else { a };
-            let (ux, uy) = (far.x - shared.x, far.y - shared.y);
-            let (vx, vy) = (other.x - shared.x, other.y - shared.y);
-            let cross = ux * vy - uy * vx;
-            let (lu, lv) = (ux.hypot(uy), vx.hypot(vy));
-            if cross.abs() <= 1e-3 * lu * lv && ux * vx + uy * vy > 0.0 {
-                return false;
-            }
-            // the far end of that edge must keep its distance too
-            return !(seg_point_dist(a, b, other) < CLEARANCE_M && !(touches_a && touches_b));
+            return endpoint_edge_ok((a, b), touches_a, touches_b, shared, other);
         }
         seg_seg_dist(a, b, p0, q0) >= CLEARANCE_M
     };
@@ -359,7 +376,7 @@ fn shortcut_ok(
     }
     // the swept area holds no obstacle point
     let poly = &c[i..=j];
-    let eb = env(poly);
+    let eb = padded_envelope(poly);
     let pt_clear = |(p, o): (Coord, Pt)| {
         if p.x < eb[0] || p.x > eb[2] || p.y < eb[1] || p.y > eb[3] {
             return true;

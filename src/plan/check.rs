@@ -69,18 +69,9 @@ fn round(x: f64, d: i32) -> f64 {
     (x * k).round() / k
 }
 
-/// Check a plan's grids against the communities, buildings and roads they were drawn on.
-#[must_use]
-pub fn check(
-    communities: &[Community],
-    buildings: &[Building],
-    roads: &[Road],
-    grids: &[GridRecord],
-    band: Band,
-) -> Report {
-    let mut problems = Vec::new();
-    // one frame for everything, centred like the checker's
-    let centre = communities
+/// The centre of the communities' joint bounding box (the origin when there are none).
+fn centre_of(communities: &[Community]) -> Coord {
+    communities
         .iter()
         .filter_map(|c| c.geometry.bounding_rect())
         .reduce(|a, b| {
@@ -95,7 +86,21 @@ pub fn check(
                 },
             )
         })
-        .map_or(Coord { x: 0.0, y: 0.0 }, |r| r.center());
+        .map_or(Coord { x: 0.0, y: 0.0 }, |r| r.center())
+}
+
+/// Check a plan's grids against the communities, buildings and roads they were drawn on.
+#[must_use]
+pub fn check(
+    communities: &[Community],
+    buildings: &[Building],
+    roads: &[Road],
+    grids: &[GridRecord],
+    band: Band,
+) -> Report {
+    let mut problems = Vec::new();
+    // one frame for everything, centred like the checker's
+    let centre = centre_of(communities);
     let frame = LocalFrame::new(centre.x, centre.y);
     let polys = one_polygon_each(grids, &mut problems);
     let metres: Vec<Option<Polygon>> = polys
@@ -111,24 +116,7 @@ pub fn check(
             .collect(),
     );
     let (hh, counts, split, unassigned) = buildings_in_grids(communities, buildings, &polys, &tree);
-    if split > 0 {
-        problems.push(format!("{split} buildings are split between grids"));
-    }
-    if unassigned > 0 {
-        problems.push(format!(
-            "{unassigned} buildings with households lie in no grid"
-        ));
-    }
-    let mism = grids
-        .iter()
-        .zip(&hh)
-        .filter(|(g, h)| g.households != **h)
-        .count();
-    if mism > 0 {
-        problems.push(format!(
-            "{mism} grids claim households that differ from the sum of their buildings"
-        ));
-    }
+    building_problems(grids, &hh, (split, unassigned), &mut problems);
     let (inband, oversize, out_of_band, pp) = band_and_shape(grids, (&hh, &counts), &metres, band);
     let counted = grids.len() - oversize;
     let in_band_pct = if counted > 0 {
@@ -163,6 +151,34 @@ pub fn check(
         road_following_pct: road_pct.map(|r| round(r, 2)),
         out_of_band,
         problems,
+    }
+}
+
+/// Problems with the buildings: split between grids, with households in no grid, or counted
+/// differently from what the grids claim.
+fn building_problems(
+    grids: &[GridRecord],
+    hh: &[u64],
+    (split, unassigned): (usize, usize),
+    problems: &mut Vec<String>,
+) {
+    if split > 0 {
+        problems.push(format!("{split} buildings are split between grids"));
+    }
+    if unassigned > 0 {
+        problems.push(format!(
+            "{unassigned} buildings with households lie in no grid"
+        ));
+    }
+    let mism = grids
+        .iter()
+        .zip(hh)
+        .filter(|(g, h)| g.households != **h)
+        .count();
+    if mism > 0 {
+        problems.push(format!(
+            "{mism} grids claim households that differ from the sum of their buildings"
+        ));
     }
 }
 
@@ -373,37 +389,9 @@ fn near(tree: &RTree<Seg>, p: Coord, d: f64) -> bool {
     .any(|s| crate::geom::seg_point_dist(s.0, s.1, p) <= d)
 }
 
-/// The checker's road figure: internal boundaries sampled every 5 m, points within 1 m of a
-/// community edge left out, the share within 20 m of a road.
-fn road_following(
-    communities: &[Community],
-    metres: &[Option<Polygon>],
-    roads: &[Road],
-    frame: &LocalFrame,
-) -> f64 {
-    let road_tree = RTree::bulk_load(
-        roads
-            .iter()
-            .flat_map(|r| {
-                r.line
-                    .0
-                    .windows(2)
-                    .map(|w| Seg(frame.fwd(w[0]), frame.fwd(w[1])))
-            })
-            .collect(),
-    );
-    let edge_tree = RTree::bulk_load(
-        communities
-            .iter()
-            .flat_map(|c| c.geometry.0.iter())
-            .flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()))
-            .flat_map(|r| {
-                r.0.windows(2)
-                    .map(|w| Seg(frame.fwd(w[0]), frame.fwd(w[1])))
-            })
-            .collect::<Vec<_>>(),
-    );
-    // each boundary edge once, noded at the vertices lying on it (as a union of lines is)
+/// The grids' boundaries in metres, each edge once, noded at the vertices lying on it (as a
+/// union of lines is).
+fn noded_boundaries(metres: &[Option<Polygon>]) -> Vec<(Coord, Coord)> {
     let key = |c: Coord| ((c.x * 1e6).round() as i64, (c.y * 1e6).round() as i64);
     let mut verts: Vec<Coord> = Vec::new();
     let mut vseen: BTreeSet<(i64, i64)> = BTreeSet::new();
@@ -455,6 +443,40 @@ fn road_following(
             prev = p;
         }
     }
+    pieces
+}
+
+/// The checker's road figure: internal boundaries sampled every 5 m, points within 1 m of a
+/// community edge left out, the share within 20 m of a road.
+fn road_following(
+    communities: &[Community],
+    metres: &[Option<Polygon>],
+    roads: &[Road],
+    frame: &LocalFrame,
+) -> f64 {
+    let road_tree = RTree::bulk_load(
+        roads
+            .iter()
+            .flat_map(|r| {
+                r.line
+                    .0
+                    .windows(2)
+                    .map(|w| Seg(frame.fwd(w[0]), frame.fwd(w[1])))
+            })
+            .collect(),
+    );
+    let edge_tree = RTree::bulk_load(
+        communities
+            .iter()
+            .flat_map(|c| c.geometry.0.iter())
+            .flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()))
+            .flat_map(|r| {
+                r.0.windows(2)
+                    .map(|w| Seg(frame.fwd(w[0]), frame.fwd(w[1])))
+            })
+            .collect::<Vec<_>>(),
+    );
+    let pieces = noded_boundaries(metres);
     let mut counts = (0usize, 0usize);
     for (a, b) in pieces {
         let len = ((b.x - a.x).powi(2) + (b.y - a.y).powi(2)).sqrt();

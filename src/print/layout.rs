@@ -186,11 +186,8 @@ fn place_line(g: &PrintGrid) -> String {
     }
 }
 
-/// The info block: worker, four boundaries, QR; `internal` figures.
-fn info(svg: &mut Svg, s: &Sheet, o: Options, x: f64, y: f64, w: f64, stacked: bool) {
-    let (pw, ph) = (96.0, 124.0);
-    photo(svg, x, y, pw, ph, s.photo.as_deref());
-    let tx = x + pw + 14.0;
+/// The worker's name and phone (or placeholders) at `tx`, `y`.
+fn worker_block(svg: &mut Svg, s: &Sheet, tx: f64, y: f64) {
     let name = s.worker.as_ref().map_or("（待配备）", |w| w.name.as_str());
     svg.text(
         tx,
@@ -229,36 +226,11 @@ fn info(svg: &mut Svg, s: &Sheet, o: Options, x: f64, y: f64, w: f64, stacked: b
         &format!(r#"fill="{INK}""#),
         phone,
     );
-    let qr_size = 104.0;
-    let (qx, qy) = if stacked {
-        (x + w - qr_size, y + ph + 18.0)
-    } else {
-        (x + w - qr_size, y)
-    };
-    qr(svg, qx, qy, qr_size, &s.url);
-    svg.text(
-        qx + qr_size / 2.0,
-        qy + qr_size + 11.0,
-        8.5,
-        "middle",
-        &format!(r#"fill="{GREY}""#),
-        "扫码查看网格地图",
-    );
-    // the four boundaries: beside the worker in portrait, below in landscape
-    let (bx, by, bw) = if stacked {
-        (x, y + ph + 26.0, w - qr_size - 14.0)
-    } else {
-        (tx + 150.0, y + 12.0, w - (tx + 150.0 - x) - qr_size - 14.0)
-    };
-    svg.text(
-        bx,
-        by,
-        12.0,
-        "start",
-        &format!(r#"fill="{RED}" font-weight="bold""#),
-        "四至范围",
-    );
-    let mut yy = by + 20.0;
+}
+
+/// The four boundaries from `yy` down in a column `bw` wide at `bx`, and the grid's figures
+/// when the sheet is for internal use.
+fn boundaries_and_figures(svg: &mut Svg, s: &Sheet, o: Options, (bx, mut yy, bw): (f64, f64, f64)) {
     for l in sizhi_lines(s) {
         yy = column(svg, bx, yy, bw, 11.0, &format!(r#"fill="{INK}""#), &l);
     }
@@ -289,6 +261,44 @@ fn info(svg: &mut Svg, s: &Sheet, o: Options, x: f64, y: f64, w: f64, stacked: b
             &fig,
         );
     }
+}
+
+/// The info block: worker, four boundaries, QR; `internal` figures.
+fn info(svg: &mut Svg, s: &Sheet, o: Options, x: f64, y: f64, w: f64, stacked: bool) {
+    let (pw, ph) = (96.0, 124.0);
+    photo(svg, x, y, pw, ph, s.photo.as_deref());
+    let tx = x + pw + 14.0;
+    worker_block(svg, s, tx, y);
+    let qr_size = 104.0;
+    let (qx, qy) = if stacked {
+        (x + w - qr_size, y + ph + 18.0)
+    } else {
+        (x + w - qr_size, y)
+    };
+    qr(svg, qx, qy, qr_size, &s.url);
+    svg.text(
+        qx + qr_size / 2.0,
+        qy + qr_size + 11.0,
+        8.5,
+        "middle",
+        &format!(r#"fill="{GREY}""#),
+        "扫码查看网格地图",
+    );
+    // the four boundaries: beside the worker in portrait, below in landscape
+    let (bx, by, bw) = if stacked {
+        (x, y + ph + 26.0, w - qr_size - 14.0)
+    } else {
+        (tx + 150.0, y + 12.0, w - (tx + 150.0 - x) - qr_size - 14.0)
+    };
+    svg.text(
+        bx,
+        by,
+        12.0,
+        "start",
+        &format!(r#"fill="{RED}" font-weight="bold""#),
+        "四至范围",
+    );
+    boundaries_and_figures(svg, s, o, (bx, by + 20.0, bw));
 }
 
 fn footer(svg: &mut Svg, s: &Sheet, w: f64, h: f64) {

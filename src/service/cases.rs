@@ -330,20 +330,26 @@ pub async fn h3(
     Ok(Json(json!({ "resolution": res, "cells": cells })))
 }
 
-/// The routes of this module, with their documentation.
-pub(super) fn routes() -> Vec<Route> {
+/// A query parameter: name, JSON schema, description.
+type Param = (&'static str, Value, &'static str);
+
+/// The reporting period parameters (`from`, `to`).
+fn period_query() -> Vec<Param> {
     use super::routes::schema;
-    let period = || {
-        vec![
-            (
-                "from",
-                schema::datetime(),
-                "Reported at or after (RFC 3339)",
-            ),
-            ("to", schema::datetime(), "Reported at or before (RFC 3339)"),
-        ]
-    };
-    let mut list_query = vec![
+    vec![
+        (
+            "from",
+            schema::datetime(),
+            "Reported at or after (RFC 3339)",
+        ),
+        ("to", schema::datetime(), "Reported at or before (RFC 3339)"),
+    ]
+}
+
+/// The query parameters of the incident list.
+fn list_query() -> Vec<Param> {
+    use super::routes::schema;
+    let mut q = vec![
         ("grid", schema::code(), "Grid code"),
         ("community", schema::code(), "Community code"),
         (
@@ -368,7 +374,14 @@ pub(super) fn routes() -> Vec<Route> {
             "Cases skipped",
         ),
     ];
-    list_query.extend(period());
+    q.extend(period_query());
+    q
+}
+
+/// The routes of this module, with their documentation.
+pub(super) fn routes() -> Vec<Route> {
+    use super::routes::schema;
+    let period = period_query;
     let mut stats_query = vec![(
         "by",
         schema::one_of(&["grid", "community", "street", "category", "worker"]),
@@ -383,7 +396,7 @@ pub(super) fn routes() -> Vec<Route> {
             "dispatcher, grid_worker (own scope), admin",
             "Incidents, newest first, paged",
         )
-        .query(list_query),
+        .query(list_query()),
         Route::get(
             "/incidents/{id}",
             get,

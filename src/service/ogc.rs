@@ -185,6 +185,43 @@ pub(super) fn gcj02_param(q: &BTreeMap<String, String>) -> Result<bool, ApiError
     }
 }
 
+/// A `bbox` parameter: four finite numbers minx,miny,maxx,maxy with min ≤ max.
+fn parse_bbox(v: &str) -> Result<[f64; 4], ApiError> {
+    let n: Vec<f64> = v
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| ApiError::bad_request(format!("bbox={v:?}: expected minx,miny,maxx,maxy")))?;
+    if n.len() != 4 || n[0] > n[2] || n[1] > n[3] || n.iter().any(|x| !x.is_finite()) {
+        return Err(ApiError::bad_request(format!(
+            "bbox={v:?}: expected minx,miny,maxx,maxy with min ≤ max"
+        )));
+    }
+    Ok([n[0], n[1], n[2], n[3]])
+}
+
+/// A `datetime` parameter: for grids one instant (those in force then), for incidents a
+/// reporting period (one instant: that second); other layers ignore it.
+fn set_datetime(fq: &mut FeatureQuery, l: Layer, v: &str) -> Result<(), ApiError> {
+    let (a, b) = parse_datetime(v)?;
+    match l {
+        Layer::Grids => {
+            if a != b {
+                return Err(ApiError::bad_request(
+                    "grids: datetime must be one instant (the grids in force then)",
+                ));
+            }
+            fq.at = a;
+        }
+        Layer::Incidents => {
+            fq.from = a;
+            fq.to = b.map(|t| if a == Some(t) { t + 1 } else { t });
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Feature query from the request's parameters.
 fn query_of(
     l: Layer,
@@ -213,39 +250,8 @@ fn query_of(
                     ))
                 })?;
             }
-            "bbox" => {
-                let n: Vec<f64> = v
-                    .split(',')
-                    .map(|x| x.trim().parse::<f64>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| {
-                        ApiError::bad_request(format!("bbox={v:?}: expected minx,miny,maxx,maxy"))
-                    })?;
-                if n.len() != 4 || n[0] > n[2] || n[1] > n[3] || n.iter().any(|x| !x.is_finite()) {
-                    return Err(ApiError::bad_request(format!(
-                        "bbox={v:?}: expected minx,miny,maxx,maxy with min ≤ max"
-                    )));
-                }
-                fq.bbox = Some([n[0], n[1], n[2], n[3]]);
-            }
-            "datetime" => {
-                let (a, b) = parse_datetime(v)?;
-                match l {
-                    Layer::Grids => {
-                        if a != b {
-                            return Err(ApiError::bad_request(
-                                "grids: datetime must be one instant (the grids in force then)",
-                            ));
-                        }
-                        fq.at = a;
-                    }
-                    Layer::Incidents => {
-                        fq.from = a;
-                        fq.to = b.map(|t| if a == Some(t) { t + 1 } else { t });
-                    }
-                    _ => {}
-                }
-            }
+            "bbox" => fq.bbox = Some(parse_bbox(v)?),
+            "datetime" => set_datetime(&mut fq, l, v)?,
             "plan" => {
                 if l != Layer::Grids {
                     return Err(ApiError::bad_request(

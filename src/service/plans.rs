@@ -150,18 +150,12 @@ async fn report_progress(
     }
 }
 
-/// POST /plans — start a regrid job; 202 with the job's URL.
-pub async fn create(
-    State(s): State<Arc<AppState>>,
-    p: Principal,
-    h: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    p.require(p.plans(), "making a plan")?;
+/// A regrid request's body (empty: the defaults) and its band.
+fn regrid_body(body: &[u8]) -> Result<(RegridBody, Band), ApiError> {
     let b: RegridBody = if body.is_empty() {
         RegridBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        serde_json::from_slice(body).map_err(|e| {
             ApiError::unprocessable(format!(
                 "body: expected {{\"communities\": [..], \"min\": 200, \"max\": 400, \"target\": 300, \"seed\": 0}} (all optional): {e}"
             ))
@@ -178,6 +172,18 @@ pub async fn create(
             "{e}: min ≤ target ≤ max, all non-negative, is required"
         ))
     })?;
+    Ok((b, band))
+}
+
+/// POST /plans — start a regrid job; 202 with the job's URL.
+pub async fn create(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    h: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    p.require(p.plans(), "making a plan")?;
+    let (b, band) = regrid_body(&body)?;
     // check the communities now, so a bad request fails at once
     let (cs, bs, roads) =
         crate::store::regrid::load(s.store.as_ref(), b.communities.as_deref()).await?;
@@ -318,11 +324,11 @@ fn publish_schemas() -> (Value, Value) {
     (publish_body, exception)
 }
 
-/// The routes of this module, with their documentation.
-pub(super) fn routes() -> Vec<Route> {
+/// The JSON schema of a regrid request's body.
+fn regrid_schema() -> Value {
     use super::routes::schema;
     let band = |d: &str| json!({ "type": "number", "minimum": 0, "maximum": 1e9, "nullable": true, "description": d });
-    let regrid = json!({
+    json!({
         "type": "object",
         "additionalProperties": false,
         "properties": {
@@ -332,7 +338,13 @@ pub(super) fn routes() -> Vec<Route> {
             "max": band("Most households a grid may hold (default 400); 422 unless min ≤ target ≤ max"),
             "seed": { "type": "integer", "minimum": 0, "maximum": u64::MAX, "nullable": true, "description": "Seed of the local search" },
         }
-    });
+    })
+}
+
+/// The routes of this module, with their documentation.
+pub(super) fn routes() -> Vec<Route> {
+    use super::routes::schema;
+    let regrid = regrid_schema();
     let (publish_body, exception) = publish_schemas();
     vec![
         Route::get("/plans", list, "plans", "viewer, planner, admin", "Plans"),

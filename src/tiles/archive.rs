@@ -102,28 +102,15 @@ fn tiles_over(b: [f64; 4], z: u8) -> Vec<(u32, u32)> {
     v
 }
 
-/// Render every non-empty tile of `set` in zooms [minzoom, maxzoom] over `bbox` (children of
-/// empty tiles skipped) and write a PMTiles v3 or MBTiles archive atomically.
-///
-/// # Errors
-/// A store error or an unwritable output.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the inputs are distinct layers and settings; a struct would only rename them"
-)]
-pub async fn write(
-    store: &dyn Store,
+/// Every non-empty tile of `set` in the zooms over `bbox` (children of empty tiles skipped),
+/// each level rendered in parallel and walked in order; and how many empty tiles were skipped.
+fn render_pyramid(
+    src: &MemorySource,
     set: TileSet,
-    minzoom: u8,
-    maxzoom: u8,
+    (minzoom, maxzoom): (u8, u8),
     bbox: [f64; 4],
-    out: &Path,
-    mbtiles: bool,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<ArchiveReport> {
-    let t0 = std::time::Instant::now();
-    let access = Access::PUBLIC;
-    let src = MemorySource::load(store, set, None, access).await?;
+) -> (Vec<Tile>, u64) {
     let mut tiles: Vec<(u8, u32, u32, Vec<u8>)> = Vec::new();
     let mut empty = 0u64;
     let mut frontier: Vec<(u32, u32)> = tiles_over(bbox, minzoom);
@@ -151,6 +138,32 @@ pub async fn write(
         }
         frontier = next;
     }
+    (tiles, empty)
+}
+
+/// Render every non-empty tile of `set` in zooms [minzoom, maxzoom] over `bbox` (children of
+/// empty tiles skipped) and write a PMTiles v3 or MBTiles archive atomically.
+///
+/// # Errors
+/// A store error or an unwritable output.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the inputs are distinct layers and settings; a struct would only rename them"
+)]
+pub async fn write(
+    store: &dyn Store,
+    set: TileSet,
+    minzoom: u8,
+    maxzoom: u8,
+    bbox: [f64; 4],
+    out: &Path,
+    mbtiles: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ArchiveReport> {
+    let t0 = std::time::Instant::now();
+    let access = Access::PUBLIC;
+    let src = MemorySource::load(store, set, None, access).await?;
+    let (mut tiles, empty) = render_pyramid(&src, set, (minzoom, maxzoom), bbox, progress);
     let tmp = out.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let name = out
@@ -204,23 +217,15 @@ pub async fn write(
     })
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the inputs are distinct layers and settings; a struct would only rename them"
-)]
-fn write_pmtiles(
-    path: &Path,
-    name: &str,
-    name_of_set: &str,
-    tiles: &mut [(u8, u32, u32, Vec<u8>)],
-    minzoom: u8,
-    maxzoom: u8,
-    bbox: [f64; 4],
-    center: [f64; 2],
-    vector_layers: &[serde_json::Value],
-) -> Result<u64> {
-    tiles.sort_by_key(|t| tile_id(t.0, t.1, t.2));
-    // tile data, identical tiles once
+/// A rendered tile: zoom, column, row, MVT bytes.
+type Tile = (u8, u32, u32, Vec<u8>);
+
+/// A directory entry: tile id, offset, length.
+type Entry = (u64, u64, u64);
+
+/// The archive's tile data (gzipped, identical tiles once), its entries (tile id, offset,
+/// length) in tile-id order, and how many distinct tiles it holds.
+fn tile_data(tiles: &[(u8, u32, u32, Vec<u8>)]) -> Result<(Vec<u8>, Vec<Entry>, u64)> {
     let mut data: Vec<u8> = Vec::new();
     let mut seen: std::collections::HashMap<Vec<u8>, (u64, u64)> = std::collections::HashMap::new();
     let mut entries: Vec<(u64, u64, u64)> = Vec::with_capacity(tiles.len());
@@ -237,8 +242,12 @@ fn write_pmtiles(
         };
         entries.push((tile_id(*z, *x, *y), off, len));
     }
-    // root directory, with leaf directories when it would not fit in the first 16 KiB
-    let mut root = directory(&entries)?;
+    Ok((data, entries, seen.len() as u64))
+}
+
+/// The root directory, with leaf directories when it would not fit in the first 16 KiB.
+fn directories(entries: &[(u64, u64, u64)]) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut root = directory(entries)?;
     let mut leaves: Vec<u8> = Vec::new();
     let mut chunk = 4096usize;
     while 127 + root.len() > 16_384 {
@@ -253,6 +262,27 @@ fn write_pmtiles(
         root = directory_with_runs(&root_entries, 0)?;
         chunk *= 2;
     }
+    Ok((root, leaves))
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the inputs are distinct layers and settings; a struct would only rename them"
+)]
+fn write_pmtiles(
+    path: &Path,
+    name: &str,
+    name_of_set: &str,
+    tiles: &mut [(u8, u32, u32, Vec<u8>)],
+    minzoom: u8,
+    maxzoom: u8,
+    bbox: [f64; 4],
+    center: [f64; 2],
+    vector_layers: &[serde_json::Value],
+) -> Result<u64> {
+    tiles.sort_by_key(|t| tile_id(t.0, t.1, t.2));
+    let (data, entries, unique) = tile_data(tiles)?;
+    let (root, leaves) = directories(&entries)?;
     let meta = gzip(
         serde_json::to_vec(&json!({
             "name": name,
@@ -284,7 +314,7 @@ fn write_pmtiles(
         data.len() as u64,
         entries.len() as u64,
         entries.len() as u64,
-        seen.len() as u64,
+        unique,
     ] {
         h.extend_from_slice(&v.to_le_bytes());
     }
@@ -310,7 +340,7 @@ fn write_pmtiles(
     }
     f.sync_all()
         .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
-    Ok(seen.len() as u64)
+    Ok(unique)
 }
 
 #[expect(

@@ -273,22 +273,18 @@ impl Job<'_> {
         Ok(format!("error: {msg}"))
     }
 
-    /// A CSV in, streamed in chunks across the cores: every row written with its grid,
-    /// community and note, in input order.
-    fn csv(&self, sum: &mut Summary, bar: &ProgressBar) -> Result<()> {
+    /// The header row: the byte-order mark it began with (written back), the row without it,
+    /// its fields, and the coordinate and time columns.
+    fn header<'h>(
+        &self,
+        head: &'h [u8],
+    ) -> Result<(&'static [u8], &'h [u8], csv::ByteRecord, Cols)> {
         let (a, name) = (self.a, self.name);
-        let file =
-            std::fs::File::open(&a.points).with_context(|| format!("{name}: cannot read"))?;
-        let pool = chunks::Pool::default();
-        let mut chunker = chunks::Chunker::new(file, pool.clone());
-        let head = chunker
-            .first_record()
-            .with_context(|| format!("{name}: cannot read"))?;
         // a UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first name; it is
         // written back so the output opens the same way
         let (bom, head) = match head.strip_prefix(b"\xEF\xBB\xBF") {
             Some(rest) => (&b"\xEF\xBB\xBF"[..], rest),
-            None => (&b""[..], &head[..]),
+            None => (&b""[..], head),
         };
         let head_rec = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -320,6 +316,21 @@ impl Job<'_> {
             t,
             width: headers.len(),
         };
+        Ok((bom, head, head_rec, cols))
+    }
+
+    /// A CSV in, streamed in chunks across the cores: every row written with its grid,
+    /// community and note, in input order.
+    fn csv(&self, sum: &mut Summary, bar: &ProgressBar) -> Result<()> {
+        let (a, name) = (self.a, self.name);
+        let file =
+            std::fs::File::open(&a.points).with_context(|| format!("{name}: cannot read"))?;
+        let pool = chunks::Pool::default();
+        let mut chunker = chunks::Chunker::new(file, pool.clone());
+        let head = chunker
+            .first_record()
+            .with_context(|| format!("{name}: cannot read"))?;
+        let (bom, head, head_rec, cols) = self.header(&head)?;
         let file = std::fs::File::create(self.tmp)
             .with_context(|| format!("{}: cannot create", a.out.display()))?;
         let mut out = chunks::OutFile::new(file);

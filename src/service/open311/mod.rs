@@ -354,6 +354,41 @@ pub(crate) fn report_place(f: &BTreeMap<String, String>) -> Result<(f64, f64), A
     Ok((lat, lon))
 }
 
+/// The case a report's form fields describe (checked), received at `now` from a client of `role`.
+fn case_of_form(
+    f: &BTreeMap<String, String>,
+    cat: &crate::incident::Category,
+    role: super::auth::Role,
+    now: i64,
+) -> Result<Case, ApiError> {
+    let (lat, lon) = report_place(f)?;
+    check_report_fields(f)?;
+    let reporter: Vec<&str> = ["first_name", "last_name", "phone", "email"]
+        .iter()
+        .filter_map(|k| f.get(*k).map(String::as_str))
+        .filter(|x| !x.trim().is_empty())
+        .collect();
+    let source = if role == super::auth::Role::Public {
+        Source::ResidentApp
+    } else {
+        Source::Hotline
+    };
+    let mut case = Case::report(
+        String::new(),
+        cat,
+        f.get("description").cloned().unwrap_or_default(),
+        lon,
+        lat,
+        source,
+        (!reporter.is_empty()).then(|| reporter.join(" ")),
+        now,
+    );
+    if let Some(m) = f.get("media_url").filter(|m| !m.is_empty()) {
+        case.media.push(m.clone());
+    }
+    Ok(case)
+}
+
 /// POST /open311/v2/requests.{json,xml} (form-encoded): a new report, located to its grid on
 /// arrival. `api_key` may come in the body, as GeoReport clients send it.
 async fn post_request(
@@ -394,32 +429,9 @@ async fn post_request(
             ApiError::not_found(format!("service_code {code:?} is not in services.json"))
         })?
         .clone();
-    let (lat, lon) = report_place(&f)?;
-    check_report_fields(&f)?;
     let now = chrono::Utc::now().timestamp();
-    let reporter: Vec<&str> = ["first_name", "last_name", "phone", "email"]
-        .iter()
-        .filter_map(|k| f.get(*k).map(String::as_str))
-        .filter(|x| !x.trim().is_empty())
-        .collect();
-    let source = if p.role == super::auth::Role::Public {
-        Source::ResidentApp
-    } else {
-        Source::Hotline
-    };
-    let mut case = Case::report(
-        String::new(),
-        &cat,
-        f.get("description").cloned().unwrap_or_default(),
-        lon,
-        lat,
-        source,
-        (!reporter.is_empty()).then(|| reporter.join(" ")),
-        now,
-    );
-    if let Some(m) = f.get("media_url").filter(|m| !m.is_empty()) {
-        case.media.push(m.clone());
-    }
+    let mut case = case_of_form(&f, &cat, p.role, now)?;
+    let (lat, lon) = (case.lat, case.lon);
     // located in memory, as /locate answers (the store is not searched per report)
     if let Some(hit) = s.grid_at(lon, lat, now).await? {
         case.grid = Some(hit.code);

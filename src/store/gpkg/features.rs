@@ -87,17 +87,16 @@ pub(super) fn tile_features_in(
     Ok(feats)
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
-pub(super) fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage> {
-    let (table, cols) = (layer.table(), select_list(layer));
-    let mut sql = format!("SELECT t.fid, t.geom, {cols} FROM {table} t");
+/// Bind values and SQL conditions of a feature query (the R-tree join named `r` when there is a
+/// bbox): bbox, the plan or the grids in force at a time, an incident time window, equality
+/// filters on the layer's properties.
+fn conditions(
+    layer: Layer,
+    q: &FeatureQuery,
+) -> Result<(Vec<rusqlite::types::Value>, Vec<String>)> {
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut conds: Vec<String> = Vec::new();
     if let Some(b) = q.bbox {
-        sql.push_str(&format!(" JOIN rtree_{table}_geom r ON r.id = t.fid"));
         conds.push("r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?".into());
         for v in [b[0], b[2], b[1], b[3]] {
             args.push(rusqlite::types::Value::Real(v));
@@ -141,6 +140,38 @@ pub(super) fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Res
         conds.push(format!("{} = ?", f.sql));
         args.push(rusqlite::types::Value::Text(v.clone()));
     }
+    Ok((args, conds))
+}
+
+/// One feature of a page from a row (fid, GeoPackage geometry, then the layer's fields in order).
+fn feature_of_row(r: &rusqlite::Row<'_>, names: &[&str]) -> Result<Feature> {
+    let geometry = match r.get_ref(1).map_err(be)? {
+        ValueRef::Blob(b) => Some(from_gpkg(b).map_err(|e| StoreError::Backend(e.to_string()))?),
+        _ => None,
+    };
+    let mut props = Map::new();
+    for (i, n) in names.iter().enumerate() {
+        props.insert((*n).to_string(), sql_value(r.get_ref(2 + i).map_err(be)?));
+    }
+    let id = props
+        .get(names[0])
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    Ok(Feature {
+        id,
+        geometry,
+        properties: props,
+    })
+}
+
+pub(super) fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage> {
+    let (table, cols) = (layer.table(), select_list(layer));
+    let mut sql = format!("SELECT t.fid, t.geom, {cols} FROM {table} t");
+    if q.bbox.is_some() {
+        sql.push_str(&format!(" JOIN rtree_{table}_geom r ON r.id = t.fid"));
+    }
+    let (mut args, conds) = conditions(layer, q)?;
     let where_ = if conds.is_empty() {
         String::new()
     } else {
@@ -179,26 +210,7 @@ pub(super) fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Res
     let mut rows = s.query(params_from_iter(args)).map_err(be)?;
     let mut feats = Vec::new();
     while let Some(r) = rows.next().map_err(be)? {
-        let geometry = match r.get_ref(1).map_err(be)? {
-            ValueRef::Blob(b) => {
-                Some(from_gpkg(b).map_err(|e| StoreError::Backend(e.to_string()))?)
-            }
-            _ => None,
-        };
-        let mut props = Map::new();
-        for (i, n) in names.iter().enumerate() {
-            props.insert((*n).to_string(), sql_value(r.get_ref(2 + i).map_err(be)?));
-        }
-        let id = props
-            .get(names[0])
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        feats.push(Feature {
-            id,
-            geometry,
-            properties: props,
-        });
+        feats.push(feature_of_row(r, &names)?);
     }
     Ok(match matched {
         Some(matched) => FeaturePage {

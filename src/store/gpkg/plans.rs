@@ -126,6 +126,84 @@ fn job_row(r: &rusqlite::Row) -> rusqlite::Result<(JobRecord, String, String)> {
     ))
 }
 
+/// Plans other than `id` with grids in force at `vf` in `communities`, with when they started.
+fn in_force_elsewhere(
+    c: &Connection,
+    id: i64,
+    communities: &[String],
+    vf: &str,
+) -> Result<Vec<(i64, String)>> {
+    let marks = vec!["?"; communities.len()].join(",");
+    let sql = format!(
+        "SELECT DISTINCT plan_id, min(valid_from) FROM grids WHERE plan_id != ? AND valid_from IS NOT NULL
+           AND (valid_to IS NULL OR valid_to > ?) AND community IN ({marks}) GROUP BY plan_id"
+    );
+    let mut args: Vec<rusqlite::types::Value> =
+        vec![id.into(), rusqlite::types::Value::Text(vf.to_string())];
+    args.extend(
+        communities
+            .iter()
+            .map(|s| rusqlite::types::Value::Text(s.clone())),
+    );
+    let prev: Vec<(i64, String)> = c
+        .prepare(&sql)
+        .map_err(be)?
+        .query_map(params_from_iter(args.iter()), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(be)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(be)?;
+    Ok(prev)
+}
+
+/// End at `vf` the grids of other plans in force in `communities`.
+fn close_in_force_elsewhere(
+    c: &Connection,
+    id: i64,
+    communities: &[String],
+    vf: &str,
+) -> Result<()> {
+    let marks = vec!["?"; communities.len()].join(",");
+    let sql = format!(
+        "UPDATE grids SET valid_to = ? WHERE plan_id != ? AND valid_from IS NOT NULL
+           AND (valid_to IS NULL OR valid_to > ?) AND community IN ({marks})"
+    );
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        rusqlite::types::Value::Text(vf.to_string()),
+        id.into(),
+        rusqlite::types::Value::Text(vf.to_string()),
+    ];
+    args.extend(
+        communities
+            .iter()
+            .map(|s| rusqlite::types::Value::Text(s.clone())),
+    );
+    c.execute(&sql, params_from_iter(args.iter())).map_err(be)?;
+    Ok(())
+}
+
+/// Retire the plans in `prev` that no longer have a grid in force.
+fn retire_closed(c: &Connection, prev: &[(i64, String)]) -> Result<()> {
+    for (pid, _) in prev {
+        let open: i64 = c
+            .query_row(
+                "SELECT count(*) FROM grids WHERE plan_id = ?1 AND valid_to IS NULL",
+                [pid],
+                |r| r.get(0),
+            )
+            .map_err(be)?;
+        if open == 0 {
+            c.execute(
+                "UPDATE plans SET status = 'retired', valid_to = (SELECT max(valid_to) FROM grids WHERE plan_id = ?1), version = version + 1 WHERE id = ?1",
+                [pid],
+            )
+            .map_err(be)?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Plans for GpkgStore {
     async fn create_job(&self, total: i64, who: &str) -> Result<JobRecord> {
@@ -334,37 +412,13 @@ impl Plans for GpkgStore {
                 .map_err(be)?;
             let register = crate::store::exception_register(id, &out, &reasons)?;
             let vf = ts_text(valid_from);
-            let marks = vec!["?"; p.communities.len()].join(",");
-            let sql = format!(
-                "SELECT DISTINCT plan_id, min(valid_from) FROM grids WHERE plan_id != ? AND valid_from IS NOT NULL
-                   AND (valid_to IS NULL OR valid_to > ?) AND community IN ({marks}) GROUP BY plan_id"
-            );
-            let mut args: Vec<rusqlite::types::Value> =
-                vec![id.into(), rusqlite::types::Value::Text(vf.clone())];
-            args.extend(p.communities.iter().map(|s| rusqlite::types::Value::Text(s.clone())));
-            let prev: Vec<(i64, String)> = c
-                .prepare(&sql)
-                .map_err(be)?
-                .query_map(params_from_iter(args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(be)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(be)?;
+            let prev = in_force_elsewhere(c, id, &p.communities, &vf)?;
             let starts = prev
                 .iter()
                 .map(|(pid, from)| Ok((*pid, text_ts(from)?)))
                 .collect::<Result<Vec<_>>>()?;
             crate::store::check_not_before(&starts, valid_from)?;
-            let sql = format!(
-                "UPDATE grids SET valid_to = ? WHERE plan_id != ? AND valid_from IS NOT NULL
-                   AND (valid_to IS NULL OR valid_to > ?) AND community IN ({marks})"
-            );
-            let mut args: Vec<rusqlite::types::Value> = vec![
-                rusqlite::types::Value::Text(vf.clone()),
-                id.into(),
-                rusqlite::types::Value::Text(vf.clone()),
-            ];
-            args.extend(p.communities.iter().map(|s| rusqlite::types::Value::Text(s.clone())));
-            c.execute(&sql, params_from_iter(args.iter())).map_err(be)?;
+            close_in_force_elsewhere(c, id, &p.communities, &vf)?;
             c.execute(
                 "UPDATE grids SET valid_from = ?2, valid_to = NULL WHERE plan_id = ?1",
                 params![id, vf],
@@ -376,22 +430,7 @@ impl Plans for GpkgStore {
                 params![id, vf, t],
             )
             .map_err(be)?;
-            for (pid, _) in &prev {
-                let open: i64 = c
-                    .query_row(
-                        "SELECT count(*) FROM grids WHERE plan_id = ?1 AND valid_to IS NULL",
-                        [pid],
-                        |r| r.get(0),
-                    )
-                    .map_err(be)?;
-                if open == 0 {
-                    c.execute(
-                        "UPDATE plans SET status = 'retired', valid_to = (SELECT max(valid_to) FROM grids WHERE plan_id = ?1), version = version + 1 WHERE id = ?1",
-                        [pid],
-                    )
-                    .map_err(be)?;
-                }
-            }
+            retire_closed(c, &prev)?;
             let mut ins = c
                 .prepare_cached(
                     "INSERT INTO plan_exceptions (plan_id, grid_code, band, households, reason, who, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -62,6 +62,63 @@ async fn log_edit(c: &impl GenericClient, plan: i64, e: &PlanEdit) -> Result<(St
     }
 }
 
+/// An edit's grids (removed, then written anew) and its buildings' assignments.
+async fn write_edit_rows(tx: &impl GenericClient, plan: i64, edit: &PlanEdit) -> Result<()> {
+    let gone: Vec<&str> = edit
+        .delete_grids
+        .iter()
+        .chain(edit.put_grids.iter().map(|g| &g.code))
+        .map(String::as_str)
+        .collect();
+    tx.execute(
+        "DELETE FROM grids WHERE plan_id = $1 AND code = ANY($2)",
+        &[&plan, &gone],
+    )
+    .await
+    .map_err(pe)?;
+    let st = tx
+        .prepare(
+            "INSERT INTO grids (plan_id, code, name, community, street, households, buildings, weight, band, geom)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ST_Multi(ST_GeomFromWKB($10, 4326)))",
+        )
+        .await
+        .map_err(pe)?;
+    for g in &edit.put_grids {
+        tx.execute(
+            &st,
+            &[
+                &plan,
+                &g.code,
+                &g.name,
+                &g.community,
+                &g.street,
+                &(i64::try_from(g.households).unwrap_or(i64::MAX)),
+                &(i64::try_from(g.buildings).unwrap_or(i64::MAX)),
+                &g.weight,
+                &g.band,
+                &mp_wkb(&g.geometry),
+            ],
+        )
+        .await
+        .map_err(pe)?;
+    }
+    if !edit.assignment.is_empty() {
+        let (bs, gs): (Vec<&str>, Vec<&str>) = edit
+            .assignment
+            .iter()
+            .map(|(b, g)| (b.as_str(), g.as_str()))
+            .unzip();
+        tx.execute(
+            "INSERT INTO plan_assignments (plan_id, building_id, grid_code) SELECT $1, b, g FROM unnest($2::text[], $3::text[]) AS x(b, g)
+             ON CONFLICT (plan_id, building_id) DO UPDATE SET grid_code = excluded.grid_code",
+            &[&plan, &bs, &gs],
+        )
+        .await
+        .map_err(pe)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Edits for PostgisStore {
     async fn plan_fabric(&self, plan: i64, community: &str) -> Result<Option<FabricRow>> {
@@ -126,58 +183,7 @@ impl Edits for PostgisStore {
                 edit.community
             )));
         }
-        let gone: Vec<&str> = edit
-            .delete_grids
-            .iter()
-            .chain(edit.put_grids.iter().map(|g| &g.code))
-            .map(String::as_str)
-            .collect();
-        tx.execute(
-            "DELETE FROM grids WHERE plan_id = $1 AND code = ANY($2)",
-            &[&plan, &gone],
-        )
-        .await
-        .map_err(pe)?;
-        let st = tx
-            .prepare(
-                "INSERT INTO grids (plan_id, code, name, community, street, households, buildings, weight, band, geom)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ST_Multi(ST_GeomFromWKB($10, 4326)))",
-            )
-            .await
-            .map_err(pe)?;
-        for g in &edit.put_grids {
-            tx.execute(
-                &st,
-                &[
-                    &plan,
-                    &g.code,
-                    &g.name,
-                    &g.community,
-                    &g.street,
-                    &(i64::try_from(g.households).unwrap_or(i64::MAX)),
-                    &(i64::try_from(g.buildings).unwrap_or(i64::MAX)),
-                    &g.weight,
-                    &g.band,
-                    &mp_wkb(&g.geometry),
-                ],
-            )
-            .await
-            .map_err(pe)?;
-        }
-        if !edit.assignment.is_empty() {
-            let (bs, gs): (Vec<&str>, Vec<&str>) = edit
-                .assignment
-                .iter()
-                .map(|(b, g)| (b.as_str(), g.as_str()))
-                .unzip();
-            tx.execute(
-                "INSERT INTO plan_assignments (plan_id, building_id, grid_code) SELECT $1, b, g FROM unnest($2::text[], $3::text[]) AS x(b, g)
-                 ON CONFLICT (plan_id, building_id) DO UPDATE SET grid_code = excluded.grid_code",
-                &[&plan, &bs, &gs],
-            )
-            .await
-            .map_err(pe)?;
-        }
+        write_edit_rows(&tx, plan, &edit).await?;
         let (detail, seq) = log_edit(&tx, plan, &edit).await?;
         tx.execute(
             "UPDATE plans SET version = version + 1 WHERE id = $1",

@@ -18,10 +18,94 @@ pub(super) fn layer_sql(layer: Layer) -> (&'static str, Vec<(&'static str, Strin
     (layer.table(), props)
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "features: one query built from the filters, not yet split (see scripts/house-figures)"
-)]
+/// Bind values of a feature query, in order.
+type Args = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// Bind values and SQL conditions of a feature query: bbox, the plan or the grids in force at a
+/// time, an incident time window, equality filters on the layer's properties.
+fn feature_conditions(
+    layer: Layer,
+    props: &[(&'static str, String)],
+    q: &FeatureQuery,
+) -> (Args, Vec<String>) {
+    let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut conds: Vec<String> = Vec::new();
+    let arg = |v: Box<dyn ToSql + Sync + Send>, args: &mut Vec<_>| {
+        args.push(v);
+        format!("${}", args.len())
+    };
+    if let Some(b) = q.bbox {
+        let a = arg(Box::new(b[0]), &mut args);
+        let bb = arg(Box::new(b[1]), &mut args);
+        let c = arg(Box::new(b[2]), &mut args);
+        let d = arg(Box::new(b[3]), &mut args);
+        conds.push(format!(
+            "t.geom && ST_MakeEnvelope({a}, {bb}, {c}, {d}, 4326) AND ST_Intersects(t.geom, ST_MakeEnvelope({a}, {bb}, {c}, {d}, 4326))"
+        ));
+    }
+    if layer == Layer::Grids {
+        if let Some(p) = q.plan {
+            let a = arg(Box::new(p), &mut args);
+            conds.push(format!("t.plan_id = {a}"));
+        } else {
+            let a = arg(Box::new(dt(q.at.unwrap_or_else(now))), &mut args);
+            conds.push(format!(
+                "t.valid_from IS NOT NULL AND t.valid_from <= {a} AND (t.valid_to IS NULL OR t.valid_to > {a})"
+            ));
+        }
+    }
+    if layer == Layer::Incidents {
+        if let Some(f) = q.from {
+            let a = arg(Box::new(dt(f)), &mut args);
+            conds.push(format!("t.reported_at >= {a}"));
+        }
+        if let Some(t) = q.to {
+            let a = arg(Box::new(dt(t)), &mut args);
+            conds.push(format!("t.reported_at < {a}"));
+        }
+    }
+    for (k, v) in &q.equals {
+        let expr = props
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default();
+        let a = arg(Box::new(v.clone()), &mut args);
+        conds.push(format!("({expr})::text = {a}"));
+    }
+    (args, conds)
+}
+
+/// One feature from a row (WKB geometry, the properties as JSON), in the layer's property order.
+fn feature_of_row(r: &tokio_postgres::Row, props: &[(&'static str, String)]) -> Result<Feature> {
+    let geometry = r
+        .get::<_, Option<&[u8]>>(0)
+        .map(|b| from_wkb(b).map_err(|e| StoreError::Backend(e.to_string())))
+        .transpose()?;
+    let properties: Map<String, Value> = match r.get::<_, Value>(1) {
+        Value::Object(m) => {
+            // keep the layer's property order
+            let mut o = Map::new();
+            for (n, _) in props {
+                o.insert((*n).to_string(), m.get(*n).cloned().unwrap_or(Value::Null));
+            }
+            o
+        }
+        _ => Map::new(),
+    };
+    let id = properties
+        .values()
+        .next()
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    Ok(Feature {
+        id,
+        geometry,
+        properties,
+    })
+}
+
 #[async_trait]
 impl FeatureSource for PostgisStore {
     async fn tile_features(
@@ -129,51 +213,11 @@ impl FeatureSource for PostgisStore {
     async fn features(&self, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage> {
         check_filters(layer, q)?;
         let (table, props) = layer_sql(layer);
-        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut conds: Vec<String> = Vec::new();
+        let (mut args, conds) = feature_conditions(layer, &props, q);
         let arg = |v: Box<dyn ToSql + Sync + Send>, args: &mut Vec<_>| {
             args.push(v);
             format!("${}", args.len())
         };
-        if let Some(b) = q.bbox {
-            let a = arg(Box::new(b[0]), &mut args);
-            let bb = arg(Box::new(b[1]), &mut args);
-            let c = arg(Box::new(b[2]), &mut args);
-            let d = arg(Box::new(b[3]), &mut args);
-            conds.push(format!(
-                "t.geom && ST_MakeEnvelope({a}, {bb}, {c}, {d}, 4326) AND ST_Intersects(t.geom, ST_MakeEnvelope({a}, {bb}, {c}, {d}, 4326))"
-            ));
-        }
-        if layer == Layer::Grids {
-            if let Some(p) = q.plan {
-                let a = arg(Box::new(p), &mut args);
-                conds.push(format!("t.plan_id = {a}"));
-            } else {
-                let a = arg(Box::new(dt(q.at.unwrap_or_else(now))), &mut args);
-                conds.push(format!(
-                    "t.valid_from IS NOT NULL AND t.valid_from <= {a} AND (t.valid_to IS NULL OR t.valid_to > {a})"
-                ));
-            }
-        }
-        if layer == Layer::Incidents {
-            if let Some(f) = q.from {
-                let a = arg(Box::new(dt(f)), &mut args);
-                conds.push(format!("t.reported_at >= {a}"));
-            }
-            if let Some(t) = q.to {
-                let a = arg(Box::new(dt(t)), &mut args);
-                conds.push(format!("t.reported_at < {a}"));
-            }
-        }
-        for (k, v) in &q.equals {
-            let expr = props
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, e)| e.clone())
-                .unwrap_or_default();
-            let a = arg(Box::new(v.clone()), &mut args);
-            conds.push(format!("({expr})::text = {a}"));
-        }
         let obj: Vec<String> = props.iter().map(|(n, e)| format!("'{n}', {e}")).collect();
         let mut sql = format!(
             "SELECT ST_AsBinary(t.geom), jsonb_build_object({}), count(*) OVER () FROM {table} t",
@@ -206,32 +250,7 @@ impl FeatureSource for PostgisStore {
         let mut features = Vec::with_capacity(rows.len());
         for r in &rows {
             matched = u64::try_from(r.get::<_, i64>(2)).unwrap_or(0);
-            let geometry = r
-                .get::<_, Option<&[u8]>>(0)
-                .map(|b| from_wkb(b).map_err(|e| StoreError::Backend(e.to_string())))
-                .transpose()?;
-            let props: Map<String, Value> = match r.get::<_, Value>(1) {
-                Value::Object(m) => {
-                    // keep the layer's property order
-                    let mut o = Map::new();
-                    for (n, _) in &props {
-                        o.insert((*n).to_string(), m.get(*n).cloned().unwrap_or(Value::Null));
-                    }
-                    o
-                }
-                _ => Map::new(),
-            };
-            let id = props
-                .values()
-                .next()
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            features.push(Feature {
-                id,
-                geometry,
-                properties: props,
-            });
+            features.push(feature_of_row(r, &props)?);
         }
         if rows.is_empty() && q.offset > 0 {
             // count without the page

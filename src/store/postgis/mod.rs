@@ -90,6 +90,75 @@ pub(crate) fn shown(url: &str) -> String {
     }
 }
 
+/// PostGIS enabled in the database (created when it can be) and at least version 3.
+async fn ensure_postgis(client: &deadpool_postgres::Client, url_shown: &str) -> Result<()> {
+    let have: Option<String> = client
+        .query_opt(
+            "SELECT extversion FROM pg_extension WHERE extname = 'postgis'",
+            &[],
+        )
+        .await
+        .map_err(pe)?
+        .map(|r| r.get(0));
+    if have.is_none()
+        && let Err(e) = client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            .await
+    {
+        return Err(StoreError::Unavailable(format!(
+            "{url_shown}: the database lacks PostGIS and it cannot be enabled ({}); install PostGIS ≥ 3.0 (Debian: postgresql-15-postgis-3) and run CREATE EXTENSION postgis",
+            super::error::pg_message(&e)
+        )));
+    }
+    let v: String = client
+        .query_one("SELECT postgis_lib_version()", &[])
+        .await
+        .map_err(pe)?
+        .get(0);
+    let major: u32 = v
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 3 {
+        return Err(StoreError::Unavailable(format!(
+            "{url_shown}: PostGIS {v} is too old; wangge needs PostGIS 3.0 or newer"
+        )));
+    }
+    Ok(())
+}
+
+/// Bring the schema up to this wangge's version, one migration at a time, under a lock (a
+/// schema newer than this wangge knows is refused).
+async fn migrate(client: &mut deadpool_postgres::Client, url_shown: &str) -> Result<()> {
+    let tx = client.transaction().await.map_err(pe)?;
+    tx.batch_execute(
+        "SELECT pg_advisory_xact_lock(727310);
+         CREATE TABLE IF NOT EXISTS wangge_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
+    )
+    .await
+    .map_err(pe)?;
+    let cur: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM wangge_schema", &[])
+        .await
+        .map_err(pe)?
+        .get(0);
+    if i64::from(cur) > SCHEMA_VERSION {
+        return Err(StoreError::Schema(format!(
+            "{url_shown}: schema version {cur} is newer than this wangge knows ({SCHEMA_VERSION}); use a newer wangge"
+        )));
+    }
+    for (v, sql) in MIGRATIONS {
+        if cur < v {
+            tx.batch_execute(sql).await.map_err(pe)?;
+            tx.execute("INSERT INTO wangge_schema (version) VALUES ($1)", &[&v])
+                .await
+                .map_err(pe)?;
+        }
+    }
+    tx.commit().await.map_err(pe)
+}
+
 impl PostgisStore {
     /// Connect, check PostGIS, run migrations.
     ///
@@ -136,67 +205,8 @@ impl PostgisStore {
             drop(client);
             return Ok(Self::assemble(url_shown, pool, listen_cfg));
         }
-        // PostGIS present and recent enough
-        let have: Option<String> = client
-            .query_opt(
-                "SELECT extversion FROM pg_extension WHERE extname = 'postgis'",
-                &[],
-            )
-            .await
-            .map_err(pe)?
-            .map(|r| r.get(0));
-        if have.is_none()
-            && let Err(e) = client
-                .batch_execute("CREATE EXTENSION IF NOT EXISTS postgis")
-                .await
-        {
-            return Err(StoreError::Unavailable(format!(
-                "{url_shown}: the database lacks PostGIS and it cannot be enabled ({}); install PostGIS ≥ 3.0 (Debian: postgresql-15-postgis-3) and run CREATE EXTENSION postgis",
-                super::error::pg_message(&e)
-            )));
-        }
-        let v: String = client
-            .query_one("SELECT postgis_lib_version()", &[])
-            .await
-            .map_err(pe)?
-            .get(0);
-        let major: u32 = v
-            .split('.')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
-        if major < 3 {
-            return Err(StoreError::Unavailable(format!(
-                "{url_shown}: PostGIS {v} is too old; wangge needs PostGIS 3.0 or newer"
-            )));
-        }
-        // migrations
-        let tx = client.transaction().await.map_err(pe)?;
-        tx.batch_execute(
-            "SELECT pg_advisory_xact_lock(727310);
-             CREATE TABLE IF NOT EXISTS wangge_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
-        )
-        .await
-        .map_err(pe)?;
-        let cur: i32 = tx
-            .query_one("SELECT coalesce(max(version), 0) FROM wangge_schema", &[])
-            .await
-            .map_err(pe)?
-            .get(0);
-        if i64::from(cur) > SCHEMA_VERSION {
-            return Err(StoreError::Schema(format!(
-                "{url_shown}: schema version {cur} is newer than this wangge knows ({SCHEMA_VERSION}); use a newer wangge"
-            )));
-        }
-        for (v, sql) in MIGRATIONS {
-            if cur < v {
-                tx.batch_execute(sql).await.map_err(pe)?;
-                tx.execute("INSERT INTO wangge_schema (version) VALUES ($1)", &[&v])
-                    .await
-                    .map_err(pe)?;
-            }
-        }
-        tx.commit().await.map_err(pe)?;
+        ensure_postgis(&client, &url_shown).await?;
+        migrate(&mut client, &url_shown).await?;
         drop(client);
         Ok(Self::assemble(url_shown, pool, listen_cfg))
     }

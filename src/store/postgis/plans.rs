@@ -51,6 +51,44 @@ fn job_row(r: &tokio_postgres::Row) -> JobRecord {
 
 const JOB_COLUMNS: &str = "id, state, done, total, plan, error, who, started, updated";
 
+/// Put plan `id`'s grids in force from `vf` in place of the other plans' grids in
+/// `communities`, and retire those of `prev_ids` left with no grid in force.
+async fn switch_in_force(
+    tx: &impl GenericClient,
+    id: i64,
+    vf: &DateTime<Utc>,
+    communities: &[String],
+    prev_ids: &[i64],
+) -> Result<()> {
+    tx.execute(
+        "UPDATE grids SET valid_to = $2 WHERE plan_id != $1 AND valid_from IS NOT NULL
+           AND (valid_to IS NULL OR valid_to > $2) AND community = ANY($3)",
+        &[&id, vf, &communities],
+    )
+    .await
+    .map_err(pe)?;
+    tx.execute(
+        "UPDATE grids SET valid_from = $2, valid_to = NULL WHERE plan_id = $1",
+        &[&id, vf],
+    )
+    .await
+    .map_err(pe)?;
+    tx.execute(
+        "UPDATE plans SET status = 'published', valid_from = $2, published_at = now(), version = version + 1 WHERE id = $1",
+        &[&id, vf],
+    )
+    .await
+    .map_err(pe)?;
+    tx.execute(
+        "UPDATE plans p SET status = 'retired', valid_to = (SELECT max(valid_to) FROM grids WHERE plan_id = p.id), version = version + 1
+         WHERE p.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM grids g WHERE g.plan_id = p.id AND g.valid_to IS NULL)",
+        &[&prev_ids],
+    )
+    .await
+    .map_err(pe)?;
+    Ok(())
+}
+
 #[async_trait]
 impl Plans for PostgisStore {
     async fn create_job(&self, total: i64, who: &str) -> Result<JobRecord> {
@@ -293,32 +331,7 @@ impl Plans for PostgisStore {
             .collect();
         crate::store::check_not_before(&starts, valid_from)?;
         let prev_ids: Vec<i64> = starts.iter().map(|s| s.0).collect();
-        tx.execute(
-            "UPDATE grids SET valid_to = $2 WHERE plan_id != $1 AND valid_from IS NOT NULL
-               AND (valid_to IS NULL OR valid_to > $2) AND community = ANY($3)",
-            &[&id, &vf, &p.communities],
-        )
-        .await
-        .map_err(pe)?;
-        tx.execute(
-            "UPDATE grids SET valid_from = $2, valid_to = NULL WHERE plan_id = $1",
-            &[&id, &vf],
-        )
-        .await
-        .map_err(pe)?;
-        tx.execute(
-            "UPDATE plans SET status = 'published', valid_from = $2, published_at = now(), version = version + 1 WHERE id = $1",
-            &[&id, &vf],
-        )
-        .await
-        .map_err(pe)?;
-        tx.execute(
-            "UPDATE plans p SET status = 'retired', valid_to = (SELECT max(valid_to) FROM grids WHERE plan_id = p.id), version = version + 1
-             WHERE p.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM grids g WHERE g.plan_id = p.id AND g.valid_to IS NULL)",
-            &[&prev_ids],
-        )
-        .await
-        .map_err(pe)?;
+        switch_in_force(&tx, id, &vf, &p.communities, &prev_ids).await?;
         for (code, band, hh, reason) in &register {
             tx.execute(
                 "INSERT INTO plan_exceptions (plan_id, grid_code, band, households, reason, who, at) VALUES ($1, $2, $3, $4, $5, $6, now())",

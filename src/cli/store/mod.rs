@@ -9,7 +9,7 @@ use crate::store::{FeatureQuery, Layer, Plan, Store, Worker};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Arguments of `wangge import`.
@@ -199,21 +199,22 @@ async fn open(db: Option<&str>) -> Result<Arc<dyn Store>> {
     Ok(crate::store::open(db).await?)
 }
 
-/// Run `wangge import`.
-///
-/// # Errors
-/// Bad input (named, nothing written) or a store error.
-pub fn import(a: &ImportArgs) -> Result<()> {
-    if a.communities.is_none() && a.buildings.is_none() && a.roads.is_none() && a.osm.is_none() {
-        bail!("nothing to import: give --communities, --buildings, --roads or --osm");
-    }
+/// Layers read from files for import.
+type Layers = (
+    Option<Vec<crate::model::Community>>,
+    Option<Vec<crate::model::Building>>,
+    Option<Vec<crate::model::Road>>,
+    LoadNotes,
+);
+
+/// Every layer `wangge import` was given, read and checked (nothing written yet).
+fn read_layers(a: &ImportArgs) -> Result<Layers> {
     let tf = Transformer::new(a.crs.parse::<Crs>().context("--crs")?, Crs::Wgs84)?;
     let est = EstimateParams {
         storey_height_m: a.storey_height,
         dwelling_m2: a.dwelling_m2,
         ..EstimateParams::default()
     };
-    // read and check everything before writing anything
     let mut notes = LoadNotes::default();
     let communities = match &a.communities {
         Some(p) => Some(read_communities(p, &tf)?.0),
@@ -237,6 +238,19 @@ pub fn import(a: &ImportArgs) -> Result<()> {
         buildings.get_or_insert_with(Vec::new).extend(bs);
         roads.get_or_insert_with(Vec::new).extend(rs);
     }
+    Ok((communities, buildings, roads, notes))
+}
+
+/// Run `wangge import`.
+///
+/// # Errors
+/// Bad input (named, nothing written) or a store error.
+pub fn import(a: &ImportArgs) -> Result<()> {
+    if a.communities.is_none() && a.buildings.is_none() && a.roads.is_none() && a.osm.is_none() {
+        bail!("nothing to import: give --communities, --buildings, --roads or --osm");
+    }
+    // read and check everything before writing anything
+    let (communities, buildings, roads, notes) = read_layers(a)?;
     block_on(async {
         let store = open(a.database.as_deref()).await?;
         let mut out = json!({ "store": store.describe() });
@@ -420,14 +434,59 @@ async fn print_diff(a: i64, b: i64, common: &PlansArgs) -> Result<()> {
     Ok(())
 }
 
+/// A layer's features as a GeoJSON FeatureCollection named after the layer, written atomically.
+fn write_geojson(out: &Path, layer: Layer, features: &[crate::store::Feature]) -> Result<()> {
+    let feats: Vec<Value> = features
+        .iter()
+        .map(|f| {
+            json!({
+                "type": "Feature",
+                "id": f.id,
+                "properties": f.properties,
+                "geometry": f.geometry.as_ref().map(crate::io::write::geometry_json),
+            })
+        })
+        .collect();
+    let fc = json!({ "type": "FeatureCollection", "name": layer.name(), "features": feats });
+    crate::io::write::write_atomic(out, &serde_json::to_vec(&fc)?)
+        .with_context(|| format!("{}: cannot write", out.display()))
+}
+
+/// GeoPackage column types from the values: INTEGER when every value is an integer, REAL when
+/// some are not, TEXT for anything else or a column with no value.
+fn column_types(features: &[crate::store::Feature]) -> Vec<(String, &'static str)> {
+    let mut cols: Vec<(String, &'static str)> = Vec::new();
+    if let Some(f) = features.first() {
+        for k in f.properties.keys() {
+            let vals = features.iter().filter_map(|f| f.properties.get(k));
+            let mut ty = "INTEGER";
+            let mut any = false;
+            for v in vals {
+                match v {
+                    Value::Null => {}
+                    Value::Number(n) if n.is_i64() => any = true,
+                    Value::Number(_) => {
+                        any = true;
+                        if ty == "INTEGER" {
+                            ty = "REAL";
+                        }
+                    }
+                    _ => {
+                        any = true;
+                        ty = "TEXT";
+                    }
+                }
+            }
+            cols.push((k.clone(), if any { ty } else { "TEXT" }));
+        }
+    }
+    cols
+}
+
 /// Run `wangge export`.
 ///
 /// # Errors
 /// Unknown layer or format, a store error, or an unwritable output.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a long sequence of steps not yet split into phases (see scripts/house-figures)"
-)]
 pub fn export(a: &ExportArgs) -> Result<()> {
     let layer: Layer = a
         .layer
@@ -478,49 +537,9 @@ pub fn export(a: &ExportArgs) -> Result<()> {
             }
         }
         if fmt == "geojson" {
-            let feats: Vec<Value> = page
-                .features
-                .iter()
-                .map(|f| {
-                    json!({
-                        "type": "Feature",
-                        "id": f.id,
-                        "properties": f.properties,
-                        "geometry": f.geometry.as_ref().map(crate::io::write::geometry_json),
-                    })
-                })
-                .collect();
-            let fc =
-                json!({ "type": "FeatureCollection", "name": layer.name(), "features": feats });
-            crate::io::write::write_atomic(&a.out, &serde_json::to_vec(&fc)?)
-                .with_context(|| format!("{}: cannot write", a.out.display()))?;
+            write_geojson(&a.out, layer, &page.features)?;
         } else {
-            // column types from the values
-            let mut cols: Vec<(String, &'static str)> = Vec::new();
-            if let Some(f) = page.features.first() {
-                for k in f.properties.keys() {
-                    let vals = page.features.iter().filter_map(|f| f.properties.get(k));
-                    let mut ty = "INTEGER";
-                    let mut any = false;
-                    for v in vals {
-                        match v {
-                            Value::Null => {}
-                            Value::Number(n) if n.is_i64() => any = true,
-                            Value::Number(_) => {
-                                any = true;
-                                if ty == "INTEGER" {
-                                    ty = "REAL";
-                                }
-                            }
-                            _ => {
-                                any = true;
-                                ty = "TEXT";
-                            }
-                        }
-                    }
-                    cols.push((k.clone(), if any { ty } else { "TEXT" }));
-                }
-            }
+            let cols = column_types(&page.features);
             let gtype = if layer == Layer::Incidents {
                 "POINT"
             } else {
@@ -633,245 +652,5 @@ pub fn worker(c: &WorkerCmd) -> Result<()> {
     })
 }
 
-/// Run the hidden `wangge store-load`.
-///
-/// # Errors
-/// A store error.
-pub fn load(a: &LoadArgs) -> Result<()> {
-    let conc = a.concurrency.max(1);
-    block_on(async {
-        let store = open(a.database.as_deref()).await?;
-        match a.mode.as_str() {
-            "inserts" => load_inserts(store, a, conc).await,
-            "queries" => load_queries(store, a, conc).await,
-            o => bail!("--mode {o:?}: expected inserts or queries"),
-        }
-    })
-}
-
-/// Durable incident inserts by `conc` writers: rate and latencies (or one `ack` line per
-/// acknowledged insert, for the crash test).
-async fn load_inserts(
-    store: Arc<dyn crate::store::Store>,
-    a: &LoadArgs,
-    conc: usize,
-) -> Result<()> {
-    let cat = crate::incident::Catalogue::default_catalogue();
-    let cat0 = cat
-        .categories
-        .first()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("empty catalogue"))?;
-    let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
-    let t0 = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..conc {
-        let (store, out, cat0) = (store.clone(), out.clone(), cat0.clone());
-        let n = a.count / conc + usize::from(w < a.count % conc);
-        let (prefix, print) = (a.prefix.clone(), a.print_acks);
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(n);
-            for i in 0..n {
-                let id = format!("{prefix}-{w}-{i}");
-                let k = crate::incident::Case::report(
-                    id.clone(),
-                    &cat0,
-                    "load test".into(),
-                    116.40 + (i % 100) as f64 * 1e-4,
-                    39.90 + (w % 100) as f64 * 1e-4,
-                    crate::incident::Source::Patrol,
-                    None,
-                    1_735_689_600 + i as i64,
-                );
-                let t = std::time::Instant::now();
-                store.insert_incident(&k, "load").await?;
-                lat.push(t.elapsed().as_secs_f64());
-                if print && let Ok(mut o) = out.lock() {
-                    let _ = writeln!(o, "ack {id}");
-                    let _ = o.flush();
-                }
-            }
-            anyhow::Ok(lat)
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await??);
-    }
-    let s = t0.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(0.0)
-            * 1000.0
-    };
-    if !a.print_acks {
-        println!(
-            "{}",
-            json!({ "store": store.describe(), "mode": "inserts", "writers": conc, "inserts": lat.len(), "seconds": s,
-                        "per_s": lat.len() as f64 / s, "p50_ms": q(0.5), "p99_ms": q(0.99) })
-        );
-    }
-    Ok(())
-}
-
-/// Bbox pages of 1,000 grids and point lookups by `conc` readers.
-async fn load_queries(
-    store: Arc<dyn crate::store::Store>,
-    a: &LoadArgs,
-    conc: usize,
-) -> Result<()> {
-    let grids = store
-        .features(Layer::Grids, &FeatureQuery::default())
-        .await?;
-    if grids.features.is_empty() {
-        bail!(
-            "no grids in force in {}: publish a plan first",
-            store.describe()
-        );
-    }
-    // the extent of the grids in force, and points at their centroids
-    let mut ext = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
-    let mut pts = Vec::new();
-    for f in &grids.features {
-        if let Some(g) = &f.geometry
-            && let Some(r) = geo::BoundingRect::bounding_rect(g)
-        {
-            ext = [
-                ext[0].min(r.min().x),
-                ext[1].min(r.min().y),
-                ext[2].max(r.max().x),
-                ext[3].max(r.max().y),
-            ];
-            if let Some(p) = crate::geom::interior_point::interior_point(&match g {
-                geo::Geometry::MultiPolygon(m) => m.clone(),
-                _ => continue,
-            }) {
-                pts.push((p.x, p.y));
-            }
-        }
-    }
-    let pts = Arc::new(pts);
-    let mut out = json!({ "store": store.describe(), "mode": "queries", "concurrency": conc, "grids_in_force": grids.matched });
-    // bbox pages of 1,000 grids
-    let n_bbox = (a.count / 100).max(conc);
-    let t0 = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..conc {
-        let store = store.clone();
-        let n = n_bbox / conc;
-        tasks.push(tokio::spawn(async move {
-            let mut got = 0;
-            for _ in 0..n {
-                let p = store
-                    .features(
-                        Layer::Grids,
-                        &FeatureQuery {
-                            bbox: Some(ext),
-                            limit: 1000,
-                            offset: w,
-                            ..FeatureQuery::default()
-                        },
-                    )
-                    .await?;
-                got += p.features.len();
-            }
-            anyhow::Ok((n, got))
-        }));
-    }
-    let (mut q, mut got) = (0, 0);
-    for t in tasks {
-        let (n, g) = t.await??;
-        q += n;
-        got += g;
-    }
-    let s = t0.elapsed().as_secs_f64();
-    out["bbox_queries"] = json!(q);
-    out["bbox_grids_per_query"] = json!(got / q.max(1));
-    out["bbox_queries_per_s"] = json!(q as f64 / s);
-    // point lookups
-    let t0 = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    let now = chrono::Utc::now().timestamp();
-    for w in 0..conc {
-        let (store, pts) = (store.clone(), pts.clone());
-        let n = a.count / conc;
-        tasks.push(tokio::spawn(async move {
-            let mut found = 0;
-            for i in 0..n {
-                let (x, y) = pts[(i * 7919 + w * 104_729) % pts.len()];
-                if store.grid_at(x, y, now).await?.is_some() {
-                    found += 1;
-                }
-            }
-            anyhow::Ok((n, found))
-        }));
-    }
-    let (mut q, mut found) = (0, 0);
-    for t in tasks {
-        let (n, f) = t.await??;
-        q += n;
-        found += f;
-    }
-    let s = t0.elapsed().as_secs_f64();
-    out["lookups"] = json!(q);
-    out["lookups_found"] = json!(found);
-    out["lookups_per_s"] = json!(q as f64 / s);
-    println!("{out}");
-    Ok(())
-}
-
-/// `wangge plans publish`: the reasons given as CODE=REASON, the register printed after.
-async fn publish(
-    id: i64,
-    valid_from: &str,
-    by: &str,
-    exceptions: &[String],
-    common: &PlansArgs,
-) -> Result<()> {
-    let mut reasons = crate::store::Reasons::new();
-    for e in exceptions {
-        let Some((code, reason)) = e.split_once('=') else {
-            anyhow::bail!("--exception {e:?}: expected CODE=REASON");
-        };
-        if reasons
-            .insert(code.trim().to_string(), reason.to_string())
-            .is_some()
-        {
-            anyhow::bail!("--exception: grid {} is named twice", code.trim());
-        }
-    }
-    let t = parse_time(valid_from).ok_or_else(|| {
-        anyhow::anyhow!(
-            "--valid-from {valid_from:?}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|±HH:MM]"
-        )
-    })?;
-    let store = open(common.database.as_deref()).await?;
-    let p = store.publish_plan(id, t, None, by, &reasons).await?;
-    // running servers on the same database follow at once
-    store.announce_change().await?;
-    let register = store.plan_exceptions(id).await?;
-    if common.json {
-        println!("{}", serde_json::to_string(&p)?);
-    } else {
-        println!("published: {}", plan_line(&p));
-        print_register(&register);
-    }
-    Ok(())
-}
-
-/// The exception register, one grid a line.
-fn print_register(register: &[crate::store::ExceptionRecord]) {
-    if register.is_empty() {
-        println!("exception register: every grid in band");
-        return;
-    }
-    println!("exception register ({} grids out of band):", register.len());
-    for e in register {
-        println!(
-            "  {:<16} {:<8} {:>6} households  {}",
-            e.grid, e.band, e.households, e.reason
-        );
-    }
-}
+mod load;
+pub use load::*;

@@ -1,0 +1,128 @@
+//! Each community's fabric in a plan: loaded from the store (decoded once and cached), made on
+//! first use for plans older than fabrics, kept with a regrid's plan.
+
+use super::state::{self, State};
+use super::{EditError, heavy, plan_band};
+use crate::partition::RegridParams;
+use crate::partition::fabric::Fabric;
+use crate::store::{FabricRow, GridRecord, Plan, Store, StoreError};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Decoded fabrics by (plan, community): a fabric never changes once made.
+#[derive(Default)]
+pub struct FabricCache(pub(super) Mutex<HashMap<(i64, String), Arc<Loaded>>>);
+
+/// A fabric with its building index.
+pub struct Loaded {
+    pub fabric: Fabric,
+    pub building_index: HashMap<String, u32>,
+}
+
+impl Loaded {
+    fn new(fabric: Fabric) -> Loaded {
+        let building_index = fabric
+            .buildings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.id.clone(), i as u32))
+            .collect();
+        Loaded {
+            fabric,
+            building_index,
+        }
+    }
+}
+
+/// The fabric and state of a community in a plan; made (and stored) on first use from the
+/// store's layers, the plan's assignment and its grid polygons.
+///
+/// # Errors
+/// A community not in the plan, or a store error.
+pub async fn load(
+    store: &dyn Store,
+    cache: Option<&FabricCache>,
+    plan: &Plan,
+    community: &str,
+) -> Result<(Arc<Loaded>, State), EditError> {
+    if !plan.communities.iter().any(|c| c == community) {
+        return Err(EditError::NotFound(format!(
+            "community {community} is not in plan {}",
+            plan.id
+        )));
+    }
+    let key = (plan.id, community.to_string());
+    let hit = cache.and_then(|c| c.0.lock().ok().and_then(|m| m.get(&key).cloned()));
+    if let Some(l) = hit
+        && let Some(state) = store.plan_state(plan.id, community).await?
+    {
+        let st = State::from_text(&state, l.fabric.n_atoms()).map_err(StoreError::Backend)?;
+        return Ok((l, st));
+    }
+    let row = match store.plan_fabric(plan.id, community).await? {
+        Some(r) => r,
+        None => {
+            let row = first_fabric(store, plan, community).await?;
+            store.save_plan_fabric(plan.id, community, row).await?;
+            store
+                .plan_fabric(plan.id, community)
+                .await?
+                .ok_or_else(|| StoreError::Backend("fabric not kept".into()))?
+        }
+    };
+    let f =
+        heavy(|| Fabric::decode(&row.fabric)).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let loaded = Arc::new(Loaded::new(f));
+    if let Some(c) = cache
+        && let Ok(mut m) = c.0.lock()
+    {
+        if m.len() > 64 {
+            m.clear();
+        }
+        m.insert(key, loaded.clone());
+    }
+    let st = State::from_text(&row.state, loaded.fabric.n_atoms()).map_err(StoreError::Backend)?;
+    Ok((loaded, st))
+}
+
+/// Keep the fabrics of a regrid with the plan made from it.
+///
+/// # Errors
+/// A store error.
+pub async fn save_fabrics(
+    store: &dyn Store,
+    plan: i64,
+    fabrics: &[crate::partition::FabricOut],
+) -> Result<(), StoreError> {
+    for fo in fabrics {
+        let mut codes: Vec<&String> = fo.atom_codes.iter().collect();
+        codes.sort();
+        codes.dedup();
+        let st = State {
+            grids: codes
+                .iter()
+                .map(|c| state::Slot {
+                    code: (*c).clone(),
+                    locked: false,
+                })
+                .collect(),
+            atoms: fo
+                .atom_codes
+                .iter()
+                .map(|c| codes.binary_search(&c).map_or(0, |i| i as u32))
+                .collect(),
+        };
+        let row = FabricRow {
+            fabric: heavy(|| fo.fabric.encode()),
+            state: st.to_text(),
+        };
+        store
+            .save_plan_fabric(plan, &fo.fabric.community, row)
+            .await?;
+    }
+    Ok(())
+}
+
+mod restore;
+pub(super) use restore::*;

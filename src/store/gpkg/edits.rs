@@ -1,6 +1,6 @@
 //! Plan editing in the GeoPackage: fabrics, edits applied in one transaction, the edit log.
 
-use super::plans::{insert_grids, plan_get};
+use super::plans::{insert_grids, plan_exists, plan_get};
 use super::reference::touch;
 use super::*;
 use crate::store::{EditLog, EditRecord, FabricRow, PlanEdit, check_editable};
@@ -94,7 +94,7 @@ impl Edits for GpkgStore {
     async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()> {
         let community = community.to_string();
         self.write(move |c| {
-            plan_get(c, plan)?;
+            plan_exists(c, plan)?;
             c.execute(
                 "INSERT INTO plan_fabrics (plan_id, community, fabric) VALUES (?1, ?2, ?3)
                  ON CONFLICT (plan_id, community) DO NOTHING",
@@ -163,7 +163,7 @@ impl Edits for GpkgStore {
 
     async fn plan_edits(&self, plan: i64) -> Result<Vec<EditRecord>> {
         self.read(move |c| {
-            plan_get(c, plan)?;
+            plan_exists(c, plan)?;
             edit_records(
                 c,
                 &format!("SELECT {EDIT_RECORD} FROM plan_edits WHERE plan_id = ?1 ORDER BY seq"),
@@ -175,7 +175,7 @@ impl Edits for GpkgStore {
 
     async fn plan_edit_next(&self, plan: i64, redo: bool) -> Result<Option<EditRecord>> {
         self.read(move |c| {
-            plan_get(c, plan)?;
+            plan_exists(c, plan)?;
             let sql = if redo {
                 format!(
                     "SELECT {EDIT_RECORD} FROM plan_edits WHERE plan_id = ?1 AND status = 'undone' ORDER BY seq LIMIT 1"

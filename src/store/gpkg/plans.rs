@@ -32,6 +32,19 @@ fn grid_records(c: &Connection, sql: &str, args: impl rusqlite::Params) -> Resul
     Ok(out)
 }
 
+/// That plan `id` exists (`NotFound` otherwise), without reading its figures.
+pub(super) fn plan_exists(c: &Connection, id: i64) -> Result<()> {
+    c.prepare_cached("SELECT 1 FROM plans WHERE id = ?1")
+        .map_err(be)?
+        .query_row([id], |_| Ok(()))
+        .optional()
+        .map_err(be)?
+        .ok_or(StoreError::NotFound {
+            what: "plan",
+            id: id.to_string(),
+        })
+}
+
 pub(super) fn plan_get(c: &Connection, id: i64) -> Result<Plan> {
     let row = c
         .prepare_cached(
@@ -318,7 +331,7 @@ impl Plans for GpkgStore {
 
     async fn plan_grids(&self, id: i64) -> Result<Vec<GridRecord>> {
         self.read(move |c| {
-            plan_get(c, id)?;
+            plan_exists(c, id)?;
             grid_records(
                 c,
                 &format!("SELECT {GRID_RECORD} FROM grids WHERE plan_id = ?1 ORDER BY fid"),
@@ -331,7 +344,7 @@ impl Plans for GpkgStore {
     async fn plan_community_grids(&self, id: i64, community: &str) -> Result<Vec<GridRecord>> {
         let community = community.to_string();
         self.read(move |c| {
-            plan_get(c, id)?;
+            plan_exists(c, id)?;
             grid_records(
                 c,
                 &format!(
@@ -350,7 +363,7 @@ impl Plans for GpkgStore {
     ) -> Result<Vec<(String, String)>> {
         let buildings = buildings.to_vec();
         self.read(move |c| {
-            plan_get(c, id)?;
+            plan_exists(c, id)?;
             let mut s = c
                 .prepare_cached(
                     "SELECT building_id, grid_code FROM plan_assignments WHERE plan_id = ?1 AND building_id = ?2",
@@ -375,7 +388,7 @@ impl Plans for GpkgStore {
 
     async fn plan_assignment(&self, id: i64) -> Result<Vec<(String, String)>> {
         self.read(move |c| {
-            plan_get(c, id)?;
+            plan_exists(c, id)?;
             c.prepare_cached(
                 "SELECT building_id, grid_code FROM plan_assignments WHERE plan_id = ?1 ORDER BY building_id",
             )
@@ -451,7 +464,7 @@ impl Plans for GpkgStore {
 
     async fn plan_exceptions(&self, id: i64) -> Result<Vec<crate::store::ExceptionRecord>> {
         self.read(move |c| {
-            plan_get(c, id)?;
+            plan_exists(c, id)?;
             let rows: Vec<(String, String, i64, String, String, String)> = c
                 .prepare_cached(
                     "SELECT grid_code, band, households, reason, who, at FROM plan_exceptions WHERE plan_id = ?1 ORDER BY grid_code",

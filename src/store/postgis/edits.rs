@@ -1,7 +1,7 @@
 //! Plan editing in PostGIS: fabrics, edits applied in one transaction (the plan row locked),
 //! the edit log.
 
-use super::plans::plan_get;
+use super::plans::{plan_exists, plan_get};
 use super::*;
 use crate::store::{EditLog, EditRecord, FabricRow, PlanEdit, check_editable};
 
@@ -150,7 +150,7 @@ impl Edits for PostgisStore {
 
     async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()> {
         let client = self.client().await?;
-        plan_get(&client, plan).await?;
+        plan_exists(&client, plan).await?;
         client
             .execute(
                 "INSERT INTO plan_fabrics (plan_id, community, fabric, state) VALUES ($1, $2, $3, $4)
@@ -206,7 +206,7 @@ impl Edits for PostgisStore {
 
     async fn plan_edits(&self, plan: i64) -> Result<Vec<EditRecord>> {
         let client = self.client().await?;
-        plan_get(&client, plan).await?;
+        plan_exists(&client, plan).await?;
         let rows = client
             .query(
                 &format!("SELECT {EDIT_RECORD} FROM plan_edits WHERE plan_id = $1 ORDER BY seq"),
@@ -219,7 +219,7 @@ impl Edits for PostgisStore {
 
     async fn plan_edit_next(&self, plan: i64, redo: bool) -> Result<Option<EditRecord>> {
         let client = self.client().await?;
-        plan_get(&client, plan).await?;
+        plan_exists(&client, plan).await?;
         let sql = if redo {
             format!(
                 "SELECT {EDIT_RECORD} FROM plan_edits WHERE plan_id = $1 AND status = 'undone' ORDER BY seq LIMIT 1"

@@ -3,6 +3,18 @@
 use super::*;
 use crate::store::JobRecord;
 
+/// That plan `id` exists (`NotFound` otherwise), without reading its figures.
+pub(super) async fn plan_exists(c: &impl GenericClient, id: i64) -> Result<()> {
+    c.query_opt("SELECT 1 FROM plans WHERE id = $1", &[&id])
+        .await
+        .map_err(pe)?
+        .map(|_| ())
+        .ok_or(StoreError::NotFound {
+            what: "plan",
+            id: id.to_string(),
+        })
+}
+
 pub(super) async fn plan_get(c: &impl GenericClient, id: i64) -> Result<Plan> {
     let r = c
         .query_opt(
@@ -229,7 +241,7 @@ impl Plans for PostgisStore {
 
     async fn plan_grids(&self, id: i64) -> Result<Vec<GridRecord>> {
         let client = self.client().await?;
-        plan_get(&client, id).await?;
+        plan_exists(&client, id).await?;
         let rows = client
             .query(
                 &format!("SELECT {GRID_RECORD} FROM grids WHERE plan_id = $1 ORDER BY fid"),
@@ -242,7 +254,7 @@ impl Plans for PostgisStore {
 
     async fn plan_community_grids(&self, id: i64, community: &str) -> Result<Vec<GridRecord>> {
         let client = self.client().await?;
-        plan_get(&client, id).await?;
+        plan_exists(&client, id).await?;
         let rows = client
             .query(
                 &format!(
@@ -261,7 +273,7 @@ impl Plans for PostgisStore {
         buildings: &[String],
     ) -> Result<Vec<(String, String)>> {
         let client = self.client().await?;
-        plan_get(&client, id).await?;
+        plan_exists(&client, id).await?;
         Ok(client
             .query(
                 "SELECT building_id, grid_code FROM plan_assignments WHERE plan_id = $1 AND building_id = ANY($2) ORDER BY building_id COLLATE \"C\"",
@@ -276,7 +288,7 @@ impl Plans for PostgisStore {
 
     async fn plan_assignment(&self, id: i64) -> Result<Vec<(String, String)>> {
         let client = self.client().await?;
-        plan_get(&client, id).await?;
+        plan_exists(&client, id).await?;
         Ok(client
             .query(
                 "SELECT building_id, grid_code FROM plan_assignments WHERE plan_id = $1 ORDER BY building_id COLLATE \"C\"",
@@ -350,7 +362,7 @@ impl Plans for PostgisStore {
 
     async fn plan_exceptions(&self, id: i64) -> Result<Vec<crate::store::ExceptionRecord>> {
         let client = self.client().await?;
-        plan_get(&client, id).await?;
+        plan_exists(&client, id).await?;
         let rows = client
             .query(
                 "SELECT grid_code, band, households, reason, who, at FROM plan_exceptions WHERE plan_id = $1 ORDER BY grid_code",

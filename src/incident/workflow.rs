@@ -438,14 +438,7 @@ impl Case {
         let old = self.level;
         self.level = self.level.up();
         self.escalations += 1;
-        self.due_at =
-            Some(
-                cal.due_at(at, cat.limit)
-                    .map_err(|source| TransitionError::Calendar {
-                        id: self.id.clone(),
-                        source,
-                    })?,
-            );
+        self.due_at = Some(self.due_from(at, cat, cal)?);
         Ok(format!("{old:?} → {:?}: open at its due time", self.level))
     }
 

@@ -196,6 +196,24 @@ pub struct Feature {
     pub properties: Map<String, Value>,
 }
 
+impl Feature {
+    /// A feature of a layer page, its id the first property (the layer's key field).
+    #[must_use]
+    pub fn keyed(geometry: Option<Geometry>, properties: Map<String, Value>) -> Feature {
+        let id = properties
+            .values()
+            .next()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Feature {
+            id,
+            geometry,
+            properties,
+        }
+    }
+}
+
 /// What to read from a layer.
 #[derive(Debug, Clone, Default)]
 pub struct FeatureQuery {

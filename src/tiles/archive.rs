@@ -111,7 +111,7 @@ fn render_pyramid(
     bbox: [f64; 4],
     progress: &(dyn Fn(u64) + Sync),
 ) -> (Vec<Tile>, u64) {
-    let mut tiles: Vec<(u8, u32, u32, Vec<u8>)> = Vec::new();
+    let mut tiles: Vec<Tile> = Vec::new();
     let mut empty = 0u64;
     let mut frontier: Vec<(u32, u32)> = tiles_over(bbox, minzoom);
     for z in minzoom..=maxzoom {
@@ -225,7 +225,7 @@ type Entry = (u64, u64, u64);
 
 /// The archive's tile data (gzipped, identical tiles once), its entries (tile id, offset,
 /// length) in tile-id order, and how many distinct tiles it holds.
-fn tile_data(tiles: &[(u8, u32, u32, Vec<u8>)]) -> Result<(Vec<u8>, Vec<Entry>, u64)> {
+fn tile_data(tiles: &[Tile]) -> Result<(Vec<u8>, Vec<Entry>, u64)> {
     let mut data: Vec<u8> = Vec::new();
     let mut seen: std::collections::HashMap<Vec<u8>, (u64, u64)> = std::collections::HashMap::new();
     let mut entries: Vec<(u64, u64, u64)> = Vec::with_capacity(tiles.len());
@@ -273,7 +273,7 @@ fn write_pmtiles(
     path: &Path,
     name: &str,
     name_of_set: &str,
-    tiles: &mut [(u8, u32, u32, Vec<u8>)],
+    tiles: &mut [Tile],
     minzoom: u8,
     maxzoom: u8,
     bbox: [f64; 4],
@@ -350,7 +350,7 @@ fn write_pmtiles(
 fn write_mbtiles(
     path: &Path,
     name: &str,
-    tiles: &[(u8, u32, u32, Vec<u8>)],
+    tiles: &[Tile],
     minzoom: u8,
     maxzoom: u8,
     bbox: [f64; 4],

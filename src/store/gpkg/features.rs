@@ -153,16 +153,7 @@ fn feature_of_row(r: &rusqlite::Row<'_>, names: &[&str]) -> Result<Feature> {
     for (i, n) in names.iter().enumerate() {
         props.insert((*n).to_string(), sql_value(r.get_ref(2 + i).map_err(be)?));
     }
-    let id = props
-        .get(names[0])
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    Ok(Feature {
-        id,
-        geometry,
-        properties: props,
-    })
+    Ok(Feature::keyed(geometry, props))
 }
 
 pub(super) fn features_in(c: &Connection, layer: Layer, q: &FeatureQuery) -> Result<FeaturePage> {

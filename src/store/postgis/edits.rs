@@ -1,7 +1,7 @@
 //! Plan editing in PostGIS: fabrics, edits applied in one transaction (the plan row locked),
 //! the edit log.
 
-use super::plans::{plan_exists, plan_get};
+use super::plans::{insert_grids, plan_exists, plan_get};
 use super::*;
 use crate::store::{EditLog, EditRecord, FabricRow, PlanEdit, check_editable};
 
@@ -76,32 +76,7 @@ async fn write_edit_rows(tx: &impl GenericClient, plan: i64, edit: &PlanEdit) ->
     )
     .await
     .map_err(pe)?;
-    let st = tx
-        .prepare(
-            "INSERT INTO grids (plan_id, code, name, community, street, households, buildings, weight, band, geom)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ST_Multi(ST_GeomFromWKB($10, 4326)))",
-        )
-        .await
-        .map_err(pe)?;
-    for g in &edit.put_grids {
-        tx.execute(
-            &st,
-            &[
-                &plan,
-                &g.code,
-                &g.name,
-                &g.community,
-                &g.street,
-                &(i64::try_from(g.households).unwrap_or(i64::MAX)),
-                &(i64::try_from(g.buildings).unwrap_or(i64::MAX)),
-                &g.weight,
-                &g.band,
-                &mp_wkb(&g.geometry),
-            ],
-        )
-        .await
-        .map_err(pe)?;
-    }
+    insert_grids(tx, plan, &edit.put_grids).await?;
     if !edit.assignment.is_empty() {
         let (bs, gs): (Vec<&str>, Vec<&str>) = edit
             .assignment

@@ -93,17 +93,7 @@ fn feature_of_row(r: &tokio_postgres::Row, props: &[(&'static str, String)]) -> 
         }
         _ => Map::new(),
     };
-    let id = properties
-        .values()
-        .next()
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    Ok(Feature {
-        id,
-        geometry,
-        properties,
-    })
+    Ok(Feature::keyed(geometry, properties))
 }
 
 #[async_trait]

@@ -3,6 +3,41 @@
 use super::*;
 use crate::store::JobRecord;
 
+/// Write `grids` as rows of plan `id`.
+pub(super) async fn insert_grids(
+    tx: &impl GenericClient,
+    id: i64,
+    grids: &[crate::store::GridRecord],
+) -> Result<()> {
+    let st = tx
+        .prepare(
+            "INSERT INTO grids (plan_id, code, name, community, street, households, buildings, weight, band, geom)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ST_Multi(ST_GeomFromWKB($10, 4326)))",
+        )
+        .await
+        .map_err(pe)?;
+    for g in grids {
+        tx.execute(
+            &st,
+            &[
+                &id,
+                &g.code,
+                &g.name,
+                &g.community,
+                &g.street,
+                &(i64::try_from(g.households).unwrap_or(i64::MAX)),
+                &(i64::try_from(g.buildings).unwrap_or(i64::MAX)),
+                &g.weight,
+                &g.band,
+                &mp_wkb(&g.geometry),
+            ],
+        )
+        .await
+        .map_err(pe)?;
+    }
+    Ok(())
+}
+
 /// That plan `id` exists (`NotFound` otherwise), without reading its figures.
 pub(super) async fn plan_exists(c: &impl GenericClient, id: i64) -> Result<()> {
     c.query_opt("SELECT 1 FROM plans WHERE id = $1", &[&id])
@@ -163,32 +198,7 @@ impl Plans for PostgisStore {
             .await
             .map_err(pe)?
             .get(0);
-        let st = tx
-            .prepare(
-                "INSERT INTO grids (plan_id, code, name, community, street, households, buildings, weight, band, geom)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ST_Multi(ST_GeomFromWKB($10, 4326)))",
-            )
-            .await
-            .map_err(pe)?;
-        for g in &plan.grids {
-            tx.execute(
-                &st,
-                &[
-                    &id,
-                    &g.code,
-                    &g.name,
-                    &g.community,
-                    &g.street,
-                    &(i64::try_from(g.households).unwrap_or(i64::MAX)),
-                    &(i64::try_from(g.buildings).unwrap_or(i64::MAX)),
-                    &g.weight,
-                    &g.band,
-                    &mp_wkb(&g.geometry),
-                ],
-            )
-            .await
-            .map_err(pe)?;
-        }
+        insert_grids(&tx, id, &plan.grids).await?;
         if !plan.assignment.is_empty() {
             let (bs, gs): (Vec<&str>, Vec<&str>) = plan
                 .assignment

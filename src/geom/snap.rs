@@ -274,9 +274,16 @@ pub fn snap_round_keeping(polys: &mut [Polygon], keep: &[bool], step: f64) -> bo
             q = r;
         }
         // rounding must not make a valid polygon invalid (one drawn invalid stays no worse)
-        if !simple(&q) && simple(p) {
-            tracing::debug!(polygon = i, step, "snapped ring touches itself");
-            return false;
+        if !simple(&q) {
+            if simple(p) {
+                tracing::debug!(polygon = i, step, "snapped ring touches itself");
+                return false;
+            }
+            tracing::debug!(
+                polygon = i,
+                step,
+                "drawn not simple, and snapped not simple either"
+            );
         }
         out.push(q);
     }

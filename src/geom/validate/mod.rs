@@ -150,6 +150,46 @@ mod tests {
         assert!(e.to_string().contains("holes are not valid"), "{e}");
     }
 
+    fn ring(points: &[(f64, f64)]) -> LineString {
+        let mut v = points.to_vec();
+        v.push(points[0]);
+        LineString::from(v)
+    }
+
+    #[test]
+    fn a_hole_may_touch_its_shell_at_one_vertex_but_not_cross_it() {
+        let shell = ring(&[(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (2.0, 4.0), (0.0, 4.0)]);
+        // touches the shell at (2, 4) only: valid in OGC simple features
+        let touching = ring(&[(2.0, 4.0), (1.0, 2.0), (3.0, 2.0)]);
+        let one = Polygon::new(shell.clone(), vec![touching]);
+        assert!(find_self_intersection(&one).is_none());
+        assert!(check_polygon(&one, false).is_ok());
+        // touches at two vertices: the interior is cut in two
+        let shell2 = ring(&[
+            (0.0, 0.0),
+            (2.0, 0.0),
+            (4.0, 0.0),
+            (4.0, 4.0),
+            (2.0, 4.0),
+            (0.0, 4.0),
+        ]);
+        let twice = ring(&[(2.0, 4.0), (1.0, 2.0), (2.0, 0.0), (3.0, 2.0)]);
+        assert!(find_self_intersection(&Polygon::new(shell2, vec![twice])).is_some());
+        // shares a vertex with the shell but passes through it to the outside
+        let through = ring(&[(2.0, 4.0), (1.0, 2.0), (3.0, 5.0)]);
+        assert!(find_self_intersection(&Polygon::new(shell.clone(), vec![through])).is_some());
+        // a ring touching itself is still wrong
+        let pinched = ring(&[
+            (0.0, 0.0),
+            (2.0, 2.0),
+            (4.0, 0.0),
+            (4.0, 4.0),
+            (2.0, 2.0),
+            (0.0, 4.0),
+        ]);
+        assert!(find_self_intersection(&Polygon::new(pinched, vec![])).is_some());
+    }
+
     #[test]
     fn out_of_range() {
         let p = polygon![(x: 0.0, y: 0.0), (x: 200.0, y: 0.0), (x: 1.0, y: 1.0)];

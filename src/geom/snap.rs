@@ -279,11 +279,17 @@ pub fn snap_round_keeping(polys: &mut [Polygon], keep: &[bool], step: f64) -> bo
                 tracing::debug!(polygon = i, step, "snapped ring touches itself");
                 return false;
             }
-            tracing::debug!(
-                polygon = i,
-                step,
-                "drawn not simple, and snapped not simple either"
-            );
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let at = crate::geom::validate::find_self_intersection(p);
+                let ring: Vec<(f64, f64)> = p.exterior().0.iter().map(|c| (c.x, c.y)).collect();
+                tracing::debug!(
+                    polygon = i,
+                    step,
+                    ?at,
+                    ?ring,
+                    "drawn not simple, and snapped not simple either"
+                );
+            }
         }
         out.push(q);
     }

@@ -329,20 +329,29 @@ pub fn valid_everywhere(layer: &serde_json::Value) {
             Box::new(move |c| f.fwd(c))
         }),
     ];
-    for feat in layer["features"].as_array().unwrap() {
+    let features = layer["features"].as_array().unwrap();
+    // every failure, so a failing run says how many grids and where
+    let mut bad = Vec::new();
+    for feat in features {
         let code = feat["properties"]["code"].as_str().unwrap();
         for (name, fwd) in &frames {
             for p in polygons(&feat["geometry"]) {
                 let r =
                     |l: &geo::LineString| geo::LineString(l.0.iter().map(|c| fwd(*c)).collect());
                 let q = geo::Polygon::new(r(p.exterior()), p.interiors().iter().map(r).collect());
-                assert!(
-                    wangge::geom::validate::find_self_intersection(&q).is_none(),
-                    "grid {code} crosses itself in {name}"
-                );
+                if let Some(at) = wangge::geom::validate::find_self_intersection(&q) {
+                    bad.push(format!("grid {code} crosses itself in {name} near {at:?}"));
+                }
             }
         }
     }
+    assert!(
+        bad.is_empty(),
+        "{} problems in {} grids:\n{}",
+        bad.len(),
+        features.len(),
+        bad.join("\n")
+    );
 }
 
 pub fn polygons(g: &serde_json::Value) -> Vec<geo::Polygon> {

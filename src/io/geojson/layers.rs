@@ -323,18 +323,27 @@ pub fn geodesic_area_m2(mp: &MultiPolygon) -> f64 {
     m.unsigned_area()
 }
 
+/// A grid layer's features (at least one) and the transform for its coordinates.
+fn grid_features<'a>(
+    path: &Path,
+    tf: &'a Transformer,
+) -> Result<(Vec<RawFeature>, crate::io::layer::LayerTransform<'a>), InputError> {
+    let layer = read_layer(path, Role::Grids)?;
+    let tf = layer.transformer(path, tf)?;
+    if layer.features.is_empty() {
+        return Err(InputError::file(path, "the grid layer has no features"));
+    }
+    Ok((layer.features, tf))
+}
+
 /// Read a polygon layer as locate zones: `code` (required), `name`, `community`, `street`,
 /// `valid_from`/`valid_to` (dates or times).
 ///
 /// # Errors
 /// As for communities, plus unreadable validity times (named).
 pub fn read_zones(path: &Path, tf: &Transformer) -> Result<Vec<crate::locate::Zone>, InputError> {
-    let layer = read_layer(path, Role::Grids)?;
-    let tf = &*layer.transformer(path, tf)?;
-    let feats = layer.features;
-    if feats.is_empty() {
-        return Err(InputError::file(path, "the grid layer has no features"));
-    }
+    let (feats, tf) = grid_features(path, tf)?;
+    let tf = &*tf;
     let mut notes = LoadNotes::default();
     let mut out = Vec::with_capacity(feats.len());
     for f in &feats {
@@ -391,12 +400,8 @@ pub fn read_grid_layer(
     path: &Path,
     tf: &Transformer,
 ) -> Result<Vec<(crate::partition::FixedGrid, bool)>, InputError> {
-    let layer = read_layer(path, Role::Grids)?;
-    let tf = &*layer.transformer(path, tf)?;
-    let feats = layer.features;
-    if feats.is_empty() {
-        return Err(InputError::file(path, "the grid layer has no features"));
-    }
+    let (feats, tf) = grid_features(path, tf)?;
+    let tf = &*tf;
     let mut notes = LoadNotes::default();
     let mut out = Vec::with_capacity(feats.len());
     let mut seen = HashSet::new();

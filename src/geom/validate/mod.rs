@@ -95,6 +95,7 @@ fn segments_meet(a: Coord, b: Coord, c: Coord, d: Coord) -> bool {
 }
 
 mod intersect;
+mod touch;
 pub use intersect::*;
 
 #[cfg(test)]

@@ -47,6 +47,12 @@ fn segments_of(p: &Polygon) -> Vec<Seg> {
     segs
 }
 
+/// True when `p` and `q` lie on one ray from `shared` (segments from `shared` to them overlap).
+pub(crate) fn same_way(shared: Coord, p: Coord, q: Coord) -> bool {
+    orient(p, shared, q) == 0.0
+        && (p.x - shared.x) * (q.x - shared.x) + (p.y - shared.y) * (q.y - shared.y) > 0.0
+}
+
 /// Neighbouring segments of one ring share an endpoint; they are wrong only if they fold back.
 fn folds_back(si: &Seg, sj: &Seg) -> Option<Coord> {
     let (shared, p1, p2) = if si.b == sj.a {
@@ -54,9 +60,7 @@ fn folds_back(si: &Seg, sj: &Seg) -> Option<Coord> {
     } else {
         (si.a, si.b, sj.a)
     };
-    (orient(p1, shared, p2) == 0.0
-        && (p1.x - shared.x) * (p2.x - shared.x) + (p1.y - shared.y) * (p2.y - shared.y) > 0.0)
-        .then_some(shared)
+    same_way(shared, p1, p2).then_some(shared)
 }
 
 /// The first place where the rings of a polygon cross or touch improperly, if any.

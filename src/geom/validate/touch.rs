@@ -18,9 +18,7 @@ pub(crate) fn endpoint_touch(si: &Seg, sj: &Seg) -> Option<Touch> {
         if sj.a == shared { sj.b } else { sj.a },
     );
     // Collinear and pointing the same way: the segments overlap beyond the shared point.
-    if orient(shared, oi, oj) == 0.0
-        && (oi.x - shared.x) * (oj.x - shared.x) + (oi.y - shared.y) * (oj.y - shared.y) > 0.0
-    {
+    if same_way(shared, oi, oj) {
         return None;
     }
     let (first, second) = if si.ring < sj.ring {
@@ -37,6 +35,9 @@ pub(crate) fn endpoint_touch(si: &Seg, sj: &Seg) -> Option<Touch> {
 /// Of the one-vertex touches between rings, the first that is not allowed: a pair of rings
 /// meeting at two places, or one ring passing through the other at the shared vertex.
 pub(crate) fn improper_touch(p: &Polygon, mut touches: Vec<Touch>) -> Option<Coord> {
+    if touches.is_empty() {
+        return None;
+    }
     touches.sort_unstable();
     touches.dedup();
     let rings: Vec<&LineString> = std::iter::once(p.exterior()).chain(p.interiors()).collect();

@@ -617,9 +617,10 @@ fn workload_weights_on_manhattan() {
     }
 }
 
-/// Output valid in every common projection: generated districts (several seeds; 500
-/// communities in `scripts/fuzz-edits`), every grid checked after projection to Web Mercator,
-/// CGCS2000 3° Gauss-Krüger (CM 111°E) and a local metric frame.
+/// Output valid in every common projection: generated districts of 500 communities (seeds
+/// 1–3; `WANGGE_VALIDITY_SEEDS` and `WANGGE_VALIDITY_COMMUNITIES` for more, as
+/// `scripts/fuzz-edits` does), every grid checked after projection to Web Mercator, CGCS2000 3°
+/// Gauss-Krüger (CM 111°E) and a local metric frame.
 #[test]
 fn generated_districts_stay_valid_when_projected() {
     let dir = tempfile::tempdir().unwrap();
@@ -627,8 +628,12 @@ fn generated_districts_stay_valid_when_projected() {
     let n: usize = std::env::var("WANGGE_VALIDITY_COMMUNITIES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    for seed in [1u64, 2, 3] {
+        .unwrap_or(500);
+    let seeds: Vec<u64> = std::env::var("WANGGE_VALIDITY_SEEDS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2, 3]);
+    for seed in seeds {
         sample(d, seed, n);
         let out = d.join("g.geojson");
         wangge_ok(&[

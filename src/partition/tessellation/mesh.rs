@@ -160,11 +160,15 @@ impl Mesh {
     }
 }
 
+/// A region of triangles bounded by boundary constraints with less area than this in all (m²)
+/// is outside, whatever its centroids say.
+const SLIVER_REGION_M2: f64 = 1e-6;
+
 /// Which faces lie inside the community part. Regions of triangles bounded by boundary
 /// constraints are wholly in or out; each region takes the area-weighted vote of its
 /// triangles' centroids (exact point-in-polygon). Where a boundary piece is missing (a rare
 /// near-degenerate crossing), the region is mixed and its substantial triangles decide for
-/// themselves.
+/// themselves. Regions of slivers alone (under [`SLIVER_REGION_M2`]) are outside.
 pub(super) fn inside(m: &Mesh, bnd: &Boundary) -> Vec<bool> {
     let nf = m.len();
     let mut region = vec![NONE; nf];
@@ -201,6 +205,12 @@ pub(super) fn inside(m: &Mesh, bnd: &Boundary) -> Vec<bool> {
             }
         }
         let total = ain + aout;
+        if total < SLIVER_REGION_M2 {
+            // only slivers: pockets between a straight boundary edge's densify points and the
+            // hull chord (or another boundary piece) that rounding left on either side; their
+            // centroids' votes are noise, and land of no width is not the community's
+            continue;
+        }
         let mixed =
             ain > 1e-6 * total.max(1e-12) && aout > 1e-6 * total.max(1e-12) && ain.min(aout) > 1.0;
         for (&f, &v) in members.iter().zip(&votes) {
@@ -259,5 +269,60 @@ mod tests {
             .count();
         assert_eq!(walls, 4);
         assert!(m.edge_flags.iter().all(|&f| f & F_ROAD == 0));
+    }
+
+    #[test]
+    fn slivers_beside_a_long_straight_edge_are_never_inside() {
+        // long skew edges on the hull: their densify points fall a rounding error either side of
+        // the line, and the slivers between them and the hull must not count as land
+        let part = polygon!(
+            exterior: [(x: 0.0, y: 0.0), (x: 1000.3, y: 7.1), (x: 1003.7, y: 611.9), (x: 3.3, y: 597.7), (x: 0.0, y: 0.0)],
+            interiors: [],
+        );
+        let bnd = Boundary::new(&part, &part, &[]);
+        let mut b = Builder::new();
+        let (used, extra) = bnd.node_roads(&[]);
+        bnd.insert_rings(&mut b, extra, 6.0).unwrap();
+        constrain(
+            &mut b,
+            &[],
+            &used,
+            &[],
+            &bnd,
+            &TessellationSettings::default(),
+        )
+        .unwrap();
+        let m = Mesh::from_builder(&b, &bnd.tree, &seg_tree(std::iter::empty()));
+        let inside = inside(&m, &bnd);
+        // every inside face reaches real land without crossing the boundary: no pocket of
+        // slivers alone counts as inside
+        let mut seen = vec![false; m.len()];
+        for f0 in (1..m.len()).filter(|&f| inside[f]) {
+            if seen[f0] {
+                continue;
+            }
+            let (mut stack, mut area) = (vec![f0], 0.0);
+            seen[f0] = true;
+            while let Some(f) = stack.pop() {
+                area += m.area(f);
+                for k in 0..3 {
+                    let g = m.nbr[f][k];
+                    if g != NONE && !seen[g as usize] && !m.edge_has(f, k, F_BOUNDARY) {
+                        seen[g as usize] = true;
+                        stack.push(g as usize);
+                    }
+                }
+            }
+            assert!(
+                area > 1.0,
+                "an inside region of slivers alone ({area} m²) at face {f0}"
+            );
+        }
+        let area: f64 = (1..m.len()).filter(|&f| inside[f]).map(|f| m.area(f)).sum();
+        let want = geo::Area::unsigned_area(&part);
+        assert!(
+            (area - want).abs() < 1e-6 * want,
+            "inside area {area} of {want}"
+        );
     }
 }

@@ -432,7 +432,19 @@ async function send(path, body) {
       m.triggerRepaint();
     };
     m.on('sourcedata', onData);
-    m.once('idle', () => (timing.settled = performance.now() - t0));
+    // settled: every source and tile loaded and the camera still — on the map's idle event, or
+    // seen by a light poll when the event does not come (a frame that keeps asking for another)
+    const settle = () => {
+      if (timing.settled !== undefined || S.timing !== timing) return true;
+      if (timing.visible === undefined || !m.loaded() || !m.areTilesLoaded() || m.isMoving()) return false;
+      timing.settled = performance.now() - t0;
+      return true;
+    };
+    m.once('idle', () => {
+      if (timing.settled === undefined) timing.settled = performance.now() - t0;
+    });
+    let polls = 0;
+    const poll = setInterval(() => (settle() || ++polls > 600) && clearInterval(poll), 100);
     toast(t('done', { s: summaryOf(path, body, data) }));
   } catch (e) {
     if (e instanceof ApiError && e.status === 412) return showConflict();

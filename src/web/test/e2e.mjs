@@ -21,7 +21,7 @@ const DRAFT = Number(env('WANGGE_DRAFT'));
 const IN_FORCE = Number(env('WANGGE_IN_FORCE'));
 const EDITS = Number(process.env.WANGGE_EDITS || 20);
 mkdirSync(OUT, { recursive: true });
-const report = { steps: [] };
+const report = { steps: [], unsettled: [] };
 const log = (...a) => console.log('[e2e]', ...a);
 
 async function rest(path, token, opts = {}) {
@@ -84,10 +84,18 @@ async function waitOr(page, fn, arg, what, since = () => []) {
       selected: [...window.__wangge.selB],
       target: document.querySelector('[data-testid="assign-target"]')?.value,
     })).catch((err) => ({ unreadable: String(err) }));
+    seen.map = await mapState(page);
     const reqs = since().map((r) => `${r.request().method()} ${r.url().replace(BASE, '')} → ${r.status()}`);
     throw new Error(`${what}: not within 60 s (${e.message.split('\n')[0]}); the page: ${JSON.stringify(seen)}; responses since: ${JSON.stringify(reqs.slice(-12))}`);
   }
 }
+
+// the map's loading state: loaded, tiles loaded, moving, and the sources not loaded
+const mapState = (page) => page.evaluate(() => {
+  const m = window.__wangge.map;
+  const unloaded = Object.keys(m.getStyle().sources).filter((id) => !m.isSourceLoaded(id));
+  return { loaded: m.loaded(), tiles: m.areTilesLoaded(), moving: m.isMoving(), unloaded };
+}).catch((err) => ({ unreadable: String(err) }));
 
 async function shot(page, name) {
   const path = `${OUT}/${name}.png`;
@@ -403,12 +411,22 @@ for (let i = 0; i < EDITS; i++) {
   // first the edit's answer applied to the page, then its first frame and the map idle; a wait
   // that runs out says which of them did not come and what the page showed
   await waitOr(page, ([id, t]) => window.__wangge.assignment.get(id) === t, [one.id, to], `edit ${i}: ${one.id} in ${to} after the answer`, () => responses.slice(sent));
-  await waitOr(page, () => window.__wangge.timing?.settled !== undefined && window.__wangge.timing?.visible !== undefined, null, `edit ${i}: the map drawn and idle after the answer`, () => responses.slice(sent));
+  await waitOr(page, () => window.__wangge.timing?.visible !== undefined, null, `edit ${i}: the map drawn after the answer`, () => responses.slice(sent));
+  // the map at rest after it (every tile and source loaded): measured, and when it does not come
+  // within 30 s the map's state goes into the report; the map is compared with the store below
+  const rest30 = await page.waitForFunction(() => window.__wangge.timing?.settled !== undefined, null, { timeout: 30000 }).then(() => true, () => false);
+  if (!rest30) {
+    const st = await mapState(page);
+    report.unsettled.push({ edit: i, ...st });
+    log(`edit ${i}: the map not at rest 30 s after the answer`, st);
+  }
   const tm = await page.evaluate(() => window.__wangge.timing);
   times.push(tm.visible);
   answered.push(tm.answered);
-  settled.push(tm.settled);
+  if (tm.settled !== undefined) settled.push(tm.settled);
 }
+// after the edits the map draws the store's grids (the draft with every edit)
+log('planner after edits: drawn vs store', await drawnVsStore(page, PLANNER));
 times.sort((a, b) => a - b);
 report.edit_visible_ms = { median: times[Math.floor(times.length / 2)], p90: times[Math.floor(times.length * 0.9)], min: times[0], max: times.at(-1), n: times.length };
 answered.sort((a, b) => a - b);

@@ -8,6 +8,7 @@
 use super::tessellation::{NONE, Pt, Tessellation};
 use geo::{Coord, LineString, Polygon};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rayon::prelude::*;
 
 /// Why a grid polygon could not be formed.
 #[derive(Debug, thiserror::Error)]
@@ -157,19 +158,23 @@ pub fn assemble_edges(
     given: usize,
     drop: &HashSet<Pt>,
 ) -> Result<Vec<GridPolygon>, AssembleError> {
-    let mut out = Vec::with_capacity(edges.len());
-    for (gi, es) in edges.iter().enumerate() {
-        if gi < given {
-            // the caller has this grid's polygon already (a kept grid)
-            out.push(GridPolygon {
-                metres: Polygon::new(LineString(vec![]), vec![]),
-                wgs84: Polygon::new(LineString(vec![]), vec![]),
-            });
-            continue;
-        }
-        out.push(grid_polygon(t, gi, es, given, drop)?);
-    }
-    Ok(out)
+    // grids in parallel, collected in order; the first failing grid is the one named
+    edges
+        .par_iter()
+        .enumerate()
+        .map(|(gi, es)| {
+            if gi < given {
+                // the caller has this grid's polygon already (a kept grid)
+                return Ok(GridPolygon {
+                    metres: Polygon::new(LineString(vec![]), vec![]),
+                    wgs84: Polygon::new(LineString(vec![]), vec![]),
+                });
+            }
+            grid_polygon(t, gi, es, given, drop)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// One grid's polygon, in metres and in WGS84, from its boundary edges.

@@ -6,6 +6,7 @@ use super::{EditError, check, derive, heavy, import, plan_band, rebalance};
 use crate::partition::RegridParams;
 use crate::partition::fabric::Fabric;
 use crate::store::{FabricRow, GridRecord, Plan, Store, StoreError};
+use rayon::prelude::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -73,8 +74,15 @@ pub async fn import_plan(
     let band = params.band;
     let mut grids = Vec::new();
     let mut assignment = Vec::new();
-    for (f, st) in &fabrics {
-        let derived = heavy(|| derive(f, st, band))?;
+    // communities in parallel, collected in order (same bytes whatever the scheduling)
+    let all = heavy(|| {
+        fabrics
+            .par_iter()
+            .map(|(f, st)| derive(f, st, band))
+            .collect::<Vec<_>>()
+    });
+    for ((f, _), derived) in fabrics.iter().zip(all) {
+        let derived = derived?;
         for d in &derived {
             grids.push(d.record(f));
             for &b in &d.buildings {
@@ -97,9 +105,15 @@ pub async fn import_plan(
             assignment,
         })
         .await?;
-    for (f, st) in &fabrics {
+    let encoded = heavy(|| {
+        fabrics
+            .par_iter()
+            .map(|(f, _)| f.encode())
+            .collect::<Vec<_>>()
+    });
+    for ((f, st), fabric) in fabrics.iter().zip(encoded) {
         let row = FabricRow {
-            fabric: heavy(|| f.encode()),
+            fabric,
             state: st.to_text(),
         };
         store.save_plan_fabric(plan.id, &f.community, row).await?;

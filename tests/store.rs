@@ -935,8 +935,30 @@ async fn plan_edits(s: Arc<dyn Store>) {
         state: "x".into(),
     };
     s.save_plan_fabric(a.id, &c, other).await.unwrap();
-    assert_eq!(s.plan_fabric(a.id, &c).await.unwrap(), Some(row));
+    assert_eq!(s.plan_fabric(a.id, &c).await.unwrap(), Some(row.clone()));
     assert_eq!(s.plan_state(a.id, &c).await.unwrap().as_deref(), Some("s0"));
+    // a fabric copied inside the store to another plan, with that plan's state; an existing one
+    // kept; none copied from a plan without it; an unknown target plan refused
+    let b = s.create_plan(halves("B")).await.unwrap();
+    assert!(s.copy_plan_fabric(a.id, b.id, &c, "t0").await.unwrap());
+    let copied = FabricRow {
+        fabric: row.fabric.clone(),
+        state: "t0".into(),
+    };
+    assert_eq!(s.plan_fabric(b.id, &c).await.unwrap(), Some(copied.clone()));
+    assert!(s.copy_plan_fabric(a.id, b.id, &c, "t9").await.unwrap());
+    assert_eq!(s.plan_fabric(b.id, &c).await.unwrap(), Some(copied));
+    assert!(
+        !s.copy_plan_fabric(b.id, a.id, "no-such", "u")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.plan_fabric(a.id, "no-such").await.unwrap(), None);
+    let e = s
+        .copy_plan_fabric(a.id, 999_999, &c, "u")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
     let mut grids = s.plan_grids(a.id).await.unwrap();
     let mut g = grids.remove(0);
     g.households += 1;

@@ -7,8 +7,8 @@
 
 use super::tessellation::{NONE, Pt, Tessellation};
 use geo::{Coord, LineString, Polygon};
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use rayon::prelude::*;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Why a grid polygon could not be formed.
 #[derive(Debug, thiserror::Error)]

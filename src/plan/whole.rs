@@ -147,8 +147,8 @@ pub async fn copy_plan(store: &dyn Store, id: i64, who: &str) -> Result<Plan, St
         })
         .await?;
     for c in &p.communities {
-        if let Some(row) = store.plan_fabric(id, c).await? {
-            store.save_plan_fabric(np.id, c, row).await?;
+        if let Some(state) = store.plan_state(id, c).await? {
+            store.copy_plan_fabric(id, np.id, c, &state).await?;
         }
     }
     Ok(np)
@@ -266,6 +266,7 @@ pub async fn rebalance_plan(
     id: i64,
     who: &str,
 ) -> Result<(Plan, RebalanceReport), EditError> {
+    let t0 = std::time::Instant::now();
     let plan = store.plan(id).await?;
     let band = plan_band(&plan);
     let params = plan_params(&plan);
@@ -276,9 +277,12 @@ pub async fn rebalance_plan(
     for c in &cs {
         olds.push(load(store, None, &plan, &c.code).await?);
     }
+    tracing::debug!(
+        ms = t0.elapsed().as_millis(),
+        "rebalance: plan, layers and fabrics read"
+    );
     // communities in parallel, largest first (tessellation dominates)
     let out: Vec<Result<_, EditError>> = heavy(|| {
-        use rayon::prelude::*;
         cs.par_iter()
             .zip(olds.par_iter())
             .with_max_len(1)
@@ -295,6 +299,10 @@ pub async fn rebalance_plan(
             .collect()
     });
     let out = out.into_iter().collect::<Result<Vec<_>, _>>()?;
+    tracing::debug!(
+        ms = t0.elapsed().as_millis(),
+        "rebalance: communities redrawn"
+    );
     let mut grids = Vec::new();
     let mut assignment = Vec::new();
     for (f, _, derived, _) in &out {
@@ -324,13 +332,30 @@ pub async fn rebalance_plan(
             assignment,
         })
         .await?;
-    for (f, st, _, _) in &out {
-        let row = FabricRow {
-            fabric: heavy(|| f.encode()),
-            state: st.to_text(),
+    tracing::debug!(ms = t0.elapsed().as_millis(), "rebalance: plan written");
+    // an unchanged community's fabric is the old plan's, byte for byte: its bytes are reused
+    let encoded = heavy(|| {
+        out.par_iter()
+            .map(|(f, _, _, ch)| (!ch.unchanged).then(|| f.encode()))
+            .collect::<Vec<_>>()
+    });
+    tracing::debug!(ms = t0.elapsed().as_millis(), "rebalance: fabrics encoded");
+    for ((f, st, _, _), fabric) in out.iter().zip(encoded) {
+        let state = st.to_text();
+        let fabric = match fabric {
+            Some(bytes) => bytes,
+            None if store
+                .copy_plan_fabric(id, np.id, &f.community, &state)
+                .await? =>
+            {
+                continue;
+            }
+            None => heavy(|| f.encode()),
         };
+        let row = FabricRow { fabric, state };
         store.save_plan_fabric(np.id, &f.community, row).await?;
     }
+    tracing::debug!(ms = t0.elapsed().as_millis(), "rebalance: fabrics written");
     let report = RebalanceReport {
         plan: np.id,
         from: id,

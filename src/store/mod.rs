@@ -490,6 +490,16 @@ pub trait Edits: Send + Sync {
     async fn plan_state(&self, plan: i64, community: &str) -> Result<Option<String>>;
     /// Keep a community's fabric with a plan (made on first use; an existing one is kept).
     async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()>;
+    /// Keep with plan `to` the fabric that `community` has in plan `from` (the same bytes,
+    /// copied inside the store) with `state`; an existing one is kept. False when `from` has no
+    /// fabric for the community (nothing written).
+    async fn copy_plan_fabric(
+        &self,
+        from: i64,
+        to: i64,
+        community: &str,
+        state: &str,
+    ) -> Result<bool>;
     /// Apply an edit to a draft plan at `expected_version`: state, grids, assignments and log
     /// in one transaction; the plan's version goes up by one. Returns the plan and the log
     /// entry's number.

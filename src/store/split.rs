@@ -226,6 +226,17 @@ impl Edits for ReadSplit {
     async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()> {
         self.primary.save_plan_fabric(plan, community, row).await
     }
+    async fn copy_plan_fabric(
+        &self,
+        from: i64,
+        to: i64,
+        community: &str,
+        state: &str,
+    ) -> Result<bool> {
+        self.primary
+            .copy_plan_fabric(from, to, community, state)
+            .await
+    }
     async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<(Plan, i64)> {
         self.primary.apply_plan_edit(plan, edit).await
     }

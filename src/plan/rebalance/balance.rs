@@ -75,7 +75,7 @@ pub fn community(
         community: new.community.clone(),
         ..CommunityChange::default()
     };
-    let st = if new.encode() == old.0.encode() {
+    let st = if new.raw() == old.0.raw() {
         change.unchanged = true;
         old.1.clone()
     } else {

@@ -112,6 +112,45 @@ impl Edits for GpkgStore {
         .await
     }
 
+    async fn copy_plan_fabric(
+        &self,
+        from: i64,
+        to: i64,
+        community: &str,
+        state: &str,
+    ) -> Result<bool> {
+        let (community, state) = (community.to_string(), state.to_string());
+        self.write(move |c| {
+            plan_exists(c, to)?;
+            // (in the writer's savepoint: both rows or neither)
+            let has: bool = c
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM plan_fabrics WHERE plan_id = ?1 AND community = ?2)",
+                    params![from, community],
+                    |r| r.get(0),
+                )
+                .map_err(be)?;
+            if !has {
+                return Ok(false);
+            }
+            c.execute(
+                "INSERT INTO plan_fabrics (plan_id, community, fabric)
+                 SELECT ?2, community, fabric FROM plan_fabrics WHERE plan_id = ?1 AND community = ?3
+                 ON CONFLICT (plan_id, community) DO NOTHING",
+                params![from, to, community],
+            )
+            .map_err(be)?;
+            c.execute(
+                "INSERT INTO plan_states (plan_id, community, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (plan_id, community) DO NOTHING",
+                params![to, community, state],
+            )
+            .map_err(be)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<(Plan, i64)> {
         self.write(move |c| {
             let p = plan_get(c, plan)?;

@@ -137,6 +137,38 @@ impl Edits for PostgisStore {
         Ok(())
     }
 
+    async fn copy_plan_fabric(
+        &self,
+        from: i64,
+        to: i64,
+        community: &str,
+        state: &str,
+    ) -> Result<bool> {
+        let client = self.client().await?;
+        plan_exists(&client, to).await?;
+        let has = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM plan_fabrics WHERE plan_id = $1 AND community = $2)",
+                &[&from, &community],
+            )
+            .await
+            .map_err(pe)?
+            .get::<_, bool>(0);
+        if !has {
+            return Ok(false);
+        }
+        client
+            .execute(
+                "INSERT INTO plan_fabrics (plan_id, community, fabric, state)
+                 SELECT $2, community, fabric, $4 FROM plan_fabrics WHERE plan_id = $1 AND community = $3
+                 ON CONFLICT (plan_id, community) DO NOTHING",
+                &[&from, &to, &community, &state],
+            )
+            .await
+            .map_err(pe)?;
+        Ok(true)
+    }
+
     async fn apply_plan_edit(&self, plan: i64, edit: PlanEdit) -> Result<(Plan, i64)> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pe)?;

@@ -1,7 +1,7 @@
 //! Plan-wide operations: check, handover list, import of a hand-drawn layer, draft copies,
 //! 动态调整 on atoms; and the JSON schemas of edit answers and checks.
 
-use super::fabrics::{load, plan_params};
+use super::fabrics::{load_all, plan_params};
 use super::{EditError, check, derive, heavy, import, plan_band, rebalance};
 use crate::partition::RegridParams;
 use crate::partition::fabric::Fabric;
@@ -273,10 +273,8 @@ pub async fn rebalance_plan(
     let old_grids = store.plan_grids(id).await?;
     let old_asg: HashMap<String, String> = store.plan_assignment(id).await?.into_iter().collect();
     let (cs, bs, roads) = crate::store::regrid::load(store, Some(&plan.communities)).await?;
-    let mut olds = Vec::new();
-    for c in &cs {
-        olds.push(load(store, None, &plan, &c.code).await?);
-    }
+    let codes: Vec<String> = cs.iter().map(|c| c.code.clone()).collect();
+    let olds = load_all(store, &plan, &codes).await?;
     tracing::debug!(
         ms = t0.elapsed().as_millis(),
         "rebalance: plan, layers and fabrics read"

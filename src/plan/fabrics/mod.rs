@@ -86,6 +86,41 @@ pub async fn load(
     Ok((loaded, st))
 }
 
+/// The fabrics and states of several communities of a plan (uncached): stored ones read, then
+/// decoded in parallel; one not made yet is made as [`load`] makes it.
+///
+/// # Errors
+/// As [`load`].
+pub async fn load_all(
+    store: &dyn Store,
+    plan: &Plan,
+    communities: &[String],
+) -> Result<Vec<(Arc<Loaded>, State)>, EditError> {
+    let mut rows = Vec::with_capacity(communities.len());
+    for c in communities {
+        rows.push(match store.plan_fabric(plan.id, c).await? {
+            Some(row) => Ok(row),
+            None => Err(load(store, None, plan, c).await?),
+        });
+    }
+    let decoded: Vec<Result<(Arc<Loaded>, State), StoreError>> = heavy(|| {
+        use rayon::prelude::*;
+        rows.into_par_iter()
+            .map(|r| match r {
+                Err(made) => Ok(made),
+                Ok(row) => {
+                    let f = Fabric::decode(&row.fabric)
+                        .map_err(|e| StoreError::Backend(e.to_string()))?;
+                    let st =
+                        State::from_text(&row.state, f.n_atoms()).map_err(StoreError::Backend)?;
+                    Ok((Arc::new(Loaded::new(f)), st))
+                }
+            })
+            .collect()
+    });
+    Ok(decoded.into_iter().collect::<Result<Vec<_>, _>>()?)
+}
+
 /// Keep the fabrics of a regrid with the plan made from it.
 ///
 /// # Errors
@@ -95,7 +130,12 @@ pub async fn save_fabrics(
     plan: i64,
     fabrics: &[crate::partition::FabricOut],
 ) -> Result<(), StoreError> {
-    for fo in fabrics {
+    // the fabrics deflated in parallel (the bulk of this), then written in order
+    let encoded: Vec<Vec<u8>> = heavy(|| {
+        use rayon::prelude::*;
+        fabrics.par_iter().map(|fo| fo.fabric.encode()).collect()
+    });
+    for (fo, fabric) in fabrics.iter().zip(encoded) {
         let mut codes: Vec<&String> = fo.atom_codes.iter().collect();
         codes.sort();
         codes.dedup();
@@ -114,7 +154,7 @@ pub async fn save_fabrics(
                 .collect(),
         };
         let row = FabricRow {
-            fabric: heavy(|| fo.fabric.encode()),
+            fabric,
             state: st.to_text(),
         };
         store

@@ -340,16 +340,14 @@ pub async fn rebalance_plan(
     tracing::debug!(ms = t0.elapsed().as_millis(), "rebalance: fabrics encoded");
     for ((f, st, _, _), fabric) in out.iter().zip(encoded) {
         let state = st.to_text();
-        let fabric = match fabric {
-            Some(bytes) => bytes,
-            None if store
+        if fabric.is_none()
+            && store
                 .copy_plan_fabric(id, np.id, &f.community, &state)
-                .await? =>
-            {
-                continue;
-            }
-            None => heavy(|| f.encode()),
-        };
+                .await?
+        {
+            continue;
+        }
+        let fabric = fabric.unwrap_or_else(|| heavy(|| f.encode()));
         let row = FabricRow { fabric, state };
         store.save_plan_fabric(np.id, &f.community, row).await?;
     }

@@ -71,8 +71,7 @@ pub async fn load(
                 .ok_or_else(|| StoreError::Backend("fabric not kept".into()))?
         }
     };
-    let f =
-        heavy(|| Fabric::decode(&row.fabric)).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let (f, st) = heavy(|| decode_row(&row))?;
     let loaded = Arc::new(Loaded::new(f));
     if let Some(c) = cache
         && let Ok(mut m) = c.0.lock()
@@ -82,8 +81,14 @@ pub async fn load(
         }
         m.insert(key, loaded.clone());
     }
-    let st = State::from_text(&row.state, loaded.fabric.n_atoms()).map_err(StoreError::Backend)?;
     Ok((loaded, st))
+}
+
+/// A stored fabric and its state, decoded.
+fn decode_row(row: &FabricRow) -> Result<(Fabric, State), StoreError> {
+    let f = Fabric::decode(&row.fabric).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let st = State::from_text(&row.state, f.n_atoms()).map_err(StoreError::Backend)?;
+    Ok((f, st))
 }
 
 /// The fabrics and states of several communities of a plan (uncached): stored ones read, then
@@ -108,13 +113,7 @@ pub async fn load_all(
         rows.into_par_iter()
             .map(|r| match r {
                 Err(made) => Ok(made),
-                Ok(row) => {
-                    let f = Fabric::decode(&row.fabric)
-                        .map_err(|e| StoreError::Backend(e.to_string()))?;
-                    let st =
-                        State::from_text(&row.state, f.n_atoms()).map_err(StoreError::Backend)?;
-                    Ok((Arc::new(Loaded::new(f)), st))
-                }
+                Ok(row) => decode_row(&row).map(|(f, st)| (Arc::new(Loaded::new(f)), st)),
             })
             .collect()
     });

@@ -725,6 +725,11 @@ fn rebalance_on(db: &str) {
     ]));
     assert_eq!(r["grids_changed"].as_array().unwrap().len(), 0, "{r}");
     assert_eq!(r["households_moved"], 0);
+    // every community read as when its fabric was made: kept, not tessellated again
+    let communities = r["communities"].as_array().unwrap();
+    assert!(communities.len() > 1, "{r}");
+    assert!(communities.iter().all(|c| c["unchanged"] == true), "{r}");
+    let blobs_after_first = fabric_blobs(db);
     let same = export(db, r["plan"].as_i64().unwrap(), &d.join("g2.geojson"));
     let strip = |v: &Value| {
         let mut m = by_code(v);
@@ -768,12 +773,35 @@ fn rebalance_on(db: &str) {
     ]));
     let changed = r["grids_changed"].as_array().unwrap().len();
     assert!((1..=3).contains(&changed), "{r}");
+    // only the tower's community was drawn again; the others kept as stored, byte for byte
+    let first_changed = r["grids_changed"][0].as_str().unwrap();
+    let tower_comm = r["communities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["community"].as_str().unwrap().to_string())
+        .find(|c| first_changed.starts_with(c.as_str()))
+        .unwrap();
+    for c in r["communities"].as_array().unwrap() {
+        let kept = c["community"] != tower_comm.as_str();
+        assert_eq!(c["unchanged"] == true, kept, "{c}");
+    }
     assert!(
         r["households_moved"].as_u64().unwrap() <= old + 500 + 100,
         "{r}"
     );
     let id = r["plan"].as_i64().unwrap();
     let out = export(db, id, &d.join("g3.geojson"));
+    let (after, before) = (strip(&out), strip(&first));
+    for (code, f) in &before {
+        if f["properties"]["community"] != tower_comm.as_str() {
+            assert_eq!(after.get(code), Some(f), "grid {code} of a kept community");
+        }
+    }
+    // the kept communities' fabrics are referenced, not copied: one new blob (the tower's)
+    if let Some((n0, n1)) = blobs_after_first.zip(fabric_blobs(db)) {
+        assert_eq!(n1, n0 + 1, "fabric blobs");
+    }
     valid_everywhere(&out);
     let (ok, fig, text) = check(
         &sample_file("communities.geojson"),
@@ -784,6 +812,18 @@ fn rebalance_on(db: &str) {
     );
     assert!(ok, "checker: {text}");
     assert_eq!(fig["split_buildings"], 0);
+}
+
+/// The number of fabric blobs in a GeoPackage store (`None` for PostGIS).
+fn fabric_blobs(db: &str) -> Option<i64> {
+    if db.starts_with("postgres") {
+        return None;
+    }
+    let c = rusqlite::Connection::open(db).unwrap();
+    Some(
+        c.query_row("SELECT count(*) FROM fabric_blobs", [], |r| r.get(0))
+            .unwrap(),
+    )
 }
 
 #[test]

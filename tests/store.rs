@@ -985,6 +985,8 @@ async fn plan_edits(s: Arc<dyn Store>) {
         .unwrap();
     assert_eq!((p.version, seq), (a.version + 1, 1));
     assert_eq!(s.plan_state(a.id, &c).await.unwrap().as_deref(), Some("s1"));
+    // (the copy shares the fabric, not the state)
+    assert_eq!(s.plan_state(b.id, &c).await.unwrap().as_deref(), Some("t0"));
     let back = s.plan_grids(a.id).await.unwrap();
     assert_eq!(
         back.iter().find(|x| x.code == g.code).unwrap().households,
@@ -1286,7 +1288,9 @@ async fn gpkg_migrates_to_worker_photos_and_jobs() {
          DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;
          ALTER TABLE audit_log DROP COLUMN client;
          DROP INDEX grids_until; DROP INDEX grids_times;
-         DROP TABLE plan_states; ALTER TABLE plan_fabrics ADD COLUMN state TEXT NOT NULL DEFAULT '';
+         DROP TABLE plan_states; DROP TABLE plan_fabrics; DROP TABLE fabric_blobs;
+         CREATE TABLE plan_fabrics (plan_id INTEGER NOT NULL REFERENCES plans(id), community TEXT NOT NULL,
+           fabric BLOB NOT NULL, state TEXT NOT NULL, PRIMARY KEY (plan_id, community)) WITHOUT ROWID;
          DROP TABLE plan_exceptions;
          DELETE FROM wangge_schema WHERE version >= 3;",
     )
@@ -1330,7 +1334,7 @@ async fn gpkg_migrates_plan_states_out_of_fabrics() {
     drop(wangge::store::open(Some(path)).await.unwrap());
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch(
-        "DROP TABLE plan_states; DROP TABLE plan_fabrics; DROP TABLE plan_exceptions;
+        "DROP TABLE plan_states; DROP TABLE plan_fabrics; DROP TABLE fabric_blobs; DROP TABLE plan_exceptions;
          CREATE TABLE plan_fabrics (plan_id INTEGER NOT NULL REFERENCES plans(id), community TEXT NOT NULL,
            fabric BLOB NOT NULL, state TEXT NOT NULL, PRIMARY KEY (plan_id, community)) WITHOUT ROWID;
          INSERT INTO plans (id, status, communities, created_by, created_at, params, metrics)
@@ -1358,15 +1362,21 @@ async fn gpkg_migrates_plan_states_out_of_fabrics() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(cols, ["plan_id", "community", "fabric"]);
+    // (schema 10: the blobs in a table of their own, referenced)
+    assert_eq!(cols, ["plan_id", "community", "blob"]);
     let (v, blob): (i64, Vec<u8>) = c
         .query_row(
-            "SELECT (SELECT max(version) FROM wangge_schema), fabric FROM plan_fabrics WHERE community = '101'",
+            "SELECT (SELECT max(version) FROM wangge_schema), b.fabric
+             FROM plan_fabrics f JOIN fabric_blobs b ON b.id = f.blob WHERE f.community = '101'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
     assert_eq!((v, blob), (wangge::store::SCHEMA_VERSION, vec![1, 2]));
+    drop(c);
+    let s = wangge::store::open(Some(path)).await.unwrap();
+    let row = s.plan_fabric(1, "102").await.unwrap().unwrap();
+    assert_eq!((row.fabric, row.state.as_str()), (vec![3], "state of 102"));
 }
 
 /// The audit log of a GeoPackage refuses updates and deletes, whoever opens the file.
@@ -1387,6 +1397,56 @@ fn append_only_gpkg(c: &rusqlite::Connection) {
         .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
         .unwrap();
     assert!(n >= 1);
+}
+
+/// Schema 10 moves fabric blobs into a table of their own: a version-9 PostGIS store keeps every
+/// fabric and state, and fabrics saved afterwards get fresh blob ids.
+#[tokio::test]
+async fn postgis_migrates_fabrics_to_blobs() {
+    use wangge::store::FabricRow;
+    let url = common::fresh_pg();
+    let s = wangge::store::open(Some(&url)).await.unwrap();
+    loaded(&s).await;
+    let a = s.create_plan(halves("A")).await.unwrap();
+    let rows = [(vec![1u8, 2], "state one"), (vec![3u8], "state two")];
+    for (c, (f, st)) in a.communities.iter().zip(&rows) {
+        let row = FabricRow {
+            fabric: f.clone(),
+            state: (*st).into(),
+        };
+        s.save_plan_fabric(a.id, c, row).await.unwrap();
+    }
+    drop(s);
+    // back to the layout of version 9: the bytes in the fabric row
+    let o = std::process::Command::new("psql")
+        .args([url.as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(
+            "ALTER TABLE plan_fabrics ADD COLUMN fabric bytea;
+             UPDATE plan_fabrics f SET fabric = b.fabric FROM fabric_blobs b WHERE b.id = f.blob;
+             ALTER TABLE plan_fabrics DROP COLUMN blob; DROP TABLE fabric_blobs;
+             ALTER TABLE plan_fabrics ALTER COLUMN fabric SET NOT NULL;
+             DELETE FROM wangge_schema WHERE version >= 10;",
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = wangge::store::open(Some(&url)).await.unwrap();
+    for (c, (f, st)) in a.communities.iter().zip(&rows) {
+        let row = s.plan_fabric(a.id, c).await.unwrap().unwrap();
+        assert_eq!((&row.fabric, row.state.as_str()), (f, *st), "{c}");
+    }
+    let b = s.create_plan(halves("B")).await.unwrap();
+    let row = FabricRow {
+        fabric: vec![7, 7, 7],
+        state: "new".into(),
+    };
+    s.save_plan_fabric(b.id, &b.communities[0], row.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.plan_fabric(b.id, &b.communities[0]).await.unwrap(),
+        Some(row)
+    );
 }
 
 /// The audit log in PostGIS refuses updates, deletes and truncation, for its owner too.

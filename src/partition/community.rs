@@ -122,7 +122,9 @@ pub(super) fn regrid_community(
         number_grids(&mut acc.grids, c, &cx.frame);
         snap_grids(&mut acc.grids, &cx.frame);
         if params.collect_fabric {
-            fabric = Some(fabric_out(c, buildings, &mut acc));
+            let digest =
+                super::fabric::inputs_digest(c, buildings, mine, roads, &fixed_here, params);
+            fabric = Some(fabric_out(c, buildings, &mut acc, digest));
         }
         acc.grids.sort_by(|a, b| a.code.cmp(&b.code));
     } else {
@@ -212,7 +214,12 @@ pub(super) fn snap_grids(grids: &mut [Grid], frame: &LocalFrame) {
 }
 
 /// The community's fabric and the code of each atom's grid (after numbering).
-fn fabric_out(c: &Community, buildings: &[Building], acc: &mut Acc) -> super::FabricOut {
+fn fabric_out(
+    c: &Community,
+    buildings: &[Building],
+    acc: &mut Acc,
+    digest: [u8; 32],
+) -> super::FabricOut {
     let mut atom_codes = Vec::new();
     let mut parts = Vec::new();
     for (tess, graph, fixed, grid_of) in std::mem::take(&mut acc.fabric) {
@@ -220,7 +227,7 @@ fn fabric_out(c: &Community, buildings: &[Building], acc: &mut Acc) -> super::Fa
         parts.push((tess, graph, fixed));
     }
     super::FabricOut {
-        fabric: super::fabric::Fabric::from_parts(c, buildings, parts),
+        fabric: super::fabric::Fabric::from_parts(c, buildings, parts, Some(digest)),
         atom_codes,
     }
 }
@@ -275,25 +282,31 @@ fn fixed_regions<'a>(
     (fixed_part, regions, in_region)
 }
 
-/// The road segments near a part in metres: (block-cutting ones, all).
-fn roads_near(
-    frame: &LocalFrame,
-    part_ll: &Polygon,
-    (segs, seg_tree): (&[(Coord, Coord, bool)], &RTree<Boxed>),
-) -> Option<(Segments, Segments)> {
+/// The road pieces (indices, ascending) near a part: in its bounding box grown by ~50 m.
+pub(super) fn near_road_ids(part_ll: &Polygon, seg_tree: &RTree<Boxed>) -> Option<Vec<usize>> {
     let pb = part_ll.bounding_rect()?;
     let pad = 0.0005;
     let env = AABB::from_corners(
         [pb.min().x - pad, pb.min().y - pad],
         [pb.max().x + pad, pb.max().y + pad],
     );
-    let mut cut_roads = Vec::new();
-    let mut near_roads = Vec::new();
     let mut ids: Vec<usize> = seg_tree
         .locate_in_envelope_intersecting(&env)
         .map(|b| b.0)
         .collect();
     ids.sort_unstable();
+    Some(ids)
+}
+
+/// The road segments near a part in metres: (block-cutting ones, all).
+fn roads_near(
+    frame: &LocalFrame,
+    part_ll: &Polygon,
+    (segs, seg_tree): (&[(Coord, Coord, bool)], &RTree<Boxed>),
+) -> Option<(Segments, Segments)> {
+    let ids = near_road_ids(part_ll, seg_tree)?;
+    let mut cut_roads = Vec::new();
+    let mut near_roads = Vec::new();
     for i in ids {
         let (a, b, is_cut) = segs[i];
         let s = (frame.fwd(a), frame.fwd(b));

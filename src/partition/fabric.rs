@@ -78,6 +78,10 @@ pub struct Fabric {
     pub street: Option<String>,
     pub buildings: Vec<FabricBuilding>,
     pub parts: Vec<FabricPart>,
+    /// SHA-256 of everything the tessellation read (see [`inputs_digest`]): a rebalance whose
+    /// layers give the same digest keeps this fabric without tessellating again. `None` for
+    /// fabrics stored before the digest was kept.
+    pub inputs: Option<[u8; 32]>,
 }
 
 /// A fabric that cannot be read back.
@@ -86,6 +90,9 @@ pub struct Fabric {
 pub struct FabricError(String);
 
 const MAGIC: &[u8; 8] = b"WGFAB\x00\x00\x01";
+/// The stored form since the inputs' digest is kept: this magic, a flag byte, the digest when
+/// the flag is 1, then the body of [`Fabric::raw`] after its magic.
+const MAGIC2: &[u8; 8] = b"WGFAB\x00\x00\x02";
 
 impl Fabric {
     /// Tessellate one community (as a regrid does, with `params`' roads classes, tessellation
@@ -99,33 +106,22 @@ impl Fabric {
         roads: &[Road],
         params: &RegridParams,
     ) -> Result<Fabric, RegridError> {
-        let owner = super::assign_buildings(std::slice::from_ref(c), buildings);
-        let mine: Vec<(usize, usize)> = owner
-            .iter()
-            .enumerate()
-            .filter_map(|(bi, o)| o.map(|(_, pi)| (bi, pi)))
-            .collect();
-        let idx = RoadIndex::new(roads, &params.cut_classes);
+        let inp = Inputs::new(c, buildings, roads, params);
         let Some(cx) = Ctx::new(c, params) else {
             return Err(RegridError::Community {
                 code: c.code.clone(),
                 message: "empty geometry".into(),
             });
         };
-        let fixed_here: Vec<&super::FixedGrid> = params
-            .fixed
-            .iter()
-            .filter(|f| f.community == c.code)
-            .collect();
         let mut parts = Vec::new();
         for (pi, part_ll) in c.geometry.0.iter().enumerate() {
             let Some(p) = community::tessellate_part(
                 &cx,
                 (pi, part_ll),
                 buildings,
-                &mine,
-                (&idx.segs, &idx.tree),
-                &fixed_here,
+                &inp.mine,
+                (&inp.idx.segs, &inp.idx.tree),
+                &inp.fixed_here,
             )?
             else {
                 continue;
@@ -136,7 +132,34 @@ impl Fabric {
             let fixed = p.fixed.iter().map(|f| f.polygon.clone()).collect();
             parts.push((p.tess, p.graph, fixed));
         }
-        Ok(Fabric::from_parts(c, buildings, parts))
+        let digest = inp.digest(c, buildings, params);
+        Ok(Fabric::from_parts(c, buildings, parts, Some(digest)))
+    }
+
+    /// The digest of what [`Fabric::build`] would read for community `c` from these layers:
+    /// equal to a stored fabric's [`Fabric::inputs`] exactly when building again would read
+    /// the same inputs (and so make the same fabric).
+    #[must_use]
+    pub fn inputs_of(
+        c: &Community,
+        buildings: &[Building],
+        roads: &[Road],
+        params: &RegridParams,
+    ) -> [u8; 32] {
+        Inputs::new(c, buildings, roads, params).digest(c, buildings, params)
+    }
+
+    /// The inputs' digest kept in stored bytes (inflating only their head), if any.
+    #[must_use]
+    pub fn stored_inputs(bytes: &[u8]) -> Option<[u8; 32]> {
+        let mut head = [0u8; 41];
+        flate2::read::DeflateDecoder::new(bytes)
+            .read_exact(&mut head)
+            .ok()?;
+        if &head[..8] != MAGIC2 || head[8] != 1 {
+            return None;
+        }
+        head[9..].try_into().ok()
     }
 
     /// A fabric from tessellated parts whose atoms index `buildings` (the caller's list).
@@ -144,6 +167,7 @@ impl Fabric {
         c: &Community,
         buildings: &[Building],
         parts: Vec<(Tessellation, AtomGraph, Vec<Polygon>)>,
+        inputs: Option<[u8; 32]>,
     ) -> Fabric {
         let mut local: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
         for (_, g, _) in &parts {
@@ -186,6 +210,7 @@ impl Fabric {
             street: c.street.clone(),
             buildings: list,
             parts,
+            inputs,
         }
     }
 
@@ -270,12 +295,22 @@ impl Fabric {
         let raw = self.raw();
         let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         // writing to a Vec cannot fail
-        let _ = z.write_all(&raw);
+        let _ = z.write_all(MAGIC2);
+        match &self.inputs {
+            Some(d) => {
+                let _ = z.write_all(&[1]);
+                let _ = z.write_all(d);
+            }
+            None => {
+                let _ = z.write_all(&[0]);
+            }
+        }
+        let _ = z.write_all(&raw[MAGIC.len()..]);
         z.finish().unwrap_or_default()
     }
 
-    /// The fabric's bytes before deflating: equal for equal fabrics, and cheaper than
-    /// [`Fabric::encode`] to compare two fabrics by.
+    /// The fabric's bytes before deflating, without the inputs' digest: equal for equal
+    /// fabrics, and cheaper than [`Fabric::encode`] to compare two fabrics by.
     #[must_use]
     pub fn raw(&self) -> Vec<u8> {
         let mut e = Enc(Vec::new());
@@ -306,9 +341,22 @@ impl Fabric {
             .read_to_end(&mut raw)
             .map_err(|e| FabricError(e.to_string()))?;
         let mut d = Dec { b: &raw, at: 0 };
-        if d.take(MAGIC.len())? != MAGIC {
+        let magic = d.take(MAGIC.len())?;
+        let inputs = if magic == MAGIC2 {
+            match d.u8()? {
+                0 => None,
+                1 => Some(
+                    d.take(32)?
+                        .try_into()
+                        .map_err(|_| FabricError("short digest".into()))?,
+                ),
+                x => return Err(FabricError(format!("digest flag {x}"))),
+            }
+        } else if magic == MAGIC {
+            None
+        } else {
             return Err(FabricError("not a wangge fabric of this version".into()));
-        }
+        };
         let community = d.str()?;
         let name = d.opt_str()?;
         let street = d.opt_str()?;
@@ -335,8 +383,126 @@ impl Fabric {
             street,
             buildings,
             parts,
+            inputs,
         })
     }
+}
+
+/// What a community's tessellation reads from the layers: its buildings (index, part), the
+/// road index, the kept grids in it.
+pub(super) struct Inputs<'a> {
+    pub mine: Vec<(usize, usize)>,
+    pub idx: RoadIndex,
+    pub fixed_here: Vec<&'a super::FixedGrid>,
+}
+
+impl<'a> Inputs<'a> {
+    fn new(
+        c: &Community,
+        buildings: &[Building],
+        roads: &[Road],
+        params: &'a RegridParams,
+    ) -> Inputs<'a> {
+        let owner = super::assign_buildings(std::slice::from_ref(c), buildings);
+        let mine: Vec<(usize, usize)> = owner
+            .iter()
+            .enumerate()
+            .filter_map(|(bi, o)| o.map(|(_, pi)| (bi, pi)))
+            .collect();
+        Inputs {
+            mine,
+            idx: RoadIndex::new(roads, &params.cut_classes),
+            fixed_here: params
+                .fixed
+                .iter()
+                .filter(|f| f.community == c.code)
+                .collect(),
+        }
+    }
+
+    fn digest(&self, c: &Community, buildings: &[Building], params: &RegridParams) -> [u8; 32] {
+        inputs_digest(
+            c,
+            buildings,
+            &self.mine,
+            (&self.idx.segs, &self.idx.tree),
+            &self.fixed_here,
+            params,
+        )
+    }
+}
+
+/// SHA-256 of everything one community's tessellation reads, in the order it reads it: the
+/// community (code, name, street, rings), its buildings (id, part, households, weight,
+/// footprint), per part the road pieces near it (ends, whether they cut blocks), the kept grids
+/// in it, and the tessellation settings.
+pub(super) fn inputs_digest(
+    c: &Community,
+    buildings: &[Building],
+    mine: &[(usize, usize)],
+    (segs, tree): (&[(Coord, Coord, bool)], &rstar::RTree<super::Boxed>),
+    fixed_here: &[&super::FixedGrid],
+    params: &RegridParams,
+) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let s = |h: &mut sha2::Sha256, t: &str| {
+        h.update((t.len() as u64).to_le_bytes());
+        h.update(t.as_bytes());
+    };
+    let ring = |h: &mut sha2::Sha256, l: &LineString| {
+        h.update((l.0.len() as u64).to_le_bytes());
+        for p in &l.0 {
+            h.update(p.x.to_le_bytes());
+            h.update(p.y.to_le_bytes());
+        }
+    };
+    let poly = |h: &mut sha2::Sha256, p: &Polygon| {
+        ring(h, p.exterior());
+        h.update((p.interiors().len() as u64).to_le_bytes());
+        for r in p.interiors() {
+            ring(h, r);
+        }
+    };
+    s(&mut h, "wangge fabric inputs 1");
+    s(&mut h, &c.code);
+    s(&mut h, c.name.as_deref().unwrap_or("\u{0}"));
+    s(&mut h, c.street.as_deref().unwrap_or("\u{0}"));
+    h.update((c.geometry.0.len() as u64).to_le_bytes());
+    for p in &c.geometry.0 {
+        poly(&mut h, p);
+    }
+    h.update((mine.len() as u64).to_le_bytes());
+    for &(bi, pi) in mine {
+        let b = &buildings[bi];
+        s(&mut h, &b.id);
+        h.update((pi as u64).to_le_bytes());
+        h.update(b.households.to_le_bytes());
+        h.update(b.weight.to_le_bytes());
+        h.update((b.geometry.0.len() as u64).to_le_bytes());
+        for p in &b.geometry.0 {
+            poly(&mut h, p);
+        }
+    }
+    for part in &c.geometry.0 {
+        let ids = community::near_road_ids(part, tree).unwrap_or_default();
+        h.update((ids.len() as u64).to_le_bytes());
+        for i in ids {
+            let (a, b, cut) = segs[i];
+            for v in [a.x, a.y, b.x, b.y] {
+                h.update(v.to_le_bytes());
+            }
+            h.update([u8::from(cut)]);
+        }
+    }
+    h.update((fixed_here.len() as u64).to_le_bytes());
+    for f in fixed_here {
+        s(&mut h, &f.code);
+        s(&mut h, f.name.as_deref().unwrap_or("\u{0}"));
+        poly(&mut h, &f.polygon);
+    }
+    s(&mut h, &format!("{:?}", params.tessellation));
+    h.finalize().into()
 }
 
 /// Little-endian writer.
@@ -673,5 +839,93 @@ impl<'a> Dec<'a> {
             fixed.push(Polygon::new(ext, holes));
         }
         Ok(fixed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::HouseholdSource;
+    use geo::MultiPolygon;
+
+    fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> Polygon {
+        Polygon::new(
+            LineString::from(vec![(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]),
+            vec![],
+        )
+    }
+
+    fn layers() -> (Community, Vec<Building>, Vec<Road>) {
+        let c = Community {
+            code: "101".into(),
+            name: Some("东社区".into()),
+            street: None,
+            geometry: MultiPolygon(vec![rect(116.0, 39.0, 116.002, 39.001)]),
+        };
+        let b = |id: &str, x: f64, hh: u32| Building {
+            id: id.into(),
+            households: hh,
+            source: HouseholdSource::Given,
+            weight: f64::from(hh),
+            geometry: MultiPolygon(vec![rect(x, 39.0003, x + 0.0002, 39.0006)]),
+        };
+        let bs = vec![
+            b("a", 116.0002, 120),
+            b("b", 116.0008, 150),
+            b("c", 116.0014, 90),
+            // outside the community: not an input of its fabric
+            b("far", 116.01, 40),
+        ];
+        let roads = vec![Road {
+            highway: "residential".into(),
+            name: None,
+            line: LineString::from(vec![(116.0011, 38.999), (116.0011, 39.002)]),
+        }];
+        (c, bs, roads)
+    }
+
+    /// The digest a fabric keeps is that of the inputs it was built from; it survives encoding,
+    /// is read from the stored bytes' head alone, and changes with any input the community reads
+    /// (not with a building elsewhere).
+    #[test]
+    fn inputs_digest_follows_what_the_tessellation_reads() {
+        let (c, mut bs, mut roads) = layers();
+        let p = RegridParams::default();
+        let f = Fabric::build(&c, &bs, &roads, &p).unwrap();
+        let d = Fabric::inputs_of(&c, &bs, &roads, &p);
+        assert_eq!(f.inputs, Some(d));
+        let bytes = f.encode();
+        assert_eq!(Fabric::stored_inputs(&bytes), Some(d));
+        let back = Fabric::decode(&bytes).unwrap();
+        assert_eq!(back.inputs, Some(d));
+        assert_eq!(back.raw(), f.raw());
+        // a building elsewhere: the same inputs
+        bs[3].households += 500;
+        assert_eq!(Fabric::inputs_of(&c, &bs, &roads, &p), d);
+        bs[1].households += 500;
+        let d2 = Fabric::inputs_of(&c, &bs, &roads, &p);
+        assert_ne!(d2, d);
+        roads[0].line.0[0].x += 1e-6;
+        assert_ne!(Fabric::inputs_of(&c, &bs, &roads, &p), d2);
+    }
+
+    /// Fabrics stored before the digest (the first format) still decode, without one; bytes
+    /// that are no fabric are refused.
+    #[test]
+    fn first_format_fabrics_decode_without_a_digest() {
+        let (c, bs, roads) = layers();
+        let f = Fabric::build(&c, &bs, &roads, &RegridParams::default()).unwrap();
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&f.raw()).unwrap();
+        let old = z.finish().unwrap();
+        assert_eq!(Fabric::stored_inputs(&old), None);
+        let back = Fabric::decode(&old).unwrap();
+        assert_eq!(back.inputs, None);
+        assert_eq!(back.raw(), f.raw());
+        let mut none = f.clone();
+        none.inputs = None;
+        assert_eq!(Fabric::stored_inputs(&none.encode()), None);
+        assert!(Fabric::decode(b"not a fabric").is_err());
+        assert_eq!(Fabric::stored_inputs(b"not a fabric"), None);
     }
 }

@@ -210,7 +210,7 @@ pub enum RegridError {
 /// Road segments in WGS84 (ends, whether their class cuts blocks), indexed.
 pub(crate) struct RoadIndex {
     pub(crate) segs: Vec<(Coord, Coord, bool)>,
-    tree: RTree<Boxed>,
+    pub(crate) tree: RTree<Boxed>,
 }
 
 impl RoadIndex {
@@ -242,7 +242,7 @@ impl RoadIndex {
 }
 
 #[derive(Clone)]
-struct Boxed(usize, AABB<[f64; 2]>);
+pub(crate) struct Boxed(usize, AABB<[f64; 2]>);
 impl RTreeObject for Boxed {
     type Envelope = AABB<[f64; 2]>;
     fn envelope(&self) -> Self::Envelope {

@@ -1,7 +1,7 @@
 //! Plan-wide operations: check, handover list, import of a hand-drawn layer, draft copies,
 //! 动态调整 on atoms; and the JSON schemas of edit answers and checks.
 
-use super::fabrics::{load_all, plan_params};
+use super::fabrics::{plan_params, rows_of};
 use super::{EditError, check, derive, heavy, import, plan_band, rebalance};
 use crate::partition::RegridParams;
 use crate::partition::fabric::Fabric;
@@ -256,8 +256,136 @@ fn changes(
     (grids_changed, geometry_changed, moved, households_moved)
 }
 
+/// One community after a rebalance.
+enum Outcome {
+    /// Its layers read as when its fabric was made: grids, assignment, fabric and state kept
+    /// exactly as stored (nothing decoded or derived).
+    Kept {
+        community: String,
+        state: String,
+        grids: Vec<GridRecord>,
+        assignment: Vec<(String, String)>,
+    },
+    /// Tessellated again (or its fabric had no inputs' digest): inherited and balanced.
+    Redrawn {
+        fabric: Box<Fabric>,
+        state: super::State,
+        derived: Vec<super::Derived>,
+        change: rebalance::CommunityChange,
+        /// The inputs' digest of the old fabric (a kept fabric without one is written anew).
+        old_inputs: Option<[u8; 32]>,
+    },
+}
+
+/// The grids and assignment of community `code` in the old plan, as a new draft holds them.
+fn kept_as_stored(
+    code: &str,
+    old_grids: &[GridRecord],
+    old_asg: &HashMap<String, String>,
+) -> (Vec<GridRecord>, Vec<(String, String)>) {
+    let mut grids: Vec<GridRecord> = old_grids
+        .iter()
+        .filter(|g| g.community == code)
+        .cloned()
+        .map(|mut g| {
+            g.valid_from = None;
+            g.valid_to = None;
+            g
+        })
+        .collect();
+    grids.sort_by(|a, b| a.code.cmp(&b.code));
+    let codes: std::collections::HashSet<&str> = grids.iter().map(|g| g.code.as_str()).collect();
+    let assignment = old_asg
+        .iter()
+        .filter(|(_, g)| codes.contains(g.as_str()))
+        .map(|(b, g)| (b.clone(), g.clone()))
+        .collect();
+    (grids, assignment)
+}
+
+/// One community of a rebalance: kept as stored when its layers' digest is its fabric's, else
+/// tessellated again (unless only the digest was missing), inherited and balanced.
+fn redraw(
+    c: &crate::model::Community,
+    row: super::fabrics::Stored,
+    (bs, roads, params): (
+        &[crate::model::Building],
+        &[crate::model::Road],
+        &RegridParams,
+    ),
+    (old_grids, old_asg): (&[GridRecord], &HashMap<String, String>),
+    band: crate::partition::Band,
+) -> Result<Outcome, EditError> {
+    let digest = Fabric::inputs_of(c, bs, roads, params);
+    let old_inputs = row.inputs();
+    if old_inputs == Some(digest)
+        && let super::fabrics::Stored::Row(r) = &row
+    {
+        let (grids, assignment) = kept_as_stored(&c.code, old_grids, old_asg);
+        return Ok(Outcome::Kept {
+            community: c.code.clone(),
+            state: r.state.clone(),
+            grids,
+            assignment,
+        });
+    }
+    let (l, st) = row.decode()?;
+    let mine: Vec<GridRecord> = old_grids
+        .iter()
+        .filter(|g| g.community == c.code)
+        .cloned()
+        .collect();
+    let same = l.fabric.inputs == Some(digest);
+    let new = if same {
+        l.fabric.clone()
+    } else {
+        Fabric::build(c, bs, roads, params).map_err(|e| EditError::Refused(e.to_string()))?
+    };
+    let (fabric, state, derived, change) =
+        rebalance::community(new, (&l.fabric, &st), same, &mine, band)?;
+    Ok(Outcome::Redrawn {
+        fabric: Box::new(fabric),
+        state,
+        derived,
+        change,
+        old_inputs,
+    })
+}
+
+/// The new plan's grid records and assignment (sorted), community after community.
+fn records(out: &[Outcome]) -> (Vec<GridRecord>, Vec<(String, String)>) {
+    let mut grids = Vec::new();
+    let mut assignment = Vec::new();
+    for o in out {
+        match o {
+            Outcome::Kept {
+                grids: g,
+                assignment: a,
+                ..
+            } => {
+                grids.extend(g.iter().cloned());
+                assignment.extend(a.iter().cloned());
+            }
+            Outcome::Redrawn {
+                fabric: f, derived, ..
+            } => {
+                for d in derived {
+                    grids.push(d.record(f));
+                    for &b in &d.buildings {
+                        assignment.push((f.buildings[b as usize].id.clone(), d.code.clone()));
+                    }
+                }
+            }
+        }
+    }
+    assignment.sort();
+    (grids, assignment)
+}
+
 /// 动态调整: plan `id` redrawn on the store's current layers as a new draft, each atom kept in
-/// its grid, only grids out of band redrawn (see [`rebalance`]).
+/// its grid, only grids out of band redrawn (see [`rebalance`]). A community whose layers
+/// read as they did when its fabric was made (the inputs' digest) is kept without being
+/// tessellated, decoded or derived again.
 ///
 /// # Errors
 /// A store error, or a community that cannot be tessellated or drawn.
@@ -274,26 +402,18 @@ pub async fn rebalance_plan(
     let old_asg: HashMap<String, String> = store.plan_assignment(id).await?.into_iter().collect();
     let (cs, bs, roads) = crate::store::regrid::load(store, Some(&plan.communities)).await?;
     let codes: Vec<String> = cs.iter().map(|c| c.code.clone()).collect();
-    let olds = load_all(store, &plan, &codes).await?;
+    let rows = rows_of(store, &plan, &codes).await?;
     tracing::debug!(
         ms = t0.elapsed().as_millis(),
         "rebalance: plan, layers and fabrics read"
     );
     // communities in parallel, largest first (tessellation dominates)
-    let out: Vec<Result<_, EditError>> = heavy(|| {
+    let layers = (&bs[..], &roads[..], &params);
+    let out: Vec<Result<Outcome, EditError>> = heavy(|| {
         cs.par_iter()
-            .zip(olds.par_iter())
+            .zip(rows.into_par_iter())
             .with_max_len(1)
-            .map(|(c, (l, st))| {
-                let mine: Vec<GridRecord> = old_grids
-                    .iter()
-                    .filter(|g| g.community == c.code)
-                    .cloned()
-                    .collect();
-                let new = Fabric::build(c, &bs, &roads, &params)
-                    .map_err(|e| EditError::Refused(e.to_string()))?;
-                rebalance::community(new, (&l.fabric, st), &mine, band)
-            })
+            .map(|(c, row)| redraw(c, row, layers, (&old_grids, &old_asg), band))
             .collect()
     });
     let out = out.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -301,17 +421,7 @@ pub async fn rebalance_plan(
         ms = t0.elapsed().as_millis(),
         "rebalance: communities redrawn"
     );
-    let mut grids = Vec::new();
-    let mut assignment = Vec::new();
-    for (f, _, derived, _) in &out {
-        for d in derived {
-            grids.push(d.record(f));
-            for &b in &d.buildings {
-                assignment.push((f.buildings[b as usize].id.clone(), d.code.clone()));
-            }
-        }
-    }
-    assignment.sort();
+    let (grids, assignment) = records(&out);
     let (grids_changed, geometry_changed, moved, households_moved) =
         changes(&grids, &assignment, &old_grids, &old_asg, &bs);
     let np = store
@@ -331,26 +441,7 @@ pub async fn rebalance_plan(
         })
         .await?;
     tracing::debug!(ms = t0.elapsed().as_millis(), "rebalance: plan written");
-    // an unchanged community's fabric is the old plan's, byte for byte: its bytes are reused
-    let encoded = heavy(|| {
-        out.par_iter()
-            .map(|(f, _, _, ch)| (!ch.unchanged).then(|| f.encode()))
-            .collect::<Vec<_>>()
-    });
-    tracing::debug!(ms = t0.elapsed().as_millis(), "rebalance: fabrics encoded");
-    for ((f, st, _, _), fabric) in out.iter().zip(encoded) {
-        let state = st.to_text();
-        if fabric.is_none()
-            && store
-                .copy_plan_fabric(id, np.id, &f.community, &state)
-                .await?
-        {
-            continue;
-        }
-        let fabric = fabric.unwrap_or_else(|| heavy(|| f.encode()));
-        let row = FabricRow { fabric, state };
-        store.save_plan_fabric(np.id, &f.community, row).await?;
-    }
+    write_fabrics(store, id, np.id, &out).await?;
     tracing::debug!(ms = t0.elapsed().as_millis(), "rebalance: fabrics written");
     let report = RebalanceReport {
         plan: np.id,
@@ -359,7 +450,68 @@ pub async fn rebalance_plan(
         geometry_changed,
         buildings_moved: moved.len(),
         households_moved,
-        communities: out.into_iter().map(|x| x.3).collect(),
+        communities: out
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Kept { community, .. } => rebalance::CommunityChange {
+                    community,
+                    unchanged: true,
+                    ..rebalance::CommunityChange::default()
+                },
+                Outcome::Redrawn { change, .. } => change,
+            })
+            .collect(),
     };
     Ok((np, report))
+}
+
+/// The new plan's fabrics: a kept community's (and an unchanged one's whose stored bytes carry
+/// the inputs' digest) referenced inside the store, the others encoded (in parallel) and written.
+async fn write_fabrics(
+    store: &dyn Store,
+    from: i64,
+    to: i64,
+    out: &[Outcome],
+) -> Result<(), EditError> {
+    let encoded = heavy(|| {
+        out.par_iter()
+            .map(|o| match o {
+                Outcome::Redrawn {
+                    fabric,
+                    change,
+                    old_inputs,
+                    ..
+                } if !change.unchanged || *old_inputs != fabric.inputs => Some(fabric.encode()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    });
+    for (o, bytes) in out.iter().zip(encoded) {
+        let (community, state, fabric) = match o {
+            Outcome::Kept {
+                community, state, ..
+            } => (community.as_str(), state.clone(), None),
+            Outcome::Redrawn { fabric, state, .. } => {
+                (fabric.community.as_str(), state.to_text(), Some(fabric))
+            }
+        };
+        if bytes.is_none() && store.copy_plan_fabric(from, to, community, &state).await? {
+            continue;
+        }
+        let bytes = match (bytes, fabric) {
+            (Some(b), _) => b,
+            (None, Some(f)) => heavy(|| f.encode()),
+            (None, None) => {
+                return Err(EditError::Refused(format!(
+                    "plan {from}: the fabric of community {community} is gone"
+                )));
+            }
+        };
+        let row = FabricRow {
+            fabric: bytes,
+            state,
+        };
+        store.save_plan_fabric(to, community, row).await?;
+    }
+    Ok(())
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// The schema version this binary writes and reads. Stores with a newer version are refused.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Default path of the embedded store.
 pub const DEFAULT_PATH: &str = "data/wangge.gpkg";

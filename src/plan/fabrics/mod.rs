@@ -91,33 +91,55 @@ fn decode_row(row: &FabricRow) -> Result<(Fabric, State), StoreError> {
     Ok((f, st))
 }
 
-/// The fabrics and states of several communities of a plan (uncached): stored ones read, then
-/// decoded in parallel; one not made yet is made as [`load`] makes it.
+/// A community's stored fabric row, or the fabric just made for it (a plan older than fabrics).
+pub enum Stored {
+    Row(FabricRow),
+    Made(Arc<Loaded>, State),
+}
+
+impl Stored {
+    /// The digest of the inputs the fabric was made from, when it was kept (without decoding).
+    #[must_use]
+    pub fn inputs(&self) -> Option<[u8; 32]> {
+        match self {
+            Stored::Row(r) => Fabric::stored_inputs(&r.fabric),
+            Stored::Made(l, _) => l.fabric.inputs,
+        }
+    }
+
+    /// Decoded.
+    ///
+    /// # Errors
+    /// Stored bytes that are not a fabric and its state.
+    pub fn decode(self) -> Result<(Arc<Loaded>, State), StoreError> {
+        match self {
+            Stored::Made(l, st) => Ok((l, st)),
+            Stored::Row(row) => decode_row(&row).map(|(f, st)| (Arc::new(Loaded::new(f)), st)),
+        }
+    }
+}
+
+/// The stored fabrics of several communities of a plan (uncached, not decoded); one not made
+/// yet is made as [`load`] makes it.
 ///
 /// # Errors
 /// As [`load`].
-pub async fn load_all(
+pub async fn rows_of(
     store: &dyn Store,
     plan: &Plan,
     communities: &[String],
-) -> Result<Vec<(Arc<Loaded>, State)>, EditError> {
+) -> Result<Vec<Stored>, EditError> {
     let mut rows = Vec::with_capacity(communities.len());
     for c in communities {
         rows.push(match store.plan_fabric(plan.id, c).await? {
-            Some(row) => Ok(row),
-            None => Err(load(store, None, plan, c).await?),
+            Some(row) => Stored::Row(row),
+            None => {
+                let (l, st) = load(store, None, plan, c).await?;
+                Stored::Made(l, st)
+            }
         });
     }
-    let decoded: Vec<Result<(Arc<Loaded>, State), StoreError>> = heavy(|| {
-        use rayon::prelude::*;
-        rows.into_par_iter()
-            .map(|r| match r {
-                Err(made) => Ok(made),
-                Ok(row) => decode_row(&row).map(|(f, st)| (Arc::new(Loaded::new(f)), st)),
-            })
-            .collect()
-    });
-    Ok(decoded.into_iter().collect::<Result<Vec<_>, _>>()?)
+    Ok(rows)
 }
 
 /// Keep the fabrics of a regrid with the plan made from it.

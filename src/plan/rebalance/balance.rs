@@ -65,9 +65,11 @@ pub fn balance(f: &Fabric, st: &mut State, band: Band, change: &mut CommunityCha
 ///
 /// # Errors
 /// A grid that cannot be drawn.
+/// `same`: `new` is known to be the old fabric (the layers' digest is the stored one).
 pub fn community(
     new: Fabric,
     old: (&Fabric, &State),
+    same: bool,
     old_grids: &[GridRecord],
     band: Band,
 ) -> Result<(Fabric, State, Vec<Derived>, CommunityChange), super::super::EditError> {
@@ -75,7 +77,7 @@ pub fn community(
         community: new.community.clone(),
         ..CommunityChange::default()
     };
-    let st = if new.raw() == old.0.raw() {
+    let st = if same || new.raw() == old.0.raw() {
         change.unchanged = true;
         old.1.clone()
     } else {

@@ -63,8 +63,8 @@ impl Edits for GpkgStore {
         let community = community.to_string();
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT f.fabric, s.state FROM plan_fabrics f JOIN plan_states s USING (plan_id, community)
-                 WHERE f.plan_id = ?1 AND f.community = ?2",
+                "SELECT b.fabric, s.state FROM plan_fabrics f JOIN plan_states s USING (plan_id, community)
+                 JOIN fabric_blobs b ON b.id = f.blob WHERE f.plan_id = ?1 AND f.community = ?2",
             )
             .map_err(be)?
             .query_row(params![plan, community], |r| {
@@ -95,12 +95,26 @@ impl Edits for GpkgStore {
         let community = community.to_string();
         self.write(move |c| {
             plan_exists(c, plan)?;
-            c.execute(
-                "INSERT INTO plan_fabrics (plan_id, community, fabric) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (plan_id, community) DO NOTHING",
-                params![plan, community, row.fabric],
-            )
-            .map_err(be)?;
+            // (a fabric once kept never changes: a second save leaves the first)
+            let has: bool = c
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM plan_fabrics WHERE plan_id = ?1 AND community = ?2)",
+                    params![plan, community],
+                    |r| r.get(0),
+                )
+                .map_err(be)?;
+            if !has {
+                c.execute(
+                    "INSERT INTO fabric_blobs (fabric) VALUES (?1)",
+                    params![row.fabric],
+                )
+                .map_err(be)?;
+                c.execute(
+                    "INSERT INTO plan_fabrics (plan_id, community, blob) VALUES (?1, ?2, last_insert_rowid())",
+                    params![plan, community],
+                )
+                .map_err(be)?;
+            }
             c.execute(
                 "INSERT INTO plan_states (plan_id, community, state) VALUES (?1, ?2, ?3)
                  ON CONFLICT (plan_id, community) DO NOTHING",
@@ -134,8 +148,8 @@ impl Edits for GpkgStore {
                 return Ok(false);
             }
             c.execute(
-                "INSERT INTO plan_fabrics (plan_id, community, fabric)
-                 SELECT ?2, community, fabric FROM plan_fabrics WHERE plan_id = ?1 AND community = ?3
+                "INSERT INTO plan_fabrics (plan_id, community, blob)
+                 SELECT ?2, community, blob FROM plan_fabrics WHERE plan_id = ?1 AND community = ?3
                  ON CONFLICT (plan_id, community) DO NOTHING",
                 params![from, to, community],
             )

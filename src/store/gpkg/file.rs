@@ -322,6 +322,22 @@ const MIGRATION_9: &str = "
     CREATE INDEX IF NOT EXISTS plan_edits_status ON plan_edits (plan_id, status, seq);
     INSERT INTO wangge_schema VALUES (9);";
 
+/// Version 10: fabric blobs in a table of their own, referenced by the plans that share them:
+/// a draft copy or a rebalance that keeps a community's fabric writes a reference instead of
+/// copying megabytes.
+const MIGRATION_10: &str = "
+    CREATE TABLE fabric_blobs (id INTEGER PRIMARY KEY, fabric BLOB NOT NULL);
+    CREATE TABLE plan_fabrics_v10 (plan_id INTEGER NOT NULL REFERENCES plans(id), community TEXT NOT NULL,
+      blob INTEGER NOT NULL REFERENCES fabric_blobs(id), PRIMARY KEY (plan_id, community)) WITHOUT ROWID;
+    INSERT INTO fabric_blobs (id, fabric)
+      SELECT row_number() OVER (ORDER BY plan_id, community), fabric FROM plan_fabrics;
+    INSERT INTO plan_fabrics_v10 (plan_id, community, blob)
+      SELECT plan_id, community, row_number() OVER (ORDER BY plan_id, community) FROM plan_fabrics;
+    DROP TABLE plan_fabrics;
+    ALTER TABLE plan_fabrics_v10 RENAME TO plan_fabrics;
+    CREATE INDEX plan_fabrics_blob ON plan_fabrics (blob);
+    INSERT INTO wangge_schema VALUES (10);";
+
 /// Bring a store of an older schema version up to [`SCHEMA_VERSION`], in one transaction.
 pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     let v: i64 = c.query_row("SELECT max(version) FROM wangge_schema", [], |r| r.get(0))?;
@@ -358,6 +374,9 @@ pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     }
     if v < 9 && r.is_ok() {
         r = c.execute_batch(MIGRATION_9);
+    }
+    if v < 10 && r.is_ok() {
+        r = c.execute_batch(MIGRATION_10);
     }
     match r {
         Ok(()) => c.execute_batch("COMMIT"),

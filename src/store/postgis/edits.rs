@@ -100,7 +100,8 @@ impl Edits for PostgisStore {
         let client = self.client().await?;
         Ok(client
             .query_opt(
-                "SELECT fabric, state FROM plan_fabrics WHERE plan_id = $1 AND community = $2",
+                "SELECT b.fabric, f.state FROM plan_fabrics f JOIN fabric_blobs b ON b.id = f.blob
+                 WHERE f.plan_id = $1 AND f.community = $2",
                 &[&plan, &community],
             )
             .await
@@ -124,16 +125,33 @@ impl Edits for PostgisStore {
     }
 
     async fn save_plan_fabric(&self, plan: i64, community: &str, row: FabricRow) -> Result<()> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         plan_exists(&client, plan).await?;
-        client
-            .execute(
-                "INSERT INTO plan_fabrics (plan_id, community, fabric, state) VALUES ($1, $2, $3, $4)
+        // (a fabric once kept never changes: a second save leaves the first)
+        let tx = client.transaction().await.map_err(pe)?;
+        // (saves of one plan one at a time: no blob written for a row another save wrote)
+        tx.execute("SELECT 1 FROM plans WHERE id = $1 FOR UPDATE", &[&plan])
+            .await
+            .map_err(pe)?;
+        let has = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM plan_fabrics WHERE plan_id = $1 AND community = $2)",
+                &[&plan, &community],
+            )
+            .await
+            .map_err(pe)?
+            .get::<_, bool>(0);
+        if !has {
+            tx.execute(
+                "WITH b AS (INSERT INTO fabric_blobs (fabric) VALUES ($3) RETURNING id)
+                 INSERT INTO plan_fabrics (plan_id, community, blob, state) SELECT $1, $2, b.id, $4 FROM b
                  ON CONFLICT (plan_id, community) DO NOTHING",
                 &[&plan, &community, &row.fabric, &row.state],
             )
             .await
             .map_err(pe)?;
+        }
+        tx.commit().await.map_err(pe)?;
         Ok(())
     }
 
@@ -159,8 +177,8 @@ impl Edits for PostgisStore {
         }
         client
             .execute(
-                "INSERT INTO plan_fabrics (plan_id, community, fabric, state)
-                 SELECT $2, community, fabric, $4 FROM plan_fabrics WHERE plan_id = $1 AND community = $3
+                "INSERT INTO plan_fabrics (plan_id, community, blob, state)
+                 SELECT $2, community, blob, $4 FROM plan_fabrics WHERE plan_id = $1 AND community = $3
                  ON CONFLICT (plan_id, community) DO NOTHING",
                 &[&from, &to, &community, &state],
             )

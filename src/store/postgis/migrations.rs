@@ -1,7 +1,7 @@
 //! The PostGIS schema, as numbered migrations.
 
 /// Every migration with its version, in order.
-pub(super) const MIGRATIONS: [(i32, &str); 9] = [
+pub(super) const MIGRATIONS: [(i32, &str); 10] = [
     (1, MIGRATION_1),
     (2, MIGRATION_2),
     (3, MIGRATION_3),
@@ -11,7 +11,24 @@ pub(super) const MIGRATIONS: [(i32, &str); 9] = [
     (7, MIGRATION_7),
     (8, MIGRATION_8),
     (9, MIGRATION_9),
+    (10, MIGRATION_10),
 ];
+
+/// Version 10: fabric blobs in a table of their own, referenced by the plans that share them (a
+/// draft copy or a rebalance that keeps a community's fabric writes a reference, not megabytes).
+pub(super) const MIGRATION_10: &str = "
+CREATE TABLE fabric_blobs (id bigserial PRIMARY KEY, fabric bytea NOT NULL);
+ALTER TABLE plan_fabrics ADD COLUMN blob bigint REFERENCES fabric_blobs (id);
+INSERT INTO fabric_blobs (id, fabric)
+  SELECT row_number() OVER (ORDER BY plan_id, community), fabric FROM plan_fabrics;
+UPDATE plan_fabrics f SET blob = x.n
+  FROM (SELECT plan_id, community, row_number() OVER (ORDER BY plan_id, community) AS n FROM plan_fabrics) x
+  WHERE x.plan_id = f.plan_id AND x.community = f.community;
+SELECT setval(pg_get_serial_sequence('fabric_blobs', 'id'), coalesce(max(id), 0) + 1, false) FROM fabric_blobs;
+ALTER TABLE plan_fabrics DROP COLUMN fabric;
+ALTER TABLE plan_fabrics ALTER COLUMN blob SET NOT NULL;
+CREATE INDEX plan_fabrics_blob ON plan_fabrics (blob);
+";
 
 /// The edit log by status: an undo, a redo and a new edit find their rows without reading the
 /// whole log.

@@ -65,12 +65,62 @@ pub fn assemble_with(
         let _span = tracing::debug_span!("boundary_edges").entered();
         grid_edges(ae, grid_of_atom, n_grids)
     };
-    let drop = {
-        let _span = tracing::debug_span!("straighten").entered();
-        super::straighten::straighten_with(t, constraints, &edges)
-    };
+    // straightening and chaining the grids' rings do not depend on each other: both at once
+    let (drop, chained) = rayon::join(
+        || {
+            let _span = tracing::debug_span!("straighten").entered();
+            super::straighten::straighten_with(t, constraints, &edges)
+        },
+        || {
+            let _span = tracing::debug_span!("chain").entered();
+            chain_all(t, &edges, given)
+        },
+    );
     let _span = tracing::debug_span!("assemble_edges").entered();
-    assemble_edges(t, &edges, given, &drop)
+    polygons_of(t, chained, given, &drop)
+}
+
+/// Each grid's boundary edges chained into rings, before any point is dropped (grids in
+/// parallel; `None` for the grids the caller has already and for empty ones).
+fn chain_all(
+    t: &Tessellation,
+    edges: &[Vec<(Pt, Pt, usize)>],
+    given: usize,
+) -> Vec<Option<Vec<Ring>>> {
+    edges
+        .par_iter()
+        .enumerate()
+        .map(|(gi, es)| (gi >= given && !es.is_empty()).then(|| chain(t, es)))
+        .collect()
+}
+
+/// Grid polygons from chained rings, leaving out the points in `drop` (grids in parallel,
+/// collected in order; the first failing grid is the one named).
+fn polygons_of(
+    t: &Tessellation,
+    chained: Vec<Option<Vec<Ring>>>,
+    given: usize,
+    drop: &HashSet<Pt>,
+) -> Result<Vec<GridPolygon>, AssembleError> {
+    chained
+        .into_par_iter()
+        .enumerate()
+        .map(|(gi, rings)| {
+            if gi < given {
+                // the caller has this grid's polygon already (a kept grid)
+                return Ok(GridPolygon {
+                    metres: Polygon::new(LineString(vec![]), vec![]),
+                    wgs84: Polygon::new(LineString(vec![]), vec![]),
+                });
+            }
+            let Some(rings) = rings else {
+                return Err(AssembleError::Empty { grid: gi });
+            };
+            grid_polygon(t, gi, finish_rings(t, rings, drop), given)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// The piece edges between two different atoms, in the order [`boundary_edges`] meets them:
@@ -159,36 +209,16 @@ pub fn assemble_edges(
     drop: &HashSet<Pt>,
 ) -> Result<Vec<GridPolygon>, AssembleError> {
     // grids in parallel, collected in order; the first failing grid is the one named
-    edges
-        .par_iter()
-        .enumerate()
-        .map(|(gi, es)| {
-            if gi < given {
-                // the caller has this grid's polygon already (a kept grid)
-                return Ok(GridPolygon {
-                    metres: Polygon::new(LineString(vec![]), vec![]),
-                    wgs84: Polygon::new(LineString(vec![]), vec![]),
-                });
-            }
-            grid_polygon(t, gi, es, given, drop)
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect()
+    polygons_of(t, chain_all(t, edges, given), given, drop)
 }
 
 /// One grid's polygon, in metres and in WGS84, from its boundary edges.
 fn grid_polygon(
     t: &Tessellation,
     gi: usize,
-    es: &[(Pt, Pt, usize)],
+    rings: Vec<Ring>,
     given: usize,
-    drop: &HashSet<Pt>,
 ) -> Result<GridPolygon, AssembleError> {
-    if es.is_empty() {
-        return Err(AssembleError::Empty { grid: gi });
-    }
-    let rings = chain(t, es, drop);
     if tracing::enabled!(tracing::Level::DEBUG)
         && rings.iter().filter(|r| signed_area(r) > 0.0).count() != 1
     {
@@ -298,9 +328,20 @@ fn signed_area(r: &[(Pt, Coord)]) -> f64 {
     a / 2.0
 }
 
-/// Chain directed edges into closed rings, dropping the straightened points, midpoints and
-/// collinear densify points.
-fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)], drop: &HashSet<Pt>) -> Vec<Vec<(Pt, Coord)>> {
+/// Chained rings without the straightened points, and without midpoints and collinear
+/// densify points; rings left with fewer than three points are gone.
+fn finish_rings(t: &Tessellation, rings: Vec<Ring>, drop: &HashSet<Pt>) -> Vec<Ring> {
+    rings
+        .into_iter()
+        .filter_map(|mut ring| {
+            ring.retain(|(p, _)| !drop.contains(p));
+            (ring.len() >= 3).then(|| simplify(t, ring))
+        })
+        .collect()
+}
+
+/// Chain directed edges into closed rings (every point kept; see [`finish_rings`]).
+fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)]) -> Vec<Ring> {
     let mut out_of: HashMap<Pt, Vec<usize>> =
         HashMap::with_capacity_and_hasher(es.len(), rustc_hash::FxBuildHasher);
     for (i, e) in es.iter().enumerate() {
@@ -353,10 +394,7 @@ fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)], drop: &HashSet<Pt>) -> Vec<Ve
             };
             cur = next;
         }
-        ring.retain(|(p, _)| !drop.contains(p));
-        if ring.len() >= 3 {
-            rings.push(simplify(t, ring));
-        }
+        rings.push(ring);
     }
     rings
 }

@@ -139,11 +139,13 @@ fn boundary_obstacles(b: &Boundary) -> (Segs, Pts) {
 
 /// May point `p` be dropped: between exactly two grids on both sides, and only a densify
 /// point, an edge midpoint off constraints, or a face centroid.
-fn is_free(t: &Tessellation, b: &Boundary, fixed_vertex: &HashSet<u32>, p: Pt) -> bool {
+fn is_free(
+    t: &Tessellation,
+    b: &Boundary,
+    fixed_vertex: &HashSet<u32>,
+    (p, n): (Pt, &[Pt]),
+) -> bool {
     let (nv, ne) = (t.verts.len() as u32, t.n_edges as u32);
-    let Some(n) = b.nbrs.get(&p) else {
-        return false;
-    };
     if n.len() != 2 {
         return false;
     }
@@ -190,10 +192,19 @@ pub fn straighten_with(
         boundary_obstacles(&b)
     };
     let _s = tracing::debug_span!("runs").entered();
-    let free = |p: Pt| is_free(t, &b, &c.fixed_vertex, p);
+    // each point's freedom decided once (a run walk asks again for every point it meets)
+    let mut free_pts: HashSet<Pt> = HashSet::default();
+    let mut anchors: Vec<Pt> = Vec::new();
+    for (&p, n) in &b.nbrs {
+        if is_free(t, &b, &c.fixed_vertex, (p, n)) {
+            free_pts.insert(p);
+        } else {
+            anchors.push(p);
+        }
+    }
+    let free = |p: Pt| free_pts.contains(&p);
     let mut drop = HashSet::default();
     let mut visited: HashSet<Pt> = HashSet::default();
-    let mut anchors: Vec<Pt> = b.nbrs.keys().copied().filter(|&p| !free(p)).collect();
     anchors.sort();
     for a in anchors {
         let mut out: Vec<Pt> = b.nbrs[&a].clone();

@@ -403,15 +403,18 @@ impl<'a> Inputs<'a> {
         roads: &[Road],
         params: &'a RegridParams,
     ) -> Inputs<'a> {
-        let owner = super::assign_buildings(std::slice::from_ref(c), buildings);
-        let mine: Vec<(usize, usize)> = owner
-            .iter()
-            .enumerate()
-            .filter_map(|(bi, o)| o.map(|(_, pi)| (bi, pi)))
-            .collect();
+        // (only the road pieces a part's query can meet: its box grown as `near_road_ids` grows
+        // it, with room to spare)
+        let area = geo::BoundingRect::bounding_rect(&c.geometry).map(|r| {
+            let pad = 0.001;
+            rstar::AABB::from_corners(
+                [r.min().x - pad, r.min().y - pad],
+                [r.max().x + pad, r.max().y + pad],
+            )
+        });
         Inputs {
-            mine,
-            idx: RoadIndex::new(roads, &params.cut_classes),
+            mine: super::buildings_of(c, buildings),
+            idx: RoadIndex::within(roads, &params.cut_classes, area),
             fixed_here: params
                 .fixed
                 .iter()
@@ -876,11 +879,13 @@ mod tests {
             // outside the community: not an input of its fabric
             b("far", 116.01, 40),
         ];
-        let roads = vec![Road {
+        let road = |x: f64| Road {
             highway: "residential".into(),
             name: None,
-            line: LineString::from(vec![(116.0011, 38.999), (116.0011, 39.002)]),
-        }];
+            line: LineString::from(vec![(x, 38.999), (x, 39.002)]),
+        };
+        // (the second far away: not in the community's index)
+        let roads = vec![road(116.05), road(116.0011)];
         (c, bs, roads)
     }
 
@@ -899,13 +904,26 @@ mod tests {
         let back = Fabric::decode(&bytes).unwrap();
         assert_eq!(back.inputs, Some(d));
         assert_eq!(back.raw(), f.raw());
-        // a building elsewhere: the same inputs
+        // the same as read from the whole layers (as a regrid reads them): every building's
+        // interior point tested, every road piece indexed
+        let owner = crate::partition::assign_buildings(std::slice::from_ref(&c), &bs);
+        let mine: Vec<(usize, usize)> = owner
+            .iter()
+            .enumerate()
+            .filter_map(|(bi, o)| o.map(|(_, pi)| (bi, pi)))
+            .collect();
+        assert_eq!(mine, crate::partition::buildings_of(&c, &bs));
+        let whole = RoadIndex::new(&roads, &p.cut_classes);
+        let d_whole = inputs_digest(&c, &bs, &mine, (&whole.segs, &whole.tree), &[], &p);
+        assert_eq!(d_whole, d);
+        // a building or a road elsewhere: the same inputs
         bs[3].households += 500;
+        roads[0].line.0[0].x += 1e-6;
         assert_eq!(Fabric::inputs_of(&c, &bs, &roads, &p), d);
         bs[1].households += 500;
         let d2 = Fabric::inputs_of(&c, &bs, &roads, &p);
         assert_ne!(d2, d);
-        roads[0].line.0[0].x += 1e-6;
+        roads[1].line.0[0].x += 1e-6;
         assert_ne!(Fabric::inputs_of(&c, &bs, &roads, &p), d2);
     }
 

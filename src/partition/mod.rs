@@ -215,11 +215,30 @@ pub(crate) struct RoadIndex {
 
 impl RoadIndex {
     fn new(roads: &[Road], cut_classes: &[String]) -> RoadIndex {
+        Self::within(roads, cut_classes, None)
+    }
+
+    /// The index of the road pieces meeting `area` (all with `None`), in the order of the layer:
+    /// a query inside `area` finds the same pieces in the same order as in the whole index.
+    pub(crate) fn within(
+        roads: &[Road],
+        cut_classes: &[String],
+        area: Option<AABB<[f64; 2]>>,
+    ) -> RoadIndex {
         let cut: std::collections::HashSet<&str> = cut_classes.iter().map(String::as_str).collect();
         let mut segs: Vec<(Coord, Coord, bool)> = Vec::new();
         for r in roads {
             let is_cut = cut.contains(r.highway.as_str());
             for w in r.line.0.windows(2) {
+                if let Some(a) = &area {
+                    let b = AABB::from_corners(
+                        [w[0].x.min(w[1].x), w[0].y.min(w[1].y)],
+                        [w[0].x.max(w[1].x), w[0].y.max(w[1].y)],
+                    );
+                    if !rstar::Envelope::intersects(a, &b) {
+                        continue;
+                    }
+                }
                 segs.push((w[0], w[1], is_cut));
             }
         }
@@ -258,6 +277,32 @@ fn bbox_of(mp: &MultiPolygon) -> Option<AABB<[f64; 2]>> {
 fn project_poly(f: &LocalFrame, p: &Polygon) -> Polygon {
     let r = |l: &LineString| LineString(l.0.iter().map(|c| f.fwd(*c)).collect());
     Polygon::new(r(p.exterior()), p.interiors().iter().map(r).collect())
+}
+
+/// The buildings of community `c` (index, part) as [`assign_buildings`] gives them for `c`
+/// alone; the interior point is found only for buildings whose box meets the community's.
+pub(crate) fn buildings_of(c: &Community, buildings: &[Building]) -> Vec<(usize, usize)> {
+    let Some(cb) = bbox_of(&c.geometry) else {
+        return Vec::new();
+    };
+    buildings
+        .par_iter()
+        .enumerate()
+        .filter_map(|(bi, b)| {
+            if !rstar::Envelope::intersects(&cb, &bbox_of(&b.geometry)?) {
+                return None;
+            }
+            let p = interior_point(&b.geometry)?;
+            if !rstar::Envelope::contains_point(&cb, &[p.x, p.y]) {
+                return None;
+            }
+            c.geometry
+                .0
+                .iter()
+                .position(|part| crate::geom::point_in_polygons(std::slice::from_ref(part), p))
+                .map(|pi| (bi, pi))
+        })
+        .collect()
 }
 
 /// Which community each building belongs to (by its GEOS-compatible interior point), or None.

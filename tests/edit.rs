@@ -587,7 +587,8 @@ fn random_edit_sequences() {
             match rt.block_on(plan::edit(store.as_ref(), Some(&cache), id, &op, &req)) {
                 Ok(o) => {
                     applied += 1;
-                    compared += same_as_from_scratch(&rt, store.as_ref(), id, &c, &o.changed);
+                    compared +=
+                        same_as_from_scratch(&rt, store.as_ref(), (id, &cache), &c, &o.changed);
                     let fc = json!({"type": "FeatureCollection", "features": o.changed});
                     valid_everywhere(&fc);
                 }
@@ -677,12 +678,14 @@ fn random_op(
     }
 }
 
-/// The grids an edit answered with (through the fabric cache) are those a derivation from a
-/// freshly decoded fabric gives for the community's new state, byte for byte.
+/// The grids an edit answered with (through the fabric cache, whose fabric follows edits and
+/// redraws only what changed) are those a derivation from a freshly decoded fabric gives for
+/// the community's new state, byte for byte — and so is every grid the cached fabric now
+/// holds, changed or not.
 fn same_as_from_scratch(
     rt: &tokio::runtime::Runtime,
     store: &dyn wangge::store::Store,
-    id: i64,
+    (id, cache): (i64, &plan::FabricCache),
     community: &str,
     changed: &[Value],
 ) -> usize {
@@ -694,6 +697,20 @@ fn same_as_from_scratch(
             .iter()
             .map(|d| (d.code.clone(), d.feature(&l.fabric)))
             .collect();
+    let (cl, cst) = rt
+        .block_on(plan::load(store, Some(cache), &p, community))
+        .unwrap();
+    assert_eq!(cst, st);
+    let followed: std::collections::BTreeMap<String, Value> =
+        plan::derive(&cl.fabric, &cst, plan::plan_band(&p))
+            .unwrap()
+            .iter()
+            .map(|d| (d.code.clone(), d.feature(&cl.fabric)))
+            .collect();
+    assert!(
+        followed == fresh,
+        "the followed derivation differs from one from scratch"
+    );
     let mut compared = 0;
     for f in changed {
         let code = f["properties"]["code"].as_str().unwrap();

@@ -39,6 +39,22 @@ impl Hot {
         Hot { step, b, buckets }
     }
 
+    fn bucket(&self, p: (i64, i64)) -> (i64, i64) {
+        (p.0.div_euclid(self.b), p.1.div_euclid(self.b))
+    }
+
+    fn add(&mut self, p: (i64, i64)) {
+        let k = self.bucket(p);
+        self.buckets.entry(k).or_default().push(p);
+    }
+
+    fn remove(&mut self, p: (i64, i64)) {
+        let k = self.bucket(p);
+        if let Some(v) = self.buckets.get_mut(&k) {
+            v.retain(|&q| q != p);
+        }
+    }
+
     /// Hot pixels (other than the ends' own) whose cell the segment a→b touches, in order along it.
     fn along(&self, a: Coord, b: Coord) -> Vec<(i64, i64)> {
         let s = self.step;
@@ -243,10 +259,8 @@ pub fn snap_round(polys: &mut [Polygon], step: f64) -> bool {
 pub fn snap_round_keeping(polys: &mut [Polygon], keep: &[bool], step: f64) -> bool {
     let mut pixels = HashSet::default();
     for p in polys.iter() {
-        for r in std::iter::once(p.exterior()).chain(p.interiors()) {
-            for c in &r.0 {
-                pixels.insert(cell(*c, step));
-            }
+        for c in vertices(p) {
+            pixels.insert(cell(*c, step));
         }
     }
     let hot = Hot::new(&pixels, step);
@@ -256,45 +270,198 @@ pub fn snap_round_keeping(polys: &mut [Polygon], keep: &[bool], step: f64) -> bo
             out.push(p.clone());
             continue;
         }
-        let mut holes = Vec::new();
-        let Some(ext) = snap_ring(p.exterior(), &hot, true, &mut holes) else {
-            out.push(p.clone());
-            continue;
-        };
-        for r in p.interiors() {
-            let mut none = Vec::new();
-            if let Some(h) = snap_ring(r, &hot, false, &mut none) {
-                holes.push(h);
-            }
+        match snap_one(p, &hot, i) {
+            Some(q) => out.push(q),
+            None => return false,
         }
-        let mut q = Polygon::new(ext, holes);
-        if !simple(&q)
-            && let Some(r) = repair_lobes(&q)
-        {
-            q = r;
-        }
-        // rounding must not make a valid polygon invalid (one drawn invalid stays no worse)
-        if !simple(&q) {
-            if simple(p) {
-                tracing::debug!(polygon = i, step, "snapped ring touches itself");
-                return false;
-            }
-            if tracing::enabled!(tracing::Level::DEBUG) {
-                let at = crate::geom::validate::find_self_intersection(p);
-                let ring: Vec<(f64, f64)> = p.exterior().0.iter().map(|c| (c.x, c.y)).collect();
-                tracing::debug!(
-                    polygon = i,
-                    step,
-                    ?at,
-                    ?ring,
-                    "drawn not simple, and snapped not simple either"
-                );
-            }
-        }
-        out.push(q);
     }
     for (p, q) in polys.iter_mut().zip(out) {
         *p = q;
+    }
+    true
+}
+
+fn vertices(p: &Polygon) -> impl Iterator<Item = &Coord> {
+    std::iter::once(p.exterior())
+        .chain(p.interiors())
+        .flat_map(|r| r.0.iter())
+}
+
+/// One polygon snapped through the hot pixels; `None` where rounding would make a valid
+/// polygon touch or cross itself.
+fn snap_one(p: &Polygon, hot: &Hot, i: usize) -> Option<Polygon> {
+    let step = hot.step;
+    let mut holes = Vec::new();
+    let Some(ext) = snap_ring(p.exterior(), hot, true, &mut holes) else {
+        return Some(p.clone());
+    };
+    for r in p.interiors() {
+        let mut none = Vec::new();
+        if let Some(h) = snap_ring(r, hot, false, &mut none) {
+            holes.push(h);
+        }
+    }
+    let mut q = Polygon::new(ext, holes);
+    if !simple(&q)
+        && let Some(r) = repair_lobes(&q)
+    {
+        q = r;
+    }
+    // rounding must not make a valid polygon invalid (one drawn invalid stays no worse)
+    if !simple(&q) {
+        if simple(p) {
+            tracing::debug!(polygon = i, step, "snapped ring touches itself");
+            return None;
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let at = crate::geom::validate::find_self_intersection(p);
+            let ring: Vec<(f64, f64)> = p.exterior().0.iter().map(|c| (c.x, c.y)).collect();
+            tracing::debug!(
+                polygon = i,
+                step,
+                ?at,
+                ?ring,
+                "drawn not simple, and snapped not simple either"
+            );
+        }
+    }
+    Some(q)
+}
+
+/// What the last [`snap_round_following`] kept: each polygon (by name) as given and as
+/// snapped, and how many given vertices lie in each grid cell.
+#[derive(Default)]
+pub struct SnapFollow {
+    hot: Option<Hot>,
+    count: HashMap<(i64, i64), u32>,
+    polys: HashMap<String, SnapEntry>,
+}
+
+struct SnapEntry {
+    given: Polygon,
+    snapped: Option<Polygon>,
+    /// The given polygon's cells, grown by two: hot pixels outside do not touch it.
+    cells: [i64; 4],
+}
+
+fn cells_of(p: &Polygon, step: f64) -> [i64; 4] {
+    let mut b = [i64::MAX, i64::MAX, i64::MIN, i64::MIN];
+    for c in vertices(p) {
+        let (x, y) = cell(*c, step);
+        b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+    }
+    [b[0] - 2, b[1] - 2, b[2] + 2, b[3] + 2]
+}
+
+impl SnapFollow {
+    /// Take the polygons as given: the vertex counts follow the polygons that came, went or
+    /// changed; which polygons changed, and the cells whose count came to or from zero.
+    fn given(
+        &mut self,
+        names: &[&str],
+        polys: &[Polygon],
+        step: f64,
+    ) -> (Vec<bool>, Vec<(i64, i64)>) {
+        let f = self;
+        let mut flipped: Vec<(i64, i64)> = Vec::new();
+        let mut count = |p: &Polygon, d: i32, flipped: &mut Vec<(i64, i64)>| {
+            for c in vertices(p) {
+                let k = cell(*c, step);
+                let n = f.count.entry(k).or_insert(0);
+                let was = *n;
+                *n = n.saturating_add_signed(d);
+                if (was == 0) != (*n == 0) {
+                    flipped.push(k);
+                }
+                if *n == 0 {
+                    f.count.remove(&k);
+                }
+            }
+        };
+        let here: HashSet<&str> = names.iter().copied().collect();
+        let gone: Vec<String> = f
+            .polys
+            .keys()
+            .filter(|k| !here.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(e) = f.polys.remove(&k) {
+                count(&e.given, -1, &mut flipped);
+            }
+        }
+        let mut redo = vec![false; names.len()];
+        for (i, name) in names.iter().enumerate() {
+            match f.polys.get(*name) {
+                Some(e) if e.given == polys[i] => {}
+                old => {
+                    if let Some(e) = old {
+                        let g = e.given.clone();
+                        count(&g, -1, &mut flipped);
+                    }
+                    count(&polys[i], 1, &mut flipped);
+                    redo[i] = true;
+                }
+            }
+        }
+        flipped.sort_unstable();
+        flipped.dedup();
+        (redo, flipped)
+    }
+}
+
+/// [`snap_round`] of polygons named `names`, snapping again only the polygons that changed
+/// since the last call with `f` or that a hot pixel which came or went may touch: the same
+/// answer as [`snap_round`].
+pub fn snap_round_following(
+    f: &mut SnapFollow,
+    names: &[&str],
+    polys: &mut [Polygon],
+    step: f64,
+) -> bool {
+    let hot = f
+        .hot
+        .get_or_insert_with(|| Hot::new(&HashSet::default(), step));
+    if (hot.step - step).abs() > 0.0 {
+        *f = SnapFollow::default();
+        return snap_round_following(f, names, polys, step);
+    }
+    let (redo, flipped) = f.given(names, polys, step);
+    let Some(hot) = f.hot.as_mut() else {
+        return false;
+    };
+    for &k in &flipped {
+        if f.count.contains_key(&k) {
+            hot.add(k);
+        } else {
+            hot.remove(k);
+        }
+    }
+    let mut ok = true;
+    for (i, name) in names.iter().enumerate() {
+        let touched = |c: &[i64; 4]| {
+            flipped
+                .iter()
+                .any(|&(x, y)| x >= c[0] && x <= c[2] && y >= c[1] && y <= c[3])
+        };
+        let again = redo[i] || f.polys.get(*name).is_none_or(|e| touched(&e.cells));
+        if again {
+            let e = SnapEntry {
+                snapped: snap_one(&polys[i], hot, i),
+                cells: cells_of(&polys[i], step),
+                given: polys[i].clone(),
+            };
+            f.polys.insert((*name).to_string(), e);
+        }
+        ok &= f.polys.get(*name).is_some_and(|e| e.snapped.is_some());
+    }
+    if !ok {
+        return false;
+    }
+    for (i, name) in names.iter().enumerate() {
+        if let Some(q) = f.polys.get(*name).and_then(|e| e.snapped.clone()) {
+            polys[i] = q;
+        }
     }
     true
 }

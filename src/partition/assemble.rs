@@ -213,7 +213,7 @@ pub fn assemble_edges(
 }
 
 /// One grid's polygon, in metres and in WGS84, from its boundary edges.
-fn grid_polygon(
+pub(super) fn grid_polygon(
     t: &Tessellation,
     gi: usize,
     rings: Vec<Ring>,
@@ -261,7 +261,7 @@ fn grid_polygon(
 }
 
 /// Ring of a grid's boundary: points with their position in metres.
-type Ring = Vec<(Pt, Coord)>;
+pub(super) type Ring = Vec<(Pt, Coord)>;
 
 /// A grid's one shell and its holes from its rings; rings of zero area are slivers, and extra
 /// shells small enough (zero-width slivers at road ends, crumbs where kept grids and the new
@@ -330,7 +330,7 @@ fn signed_area(r: &[(Pt, Coord)]) -> f64 {
 
 /// Chained rings without the straightened points, and without midpoints and collinear
 /// densify points; rings left with fewer than three points are gone.
-fn finish_rings(t: &Tessellation, rings: Vec<Ring>, drop: &HashSet<Pt>) -> Vec<Ring> {
+pub(super) fn finish_rings(t: &Tessellation, rings: Vec<Ring>, drop: &HashSet<Pt>) -> Vec<Ring> {
     rings
         .into_iter()
         .filter_map(|mut ring| {
@@ -341,7 +341,7 @@ fn finish_rings(t: &Tessellation, rings: Vec<Ring>, drop: &HashSet<Pt>) -> Vec<R
 }
 
 /// Chain directed edges into closed rings (every point kept; see [`finish_rings`]).
-fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)]) -> Vec<Ring> {
+pub(super) fn chain(t: &Tessellation, es: &[(Pt, Pt, usize)]) -> Vec<Ring> {
     let mut out_of: HashMap<Pt, Vec<usize>> =
         HashMap::with_capacity_and_hasher(es.len(), rustc_hash::FxBuildHasher);
     for (i, e) in es.iter().enumerate() {

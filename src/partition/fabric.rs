@@ -82,6 +82,9 @@ pub struct Fabric {
     /// layers give the same digest keeps this fabric without tessellating again. `None` for
     /// fabrics stored before the digest was kept.
     pub inputs: Option<[u8; 32]>,
+    /// What the last derivation of this fabric's grids kept, so that the next one (after an
+    /// edit) redraws only what changed. Not stored; empty in a copy.
+    pub follow: super::follow::FabricFollow,
 }
 
 /// A fabric that cannot be read back.
@@ -211,6 +214,7 @@ impl Fabric {
             buildings: list,
             parts,
             inputs,
+            follow: super::follow::FabricFollow::default(),
         }
     }
 
@@ -384,6 +388,7 @@ impl Fabric {
             buildings,
             parts,
             inputs,
+            follow: super::follow::FabricFollow::default(),
         })
     }
 }

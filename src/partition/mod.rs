@@ -12,6 +12,7 @@ mod band;
 mod buckets;
 mod community;
 pub mod fabric;
+pub mod follow;
 pub mod metrics;
 mod numbering;
 pub mod rebalance;

@@ -5,6 +5,7 @@ use super::EditError;
 use super::state::State;
 use crate::model::grid_name;
 use crate::partition::fabric::Fabric;
+use crate::partition::follow::Followed;
 use crate::partition::{Band, assemble, metrics};
 use crate::store::{GridRecord, band_label};
 use geo::{LineString, MultiPolygon, Polygon};
@@ -79,15 +80,15 @@ pub fn name_of(f: &Fabric, code: &str) -> Option<String> {
     f.name.as_deref().map(|nm| grid_name(nm, n))
 }
 
-/// Every grid of the state, in the state's order.
-///
-/// # Errors
-/// A grid with no atoms, or in more than one piece.
-pub fn derive(f: &Fabric, st: &State, band: Band) -> Result<Vec<Derived>, EditError> {
-    let n = st.grids.len();
-    let members = st.members();
-    let (mut polys, mut metres) = assemble_parts(f, st, &members)?;
-    // on the written coordinate grid, shared edges kept shared (as a regrid writes them)
+/// The grids' polygons on the written coordinate grid, shared edges kept shared (as a regrid
+/// writes them); left as drawn where rounding would make a ring touch itself, or around kept
+/// polygons.
+fn snap(
+    f: &Fabric,
+    st: &State,
+    (members, mut polys): (&[Vec<u32>], Vec<Option<Polygon>>),
+    follow: &mut crate::geom::snap::SnapFollow,
+) -> Vec<Option<Polygon>> {
     let mut snapped: Vec<Polygon> = polys
         .iter_mut()
         .map(|p| {
@@ -95,22 +96,42 @@ pub fn derive(f: &Fabric, st: &State, band: Band) -> Result<Vec<Derived>, EditEr
                 .unwrap_or_else(|| Polygon::new(LineString(vec![]), vec![]))
         })
         .collect();
-    let keep: Vec<bool> = members
-        .iter()
-        .map(|m| match m.as_slice() {
-            [a] => f.atom(*a as usize).is_some_and(|at| at.fixed.is_some()),
-            _ => false,
-        })
-        .collect();
-    // (left as drawn where rounding would make a ring touch itself, or around kept polygons)
-    if !keep.contains(&true) {
+    let keep = members.iter().any(|m| match m.as_slice() {
+        [a] => f.atom(*a as usize).is_some_and(|at| at.fixed.is_some()),
+        _ => false,
+    });
+    if !keep {
         let _s = tracing::debug_span!("snap").entered();
-        let _ = crate::geom::snap::snap_round(&mut snapped, crate::geom::snap::GRID_DEG);
+        let names: Vec<&str> = st.grids.iter().map(|g| g.code.as_str()).collect();
+        let _ = crate::geom::snap::snap_round_following(
+            follow,
+            &names,
+            &mut snapped,
+            crate::geom::snap::GRID_DEG,
+        );
     }
-    let mut polys: Vec<Option<Polygon>> = snapped
+    snapped
         .into_iter()
         .map(|p| (!p.exterior().0.is_empty()).then_some(p))
-        .collect();
+        .collect()
+}
+
+/// Every grid of the state, in the state's order.
+///
+/// # Errors
+/// A grid with no atoms, or in more than one piece.
+pub fn derive(f: &Fabric, st: &State, band: Band) -> Result<Vec<Derived>, EditError> {
+    let n = st.grids.len();
+    let members = st.members();
+    // what the fabric's last derivation kept (a fresh start when another derivation holds it)
+    let mut guard = f.follow.0.try_lock().ok();
+    let mut fresh = Followed::default();
+    let fol: &mut Followed = match guard.as_deref_mut() {
+        Some(kept) => kept.get_or_insert_with(Box::default),
+        None => &mut fresh,
+    };
+    let (polys, mut metres) = assemble_parts(f, st, &members, &mut fol.parts)?;
+    let mut polys = snap(f, st, (&members, polys), &mut fol.snap);
     let mut grids = Vec::with_capacity(n);
     for (g, slot) in st.grids.iter().enumerate() {
         let (Some(poly), Some(m)) = (polys[g].take(), metres[g].take()) else {

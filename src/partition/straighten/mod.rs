@@ -16,15 +16,56 @@ use geo::Coord;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Obstacle segments (ends and their point ids) in a bucket grid; shortcuts are added as taken.
+/// The boundary's own segments carry, per item, whether it is still there and which run drew
+/// it (a shortcut); the fixed constraints carry neither (always there).
 struct Segs {
     list: Vec<(Coord, Coord, (Pt, Pt))>,
     grid: Buckets,
+    alive: Vec<bool>,
+    run: Vec<Option<RunKey>>,
 }
 
-/// Obstacle points in a bucket grid.
+/// Obstacle points in a bucket grid (`alive` as for [`Segs`]).
 struct Pts {
     list: Vec<(Coord, Pt)>,
     grid: Buckets,
+    alive: Vec<bool>,
+}
+
+/// A run is known by the anchor it is walked from and its first point: runs are straightened
+/// in this order, each seeing the shortcuts of the runs before it.
+type RunKey = (Pt, Pt);
+
+impl Segs {
+    /// Is item `id` an obstacle for the run `key`: still there, and not a shortcut of a later run.
+    #[inline]
+    fn visible(&self, id: usize, key: RunKey) -> bool {
+        self.alive.is_empty() || (self.alive[id] && self.run[id].is_none_or(|r| r <= key))
+    }
+
+    fn push(&mut self, s: (Coord, Coord, (Pt, Pt)), run: Option<RunKey>) -> u32 {
+        let id = self.list.len() as u32;
+        self.grid.insert(id, &seg_box(s.0, s.1));
+        self.list.push(s);
+        self.alive.push(true);
+        self.run.push(run);
+        id
+    }
+}
+
+impl Pts {
+    #[inline]
+    fn visible(&self, id: usize) -> bool {
+        self.alive.is_empty() || self.alive[id]
+    }
+
+    fn push(&mut self, p: (Coord, Pt)) -> u32 {
+        let id = self.list.len() as u32;
+        self.grid.insert(id, &[p.0.x, p.0.y, p.0.x, p.0.y]);
+        self.list.push(p);
+        self.alive.push(true);
+        id
+    }
 }
 
 fn seg_box(a: Coord, b: Coord) -> Box2 {
@@ -115,6 +156,8 @@ fn segs_of(list: Vec<(Coord, Coord, (Pt, Pt))>) -> Segs {
     Segs {
         grid: Buckets::new(&boxes),
         list,
+        alive: Vec::new(),
+        run: Vec::new(),
     }
 }
 
@@ -123,18 +166,8 @@ fn pts_of(list: Vec<(Coord, Pt)>) -> Pts {
     Pts {
         grid: Buckets::new(&boxes),
         list,
+        alive: Vec::new(),
     }
-}
-
-/// The boundary itself as obstacles: its edges and points (shortcuts are added as taken).
-fn boundary_obstacles(b: &Boundary) -> (Segs, Pts) {
-    let segs = b
-        .count
-        .keys()
-        .map(|&(p, q)| (b.pos[&p], b.pos[&q], (p, q)))
-        .collect();
-    let pts = b.pos.iter().map(|(&p, &c)| (c, p)).collect();
-    (segs_of(segs), pts_of(pts))
 }
 
 /// May point `p` be dropped: between exactly two grids on both sides, and only a densify
@@ -183,74 +216,28 @@ pub fn straighten_with(
     c: &Constraints,
     edges: &[Vec<(Pt, Pt, usize)>],
 ) -> HashSet<Pt> {
-    let b = {
-        let _s = tracing::debug_span!("boundary").entered();
-        Boundary::new(t, edges)
-    };
-    let (mut segs, pts) = {
-        let _s = tracing::debug_span!("obstacles").entered();
-        boundary_obstacles(&b)
-    };
-    let _s = tracing::debug_span!("runs").entered();
-    // each point's freedom decided once (a run walk asks again for every point it meets)
-    let mut free_pts: HashSet<Pt> = HashSet::default();
-    let mut anchors: Vec<Pt> = Vec::new();
-    for (&p, n) in &b.nbrs {
-        if is_free(t, &b, &c.fixed_vertex, (p, n)) {
-            free_pts.insert(p);
-        } else {
-            anchors.push(p);
-        }
-    }
-    let free = |p: Pt| free_pts.contains(&p);
-    let mut drop = HashSet::default();
-    let mut visited: HashSet<Pt> = HashSet::default();
-    anchors.sort();
-    for a in anchors {
-        let mut out: Vec<Pt> = b.nbrs[&a].clone();
-        out.sort();
-        for first in out {
-            if !free(first) || visited.contains(&first) {
-                continue;
-            }
-            // walk the run a → first → … → next anchor
-            let mut run = vec![a, first];
-            visited.insert(first);
-            let mut prev = a;
-            let mut cur = first;
-            loop {
-                let n = &b.nbrs[&cur];
-                let next = if n[0] == prev { n[1] } else { n[0] };
-                run.push(next);
-                if !free(next) || !visited.insert(next) {
-                    break;
-                }
-                prev = cur;
-                cur = next;
-            }
-            shortcut_run(&run, &b.pos, (c, &mut segs, &pts), &mut drop);
-        }
-    }
-    drop
+    Straightener::build(t, c, edges).drop
 }
 
 /// Replace a run's points by the longest shortcuts that hold, left to right; each shortcut
-/// becomes an obstacle for later runs.
+/// becomes an obstacle for later runs. The shortcuts as (from, to) run indices, and their
+/// obstacle ids.
 fn shortcut_run(
     run: &[Pt],
     pos: &HashMap<Pt, Coord>,
     (fixed, segs, pts): (&Constraints, &mut Segs, &Pts),
-    drop: &mut HashSet<Pt>,
-) {
+) -> (Vec<(u32, u32)>, Vec<u32>) {
+    let key = (run[0], run[1]);
     let coords: Vec<Coord> = run.iter().map(|p| pos[p]).collect();
     let index: HashMap<Pt, usize> = run.iter().enumerate().map(|(k, &p)| (p, k)).collect();
+    let (mut cuts, mut ids) = (Vec::new(), Vec::new());
     let mut i = 0;
     while i + 1 < run.len() {
         // the farthest end that can be reached: spans grow by doubling while the shortcut
         // holds, then the last step is bisected (a few checks per shortcut instead of one
         // per point)
         let last = (run.len() - 1).min(i + MAX_SPAN);
-        let ok = |k: usize| shortcut_ok(run, &index, &coords, (i, k), (fixed, segs, pts));
+        let ok = |k: usize| shortcut_ok(run, &index, &coords, (i, k), (fixed, segs, pts), key);
         let mut j = i + 1;
         let mut step = 1;
         let mut bad = last + 1;
@@ -273,17 +260,13 @@ fn shortcut_run(
             }
         }
         if j > i + 1 {
-            for p in &run[i + 1..j] {
-                drop.insert(*p);
-            }
             // later runs must respect the new edge as well as the old path
-            let (pa, pb) = (coords[i], coords[j]);
-            let id = segs.list.len() as u32;
-            segs.list.push((pa, pb, (run[i], run[j])));
-            segs.grid.insert(id, &seg_box(pa, pb));
+            cuts.push((i as u32, j as u32));
+            ids.push(segs.push((coords[i], coords[j], (run[i], run[j])), Some(key)));
         }
         i = j;
     }
+    (cuts, ids)
 }
 
 /// The bounding box of `pts` grown by the clearance, as [x0, y0, x1, y1].
@@ -327,6 +310,24 @@ fn endpoint_edge_ok(
     !(seg_point_dist(a, b, other) < CLEARANCE_M && !(touches_a && touches_b))
 }
 
+/// Where `p` lies in the stretch `i..=j` of the run being replaced (a closed run starts and
+/// ends at one anchor).
+#[inline]
+fn stretch_index(
+    run: &[Pt],
+    index: &HashMap<Pt, usize>,
+    (i, j): (usize, usize),
+    p: Pt,
+) -> Option<usize> {
+    if p == run[i] {
+        Some(i)
+    } else if p == run[j] {
+        Some(j)
+    } else {
+        index.get(&p).copied().filter(|&k| k > i && k < j)
+    }
+}
+
 /// May the run's points strictly between `i` and `j` be replaced by the segment i–j?
 fn shortcut_ok(
     run: &[Pt],
@@ -334,21 +335,13 @@ fn shortcut_ok(
     c: &[Coord],
     (i, j): (usize, usize),
     (fixed, segs, pts): (&Constraints, &Segs, &Pts),
+    key: RunKey,
 ) -> bool {
     let (a, b) = (c[i], c[j]);
     if (a.x - b.x).abs() < 1e-9 && (a.y - b.y).abs() < 1e-9 {
         return false;
     }
-    // a point of the stretch being replaced (a closed run starts and ends at one anchor)
-    let at = |p: &Pt| -> Option<usize> {
-        if *p == run[i] {
-            Some(i)
-        } else if *p == run[j] {
-            Some(j)
-        } else {
-            index.get(p).copied().filter(|&k| k > i && k < j)
-        }
-    };
+    let at = |p: &Pt| stretch_index(run, index, (i, j), *p);
     // no obstacle segment crosses or comes too close to the shortcut
     let eb = padded_envelope(&[a, b]);
     let seg_clear = |(p0, q0, (p, q)): (Coord, Coord, (Pt, Pt))| {
@@ -379,9 +372,11 @@ fn shortcut_ok(
     };
     // (obstacles in two sets, the fixed constraints and this boundary's own: a shortcut must
     // clear both, so the answer is that of one set)
-    let clear = [&fixed.segs, segs]
-        .iter()
-        .all(|s| s.grid.all(&eb, |id| seg_clear(s.list[id as usize])));
+    let clear = [&fixed.segs, segs].iter().all(|s| {
+        s.grid.all(&eb, |id| {
+            !s.visible(id as usize, key) || seg_clear(s.list[id as usize])
+        })
+    });
     if !clear {
         return false;
     }
@@ -402,9 +397,11 @@ fn shortcut_ok(
         }
         !(seg_point_dist(a, b, p) < CLEARANCE_M || inside(poly, p))
     };
-    [&fixed.pts, pts]
-        .iter()
-        .all(|s| s.grid.all(&eb, |id| pt_clear(s.list[id as usize])))
+    [&fixed.pts, pts].iter().all(|s| {
+        s.grid.all(&eb, |id| {
+            !s.visible(id as usize) || pt_clear(s.list[id as usize])
+        })
+    })
 }
 
 /// Inside the closed ring `r` (last point joins the first) by even–odd or by winding.
@@ -442,6 +439,9 @@ fn seg_seg_dist(a: Coord, b: Coord, p: Coord, q: Coord) -> f64 {
         .min(seg_point_dist(p, q, a))
         .min(seg_point_dist(p, q, b))
 }
+
+mod incremental;
+pub use incremental::Straightener;
 
 #[cfg(test)]
 mod tests {

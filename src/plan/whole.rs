@@ -1,8 +1,9 @@
 //! Plan-wide operations: check, handover list, import of a hand-drawn layer, draft copies,
 //! 动态调整 on atoms; and the JSON schemas of edit answers and checks.
 
+use super::derive::derive_once;
 use super::fabrics::{plan_params, rows_of};
-use super::{EditError, check, derive, heavy, import, plan_band, rebalance};
+use super::{EditError, check, heavy, import, plan_band, rebalance};
 use crate::partition::RegridParams;
 use crate::partition::fabric::Fabric;
 use crate::store::{FabricRow, GridRecord, Plan, Store, StoreError};
@@ -78,7 +79,7 @@ pub async fn import_plan(
     let all = heavy(|| {
         fabrics
             .par_iter()
-            .map(|(f, st)| derive(f, st, band))
+            .map(|(f, st)| derive_once(f, st, band))
             .collect::<Vec<_>>()
     });
     for ((f, _), derived) in fabrics.iter().zip(all) {

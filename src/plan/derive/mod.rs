@@ -87,7 +87,7 @@ fn snap(
     f: &Fabric,
     st: &State,
     (members, mut polys): (&[Vec<u32>], Vec<Option<Polygon>>),
-    follow: &mut crate::geom::snap::SnapFollow,
+    follow: Option<&mut crate::geom::snap::SnapFollow>,
 ) -> Vec<Option<Polygon>> {
     let mut snapped: Vec<Polygon> = polys
         .iter_mut()
@@ -103,12 +103,11 @@ fn snap(
     if !keep {
         let _s = tracing::debug_span!("snap").entered();
         let names: Vec<&str> = st.grids.iter().map(|g| g.code.as_str()).collect();
-        let _ = crate::geom::snap::snap_round_following(
-            follow,
-            &names,
-            &mut snapped,
-            crate::geom::snap::GRID_DEG,
-        );
+        let step = crate::geom::snap::GRID_DEG;
+        let _ = match follow {
+            Some(fw) => crate::geom::snap::snap_round_following(fw, &names, &mut snapped, step),
+            None => crate::geom::snap::snap_round(&mut snapped, step),
+        };
     }
     snapped
         .into_iter()
@@ -121,8 +120,6 @@ fn snap(
 /// # Errors
 /// A grid with no atoms, or in more than one piece.
 pub fn derive(f: &Fabric, st: &State, band: Band) -> Result<Vec<Derived>, EditError> {
-    let n = st.grids.len();
-    let members = st.members();
     // what the fabric's last derivation kept (a fresh start when another derivation holds it)
     let mut guard = f.follow.0.try_lock().ok();
     let mut fresh = Followed::default();
@@ -130,8 +127,27 @@ pub fn derive(f: &Fabric, st: &State, band: Band) -> Result<Vec<Derived>, EditEr
         Some(kept) => kept.get_or_insert_with(Box::default),
         None => &mut fresh,
     };
-    let (polys, mut metres) = assemble_parts(f, st, &members, &mut fol.parts)?;
-    let mut polys = snap(f, st, (&members, polys), &mut fol.snap);
+    derive_with(f, st, band, Some(fol))
+}
+
+/// [`derive`] of a fabric derived once (an import, a whole plan): nothing kept for a next edit.
+///
+/// # Errors
+/// A grid with no atoms, or in more than one piece.
+pub fn derive_once(f: &Fabric, st: &State, band: Band) -> Result<Vec<Derived>, EditError> {
+    derive_with(f, st, band, None)
+}
+
+fn derive_with(
+    f: &Fabric,
+    st: &State,
+    band: Band,
+    mut fol: Option<&mut Followed>,
+) -> Result<Vec<Derived>, EditError> {
+    let n = st.grids.len();
+    let members = st.members();
+    let (polys, mut metres) = assemble_parts(f, st, &members, fol.as_mut().map(|f| &mut f.parts))?;
+    let mut polys = snap(f, st, (&members, polys), fol.map(|f| &mut f.snap));
     let mut grids = Vec::with_capacity(n);
     for (g, slot) in st.grids.iter().enumerate() {
         let (Some(poly), Some(m)) = (polys[g].take(), metres[g].take()) else {

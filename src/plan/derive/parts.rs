@@ -9,9 +9,11 @@ pub(crate) fn assemble_parts(
     f: &Fabric,
     st: &State,
     members: &[Vec<u32>],
-    follow: &mut Vec<crate::partition::follow::PartFollow>,
+    mut follow: Option<&mut Vec<crate::partition::follow::PartFollow>>,
 ) -> Result<Polys, EditError> {
-    follow.resize_with(f.parts.len(), Default::default);
+    if let Some(fw) = follow.as_mut() {
+        fw.resize_with(f.parts.len(), Default::default);
+    }
     let n = st.grids.len();
     let mut polys: Vec<Option<Polygon>> = vec![None; n];
     let mut metres: Vec<Option<Polygon>> = vec![None; n];
@@ -41,17 +43,20 @@ pub(crate) fn assemble_parts(
         }
         let a = part.assembly();
         let codes: Vec<&str> = globals.iter().map(|&g| st.grids[g].code.as_str()).collect();
-        let out = follow[pi]
-            .assemble(&part.tess, (&a.edges, &a.constraints), &grid_of, &codes)
-            .map_err(|e| {
-                let which = match &e {
-                    assemble::AssembleError::NotContiguous { grid, .. }
-                    | assemble::AssembleError::Empty { grid } => globals
-                        .get(*grid)
-                        .map_or_else(String::new, |&g| st.grids[g].code.clone()),
-                };
-                EditError::Refused(format!("grid {which}: {e}"))
-            })?;
+        let inputs = (&a.edges, &a.constraints);
+        let out = match follow.as_mut().and_then(|fw| fw.get_mut(pi)) {
+            Some(fw) => fw.assemble(&part.tess, inputs, &grid_of, &codes),
+            None => assemble::assemble_with(&part.tess, inputs, &grid_of, globals.len(), 0),
+        }
+        .map_err(|e| {
+            let which = match &e {
+                assemble::AssembleError::NotContiguous { grid, .. }
+                | assemble::AssembleError::Empty { grid } => globals
+                    .get(*grid)
+                    .map_or_else(String::new, |&g| st.grids[g].code.clone()),
+            };
+            EditError::Refused(format!("grid {which}: {e}"))
+        })?;
         for (k, gp) in out.into_iter().enumerate() {
             let g = globals[k];
             // a grid that is exactly one kept polygon is drawn as that polygon

@@ -226,9 +226,6 @@ impl std::fmt::Debug for FabricFollow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geom::crs::{Crs, Transformer};
-    use crate::io::geojson::{read_buildings, read_communities, read_roads};
-    use crate::model::EstimateParams;
     use crate::partition::RegridParams;
     use crate::partition::assemble::assemble_with;
     use crate::partition::fabric::Fabric;
@@ -236,22 +233,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn fabric() -> Fabric {
-        let city = crate::sample::generate(11, 6);
-        let dir = tempfile::tempdir().unwrap();
-        let put = |name: &str, v: &serde_json::Value| {
-            let p = dir.path().join(name);
-            std::fs::write(&p, v.to_string()).unwrap();
-            p
-        };
-        let tf = Transformer::new(Crs::Wgs84, Crs::Wgs84).unwrap();
-        let (c, _) = read_communities(&put("c.geojson", &city.communities), &tf).unwrap();
-        let (b, _) = read_buildings(
-            &put("b.geojson", &city.buildings),
-            &tf,
-            &EstimateParams::default(),
-        )
-        .unwrap();
-        let (r, _) = read_roads(&put("r.geojson", &city.roads), &tf).unwrap();
+        let (c, b, r) = crate::partition::tests::sample_layers(11, 6);
         // the community with the most atoms
         c.iter()
             .map(|c| Fabric::build(c, &b, &r, &RegridParams::default()).unwrap())

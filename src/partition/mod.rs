@@ -499,17 +499,15 @@ fn gather(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::geom::crs::{Crs, Transformer};
     use crate::io::geojson::{read_buildings, read_communities, read_roads};
     use crate::model::EstimateParams;
 
-    /// A rebalance's later attempts take communities from the cache: what they give must be
-    /// exactly what drawing them again gives.
-    #[test]
-    fn cached_outcomes_equal_fresh_ones() {
-        let city = crate::sample::generate(5, 4);
+    /// The layers of a generated sample city (`seed`, `n` communities), read as from files.
+    pub(crate) fn sample_layers(seed: u64, n: usize) -> (Vec<Community>, Vec<Building>, Vec<Road>) {
+        let city = crate::sample::generate(seed, n);
         let dir = tempfile::tempdir().unwrap();
         let put = |name: &str, v: &serde_json::Value| {
             let p = dir.path().join(name);
@@ -525,6 +523,14 @@ mod tests {
         )
         .unwrap();
         let (r, _) = read_roads(&put("r.geojson", &city.roads), &tf).unwrap();
+        (c, b, r)
+    }
+
+    /// A rebalance's later attempts take communities from the cache: what they give must be
+    /// exactly what drawing them again gives.
+    #[test]
+    fn cached_outcomes_equal_fresh_ones() {
+        let (c, b, r) = sample_layers(5, 4);
         let params = RegridParams::default();
         let cache = RegridCache::default();
         let plain = regrid(&c, &b, &r, &params, &|| {}).unwrap();

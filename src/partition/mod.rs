@@ -15,6 +15,7 @@ pub mod fabric;
 pub mod follow;
 pub mod metrics;
 mod numbering;
+pub mod queue;
 pub mod rebalance;
 pub mod solve;
 pub mod straighten;
@@ -396,14 +397,12 @@ pub fn regrid_with(
         tree: seg_tree,
     } = RoadIndex::new(roads, &params.cut_classes);
     let has_roads = !roads.is_empty();
-    // largest communities first, one task each, so two cores finish together
-    let mut order: Vec<usize> = (0..communities.len()).collect();
-    order.sort_by_key(|&ci| (std::cmp::Reverse(per_comm[ci].len()), ci));
+    // largest communities first, each taken by the next free core, so two cores finish together
     type Outcome = Result<CommunityOutcome, RegridError>;
-    let mut done: Vec<(usize, Outcome)> = order
-        .par_iter()
-        .with_max_len(1)
-        .map(|&ci| {
+    let results: Vec<Outcome> = queue::heaviest_first(
+        (0..communities.len()).collect(),
+        |&ci| per_comm[ci].len(),
+        |ci| {
             let key = || {
                 let mut kept: Vec<String> = params
                     .fixed
@@ -435,11 +434,9 @@ pub fn regrid_with(
                 }
             };
             progress();
-            (ci, r)
-        })
-        .collect();
-    done.sort_by_key(|x| x.0);
-    let results: Vec<Outcome> = done.into_iter().map(|x| x.1).collect();
+            r
+        },
+    );
     gather(results, params, has_roads, outside_buildings)
 }
 

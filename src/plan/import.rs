@@ -8,12 +8,12 @@ use super::EditError;
 use super::state::{State, seq_of};
 use crate::geom::interior_point::interior_point;
 use crate::io::geojson::{parse_geometry, value_text};
+use crate::locate::{Locator, Zone};
 use crate::model::{Building, Community, Road};
 use crate::partition::RegridParams;
 use crate::partition::fabric::Fabric;
+use crate::partition::queue::heaviest_first;
 use geo::{Area, BooleanOps, BoundingRect, Coord, MultiPolygon};
-use rayon::prelude::*;
-use rstar::{AABB, RTree, RTreeObject};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -103,14 +103,6 @@ pub fn read_layer(v: &Value) -> Result<Vec<Drawn>, EditError> {
     Ok(out)
 }
 
-struct Boxed(usize, AABB<[f64; 2]>);
-impl RTreeObject for Boxed {
-    type Envelope = AABB<[f64; 2]>;
-    fn envelope(&self) -> Self::Envelope {
-        self.1
-    }
-}
-
 fn label(d: &[Drawn], i: usize) -> String {
     d[i].code.clone().unwrap_or_else(|| format!("feature {i}"))
 }
@@ -167,10 +159,12 @@ pub fn import(
             "grid layer: no drawn grid lies in a community of the store".into(),
         ));
     }
-    let results: Vec<Result<(Assigned, ImportReport), EditError>> = by_comm
-        .par_iter()
-        .map(|(&ci, mine)| one_community(&cs[ci], mine, drawn, buildings, roads, params))
-        .collect();
+    // communities with most drawn grids first, each on the next free core
+    let results: Vec<Result<(Assigned, ImportReport), EditError>> = heaviest_first(
+        by_comm.iter().collect(),
+        |(_, mine)| mine.len(),
+        |(&ci, mine)| one_community(&cs[ci], mine, drawn, buildings, roads, params),
+    );
     let mut out = Vec::new();
     for r in results {
         let (a, rep) = r?;
@@ -196,24 +190,28 @@ type Cover = (
 );
 
 /// Area (m²) of each atom in each drawn grid of `mine` (by triangle, a third per corner).
+/// Each triangle's centroid is looked up in a cell index of the drawn grids (the locator's),
+/// every drawn grid holding it counted (more than one where drawn grids overlap).
 fn atom_areas(f: &Fabric, mine: &[usize], drawn: &[Drawn]) -> Cover {
-    let tree = RTree::bulk_load(
-        mine.iter()
-            .filter_map(|&i| {
-                drawn[i].geometry.bounding_rect().map(|r| {
-                    Boxed(
-                        i,
-                        AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
-                    )
-                })
-            })
-            .collect(),
-    );
+    let zones: Vec<Zone> = mine
+        .iter()
+        .map(|&i| Zone {
+            code: i.to_string(),
+            name: None,
+            community: None,
+            street: None,
+            valid_from: None,
+            valid_to: None,
+            polygon: drawn[i].geometry.clone(),
+        })
+        .collect();
+    let locator = Locator::new(zones).ok();
     let n = f.n_atoms();
     let mut cover: Vec<HashMap<usize, f64>> = vec![HashMap::new(); n];
     let mut total = vec![0.0; n];
     let mut overlaps: BTreeMap<(usize, usize), f64> = BTreeMap::new();
     let offsets = f.offsets();
+    let mut hits: Vec<usize> = Vec::new();
     for (pi, part) in f.parts.iter().enumerate() {
         let t = &part.tess;
         for fi in 1..t.faces.len() {
@@ -227,11 +225,10 @@ fn atom_areas(f: &Fabric, mine: &[usize], drawn: &[Drawn]) -> Cover {
                 y: (a.y + b.y + c.y) / 3.0,
             };
             let p = t.frame.inv(m);
-            let mut hits: Vec<usize> = tree
-                .locate_in_envelope_intersecting(&AABB::from_point([p.x, p.y]))
-                .map(|x| x.0)
-                .filter(|&i| crate::geom::point_in_polygons(&drawn[i].geometry.0, p))
-                .collect();
+            hits.clear();
+            if let Some(l) = &locator {
+                hits.extend(l.all_inside(p, None).into_iter().map(|z| mine[z]));
+            }
             hits.sort_unstable();
             if hits.len() > 1 {
                 *overlaps.entry((hits[0], hits[1])).or_default() += area;
@@ -262,7 +259,10 @@ fn one_community(
     let mut rep = ImportReport::default();
     let fabric = Fabric::build(c, buildings, roads, params)
         .map_err(|e| EditError::Refused(e.to_string()))?;
-    let (cover, total, overlaps) = atom_areas(&fabric, mine, drawn);
+    let (cover, total, overlaps) = {
+        let _s = tracing::debug_span!("import.atom_areas").entered();
+        atom_areas(&fabric, mine, drawn)
+    };
     for ((a, b), area) in overlaps {
         if area >= 1.0 {
             rep.overlaps.push(Overlap {
@@ -275,7 +275,10 @@ fn one_community(
     // each atom to the drawn grid holding most of it; uncovered atoms wait
     let n = fabric.n_atoms();
     let mut grid_of: Vec<Option<usize>> = vec![None; n];
-    let shares = footprint_shares(&fabric, c, mine, drawn, buildings);
+    let shares = {
+        let _s = tracing::debug_span!("import.footprint_shares").entered();
+        footprint_shares(&fabric, c, mine, drawn, buildings)
+    };
     for a in 0..n {
         // an atom with buildings goes where most of their footprints (by households) are
         if let Some(at) = fabric.atom(a)
@@ -306,6 +309,7 @@ fn one_community(
             .max_by(|x, y| x.1.total_cmp(y.1).then(y.0.cmp(x.0)))
             .map(|(&g, _)| g);
     }
+    let _s = tracing::debug_span!("import.rest").entered();
     let gap_atoms: Vec<usize> = (0..n).filter(|&a| grid_of[a].is_none()).collect();
     fill_from_neighbours(&fabric, &mut grid_of);
     report_gaps(&fabric, &gap_atoms, &grid_of, drawn, &mut rep);
@@ -411,15 +415,44 @@ fn footprint_shares(
                 {
                     continue;
                 }
-                let s = drawn[*i].geometry.intersection(b).unsigned_area() / area;
+                let s = quick_share(&drawn[*i].geometry, b, &br)
+                    .unwrap_or_else(|| drawn[*i].geometry.intersection(b).unsigned_area() / area);
                 if s > 0.001 {
                     shares.push((*i, s));
                 }
             }
-            let whole = c.geometry.intersection(b).unsigned_area() >= 0.99 * area;
+            let whole = quick_share(&c.geometry, b, &br).map_or_else(
+                || c.geometry.intersection(b).unsigned_area() >= 0.99 * area,
+                |s| s == 1.0,
+            );
             (shares, whole)
         })
         .collect()
+}
+
+/// The share of footprint `b` (box `br`) inside `poly` when no edge of `poly` meets the box:
+/// 1 wholly inside, 0 wholly outside; `None` when one does (the exact intersection decides).
+fn quick_share(poly: &MultiPolygon, b: &MultiPolygon, br: &geo::Rect) -> Option<f64> {
+    let (lo, hi) = (br.min(), br.max());
+    for p in &poly.0 {
+        for ring in std::iter::once(p.exterior()).chain(p.interiors()) {
+            for l in ring.lines() {
+                if l.start.x.max(l.end.x) >= lo.x
+                    && l.start.x.min(l.end.x) <= hi.x
+                    && l.start.y.max(l.end.y) >= lo.y
+                    && l.start.y.min(l.end.y) <= hi.y
+                {
+                    return None;
+                }
+            }
+        }
+    }
+    let v = *b.0.first()?.exterior().0.first()?;
+    Some(if crate::geom::point_in_polygons(&poly.0, v) {
+        1.0
+    } else {
+        0.0
+    })
 }
 
 /// Buildings less than 99 % inside one drawn grid, with where each went.

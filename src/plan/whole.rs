@@ -6,10 +6,12 @@ use super::fabrics::{plan_params, rows_of};
 use super::{EditError, check, heavy, import, plan_band, rebalance};
 use crate::partition::RegridParams;
 use crate::partition::fabric::Fabric;
+use crate::partition::queue::heaviest_first;
 use crate::store::{FabricRow, GridRecord, Plan, Store, StoreError};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use tracing::Instrument;
 
 /// Check a stored plan (see [`check::check`]).
 ///
@@ -69,18 +71,25 @@ pub async fn import_plan(
     who: &str,
 ) -> Result<(Plan, import::ImportReport), EditError> {
     let drawn = import::read_layer(layer)?;
-    let (cs, bs, roads) = crate::store::regrid::load(store, None).await?;
+    let (cs, bs, roads) = crate::store::regrid::load(store, None)
+        .instrument(tracing::debug_span!("import.layers"))
+        .await?;
     let params = RegridParams::default();
-    let (fabrics, report) = heavy(|| import::import(&drawn, &cs, &bs, &roads, &params))?;
+    let (fabrics, report) = heavy(|| {
+        let _s = tracing::debug_span!("import.fabrics").entered();
+        import::import(&drawn, &cs, &bs, &roads, &params)
+    })?;
     let band = params.band;
     let mut grids = Vec::new();
     let mut assignment = Vec::new();
     // communities in parallel, collected in order (same bytes whatever the scheduling)
     let all = heavy(|| {
-        fabrics
-            .par_iter()
-            .map(|(f, st)| derive_once(f, st, band))
-            .collect::<Vec<_>>()
+        let _s = tracing::debug_span!("import.derive").entered();
+        heaviest_first(
+            fabrics.iter().collect(),
+            |(f, _)| f.n_atoms(),
+            |(f, st)| derive_once(f, st, band),
+        )
     });
     for ((f, _), derived) in fabrics.iter().zip(all) {
         let derived = derived?;
@@ -105,12 +114,15 @@ pub async fn import_plan(
             grids,
             assignment,
         })
+        .instrument(tracing::debug_span!("import.create_plan"))
         .await?;
     let encoded = heavy(|| {
-        fabrics
-            .par_iter()
-            .map(|(f, _)| f.encode())
-            .collect::<Vec<_>>()
+        let _s = tracing::debug_span!("import.encode").entered();
+        heaviest_first(
+            fabrics.iter().collect(),
+            |(f, _)| f.n_atoms(),
+            |(f, _)| f.encode(),
+        )
     });
     for ((f, st), fabric) in fabrics.iter().zip(encoded) {
         let row = FabricRow {
@@ -408,14 +420,14 @@ pub async fn rebalance_plan(
         ms = t0.elapsed().as_millis(),
         "rebalance: plan, layers and fabrics read"
     );
-    // communities in parallel, largest first (tessellation dominates)
+    // communities in parallel, largest fabric first (tessellation dominates)
     let layers = (&bs[..], &roads[..], &params);
     let out: Vec<Result<Outcome, EditError>> = heavy(|| {
-        cs.par_iter()
-            .zip(rows.into_par_iter())
-            .with_max_len(1)
-            .map(|(c, row)| redraw(c, row, layers, (&old_grids, &old_asg), band))
-            .collect()
+        heaviest_first(
+            cs.iter().zip(rows).collect(),
+            |(_, row)| row.weight(),
+            |(c, row)| redraw(c, row, layers, (&old_grids, &old_asg), band),
+        )
     });
     let out = out.into_iter().collect::<Result<Vec<_>, _>>()?;
     tracing::debug!(

@@ -107,6 +107,15 @@ impl Stored {
         }
     }
 
+    /// How much work redrawing it is, roughly (its stored size; a fabric just made: first).
+    #[must_use]
+    pub fn weight(&self) -> usize {
+        match self {
+            Stored::Row(r) => r.fabric.len(),
+            Stored::Made(..) => usize::MAX,
+        }
+    }
+
     /// Decoded.
     ///
     /// # Errors

@@ -1,7 +1,9 @@
 //! Plan edit latency in process (scripts/bench-edit prepares the store and runs it):
 //! `cargo bench --bench edit -- DATABASE PLAN COMMUNITY RUNS`. Prints JSON: p50/p95 (ms) per
 //! operation on that community — each edit applied and undone, dry runs, a balanced split,
-//! a re-solve of 4 neighbouring grids — and the undo of each applied edit.
+//! a re-solve of 4 neighbouring grids — and the undo of each applied edit; the plan prepared
+//! first as the server prepares a draft a planner opens (`plan::warm`), and the first edit
+//! without that preparation.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -142,7 +144,18 @@ async fn main() {
         dry_run: true,
         ..req.clone()
     };
+    // the first edit where nothing was decoded or derived yet (a plan nobody opened) ...
+    let cold = FabricCache::default();
+    let t = Instant::now();
+    let _ = plan::edit(store.as_ref(), Some(&cold), id, &moves[0], &dry).await;
+    let unprepared = t.elapsed().as_secs_f64() * 1e3;
+    // ... and preparing the plan, as the server does when a planner opens a draft
+    let t = Instant::now();
+    plan::warm(store.as_ref(), &cache, id, None).await.unwrap();
+    let prepare = t.elapsed().as_secs_f64() * 1e3;
     let out = serde_json::json!({
+        "first_edit_unprepared_ms": (unprepared * 10.0).round() / 10.0,
+        "prepare_plan_ms": (prepare * 10.0).round() / 10.0,
         "move": time(&store, &cache, id, moves.clone(), (&req, true)).await,
         "move_dry_run": time(&store, &cache, id, moves, (&dry, false)).await,
         "lock": time(&store, &cache, id, locks, (&req, true)).await,

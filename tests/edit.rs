@@ -853,3 +853,86 @@ fn rebalance_on_a_geopackage() {
 fn rebalance_on_postgis() {
     rebalance_on(&fresh_pg());
 }
+
+/// A draft a planner opens is prepared for editing: every community's fabric decoded and derived
+/// once (so the first edit follows that derivation); once only; only within the planner's
+/// scope; never a published plan.
+#[test]
+fn a_draft_is_prepared_for_editing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.gpkg").to_str().unwrap().to_string();
+    load_sample(&db);
+    let id = json_of(&wangge_ok(&[
+        "plans",
+        "copy",
+        "1",
+        "--json",
+        "--database",
+        &db,
+    ]))["plan"]
+        .as_i64()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(wangge::store::open(Some(&db))).unwrap();
+    let p = rt.block_on(store.plan(id)).unwrap();
+    assert!(p.communities.len() > 1 && p.communities.len() <= plan::WARM_MAX);
+    let warm_here = |cache: &plan::FabricCache, c: &str| {
+        let (l, _) = rt
+            .block_on(plan::load(store.as_ref(), Some(cache), &p, c))
+            .unwrap();
+        l.fabric.follow.is_warm()
+    };
+
+    let cache = plan::FabricCache::default();
+    let n = rt
+        .block_on(plan::warm(store.as_ref(), &cache, id, None))
+        .unwrap();
+    assert_eq!(n, p.communities.len());
+    for c in &p.communities {
+        assert!(warm_here(&cache, c), "community {c} not prepared");
+    }
+    let again = rt
+        .block_on(plan::warm(store.as_ref(), &cache, id, None))
+        .unwrap();
+    assert_eq!(again, 0, "prepared twice");
+
+    // a planner scoped to one community prepares that one only
+    let scoped = plan::FabricCache::default();
+    let one = p.communities[1].clone();
+    let n = rt
+        .block_on(plan::warm(store.as_ref(), &scoped, id, Some(&one)))
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(warm_here(&scoped, &one));
+    assert!(!warm_here(&scoped, &p.communities[0]));
+
+    // the published plan is not edited, so not prepared
+    let published = plan::FabricCache::default();
+    let n = rt
+        .block_on(plan::warm(store.as_ref(), &published, 1, None))
+        .unwrap();
+    assert_eq!(n, 0);
+
+    // an edit on the prepared fabric draws what one on an unprepared fabric draws
+    let (b, _, to) = rt.block_on(a_valid_move(&db, id));
+    let op = Op::Move {
+        buildings: vec![b],
+        atoms: vec![],
+        to,
+    };
+    let dry = EditRequest {
+        dry_run: true,
+        ..EditRequest::default()
+    };
+    let a = rt
+        .block_on(plan::edit(store.as_ref(), Some(&cache), id, &op, &dry))
+        .unwrap();
+    let b = rt
+        .block_on(plan::edit(store.as_ref(), None, id, &op, &dry))
+        .unwrap();
+    assert!(!a.changed.is_empty());
+    assert_eq!(
+        serde_json::to_string(&a.changed).unwrap(),
+        serde_json::to_string(&b.changed).unwrap()
+    );
+}

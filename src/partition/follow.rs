@@ -211,6 +211,14 @@ pub struct Followed {
 #[derive(Default)]
 pub struct FabricFollow(pub std::sync::Mutex<Option<Box<Followed>>>);
 
+impl FabricFollow {
+    /// True when a derivation is kept (and not being followed right now).
+    #[must_use]
+    pub fn is_warm(&self) -> bool {
+        self.0.try_lock().is_ok_and(|g| g.is_some())
+    }
+}
+
 impl Clone for FabricFollow {
     fn clone(&self) -> Self {
         FabricFollow::default()

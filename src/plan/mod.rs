@@ -18,7 +18,7 @@ pub mod state;
 mod whole;
 
 pub use derive::{Derived, derive};
-pub use fabrics::{FabricCache, Loaded, load, save_fabrics};
+pub use fabrics::{FabricCache, Loaded, WARM_MAX, load, save_fabrics, warm};
 pub use ops::Op;
 pub use state::State;
 pub use whole::{

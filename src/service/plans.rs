@@ -30,6 +30,17 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     p.require(p.reads_plans(), "plans")?;
     let plan = s.store.plan(id).await?;
+    if p.plans() && plan.status == crate::store::PlanStatus::Draft {
+        // a planner opening a draft edits it next: decode and derive it in the background
+        let (s, scope) = (s.clone(), p.scope.clone());
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::plan::warm(s.store.as_ref(), &s.fabrics, id, scope.as_deref()).await
+            {
+                tracing::debug!(plan = id, "preparing the plan for editing: {e}");
+            }
+        });
+    }
     let tag = etag(&plan);
     let mut r = Json(json!({ "plan": plan })).into_response();
     if let Ok(v) = HeaderValue::from_str(&tag) {

@@ -6,6 +6,16 @@ use super::*;
 use crate::store::{EditLog, EditRecord, FabricRow, PlanEdit, check_editable};
 
 /// Write the log entry of an edit (checked against the log's current state).
+/// Whether the plan keeps a fabric for the community.
+fn has_fabric(c: &Connection, plan: i64, community: &str) -> Result<bool> {
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM plan_fabrics WHERE plan_id = ?1 AND community = ?2)",
+        params![plan, community],
+        |r| r.get(0),
+    )
+    .map_err(be)
+}
+
 fn log_edit(c: &Connection, plan: i64, e: &PlanEdit) -> Result<(String, i64)> {
     match &e.log {
         EditLog::Append {
@@ -96,13 +106,7 @@ impl Edits for GpkgStore {
         self.write(move |c| {
             plan_exists(c, plan)?;
             // (a fabric once kept never changes: a second save leaves the first)
-            let has: bool = c
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM plan_fabrics WHERE plan_id = ?1 AND community = ?2)",
-                    params![plan, community],
-                    |r| r.get(0),
-                )
-                .map_err(be)?;
+            let has = has_fabric(c, plan, &community)?;
             if !has {
                 c.execute(
                     "INSERT INTO fabric_blobs (fabric) VALUES (?1)",
@@ -137,13 +141,7 @@ impl Edits for GpkgStore {
         self.write(move |c| {
             plan_exists(c, to)?;
             // (in the writer's savepoint: both rows or neither)
-            let has: bool = c
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM plan_fabrics WHERE plan_id = ?1 AND community = ?2)",
-                    params![from, community],
-                    |r| r.get(0),
-                )
-                .map_err(be)?;
+            let has = has_fabric(c, from, &community)?;
             if !has {
                 return Ok(false);
             }

@@ -6,6 +6,17 @@ use super::*;
 use crate::store::{EditLog, EditRecord, FabricRow, PlanEdit, check_editable};
 
 /// Write the log entry of an edit (checked against the log's current state).
+/// Whether the plan keeps a fabric for the community.
+async fn has_fabric(c: &impl GenericClient, plan: i64, community: &str) -> Result<bool> {
+    Ok(c.query_one(
+        "SELECT EXISTS (SELECT 1 FROM plan_fabrics WHERE plan_id = $1 AND community = $2)",
+        &[&plan, &community],
+    )
+    .await
+    .map_err(pe)?
+    .get::<_, bool>(0))
+}
+
 async fn log_edit(c: &impl GenericClient, plan: i64, e: &PlanEdit) -> Result<(String, i64)> {
     match &e.log {
         EditLog::Append {
@@ -133,14 +144,7 @@ impl Edits for PostgisStore {
         tx.execute("SELECT 1 FROM plans WHERE id = $1 FOR UPDATE", &[&plan])
             .await
             .map_err(pe)?;
-        let has = tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM plan_fabrics WHERE plan_id = $1 AND community = $2)",
-                &[&plan, &community],
-            )
-            .await
-            .map_err(pe)?
-            .get::<_, bool>(0);
+        let has = has_fabric(&tx, plan, community).await?;
         if !has {
             tx.execute(
                 "WITH b AS (INSERT INTO fabric_blobs (fabric) VALUES ($3) RETURNING id)
@@ -164,14 +168,7 @@ impl Edits for PostgisStore {
     ) -> Result<bool> {
         let client = self.client().await?;
         plan_exists(&client, to).await?;
-        let has = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM plan_fabrics WHERE plan_id = $1 AND community = $2)",
-                &[&from, &community],
-            )
-            .await
-            .map_err(pe)?
-            .get::<_, bool>(0);
+        let has = has_fabric(&client, from, community).await?;
         if !has {
             return Ok(false);
         }

@@ -14,7 +14,8 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeMap;
 
-/// Past this share of obstacles added or gone, the boundary is straightened from scratch.
+/// Past this share of obstacles added or gone, the boundary is straightened from scratch (the
+/// grids' rings and polygons are kept).
 const STALE: f64 = 1.0;
 
 type Edges = Vec<(Pt, Pt, usize)>;
@@ -57,7 +58,7 @@ impl PartFollow {
     ) -> Result<Vec<GridPolygon>, AssembleError> {
         let n = codes.len();
         let edges = grid_edges(ae, grid_of_atom, n);
-        let scratch = self.st.as_ref().is_none_or(|s| s.staleness() > STALE);
+        let scratch = self.st.is_none();
         let (redrawn, changed_drop) = if scratch {
             self.grids.clear();
             let (st, rings) = rayon::join(
@@ -135,6 +136,14 @@ impl PartFollow {
         }
         let _s = tracing::debug_span!("follow.straighten").entered();
         let dropped = match self.st.as_mut() {
+            // past STALE, the boundary is straightened again from scratch, which compacts its
+            // obstacles; the grids are kept, and drawn again only where a drop changed
+            Some(st) if st.staleness() > STALE => {
+                let fresh = Straightener::build(t, c, edges);
+                let changed: Vec<Pt> = st.drop.symmetric_difference(&fresh.drop).copied().collect();
+                *st = fresh;
+                changed
+            }
             Some(st) => st.update(t, c, &delta),
             None => Vec::new(),
         };

@@ -59,6 +59,20 @@ fn same_grids(a: &Value, b: &Value, what: &str) {
     }
 }
 
+/// A draft copy of the published sample plan 1 (edits apply to drafts only): its id.
+fn draft_of_plan_1(db: &str) -> i64 {
+    json_of(&wangge_ok(&[
+        "plans",
+        "copy",
+        "1",
+        "--json",
+        "--database",
+        db,
+    ]))["plan"]
+        .as_i64()
+        .unwrap()
+}
+
 fn json_of(out: &str) -> Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
@@ -167,15 +181,7 @@ fn edits_on(db: &str) {
     let o = wangge(&["plans", "edit", "1", "--lock", "x", "--database", db]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("only a draft can be edited"));
-    let copy = json_of(&wangge_ok(&[
-        "plans",
-        "copy",
-        "1",
-        "--json",
-        "--database",
-        db,
-    ]));
-    let id = copy["plan"].as_i64().unwrap();
+    let id = draft_of_plan_1(db);
     let id_s = id.to_string();
     let before = export(db, id, &d.join("before.geojson"));
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -552,16 +558,7 @@ fn random_edit_sequences() {
     let d = dir.path();
     let db = d.join("w.gpkg").to_str().unwrap().to_string();
     load_sample(&db);
-    let id = json_of(&wangge_ok(&[
-        "plans",
-        "copy",
-        "1",
-        "--json",
-        "--database",
-        &db,
-    ]))["plan"]
-        .as_i64()
-        .unwrap();
+    let id = draft_of_plan_1(&db);
     let first = export(&db, id, &d.join("first.geojson"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = rt.block_on(wangge::store::open(Some(&db))).unwrap();
@@ -862,16 +859,7 @@ fn a_draft_is_prepared_for_editing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.gpkg").to_str().unwrap().to_string();
     load_sample(&db);
-    let id = json_of(&wangge_ok(&[
-        "plans",
-        "copy",
-        "1",
-        "--json",
-        "--database",
-        &db,
-    ]))["plan"]
-        .as_i64()
-        .unwrap();
+    let id = draft_of_plan_1(&db);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = rt.block_on(wangge::store::open(Some(&db))).unwrap();
     let p = rt.block_on(store.plan(id)).unwrap();

@@ -409,12 +409,29 @@ fn collect_atoms(cx: &Ctx, p: &Part, out: &mut Vec<AtomOut>) {
 /// Grids of one part in one level: solve, assemble, check what was drawn around kept grids.
 fn solve_flat(cx: &Ctx, p: &Part, acc: &mut Acc) -> Result<(), RegridError> {
     let (graph, band, params) = (&p.graph, cx.band, cx.params);
-    let sol = {
-        let _span = tracing::debug_span!("solve", community = %cx.c.code).entered();
-        solve::partition(graph, band, params.seed, params.objective)
-    };
-    let polys = assemble::assemble(&p.tess, &sol.grid_of, sol.n_grids, p.fixed.len())
-        .map_err(|e| {
+    // the partition and what assembly needs of the tessellation alone (the edges between
+    // atoms, the straightening constraints) do not depend on each other: a free core takes
+    // the latter (the last large community of a run is otherwise alone on one core)
+    let (sol, (atom_edges, constraints)) = rayon::join(
+        || {
+            let _span = tracing::debug_span!("solve", community = %cx.c.code).entered();
+            solve::partition(graph, band, params.seed, params.objective)
+        },
+        || {
+            rayon::join(
+                || assemble::atom_edges(&p.tess),
+                || super::straighten::constraints(&p.tess),
+            )
+        },
+    );
+    let polys = assemble::assemble_with(
+        &p.tess,
+        (&atom_edges, &constraints),
+        &sol.grid_of,
+        sol.n_grids,
+        p.fixed.len(),
+    )
+    .map_err(|e| {
             if let assemble::AssembleError::NotContiguous { grid, .. } = &e {
                 debug_atoms_of(graph, &sol.grid_of, *grid, &cx.frame);
             }

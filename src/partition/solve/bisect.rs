@@ -152,9 +152,56 @@ pub(super) fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u
         out.push(set);
         return;
     }
+    let Some((s1, s2)) = cut(ctx, &set, k) else {
+        out.push(set);
+        return;
+    };
+    let (g, band) = (ctx.g, ctx.band);
+    let k1 = k / 2;
+    let k2 = k - k1;
+    let comps = components(ctx, &s2);
+    let s2_len = s2.len();
+    let rest = move |ctx: &mut Ctx, out: &mut Vec<Vec<u32>>| {
+        for comp in comps {
+            let cw = set_weight(g, &comp);
+            let ck = if comp.len() == s2_len {
+                k2
+            } else {
+                choose_k(cw, &band)
+            };
+            bisect(ctx, comp, ck, out);
+        }
+    };
+    if k < FORK_MIN_GRIDS {
+        rest(ctx, out);
+        bisect(ctx, s1, k1, out);
+        return;
+    }
+    // the two sides are independent: a free core takes the first part with scratch of its own
+    // (stamps are only compared for equality, so fresh ones draw the same cuts); the parts come
+    // out in the order of the sequential recursion
+    let mut fresh = Ctx::new(g, band);
+    let (mut first, second) = rayon::join(
+        || {
+            let mut o = Vec::new();
+            bisect(&mut fresh, s1, k1, &mut o);
+            o
+        },
+        || {
+            let mut o = Vec::new();
+            rest(ctx, &mut o);
+            o
+        },
+    );
+    out.extend(second);
+    out.append(&mut first);
+}
+
+/// The cut of `set` into a part for `k / 2` grids and a connected rest, `None` when there is none.
+fn cut(ctx: &mut Ctx, set: &[u32], k: usize) -> Option<(Vec<u32>, Vec<u32>)> {
     let g = ctx.g;
     let band = ctx.band;
-    let w = set_weight(g, &set);
+    let w = set_weight(g, set);
     let k1 = k / 2;
     let k2 = k - k1;
     let ideal = w * k1 as f64 / k as f64;
@@ -169,11 +216,11 @@ pub(super) fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u
     let scale = area.sqrt().max(1.0);
     let per = w / k as f64;
     let st = ctx.next_stamp();
-    for &a in &set {
+    for &a in set {
         ctx.stamp[a as usize] = st;
     }
     let target = Target { ideal, per, scale };
-    let (mut cands, orders, mut fallback) = candidates(ctx, &set, st, &target, (lo, hi));
+    let (mut cands, orders, mut fallback) = candidates(ctx, set, st, &target, (lo, hi));
     cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut chosen: Option<(Vec<u32>, Vec<u32>)> = None;
     if cands.is_empty() {
@@ -195,33 +242,21 @@ pub(super) fn bisect(ctx: &mut Ctx, set: Vec<u32>, k: usize, out: &mut Vec<Vec<u
     }
     for &(_, d, len) in cands.iter().take(12) {
         let s1: Vec<u32> = orders[d][..len].to_vec();
-        if let Some(split) = fix_split(ctx, &set, s1, lo, hi, st) {
+        if let Some(split) = fix_split(ctx, set, s1, lo, hi, st) {
             chosen = Some(split);
             break;
         }
     }
-    let (s1, s2) = match chosen {
-        Some(x) => x,
-        None => {
-            // no clean split: take the best prefix anyway and let the parts sort themselves out
-            let Some(split) = best_prefix(&set, &cands, &mut fallback, &orders) else {
-                out.push(set);
-                return;
-            };
-            split
-        }
-    };
-    for comp in components(ctx, &s2) {
-        let cw = set_weight(g, &comp);
-        let ck = if comp.len() == s2.len() {
-            k2
-        } else {
-            choose_k(cw, &band)
-        };
-        bisect(ctx, comp, ck, out);
+    match chosen {
+        Some(x) => Some(x),
+        // no clean split: take the best prefix anyway and let the parts sort themselves out
+        None => best_prefix(set, &cands, &mut fallback, &orders),
     }
-    bisect(ctx, s1, k1, out);
 }
+
+/// Sets to be split into at least this many grids fork their two sides onto the pool (below
+/// it the scratch arrays of a fork cost more than the work shared).
+const FORK_MIN_GRIDS: usize = 8;
 
 /// Connected components of `set` (induced subgraph), largest first.
 pub(super) fn components(ctx: &mut Ctx, set: &[u32]) -> Vec<Vec<u32>> {

@@ -61,7 +61,18 @@ struct Ctx<'a> {
     mark: Vec<u32>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(g: &'a AtomGraph, band: Band) -> Ctx<'a> {
+        let n = g.atoms.len();
+        Ctx {
+            g,
+            band,
+            stamp: vec![0; n],
+            cur: 0,
+            mark: vec![0; n],
+        }
+    }
+
     fn next_stamp(&mut self) -> u32 {
         self.cur += 1;
         self.cur
@@ -228,16 +239,9 @@ pub fn partition_k(
     seed: u64,
     obj: Objective,
 ) -> Solution {
-    let n = g.len();
     let mut d = Draft::new(g, band);
     let fixed: Vec<bool> = d.grid_of.iter().map(|&x| x != u32::MAX).collect();
-    let mut ctx = Ctx {
-        g,
-        band,
-        stamp: vec![0; n],
-        cur: 0,
-        mark: vec![0; n],
-    };
+    let mut ctx = Ctx::new(g, band);
     for comp in free_components(g, &fixed) {
         if comp
             .iter()

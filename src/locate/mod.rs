@@ -14,6 +14,7 @@
 //!
 //! No I/O: zones in, answers out.
 
+use crate::geom::floor_i64;
 use geo::{Coord, MultiPolygon};
 use rstar::{PointDistance, RTree, primitives::GeomWithData, primitives::Line};
 use std::sync::OnceLock;
@@ -561,11 +562,11 @@ impl CellGrid {
     }
 
     fn col(&self, x: f64) -> usize {
-        (((x - self.x0) / self.cw).floor().max(0.0) as usize).min(self.nx - 1)
+        (floor_i64((x - self.x0) / self.cw).max(0) as usize).min(self.nx - 1)
     }
 
     fn row(&self, y: f64) -> usize {
-        (((y - self.y0) / self.ch).floor().max(0.0) as usize).min(self.ny - 1)
+        (floor_i64((y - self.y0) / self.ch).max(0) as usize).min(self.ny - 1)
     }
 
     /// Mark the cells each edge crosses (conservative: the edge's cells along its rows).
@@ -620,7 +621,7 @@ impl CellGrid {
                 if c1f < 0.0 {
                     continue;
                 }
-                let c1 = (c1f.floor() as usize).min(self.nx - 1);
+                let c1 = (floor_i64(c1f).max(0) as usize).min(self.nx - 1);
                 for cc in c0..=c1 {
                     if c0 > c1 {
                         break;

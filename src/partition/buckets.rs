@@ -7,7 +7,7 @@
 //! side table. A query visits every item whose box shares a cell with the query box; an item
 //! spanning several cells may be visited more than once, so callers must not count visits.
 
-use crate::geom::seg_point_dist2;
+use crate::geom::{floor_i64, seg_point_dist2};
 use geo::Coord;
 use rustc_hash::FxHashMap as HashMap;
 
@@ -83,8 +83,8 @@ impl Buckets {
     }
 
     fn cells(&self, b: &Box2) -> (usize, usize, usize, usize) {
-        let cx = |x: f64| (((x - self.x0) * self.inv).floor().max(0.0) as usize).min(self.nx - 1);
-        let cy = |y: f64| (((y - self.y0) * self.inv).floor().max(0.0) as usize).min(self.ny - 1);
+        let cx = |x: f64| (floor_i64((x - self.x0) * self.inv).max(0) as usize).min(self.nx - 1);
+        let cy = |y: f64| (floor_i64((y - self.y0) * self.inv).max(0) as usize).min(self.ny - 1);
         (cx(b[0]), cy(b[1]), cx(b[2]), cy(b[3]))
     }
 

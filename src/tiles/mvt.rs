@@ -8,6 +8,7 @@
 //! the tile plus its buffer are intersected with it exactly (geo's boolean operations, which split
 //! a concave polygon into its pieces), lines are clipped with Liang–Barsky.
 
+use crate::geom::floor_i64;
 use geo::{BooleanOps, Coord, Geometry, LineString, Polygon};
 use serde_json::Value;
 
@@ -40,8 +41,8 @@ pub fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
     let (px, py) = merc(lon, lat);
     let max = (1u32 << z) - 1;
     (
-        ((px * n).floor().max(0.0) as u32).min(max),
-        ((py * n).floor().max(0.0) as u32).min(max),
+        (floor_i64(px * n).clamp(0, i64::from(u32::MAX)) as u32).min(max),
+        (floor_i64(py * n).clamp(0, i64::from(u32::MAX)) as u32).min(max),
     )
 }
 

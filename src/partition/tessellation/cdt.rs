@@ -9,6 +9,7 @@
 use super::noding::RingPoints;
 use super::prims::{dist, lerp, near};
 use super::{ALONG_M, SNAP_CELL_M, SNAP_M, TessellationError};
+use crate::geom::floor_i64;
 use crate::partition::buckets::SegIndex;
 use geo::Coord;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -145,12 +146,7 @@ impl Builder {
         rings: &[RingPoints],
         community: &SegIndex,
     ) -> Result<(), TessellationError> {
-        let cell = |p: Coord| {
-            (
-                (p.x / SNAP_CELL_M).floor() as i64,
-                (p.y / SNAP_CELL_M).floor() as i64,
-            )
-        };
+        let cell = |p: Coord| (floor_i64(p.x / SNAP_CELL_M), floor_i64(p.y / SNAP_CELL_M));
         let mut grid: HashMap<(i64, i64), Vec<(Coord, FixedVertexHandle)>> = HashMap::default();
         for v in self.cdt.vertices() {
             let p = Coord {

@@ -17,13 +17,17 @@ pub(super) fn atom_graph(
     let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); atoms.len()];
     let mut pairs: HashMap<(u32, u32), (f64, f64)> = HashMap::default();
     let nf = t.faces.len();
+    // one face's boundary pieces, the lists kept from face to face (a pair of fresh lists per
+    // face was a million allocations on a Manhattan district)
+    let mut cuts: Vec<(Coord, Coord, u32, u32)> = Vec::new();
+    let mut halves: Vec<(usize, usize, u32)> = Vec::new();
     for f in 1..nf {
         if !t.inside[f] {
             continue;
         }
         let lab = t.corner[f];
-        let mut cuts: Vec<(Coord, Coord, u32, u32)> = Vec::new();
-        let mut halves: Vec<(usize, usize, u32)> = Vec::new();
+        cuts.clear();
+        halves.clear();
         t.face_segments(
             f,
             lab,
@@ -45,7 +49,7 @@ pub(super) fn atom_graph(
                 s.2 += a * c.y;
             },
         );
-        for (p, q, l, r) in cuts {
+        for &(p, q, l, r) in &cuts {
             let len = dist(p, q);
             let road = if near(near_tree, mid(p, q), near_m) {
                 len
@@ -56,7 +60,7 @@ pub(super) fn atom_graph(
             e.0 += len;
             e.1 += road;
         }
-        for (k, corner, l) in halves {
+        for &(k, corner, l) in &halves {
             let v = t.faces[f];
             let (p, q) = (t.verts[v[k] as usize], t.verts[v[(k + 1) % 3] as usize]);
             let half = dist(p, q) / 2.0;

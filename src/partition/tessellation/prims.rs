@@ -1,6 +1,7 @@
 //! Small planar helpers of the tessellation: points, segments, triangles and an even-odd
 //! ring index. Coordinates are the community frame's metres.
 
+use crate::geom::floor_i64;
 use crate::partition::buckets::SegIndex;
 use geo::Coord;
 
@@ -66,8 +67,8 @@ impl RingIndex {
         let h = ((hi - lo) / nb as f64).max(1e-9);
         let mut bins = vec![Vec::new(); nb];
         for &(a, b) in segs {
-            let i0 = (((a.y.min(b.y) - lo) / h).floor() as usize).min(nb - 1);
-            let i1 = (((a.y.max(b.y) - lo) / h).floor() as usize).min(nb - 1);
+            let i0 = (floor_i64((a.y.min(b.y) - lo) / h).max(0) as usize).min(nb - 1);
+            let i1 = (floor_i64((a.y.max(b.y) - lo) / h).max(0) as usize).min(nb - 1);
             for bin in &mut bins[i0..=i1] {
                 bin.push((a, b));
             }
@@ -79,7 +80,7 @@ impl RingIndex {
         if p.y.is_nan() || p.y < self.y0 {
             return false;
         }
-        let i = ((p.y - self.y0) / self.h).floor() as usize;
+        let i = floor_i64((p.y - self.y0) / self.h).max(0) as usize;
         let Some(bin) = self.bins.get(i) else {
             return false;
         };

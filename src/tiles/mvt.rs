@@ -41,8 +41,8 @@ pub fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
     let (px, py) = merc(lon, lat);
     let max = (1u32 << z) - 1;
     (
-        (floor_i64(px * n).clamp(0, i64::from(u32::MAX)) as u32).min(max),
-        (floor_i64(py * n).clamp(0, i64::from(u32::MAX)) as u32).min(max),
+        floor_i64(px * n).clamp(0, i64::from(max)) as u32,
+        floor_i64(py * n).clamp(0, i64::from(max)) as u32,
     )
 }
 

@@ -1,13 +1,9 @@
-// Links the system PROJ library when the `proj` feature is on (Debian: libproj-dev), and embeds
-// the web map's built assets (src/web/dist, made by `scripts/setup`: npm ci + esbuild).
+// Embeds the web map's built assets (src/web/dist, made by `scripts/setup`: npm ci + esbuild).
 use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var_os("CARGO_FEATURE_PROJ").is_some() {
-        println!("cargo:rustc-link-lib=proj");
-    }
     embed_web();
 }
 

@@ -80,4 +80,6 @@ pub mod print;
 pub mod sample;
 pub mod service;
 pub mod store;
+#[cfg(any(feature = "proj", feature = "gdal"))]
+pub(crate) mod syslib;
 pub mod tiles;

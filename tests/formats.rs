@@ -357,6 +357,47 @@ fn unreadable_and_conflicting_inputs_are_named() {
     assert_eq!(got, d.base);
 }
 
+/// GDAL is opened only when a file needs it: without it, GeoJSON is regridded as before and a
+/// Shapefile is refused with what to install, exit 1, nothing written.
+#[test]
+fn without_gdal_geojson_is_read_and_other_formats_say_what_is_missing() {
+    let d = District::new("formats-no-gdal");
+    let shp = d.convert("shp-no-gdal", "shp", "ESRI Shapefile", &[]);
+    let out = d.dir.join("no-gdal.geojson");
+    let run = |c: &Path| {
+        Command::new(common::bin())
+            .env("WANGGE_GDAL_LIBRARY", "libwangge-no-such-gdal.so")
+            .args(["regrid", "--communities", p(c), "--buildings"])
+            .arg(d.src("buildings"))
+            .arg("--roads")
+            .arg(d.src("roads"))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = run(&shp[0]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("communities.shp: is not GeoJSON; reading it needs the GDAL library")
+            && e.contains("libwangge-no-such-gdal.so")
+            && e.contains("apt-get install libgdal32"),
+        "{e}"
+    );
+    assert!(!out.exists(), "nothing half-written");
+    let o = run(&d.src("communities"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let mut f = v["features"].as_array().unwrap().clone();
+    f.sort_by(|a, b| {
+        a["properties"]["code"]
+            .as_str()
+            .cmp(&b["properties"]["code"].as_str())
+    });
+    assert_eq!(f, d.base);
+}
+
 #[test]
 fn locate_and_plan_import_read_gdal_formats() {
     let d = District::new("formats-other-commands");

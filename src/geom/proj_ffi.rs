@@ -3,7 +3,8 @@
 //!
 //! Written against the stable C API instead of the `proj` crate because the crate tracks the
 //! newest PROJ release while Debian 12 ships PROJ 9.1; the handful of calls used here have been
-//! stable since PROJ 6.
+//! stable since PROJ 6. The library is opened at the first pipeline, not linked (see
+//! [`crate::syslib`]).
 
 use geo::Coord;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
@@ -14,25 +15,42 @@ struct PjCoord {
     v: [f64; 4],
 }
 
-unsafe extern "C" {
-    fn proj_context_create() -> *mut c_void;
-    fn proj_context_destroy(ctx: *mut c_void) -> *mut c_void;
-    fn proj_create_crs_to_crs(
-        ctx: *mut c_void,
-        source: *const c_char,
-        target: *const c_char,
-        area: *mut c_void,
-    ) -> *mut c_void;
-    fn proj_normalize_for_visualization(ctx: *mut c_void, pj: *const c_void) -> *mut c_void;
-    fn proj_destroy(pj: *mut c_void) -> *mut c_void;
-    fn proj_trans(pj: *mut c_void, direction: c_int, coord: PjCoord) -> PjCoord;
-    fn proj_context_errno(ctx: *mut c_void) -> c_int;
-    fn proj_context_errno_string(ctx: *mut c_void, err: c_int) -> *const c_char;
+crate::syslib::c_functions! {
+    /// The PROJ functions used, from the library opened at the first pipeline.
+    struct Proj {
+        proj_context_create: fn() -> *mut c_void;
+        proj_context_destroy: fn(*mut c_void) -> *mut c_void;
+        proj_create_crs_to_crs: fn(*mut c_void, *const c_char, *const c_char, *mut c_void) -> *mut c_void;
+        proj_normalize_for_visualization: fn(*mut c_void, *const c_void) -> *mut c_void;
+        proj_destroy: fn(*mut c_void) -> *mut c_void;
+        proj_trans: fn(*mut c_void, c_int, PjCoord) -> PjCoord;
+        proj_context_errno: fn(*mut c_void) -> c_int;
+        proj_context_errno_string: fn(*mut c_void, c_int) -> *const c_char;
+    }
+}
+
+/// PROJ, opened once (`libproj.so`, or the runtime names of PROJ 6 to 9: sonames 15 to 25;
+/// `WANGGE_PROJ_LIBRARY` names another).
+fn proj() -> Result<&'static Proj, String> {
+    static PROJ: std::sync::OnceLock<Result<Proj, String>> = std::sync::OnceLock::new();
+    PROJ.get_or_init(|| {
+        let lib = crate::syslib::Library::open(
+            "WANGGE_PROJ_LIBRARY",
+            &crate::syslib::candidates("libproj", 15..=30),
+        )
+        .map_err(|e| {
+            format!("the PROJ library is needed for this coordinate system and was not found: {e}; install it (Debian: apt-get install libproj25)")
+        })?;
+        Proj::load(&lib)
+    })
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
 /// A PROJ transformation from one CRS to another, axis order lon/lat (x/y).
 /// Not `Sync`: PROJ objects are used by one thread at a time.
 pub struct Pipeline {
+    api: &'static Proj,
     ctx: *mut c_void,
     pj: *mut c_void,
 }
@@ -41,11 +59,11 @@ pub struct Pipeline {
 // between threads as long as they are not used concurrently (no `Sync`).
 unsafe impl Send for Pipeline {}
 
-fn last_error(ctx: *mut c_void) -> String {
+fn last_error(api: &Proj, ctx: *mut c_void) -> String {
     // SAFETY: ctx is a live context; PROJ returns a static or context-owned C string.
     unsafe {
-        let e = proj_context_errno(ctx);
-        let s = proj_context_errno_string(ctx, e);
+        let e = (api.proj_context_errno)(ctx);
+        let s = (api.proj_context_errno_string)(ctx, e);
         if s.is_null() {
             format!("PROJ error {e}")
         } else {
@@ -62,27 +80,29 @@ impl Pipeline {
     pub fn new(from: &str, to: &str) -> Result<Self, String> {
         let a = CString::new(from).map_err(|e| e.to_string())?;
         let b = CString::new(to).map_err(|e| e.to_string())?;
+        let api = proj()?;
         // SAFETY: plain C calls with valid NUL-terminated strings; every pointer is checked
         // for null and owned objects are destroyed exactly once (here or in Drop).
         unsafe {
-            let ctx = proj_context_create();
+            let ctx = (api.proj_context_create)();
             if ctx.is_null() {
                 return Err("cannot create a PROJ context".into());
             }
-            let raw = proj_create_crs_to_crs(ctx, a.as_ptr(), b.as_ptr(), std::ptr::null_mut());
+            let raw =
+                (api.proj_create_crs_to_crs)(ctx, a.as_ptr(), b.as_ptr(), std::ptr::null_mut());
             if raw.is_null() {
-                let m = last_error(ctx);
-                proj_context_destroy(ctx);
+                let m = last_error(api, ctx);
+                (api.proj_context_destroy)(ctx);
                 return Err(m);
             }
-            let pj = proj_normalize_for_visualization(ctx, raw);
-            proj_destroy(raw);
+            let pj = (api.proj_normalize_for_visualization)(ctx, raw);
+            (api.proj_destroy)(raw);
             if pj.is_null() {
-                let m = last_error(ctx);
-                proj_context_destroy(ctx);
+                let m = last_error(api, ctx);
+                (api.proj_context_destroy)(ctx);
                 return Err(m);
             }
-            Ok(Pipeline { ctx, pj })
+            Ok(Pipeline { api, ctx, pj })
         }
     }
 
@@ -91,7 +111,7 @@ impl Pipeline {
     pub fn apply(&self, c: Coord) -> Option<Coord> {
         // SAFETY: self.pj is live; PJ_FWD = 1.
         let out = unsafe {
-            proj_trans(
+            (self.api.proj_trans)(
                 self.pj,
                 1,
                 PjCoord {
@@ -108,8 +128,8 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         // SAFETY: both pointers were created in `new` and are destroyed once.
         unsafe {
-            proj_destroy(self.pj);
-            proj_context_destroy(self.ctx);
+            (self.api.proj_destroy)(self.pj);
+            (self.api.proj_context_destroy)(self.ctx);
         }
     }
 }

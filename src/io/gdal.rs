@@ -513,7 +513,6 @@ fn field_json(f: &Feature, i: c_int, kind: c_int, boolean: bool) -> Result<Value
     // SAFETY: a live feature and an index below its field count; lists and strings returned
     // belong to the feature and are copied before the next call on it.
     unsafe {
-        let list = |p: *const c_void, n: c_int| -> bool { !p.is_null() && n > 0 };
         Ok(match kind {
             OFT_INTEGER if boolean => Value::Bool((g.OGR_F_GetFieldAsInteger)(h, i) != 0),
             OFT_INTEGER => Value::from((g.OGR_F_GetFieldAsInteger)(h, i)),
@@ -522,30 +521,15 @@ fn field_json(f: &Feature, i: c_int, kind: c_int, boolean: bool) -> Result<Value
                 .map_or(Value::Null, Value::Number),
             OFT_INTEGER_LIST => {
                 let mut n = 0;
-                let p = (g.OGR_F_GetFieldAsIntegerList)(h, i, &raw mut n);
-                if list(p.cast(), n) {
-                    Value::from(std::slice::from_raw_parts(p, n as usize).to_vec())
-                } else {
-                    Value::Array(Vec::new())
-                }
+                list_json((g.OGR_F_GetFieldAsIntegerList)(h, i, &raw mut n), n)
             }
             OFT_INTEGER64_LIST => {
                 let mut n = 0;
-                let p = (g.OGR_F_GetFieldAsInteger64List)(h, i, &raw mut n);
-                if list(p.cast(), n) {
-                    Value::from(std::slice::from_raw_parts(p, n as usize).to_vec())
-                } else {
-                    Value::Array(Vec::new())
-                }
+                list_json((g.OGR_F_GetFieldAsInteger64List)(h, i, &raw mut n), n)
             }
             OFT_REAL_LIST => {
                 let mut n = 0;
-                let p = (g.OGR_F_GetFieldAsDoubleList)(h, i, &raw mut n);
-                if list(p.cast(), n) {
-                    Value::from(std::slice::from_raw_parts(p, n as usize).to_vec())
-                } else {
-                    Value::Array(Vec::new())
-                }
+                list_json((g.OGR_F_GetFieldAsDoubleList)(h, i, &raw mut n), n)
             }
             OFT_STRING_LIST | OFT_WIDE_STRING_LIST => {
                 let mut out = Vec::new();
@@ -571,6 +555,21 @@ fn field_json(f: &Feature, i: c_int, kind: c_int, boolean: bool) -> Result<Value
             // strings, times (HH:MM:SS), binary (hex) and types of newer GDAL: as text
             _ => text((g.OGR_F_GetFieldAsString)(h, i)).map_or(Value::Null, Value::String),
         })
+    }
+}
+
+/// The JSON array of a list field from GDAL's pointer and count (null or none: `[]`).
+///
+/// # Safety
+/// `p` is null or points to `n` values that stay valid during the call.
+unsafe fn list_json<T: Copy + Into<Value>>(p: *const T, n: c_int) -> Value {
+    match usize::try_from(n) {
+        // SAFETY: as the caller promises.
+        Ok(n) if n > 0 && !p.is_null() => unsafe { std::slice::from_raw_parts(p, n) }
+            .iter()
+            .map(|&x| x.into())
+            .collect(),
+        _ => Value::Array(Vec::new()),
     }
 }
 
@@ -715,6 +714,29 @@ mod tests {
             e.contains("has no layer \"roads\"") && e.contains('b'),
             "{e}"
         );
+    }
+
+    #[test]
+    fn lists_are_copied_and_an_empty_or_null_list_is_empty() {
+        let v = [1.5, f64::NAN, -2.0];
+        // SAFETY: a live array of 3.
+        assert_eq!(
+            unsafe { super::list_json(v.as_ptr(), 3) },
+            serde_json::json!([1.5, null, -2.0])
+        );
+        let ints = [7i64, -8];
+        // SAFETY: as above, and a null pointer.
+        unsafe {
+            assert_eq!(
+                super::list_json(ints.as_ptr(), 2),
+                serde_json::json!([7, -8])
+            );
+            assert_eq!(super::list_json(ints.as_ptr(), 0), serde_json::json!([]));
+            assert_eq!(
+                super::list_json(std::ptr::null::<i32>(), 4),
+                serde_json::json!([])
+            );
+        }
     }
 
     #[test]
